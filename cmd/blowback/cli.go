@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/scoring"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// access is how an admin command reaches the data: the store directly when
+// no node holds it, else the running node's HTTP API.
+type access struct {
+	cfg   Config
+	token string
+	api   string // base URL of the node's API
+	http  *http.Client
+}
+
+func accessFlags(fs *flag.FlagSet) func() (*access, error) {
+	cfgPath := fs.String("config", "", "TOML config `FILE`")
+	data := fs.String("data", "", "data `DIR` (default from config, ./blowback-data)")
+	api := fs.String("server", "", "`URL` of a running node's HTTP API (default http://<config http>)")
+	token := fs.String("token", "", "admin `TOKEN` (default $BLOWBACK_TOKEN or <data>/admin.token)")
+	return func() (*access, error) {
+		c, err := loadConfig(*cfgPath)
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		if *data != "" {
+			c.Data = *data
+		}
+		a := &access{cfg: c, token: *token, api: *api, http: &http.Client{Timeout: 60 * time.Second}}
+		if a.api == "" {
+			a.api = "http://" + c.HTTP
+		}
+		a.api = strings.TrimSuffix(a.api, "/")
+		if a.token == "" {
+			a.token = os.Getenv("BLOWBACK_TOKEN")
+		}
+		if a.token == "" {
+			if b, err := os.ReadFile(filepath.Join(c.Data, "admin.token")); err == nil {
+				a.token = strings.TrimSpace(string(b))
+			}
+		}
+		return a, nil
+	}
+}
+
+// withEngine opens the store and a listing engine on it, or returns
+// errLocked when a running node holds the store.
+func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Current) error) error {
+	dir := filepath.Join(a.cfg.Data, "store")
+	if _, err := os.Stat(dir); err != nil {
+		return errNoStore
+	}
+	st, err := store.Open(dir, a.cfg.storeOptions(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return errLocked
+		}
+		return err
+	}
+	defer st.Close()
+	pol, err := a.cfg.policy()
+	if err != nil {
+		return err
+	}
+	cur := &zones.Current{}
+	eng := listing.New(listing.Config{Zone: a.cfg.Zone, TXT: a.cfg.txt(), TTL: time.Duration(a.cfg.DNSCfg.TTL), Policy: pol}, st, cur, nil, nil)
+	if err := eng.Rebuild(context.Background()); err != nil {
+		return err
+	}
+	return fn(eng, st, cur)
+}
+
+var (
+	errLocked  = errors.New("store is in use by a running node")
+	errNoStore = errors.New("no store in the data directory")
+)
+
+// call does an API request and decodes a JSON answer into out.
+func (a *access) call(method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.api+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("store not available locally and API unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s %s: %s (%s)", method, path, e.Error, resp.Status)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err = w.Write(b)
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+func oneIP(pos []string) (netip.Addr, error) {
+	if len(pos) != 1 {
+		return netip.Addr{}, usageError("want exactly one IP address")
+	}
+	a, err := netip.ParseAddr(pos[0])
+	if err != nil {
+		return netip.Addr{}, usageError("not an IP address: %q", pos[0])
+	}
+	return a.Unmap(), nil
+}
+
+func cmdExplain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("explain", "IP [flags]", stderr)
+	get := accessFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	ip, err := oneIP(pos)
+	if err != nil {
+		return err
+	}
+	a, err := get()
+	if err != nil {
+		return err
+	}
+	var x listing.Explanation
+	err = a.withEngine(func(eng *listing.Engine, _ *store.Store, _ *zones.Current) error {
+		x, err = eng.Explain(ip)
+		return err
+	})
+	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
+		err = a.call("GET", "/api/v1/explain/"+url.PathEscape(ip.String()), nil, &x)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(x)
+	}
+	printExplanation(stdout, x)
+	return nil
+}
+
+func printExplanation(w io.Writer, x listing.Explanation) {
+	state := "NOT LISTED"
+	if x.Listed {
+		state = "LISTED " + strings.Join(x.Codes, " ")
+	}
+	fmt.Fprintf(w, "%s (unit %s): %s\n", x.IP, x.Unit, state)
+	fmt.Fprintf(w, "  reason:   %s\n", x.Reason)
+	fmt.Fprintf(w, "  score:    %.3f\n", x.Score)
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "  first:    %s\n  last:     %s\n  expires:  %s\n", ts(x.FirstSeen), ts(x.LastSeen), ts(x.Expires))
+	fmt.Fprintf(w, "  in zone:  %v\n", x.Published)
+	fmt.Fprintf(w, "  policy:")
+	for _, k := range sortedKeys(x.Policy) {
+		fmt.Fprintf(w, " %s=%s", k, x.Policy[k])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "evidence (%d):\n", len(x.Evidence))
+	for _, e := range x.Evidence {
+		mark := " "
+		if e.Counted {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "  %s %s %-15s %-9s weight=%.2f value=%.3f  %s\n", mark, e.Time.UTC().Format(time.RFC3339), e.Addr, e.Kind, e.Weight, e.Value, e.Why)
+	}
+	if len(x.Actions) > 0 {
+		fmt.Fprintf(w, "manual actions (%d):\n", len(x.Actions))
+		for _, a := range x.Actions {
+			fmt.Fprintf(w, "  %s %-6s by %s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Op, a.Who, a.Reason)
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func cmdList(args []string, stdout, stderr io.Writer) error {
+	return manualAction("list", store.OpList, args, stdout, stderr)
+}
+
+func cmdDelist(args []string, stdout, stderr io.Writer) error {
+	return manualAction("delist", store.OpDelist, args, stdout, stderr)
+}
+
+func manualAction(name, op string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(name, "IP --reason TEXT [flags]", stderr)
+	get := accessFlags(fs)
+	reason := fs.String("reason", "", "why (recorded in the audit log; required)")
+	who := fs.String("who", os.Getenv("USER"), "who acts (recorded in the audit log)")
+	kinds := fs.String("kinds", "", "for list: comma-separated kinds to publish (default bounce)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	ip, err := oneIP(pos)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return usageError("--reason is required")
+	}
+	var ks []store.Kind
+	var kindNames []string
+	if *kinds != "" {
+		for _, k := range strings.Split(*kinds, ",") {
+			kind, err := store.ParseKind(strings.TrimSpace(k))
+			if err != nil {
+				return usageError("--kinds: %v", err)
+			}
+			ks = append(ks, kind)
+			kindNames = append(kindNames, kind.String())
+		}
+	}
+	a, err := get()
+	if err != nil {
+		return err
+	}
+	actor := "admin"
+	if *who != "" {
+		actor = "admin:" + *who
+	}
+	var d scoring.Decision
+	err = a.withEngine(func(eng *listing.Engine, _ *store.Store, _ *zones.Current) error {
+		d, err = eng.Act(context.Background(), store.Action{Prefix: scoring.Unit(ip), Op: op, Who: actor, Reason: *reason, Kinds: ks})
+		return err
+	})
+	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
+		var out map[string]any
+		err = a.call("POST", "/api/v1/admin/"+op, map[string]any{"ip": ip.String(), "reason": *reason, "who": *who, "kinds": kindNames}, &out)
+		if err == nil {
+			fmt.Fprintf(stdout, "%s: %s done; listed=%v\n", ip, op, out["listed"])
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s done; listed=%v (%s)\n", ip, op, d.Listed, d.Reason)
+	return nil
+}
+
+func cmdExport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export", "--format rbldnsd|bind|plain --out FILE [flags]", stderr)
+	get := accessFlags(fs)
+	format := fs.String("format", "rbldnsd", "`FORMAT`: rbldnsd, bind or plain")
+	out := fs.String("out", "", "output `FILE` (written atomically; - for stdout)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("unexpected argument %q", pos[0])
+	}
+	f, err := zones.ParseFormat(*format)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if *out == "" {
+		return usageError("--out is required")
+	}
+	a, err := get()
+	if err != nil {
+		return err
+	}
+	write := func(w io.Writer) error {
+		err := a.withEngine(func(_ *listing.Engine, _ *store.Store, cur *zones.Current) error {
+			return zones.Write(w, f, cur.Load(), a.cfg.soa())
+		})
+		if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
+			return a.call("GET", "/api/v1/admin/zone?format="+string(f), nil, w)
+		}
+		return err
+	}
+	if *out == "-" {
+		return write(stdout)
+	}
+	return zones.WriteFileAtomic(*out, write)
+}
+
+func notYet(name string) func([]string, io.Writer, io.Writer) error {
+	return func(args []string, stdout, stderr io.Writer) error {
+		fs := newFlagSet(name, "", stderr)
+		if _, err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s is not implemented yet", name)
+	}
+}
+
+var (
+	cmdTrap   = notYet("trap")
+	cmdDnsd   = notYet("dnsd")
+	cmdImport = notYet("import")
+)

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration that reads "90s", "12h", "28d" or "2w" in TOML.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := parseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			f, err := strconv.ParseFloat(n, 64)
+			if err != nil || f < 0 {
+				return 0, fmt.Errorf("bad duration %q", s)
+			}
+			return time.Duration(f * float64(unit)), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	return d, nil
+}
+
+// Config is the TOML configuration of `blowback run` (and `trap`). Every
+// field has a default (defaultConfig); the flags of CONTRACT.md override.
+type Config struct {
+	Data        string   `toml:"data"`
+	SMTP        string   `toml:"smtp"`
+	DNS         string   `toml:"dns"`
+	HTTP        string   `toml:"http"`
+	Zone        string   `toml:"zone"`
+	TrapDomains []string `toml:"trap_domains"`
+	ExportDir   string   `toml:"export_dir"`
+	PublicURL   string   `toml:"public_url"`
+	TXT         string   `toml:"txt"`
+	LogLevel    string   `toml:"log_level"`
+	LogFormat   string   `toml:"log_format"` // "text" or "json"
+	// AdminTokens; when empty, run generates one into <data>/admin.token.
+	AdminTokens []string `toml:"admin_tokens"`
+	// NodeTokens: trap node id -> token, for POST /api/v1/evidence.
+	NodeTokens map[string]string `toml:"node_tokens"`
+
+	Trap   TrapConfig   `toml:"trap"`
+	DNSCfg DNSConfig    `toml:"dns_server"`
+	Policy PolicyConfig `toml:"policy"`
+	Store  StoreConfig  `toml:"store"`
+}
+
+// TrapConfig is the [trap] table.
+type TrapConfig struct {
+	Hostname        string   `toml:"hostname"`
+	Node            string   `toml:"node"`
+	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	MaxRecipients   int      `toml:"max_recipients"`
+	ReadTimeout     Duration `toml:"read_timeout"`
+	WriteTimeout    Duration `toml:"write_timeout"`
+	RejectAfterData bool     `toml:"reject_after_data"`
+}
+
+// DNSConfig is the [dns_server] table.
+type DNSConfig struct {
+	NS         []string `toml:"ns"`
+	Hostmaster string   `toml:"hostmaster"`
+	TTL        Duration `toml:"ttl"`
+	NegTTL     Duration `toml:"negative_ttl"`
+}
+
+// PolicyConfig is the [policy] table.
+type PolicyConfig struct {
+	MaxAge Duration `toml:"max_age"`
+	Allow  []string `toml:"allow"`
+}
+
+// StoreConfig is the [store] table.
+type StoreConfig struct {
+	Retention Duration `toml:"retention"`
+	RawTTL    Duration `toml:"raw_ttl"`
+	RawMax    int      `toml:"raw_max"`
+	LowMemory bool     `toml:"low_memory"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Data:        "./blowback-data",
+		SMTP:        "127.0.0.1:2525",
+		DNS:         "127.0.0.1:5353",
+		HTTP:        "127.0.0.1:8080",
+		Zone:        "bl.blowback.test",
+		TrapDomains: []string{"trap.blowback.test"},
+		LogLevel:    "info",
+		LogFormat:   "text",
+		Trap: TrapConfig{
+			Hostname:        "blowback-trap",
+			MaxMessageBytes: 10 << 20,
+			MaxRecipients:   50,
+			ReadTimeout:     Duration(60 * time.Second),
+			WriteTimeout:    Duration(60 * time.Second),
+		},
+		DNSCfg: DNSConfig{TTL: Duration(300 * time.Second), NegTTL: Duration(60 * time.Second)},
+		Policy: PolicyConfig{MaxAge: Duration(28 * 24 * time.Hour)},
+		Store: StoreConfig{
+			Retention: Duration(400 * 24 * time.Hour),
+			RawTTL:    Duration(30 * 24 * time.Hour),
+			RawMax:    256 << 10,
+		},
+	}
+}
+
+// loadConfig reads a TOML file over the defaults; unknown keys are an error.
+func loadConfig(path string) (Config, error) {
+	c := defaultConfig()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	return parseConfig(b)
+}
+
+func parseConfig(b []byte) (Config, error) {
+	c := defaultConfig()
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return c, fmt.Errorf("config: unknown key %q", und[0].String())
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Zone == "" {
+		errs = append(errs, errors.New("zone must not be empty"))
+	}
+	if len(c.TrapDomains) == 0 {
+		errs = append(errs, errors.New("at least one trap domain is needed"))
+	}
+	for _, a := range c.Policy.Allow {
+		if _, err := parsePrefix(a); err != nil {
+			errs = append(errs, fmt.Errorf("policy.allow: %v", err))
+		}
+	}
+	if c.Trap.MaxMessageBytes <= 0 || c.Trap.MaxRecipients <= 0 {
+		errs = append(errs, errors.New("trap limits must be positive"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format %q: want text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// parsePrefix accepts a CIDR or a bare address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not an address or CIDR: %q", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (c *Config) txt() string {
+	if c.TXT != "" {
+		return c.TXT
+	}
+	return "Backscatter from $ hit blowback traps; see " + c.publicURL() + "/lookup?ip=$"
+}
+
+func (c *Config) publicURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	return "http://" + c.HTTP
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/scoring"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/trap"
+	"github.com/blowback-dnsbl/blowback/web"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// nodeFlags registers the flags shared by run (CONTRACT.md) and returns a
+// function that loads the config file and applies the flags given.
+func nodeFlags(fs *flag.FlagSet) func() (Config, error) {
+	def := defaultConfig()
+	cfgPath := fs.String("config", "", "TOML config `FILE` (flags override it)")
+	data := fs.String("data", def.Data, "data `DIR` (badger store, admin token)")
+	smtpAddr := fs.String("smtp", def.SMTP, "trap SMTP listen `ADDR`")
+	dnsAddr := fs.String("dns", def.DNS, "DNS listen `ADDR` (UDP and TCP)")
+	httpAddr := fs.String("http", def.HTTP, "HTTP listen `ADDR` (API, lookup page, /metrics)")
+	zone := fs.String("zone", def.Zone, "DNSBL zone `NAME`")
+	domains := &stringList{vals: def.TrapDomains}
+	fs.Var(domains, "trap-domain", "trap `DOMAIN` (repeatable)")
+	exportDir := fs.String("export-dir", "", "keep <zone>.rbldnsd and <zone>.zone current in `DIR`")
+	logLevel := fs.String("log-level", def.LogLevel, "log `LEVEL`: debug, info, warn, error")
+	return func() (Config, error) {
+		c, err := loadConfig(*cfgPath)
+		if err != nil {
+			return c, usageError("%v", err)
+		}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "data":
+				c.Data = *data
+			case "smtp":
+				c.SMTP = *smtpAddr
+			case "dns":
+				c.DNS = *dnsAddr
+			case "http":
+				c.HTTP = *httpAddr
+			case "zone":
+				c.Zone = *zone
+			case "trap-domain":
+				c.TrapDomains = domains.vals
+			case "export-dir":
+				c.ExportDir = *exportDir
+			case "log-level":
+				c.LogLevel = *logLevel
+			}
+		})
+		if err := c.validate(); err != nil {
+			return c, usageError("%v", err)
+		}
+		return c, nil
+	}
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", "[flags]", stderr)
+	load := nodeFlags(fs)
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	n := newNode(cfg, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	err = n.Start(ctx)
+	cancel()
+	if err != nil {
+		n.Stop()
+		return err
+	}
+	waitForSignal(log)
+	return n.Stop()
+}
+
+// waitForSignal blocks until SIGINT or SIGTERM; a second signal kills the
+// process at once.
+func waitForSignal(log *slog.Logger) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	go func() {
+		s := <-sig
+		log.Error("second signal, exiting now", "signal", s.String())
+		os.Exit(1)
+	}()
+}
+
+// component is something with a start and a stop.
+type component struct {
+	name  string
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context) error
+}
+
+// node is an all-in-one blowback: store, listing, DNS, trap, HTTP.
+type node struct {
+	cfg Config
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	st      *store.Store
+	cur     *zones.Current
+	eng     *listing.Engine
+	dns     *dnsd.Server
+	trap    *trap.Server
+	web     *web.Server
+	started []component
+	ready   bool
+	mu      sync.Mutex
+}
+
+func newNode(cfg Config, log *slog.Logger) *node {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &node{cfg: cfg, log: log, reg: reg, cur: &zones.Current{}}
+}
+
+func (c *Config) policy() (scoring.Policy, error) {
+	p := scoring.DefaultPolicy()
+	if c.Policy.MaxAge > 0 {
+		p.MaxAge = time.Duration(c.Policy.MaxAge)
+	}
+	for _, a := range c.Policy.Allow {
+		pr, err := parsePrefix(a)
+		if err != nil {
+			return p, err
+		}
+		p.Allow = append(p.Allow, pr)
+	}
+	return p, nil
+}
+
+func (c *Config) storeOptions() store.Options {
+	o := store.DefaultOptions()
+	o.Retention = time.Duration(c.Store.Retention)
+	o.RawTTL = time.Duration(c.Store.RawTTL)
+	o.RawMax = c.Store.RawMax
+	o.LowMemory = c.Store.LowMemory
+	return o
+}
+
+func (c *Config) soa() zones.SOA {
+	return zones.SOA{NS: c.DNSCfg.NS, Hostmaster: c.DNSCfg.Hostmaster,
+		TTL: uint32(time.Duration(c.DNSCfg.TTL) / time.Second), Minimum: uint32(time.Duration(c.DNSCfg.NegTTL) / time.Second)}
+}
+
+// adminTokens returns the configured tokens, or the one kept in
+// <data>/admin.token, generating it on first use.
+func adminTokens(cfg Config, log *slog.Logger) ([]string, error) {
+	if len(cfg.AdminTokens) > 0 {
+		return cfg.AdminTokens, nil
+	}
+	path := filepath.Join(cfg.Data, "admin.token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return []string{strings.TrimSpace(string(b))}, nil
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	tok := hex.EncodeToString(b[:])
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	log.Info("generated admin token", "file", path)
+	return []string{tok}, nil
+}
+
+func (n *node) Start(ctx context.Context) error {
+	cfg := n.cfg
+	pol, err := cfg.policy()
+	if err != nil {
+		return usageError("%v", err)
+	}
+	tokens, err := adminTokens(cfg, n.log)
+	if err != nil {
+		return err
+	}
+	comps := []component{
+		{"store", func(ctx context.Context) error {
+			n.st, err = store.Open(filepath.Join(cfg.Data, "store"), cfg.storeOptions(), n.log)
+			return err
+		}, func(ctx context.Context) error { return n.st.Close() }},
+		{"listing", func(ctx context.Context) error {
+			n.eng = listing.New(listing.Config{Zone: cfg.Zone, TXT: cfg.txt(), TTL: time.Duration(cfg.DNSCfg.TTL), Policy: pol},
+				n.st, n.cur, n.log, n.reg)
+			if cfg.ExportDir != "" {
+				n.eng.Subscribe(newExporter(cfg, n.log).update)
+			}
+			return n.eng.Start(ctx)
+		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		{"dns", func(ctx context.Context) error {
+			n.dns = dnsd.New(dnsd.Config{NS: cfg.DNSCfg.NS, Hostmaster: cfg.DNSCfg.Hostmaster,
+				TTL: time.Duration(cfg.DNSCfg.TTL), NegTTL: time.Duration(cfg.DNSCfg.NegTTL)}, n.cur, n.log, n.reg)
+			return n.dns.Start(cfg.DNS)
+		}, func(ctx context.Context) error { return n.dns.Stop(ctx) }},
+		{"trap", func(ctx context.Context) error {
+			n.trap = trap.New(trap.Config{Domains: cfg.TrapDomains, Hostname: cfg.Trap.Hostname, Node: cfg.Trap.Node,
+				MaxMessageBytes: cfg.Trap.MaxMessageBytes, MaxRecipients: cfg.Trap.MaxRecipients,
+				ReadTimeout: time.Duration(cfg.Trap.ReadTimeout), WriteTimeout: time.Duration(cfg.Trap.WriteTimeout),
+				RejectAfterData: cfg.Trap.RejectAfterData}, n.eng, n.log, n.reg)
+			return n.trap.Start(cfg.SMTP)
+		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
+		{"http", func(ctx context.Context) error {
+			n.web = web.New(web.Config{AdminTokens: tokens, NodeTokens: cfg.NodeTokens, PublicURL: cfg.publicURL(), SOA: cfg.soa()},
+				n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
+			return n.web.Start(cfg.HTTP)
+		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
+	}
+	for _, c := range comps {
+		if err := c.start(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", c.name, err)
+		}
+		n.mu.Lock()
+		n.started = append(n.started, c)
+		n.mu.Unlock()
+	}
+	n.mu.Lock()
+	n.ready = true
+	n.mu.Unlock()
+	n.log.Info("blowback running", "zone", cfg.Zone, "smtp", n.trap.Addr().String(), "dns", n.dns.Addr().String(),
+		"http", n.web.Addr().String(), "data", cfg.Data)
+	return nil
+}
+
+func (n *node) isReady() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ready
+}
+
+// Stop stops components in reverse order, each with a deadline.
+func (n *node) Stop() error {
+	n.mu.Lock()
+	n.ready = false
+	started := n.started
+	n.started = nil
+	n.mu.Unlock()
+	var errs []error
+	for i := len(started) - 1; i >= 0; i-- {
+		c := started[i]
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			n.log.Warn("stop", "component", c.name, "err", err)
+			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+		}
+		cancel()
+	}
+	n.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// exporter keeps <zone>.rbldnsd and <zone>.zone current in the export dir,
+// at most once a second.
+type exporter struct {
+	cfg  Config
+	log  *slog.Logger
+	mu   sync.Mutex
+	last time.Time
+	next *zones.Snapshot
+	tmr  *time.Timer
+}
+
+func newExporter(cfg Config, log *slog.Logger) *exporter {
+	return &exporter{cfg: cfg, log: log.With("pkg", "export")}
+}
+
+func (e *exporter) update(s *zones.Snapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.next = s
+	if e.tmr != nil {
+		return // a write is scheduled; it will take the newest snapshot
+	}
+	wait := time.Until(e.last.Add(time.Second))
+	if wait < 0 {
+		wait = 0
+	}
+	e.tmr = time.AfterFunc(wait, e.write)
+}
+
+func (e *exporter) write() {
+	e.mu.Lock()
+	s := e.next
+	e.tmr = nil
+	e.last = time.Now()
+	e.mu.Unlock()
+	if err := os.MkdirAll(e.cfg.ExportDir, 0o755); err != nil {
+		e.log.Error("export dir", "err", err)
+		return
+	}
+	base := filepath.Join(e.cfg.ExportDir, zones.CanonicalZone(e.cfg.Zone))
+	for _, f := range []struct {
+		path string
+		fmt  zones.Format
+	}{{base + ".rbldnsd", zones.FormatRbldnsd}, {base + ".zone", zones.FormatBIND}} {
+		if err := zones.WriteFileAtomic(f.path, func(w io.Writer) error { return zones.Write(w, f.fmt, s, e.cfg.soa()) }); err != nil {
+			e.log.Error("export", "file", f.path, "err", err)
+		}
+	}
+}

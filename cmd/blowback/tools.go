@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/trap"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	def := defaultConfig()
+	fs := newFlagSet("check", "IP [--server ADDR] [--zone NAME]", stderr)
+	server := fs.String("server", def.DNS, "DNS server `ADDR` (host:port)")
+	zone := fs.String("zone", def.Zone, "DNSBL zone `NAME`")
+	timeout := fs.Duration("timeout", 5*time.Second, "query `TIMEOUT`")
+	quiet := fs.Bool("q", false, "quiet: exit status only")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	ip, err := oneIP(pos)
+	if err != nil {
+		return err
+	}
+	srv := *server
+	if _, _, err := splitHostPort(srv); err != nil {
+		srv = srv + ":53"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	res, err := dnsd.Check(ctx, srv, *zone, ip)
+	if err != nil {
+		fmt.Fprintf(stderr, "blowback check: %v\n", err)
+		return exitError(2)
+	}
+	if !res.Listed {
+		if !*quiet {
+			fmt.Fprintf(stdout, "%s not listed in %s\n", ip, zones.CanonicalZone(*zone))
+		}
+		return exitError(1)
+	}
+	if !*quiet {
+		codes := make([]string, len(res.Codes))
+		for i, c := range res.Codes {
+			codes[i] = c.String()
+		}
+		fmt.Fprintf(stdout, "%s listed in %s: %s", ip, zones.CanonicalZone(*zone), strings.Join(codes, " "))
+		if len(res.TXT) > 0 {
+			fmt.Fprintf(stdout, " %q", strings.Join(res.TXT, " "))
+		}
+		fmt.Fprintln(stdout)
+	}
+	return nil
+}
+
+func splitHostPort(s string) (string, string, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err == nil {
+		return ap.Addr().String(), fmt.Sprint(ap.Port()), nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 || strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") {
+		return "", "", fmt.Errorf("no port in %q", s)
+	}
+	return s[:i], s[i+1:], nil
+}
+
+// classifyOutput is one line of `classify --json` (CONTRACT.md).
+type classifyOutput struct {
+	File        string         `json:"file"`
+	Kind        string         `json:"kind"`
+	SubKind     string         `json:"sub_kind,omitempty"`
+	Backscatter bool           `json:"backscatter"`
+	Signals     []string       `json:"signals"`
+	Original    store.Original `json:"original"`
+	DSN         *store.DSN     `json:"dsn,omitempty"`
+	TrapField   string         `json:"trap_field,omitempty"`
+	Subject     string         `json:"subject,omitempty"`
+	Error       string         `json:"error,omitempty"`
+}
+
+func cmdClassify(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("classify", "[--json] [--mail-from ADDR] FILE...", stderr)
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	mailFrom := fs.String("mail-from", "", "envelope sender `ADDR` to assume (\"<>\" for the null sender)")
+	rcpt := fs.String("rcpt", "", "envelope recipient `ADDR` to assume")
+	maxSize := fs.Int64("max-size", 10<<20, "largest message read, in `BYTES`")
+	files, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return usageError("no files (use - for stdin)")
+	}
+	env := trap.Envelope{}
+	if *mailFrom != "" {
+		f := strings.Trim(*mailFrom, "<>")
+		env.MailFrom, env.Null, env.Known = f, f == "", true
+	}
+	if *rcpt != "" {
+		env.Rcpts = []string{strings.Trim(*rcpt, "<>")}
+	}
+	enc := json.NewEncoder(stdout)
+	failed := 0
+	for _, name := range files {
+		out := classifyOutput{File: name, Signals: []string{}}
+		msg, err := readMessage(name, *maxSize)
+		if err != nil {
+			failed++
+			out.Kind, out.Error = store.KindOther.String(), err.Error()
+			fmt.Fprintf(stderr, "blowback classify: %s: %v\n", name, err)
+			if *asJSON {
+				enc.Encode(out)
+			}
+			continue
+		}
+		r := trap.Classify(msg, env)
+		out.Kind, out.SubKind, out.Backscatter = r.Kind.String(), r.SubKind, r.Kind.Backscatter()
+		out.Original, out.DSN, out.TrapField, out.Subject = r.Original, r.DSN, r.TrapField, r.Subject
+		if r.Signals != nil {
+			out.Signals = r.Signals
+		}
+		if *asJSON {
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+			continue
+		}
+		sub := ""
+		if r.SubKind != "" {
+			sub = "/" + r.SubKind
+		}
+		fmt.Fprintf(stdout, "%s: %s%s backscatter=%v signals=%s\n", name, out.Kind, sub, out.Backscatter, strings.Join(out.Signals, ","))
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files could not be read", failed, len(files))
+	}
+	return nil
+}
+
+func readMessage(name string, max int64) ([]byte, error) {
+	var r io.Reader
+	if name == "-" {
+		r = os.Stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("larger than %d bytes", max)
+	}
+	return b, nil
+}
+
+func cmdBackup(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backup", "--out FILE [flags]", stderr)
+	get := accessFlags(fs)
+	out := fs.String("out", "", "backup `FILE` (badger backup stream)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError("--out is required")
+	}
+	a, err := get()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(a.cfg.Data, "store"), a.cfg.storeOptions(), nil)
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return zones.WriteFileAtomic(*out, func(w io.Writer) error { return a.call("GET", "/api/v1/admin/backup", nil, w) })
+		}
+		return err
+	}
+	defer st.Close()
+	return zones.WriteFileAtomic(*out, func(w io.Writer) error { _, err := st.DB().Backup(w, 0); return err })
+}
+
+func cmdRestore(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("restore", "--in FILE [flags]", stderr)
+	get := accessFlags(fs)
+	in := fs.String("in", "", "backup `FILE` written by blowback backup")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *in == "" {
+		return usageError("--in is required")
+	}
+	a, err := get()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(a.cfg.Data, "store")
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("%s is not empty: restore into a new data directory", dir)
+	}
+	f, err := os.Open(*in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := store.Open(dir, a.cfg.storeOptions(), nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.DB().Load(f, 256); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintf(stdout, "restored %s into %s\n", *in, dir)
+	return nil
+}

@@ -1,0 +1,717 @@
+// Package store keeps blowback's durable state in badger/v4: the evidence
+// log, manual listing actions, the audit trail, raw messages and a little
+// metadata. It is the source of truth; listings and zone snapshots are
+// rebuilt from it at start.
+//
+// # Key layout
+//
+// Every key starts with a one-byte prefix naming its table. Integers are
+// big-endian so that keys sort by them.
+//
+//	'e' fam addr time kind rcpt domain id   evidence; value: version byte + JSON Event
+//	    fam is 4 or 6, addr 4 or 16 bytes, time int64 unix nanoseconds,
+//	    kind 1 byte, rcpt and domain uint32 FNV-1a hashes, id 16 bytes.
+//	    Scoring reads keys only (Ref), so a full re-score never decodes values.
+//	'x' id                                  event index: value is the 'e' key (idempotent Put)
+//	'r' id                                  raw message, gzip; value: version byte + gzip data
+//	'm' fam addr time seq                   manual action; value: version byte + JSON Action
+//	'a' time seq                            audit entry; value: version byte + JSON AuditEntry
+//	'M' name                                metadata (e.g. "serial": uint32)
+//
+// Values start with a version byte (currently 1); readers reject versions
+// they do not know rather than guess.
+//
+// # Durability
+//
+// The database is opened with SyncWrites: a Put returns only after the value
+// log is fsynced. badger gathers concurrent commits into one write batch and
+// one fsync, so concurrent SMTP sessions share fsyncs (group commit).
+// Evidence and raw messages carry a TTL (Options.Retention, Options.RawTTL);
+// a maintenance loop runs value-log GC.
+package store
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Errors.
+var (
+	ErrInvalid   = errors.New("store: invalid")
+	ErrDuplicate = errors.New("store: duplicate event")
+	ErrNotFound  = errors.New("store: not found")
+	ErrClosed    = errors.New("store: closed")
+)
+
+const valueVersion = 1
+
+// Table prefixes (see package doc).
+const (
+	pEvent  = 'e'
+	pIndex  = 'x'
+	pRaw    = 'r'
+	pManual = 'm'
+	pAudit  = 'a'
+	pMeta   = 'M'
+)
+
+// Options tune the store.
+type Options struct {
+	// Retention is how long evidence is kept (badger TTL). Zero keeps it forever.
+	Retention time.Duration
+	// RawTTL is how long raw messages are kept. Zero keeps them as long as evidence.
+	RawTTL time.Duration
+	// RawMax caps a stored raw message, in bytes before compression.
+	RawMax int
+	// LowMemory trades speed for a smaller footprint (smaller memtables and caches).
+	LowMemory bool
+	// InMemory keeps everything in memory (tests and benchmarks only: nothing is durable).
+	InMemory bool
+	// GCInterval is how often value-log GC runs; zero means 10 minutes.
+	GCInterval time.Duration
+}
+
+// DefaultOptions are the documented defaults.
+func DefaultOptions() Options {
+	return Options{
+		Retention:  400 * 24 * time.Hour,
+		RawTTL:     30 * 24 * time.Hour,
+		RawMax:     256 << 10,
+		GCInterval: 10 * time.Minute,
+	}
+}
+
+// Store is the badger-backed store. Its methods are safe for concurrent use.
+type Store struct {
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+	seq  atomic.Uint32
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("pkg", "store")
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{log}).
+		WithLoggingLevel(badger.WARNING).
+		WithNumVersionsToKeep(1)
+	if opts.InMemory {
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).WithSyncWrites(false)
+	}
+	if opts.LowMemory {
+		bo = bo.WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).
+			WithIndexCacheSize(8 << 20).WithValueLogFileSize(64 << 20).WithNumCompactors(2)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = 10 * time.Minute
+	}
+	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{})}
+	if !opts.InMemory {
+		s.wg.Add(1)
+		go s.maintain()
+	}
+	return s, nil
+}
+
+// Close stops maintenance and closes the database.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// DB exposes the badger handle for backup and restore.
+func (s *Store) DB() *badger.DB { return s.db }
+
+func (s *Store) maintain() {
+	defer s.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in store maintenance", "panic", r)
+		}
+	}()
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			for i := 0; i < 10; i++ {
+				if err := s.db.RunValueLogGC(0.5); err != nil {
+					break
+				}
+			}
+		}
+	}
+}
+
+// Hash32 is the FNV-1a hash of a lower-cased string, as stored in Ref.Rcpt and Ref.Domain.
+func Hash32(s string) uint32 {
+	h := fnv.New32a()
+	io.WriteString(h, strings.ToLower(s))
+	return h.Sum32()
+}
+
+func appendAddr(b []byte, a netip.Addr) []byte {
+	a = a.Unmap()
+	if a.Is4() {
+		v := a.As4()
+		return append(append(b, 4), v[:]...)
+	}
+	v := a.As16()
+	return append(append(b, 6), v[:]...)
+}
+
+// AddrPrefixKey returns the key prefix under table t that covers every
+// address in p. Prefix lengths that are not a whole number of bytes are
+// rounded down (the caller filters).
+func addrPrefixKey(t byte, p netip.Prefix) []byte {
+	a := p.Addr().Unmap()
+	bits := p.Bits()
+	if p.Addr().Is4In6() {
+		bits -= 96
+	}
+	k := []byte{t}
+	if a.Is4() {
+		v := a.As4()
+		return append(append(k, 4), v[:bits/8]...)
+	}
+	v := a.As16()
+	return append(append(k, 6), v[:bits/8]...)
+}
+
+func eventKey(e *Event) []byte {
+	k := make([]byte, 0, 50)
+	k = append(k, pEvent)
+	k = appendAddr(k, e.ClientIP)
+	k = binary.BigEndian.AppendUint64(k, uint64(e.Time.UnixNano()))
+	k = append(k, byte(e.Kind))
+	k = binary.BigEndian.AppendUint32(k, Hash32(e.TrapAddress()))
+	k = binary.BigEndian.AppendUint32(k, Hash32(e.TrapDomain))
+	return append(k, e.ID[:]...)
+}
+
+// parseAddr reads fam+addr from b, returning the rest.
+func parseAddr(b []byte) (netip.Addr, []byte, bool) {
+	if len(b) < 1 {
+		return netip.Addr{}, nil, false
+	}
+	switch b[0] {
+	case 4:
+		if len(b) < 5 {
+			return netip.Addr{}, nil, false
+		}
+		return netip.AddrFrom4([4]byte(b[1:5])), b[5:], true
+	case 6:
+		if len(b) < 17 {
+			return netip.Addr{}, nil, false
+		}
+		return netip.AddrFrom16([16]byte(b[1:17])), b[17:], true
+	}
+	return netip.Addr{}, nil, false
+}
+
+func parseRef(k []byte) (Ref, bool) {
+	if len(k) < 1 || k[0] != pEvent {
+		return Ref{}, false
+	}
+	a, rest, ok := parseAddr(k[1:])
+	if !ok || len(rest) != 8+1+4+4+16 {
+		return Ref{}, false
+	}
+	r := Ref{
+		Addr:   a,
+		Time:   time.Unix(0, int64(binary.BigEndian.Uint64(rest))).UTC(),
+		Kind:   Kind(rest[8]),
+		Rcpt:   binary.BigEndian.Uint32(rest[9:]),
+		Domain: binary.BigEndian.Uint32(rest[13:]),
+	}
+	copy(r.ID[:], rest[17:])
+	return r, true
+}
+
+func encodeJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{valueVersion}, b...), nil
+}
+
+func decodeJSON(b []byte, v any) error {
+	if len(b) == 0 || b[0] != valueVersion {
+		return fmt.Errorf("%w: unknown value version", ErrInvalid)
+	}
+	return json.Unmarshal(b[1:], v)
+}
+
+func (s *Store) ttlEntry(k, v []byte, ttl time.Duration) *badger.Entry {
+	e := badger.NewEntry(k, v)
+	if ttl > 0 {
+		e = e.WithTTL(ttl)
+	}
+	return e
+}
+
+// Put commits one event durably (the call returns after fsync). raw, if
+// not nil, is the message as received; it is stored gzip-compressed and
+// capped at Options.RawMax. An event whose id is already stored is not
+// written again: Put returns ErrDuplicate.
+func (s *Store) Put(ctx context.Context, e *Event, raw []byte) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.Time = e.Time.UTC()
+	e.ClientIP = e.ClientIP.Unmap()
+	val, err := encodeJSON(e)
+	if err != nil {
+		return fmt.Errorf("store: encode event: %w", err)
+	}
+	var rawVal []byte
+	if raw != nil {
+		rawVal, err = compress(raw, s.opts.RawMax)
+		if err != nil {
+			return err
+		}
+	}
+	key := eventKey(e)
+	idx := append([]byte{pIndex}, e.ID[:]...)
+	rawTTL := s.opts.RawTTL
+	if rawTTL == 0 {
+		rawTTL = s.opts.Retention
+	}
+	for attempt := 0; ; attempt++ {
+		err = s.db.Update(func(txn *badger.Txn) error {
+			if _, err := txn.Get(idx); err == nil {
+				return ErrDuplicate
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+			if err := txn.SetEntry(s.ttlEntry(key, val, s.opts.Retention)); err != nil {
+				return err
+			}
+			if err := txn.SetEntry(s.ttlEntry(idx, key, s.opts.Retention)); err != nil {
+				return err
+			}
+			if rawVal != nil {
+				return txn.SetEntry(s.ttlEntry(append([]byte{pRaw}, e.ID[:]...), rawVal, rawTTL))
+			}
+			return nil
+		})
+		if errors.Is(err, badger.ErrConflict) && attempt < 5 {
+			continue
+		}
+		break
+	}
+	if errors.Is(err, badger.ErrDBClosed) {
+		return ErrClosed
+	}
+	if err != nil && !errors.Is(err, ErrDuplicate) {
+		return fmt.Errorf("store: put event: %w", err)
+	}
+	return err
+}
+
+func compress(raw []byte, max int) ([]byte, error) {
+	if max > 0 && len(raw) > max {
+		raw = raw[:max]
+	}
+	var buf bytes.Buffer
+	buf.WriteByte(valueVersion)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Raw returns the stored raw message of an event.
+func (s *Store) Raw(id EventID) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(append([]byte{pRaw}, id[:]...))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			if len(v) == 0 || v[0] != valueVersion {
+				return fmt.Errorf("%w: unknown value version", ErrInvalid)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(v[1:]))
+			if err != nil {
+				return err
+			}
+			out, err = io.ReadAll(zr)
+			return err
+		})
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	return out, err
+}
+
+// Has reports whether an event with this id is stored.
+func (s *Store) Has(id EventID) (bool, error) {
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(append([]byte{pIndex}, id[:]...))
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Get returns one event by id.
+func (s *Store) Get(id EventID) (*Event, error) {
+	var e Event
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(append([]byte{pIndex}, id[:]...))
+		if err != nil {
+			return err
+		}
+		key, err := it.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		it, err = txn.Get(key)
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return decodeJSON(v, &e) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	return &e, err
+}
+
+// Refs returns the compact evidence of every address in p, oldest first per address.
+func (s *Store) Refs(p netip.Prefix) ([]Ref, error) {
+	var out []Ref
+	err := s.scanRefs(context.Background(), addrPrefixKey(pEvent, p), func(r Ref) error {
+		if p.Contains(r.Addr) {
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ScanRefs calls fn for every stored event in key order (address, then time),
+// reading keys only. fn must not keep r beyond the call's return only if it copies; Ref is a value.
+func (s *Store) ScanRefs(ctx context.Context, fn func(r Ref) error) error {
+	return s.scanRefs(ctx, []byte{pEvent}, fn)
+}
+
+func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = prefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			r, ok := parseRef(it.Item().Key())
+			if !ok {
+				continue
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Events returns the full events for the addresses in p, newest first, at most limit (0: all).
+func (s *Store) Events(p netip.Prefix, limit int) ([]Event, error) {
+	var out []Event
+	prefix := addrPrefixKey(pEvent, p)
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Reverse = true
+		o.Prefix = prefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		// Reverse iteration starts at the largest key with this prefix.
+		seek := append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, 60)...)
+		for it.Seek(seek); it.Valid(); it.Next() {
+			r, ok := parseRef(it.Item().Key())
+			if !ok || !p.Contains(r.Addr) {
+				continue
+			}
+			var e Event
+			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+				return err
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	sortEventsNewestFirst(out)
+	return out, err
+}
+
+func sortEventsNewestFirst(ev []Event) {
+	// Keys sort by address first; across addresses of a /64 restore time order.
+	for i := 1; i < len(ev); i++ {
+		for j := i; j > 0 && ev[j].Time.After(ev[j-1].Time); j-- {
+			ev[j], ev[j-1] = ev[j-1], ev[j]
+		}
+	}
+}
+
+func (s *Store) nextSeq() uint32 { return s.seq.Add(1) }
+
+// AddAction records a manual listing action and its audit entry in one commit.
+func (s *Store) AddAction(ctx context.Context, a Action) error {
+	if a.Op != OpList && a.Op != OpDelist {
+		return fmt.Errorf("%w: action op %q", ErrInvalid, a.Op)
+	}
+	if !a.Prefix.IsValid() {
+		return fmt.Errorf("%w: action without address", ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.Time = a.Time.UTC()
+	a.Prefix = a.Prefix.Masked()
+	val, err := encodeJSON(a)
+	if err != nil {
+		return err
+	}
+	k := addrPrefixKey(pManual, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
+	k = binary.BigEndian.AppendUint64(k, uint64(a.Time.UnixNano()))
+	k = binary.BigEndian.AppendUint32(k, s.nextSeq())
+	who := a.Who
+	if a.Public {
+		who = "public:" + who
+	}
+	audit := AuditEntry{Time: a.Time, Who: who, Action: a.Op, Target: a.Prefix.String(), Reason: a.Reason}
+	return s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(k, val); err != nil {
+			return err
+		}
+		return s.auditTxn(txn, audit)
+	})
+}
+
+// Actions returns the manual actions whose prefix overlaps p, oldest first.
+func (s *Store) Actions(p netip.Prefix) ([]Action, error) {
+	var out []Action
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = addrPrefixKey(pManual, p)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var a Action
+			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &a) }); err != nil {
+				return err
+			}
+			if a.Prefix.Overlaps(p) {
+				out = append(out, a)
+			}
+		}
+		return nil
+	})
+	sortActions(out)
+	return out, err
+}
+
+// AllActions calls fn for every manual action.
+func (s *Store) AllActions(ctx context.Context, fn func(a Action) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte{pManual}
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var a Action
+			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &a) }); err != nil {
+				return err
+			}
+			if err := fn(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func sortActions(a []Action) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j].Time.Before(a[j-1].Time); j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+func (s *Store) auditTxn(txn *badger.Txn, e AuditEntry) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = e.Time.UTC()
+	val, err := encodeJSON(e)
+	if err != nil {
+		return err
+	}
+	k := []byte{pAudit}
+	k = binary.BigEndian.AppendUint64(k, uint64(e.Time.UnixNano()))
+	k = binary.BigEndian.AppendUint32(k, s.nextSeq())
+	return txn.Set(k, val)
+}
+
+// Audit appends an entry to the audit trail.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return s.auditTxn(txn, e) })
+}
+
+// AuditLog returns audit entries at or after since, oldest first, at most limit (0: all).
+func (s *Store) AuditLog(since time.Time, limit int) ([]AuditEntry, error) {
+	var out []AuditEntry
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte{pAudit}
+		it := txn.NewIterator(o)
+		defer it.Close()
+		start := []byte{pAudit}
+		if since.Unix() > 0 {
+			start = binary.BigEndian.AppendUint64(start, uint64(since.UnixNano()))
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			var e AuditEntry
+			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+				return err
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetMeta reads a metadata value; ErrNotFound when unset.
+func (s *Store) GetMeta(name string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(append([]byte{pMeta}, name...))
+		if err != nil {
+			return err
+		}
+		out, err = it.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	return out, err
+}
+
+// SetMeta writes a metadata value durably.
+func (s *Store) SetMeta(name string, v []byte) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(append([]byte{pMeta}, name...), v)
+	})
+}
+
+// NextSerial returns a zone serial greater than both the last one handed
+// out (kept durably) and min, so serials only increase, also across restarts.
+func (s *Store) NextSerial(min uint32) (uint32, error) {
+	var next uint32
+	err := s.db.Update(func(txn *badger.Txn) error {
+		var last uint32
+		if it, err := txn.Get([]byte{pMeta, 's', 'e', 'r', 'i', 'a', 'l'}); err == nil {
+			if err := it.Value(func(v []byte) error {
+				if len(v) == 4 {
+					last = binary.BigEndian.Uint32(v)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		next = last + 1
+		if next < min {
+			next = min
+		}
+		return txn.Set([]byte{pMeta, 's', 'e', 'r', 'i', 'a', 'l'}, binary.BigEndian.AppendUint32(nil, next))
+	})
+	return next, err
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}

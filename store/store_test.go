@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func testStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func ev(ip string, at time.Time, k Kind) *Event {
+	return &Event{ID: NewEventID(), Time: at, ClientIP: netip.MustParseAddr(ip), Kind: k,
+		Rcpts: []string{"x@trap.test"}, TrapDomain: "trap.test", HELO: "mx.example"}
+}
+
+func TestPutRefsEvents(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := ev("192.0.2.1", t0, KindBounce)
+	if err := s.Put(ctx, a, []byte("raw message")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, a, nil); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("second put: %v, want ErrDuplicate", err)
+	}
+	for _, e := range []*Event{ev("192.0.2.2", t0, KindAutoreply), ev("2001:db8::1", t0, KindCallout), ev("2001:db8::2", t0.Add(time.Hour), KindBounce), ev("2001:db8:0:1::1", t0, KindBounce)} {
+		if err := s.Put(ctx, e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refs, err := s.Refs(netip.MustParsePrefix("192.0.2.1/32"))
+	if err != nil || len(refs) != 1 || refs[0].ID != a.ID || refs[0].Kind != KindBounce || !refs[0].Time.Equal(t0) {
+		t.Fatalf("refs = %+v, %v", refs, err)
+	}
+	if refs[0].Rcpt != Hash32("X@trap.test") || refs[0].Domain != Hash32("trap.test") {
+		t.Fatalf("hashes: %+v", refs[0])
+	}
+	refs, _ = s.Refs(netip.MustParsePrefix("2001:db8::/64"))
+	if len(refs) != 2 {
+		t.Fatalf("v6 /64 refs = %d, want 2", len(refs))
+	}
+	evs, err := s.Events(netip.MustParsePrefix("2001:db8::/64"), 0)
+	if err != nil || len(evs) != 2 || !evs[0].Time.After(evs[1].Time) {
+		t.Fatalf("events = %+v, %v", evs, err)
+	}
+	raw, err := s.Raw(a.ID)
+	if err != nil || string(raw) != "raw message" {
+		t.Fatalf("raw = %q, %v", raw, err)
+	}
+	got, err := s.Get(a.ID)
+	if err != nil || got.HELO != "mx.example" {
+		t.Fatalf("get = %+v, %v", got, err)
+	}
+	n := 0
+	if err := s.ScanRefs(ctx, func(Ref) error { n++; return nil }); err != nil || n != 5 {
+		t.Fatalf("scan = %d, %v", n, err)
+	}
+}
+
+func TestActionsAuditSerial(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	p := netip.MustParsePrefix("198.51.100.7/32")
+	now := time.Now()
+	if err := s.AddAction(ctx, Action{Time: now, Prefix: p, Op: OpDelist, Who: "admin", Reason: "fixed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddAction(ctx, Action{Time: now, Prefix: p, Op: "bogus"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bogus op: %v", err)
+	}
+	acts, err := s.Actions(p)
+	if err != nil || len(acts) != 1 || acts[0].Reason != "fixed" {
+		t.Fatalf("actions = %+v, %v", acts, err)
+	}
+	log, err := s.AuditLog(time.Time{}, 0)
+	if err != nil || len(log) != 1 || log[0].Who != "admin" || log[0].Target != p.String() {
+		t.Fatalf("audit = %+v, %v", log, err)
+	}
+	a, _ := s.NextSerial(100)
+	b, _ := s.NextSerial(50)
+	if a != 100 || b != 101 {
+		t.Fatalf("serials %d %d", a, b)
+	}
+}
+
+func TestReopenKeepsEvidence(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ev("203.0.113.5", time.Now(), KindBounce)
+	if err := s.Put(context.Background(), e, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(dir, DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ok, err := s.Has(e.ID); !ok || err != nil {
+		t.Fatalf("after reopen: %v %v", ok, err)
+	}
+}
