@@ -168,6 +168,10 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}()
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	if len(req.Question) == 1 && (req.Question[0].Qtype == dns.TypeAXFR || req.Question[0].Qtype == dns.TypeIXFR) {
+		s.serveXFR(w, req)
+		return
+	}
 	resp = s.Answer(req, tcp)
 	if resp == nil {
 		return // dropped

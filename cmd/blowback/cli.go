@@ -334,18 +334,3 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 	return zones.WriteFileAtomic(*out, write)
 }
 
-func notYet(name string) func([]string, io.Writer, io.Writer) error {
-	return func(args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(name, "", stderr)
-		if _, err := parseFlags(fs, args); err != nil {
-			return err
-		}
-		return fmt.Errorf("%s is not implemented yet", name)
-	}
-}
-
-var (
-	cmdTrap   = notYet("trap")
-	cmdDnsd   = notYet("dnsd")
-	cmdImport = notYet("import")
-)

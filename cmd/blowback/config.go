@@ -65,43 +65,14 @@ type Config struct {
 	// NodeTokens: trap node id -> token, for POST /api/v1/evidence.
 	NodeTokens map[string]string `toml:"node_tokens"`
 
-	Trap   TrapConfig   `toml:"trap"`
-	DNSCfg DNSConfig    `toml:"dns_server"`
-	Policy PolicyConfig `toml:"policy"`
-	Store  StoreConfig  `toml:"store"`
-}
-
-// TrapConfig is the [trap] table.
-type TrapConfig struct {
-	Hostname        string   `toml:"hostname"`
-	Node            string   `toml:"node"`
-	MaxMessageBytes int64    `toml:"max_message_bytes"`
-	MaxRecipients   int      `toml:"max_recipients"`
-	ReadTimeout     Duration `toml:"read_timeout"`
-	WriteTimeout    Duration `toml:"write_timeout"`
-	RejectAfterData bool     `toml:"reject_after_data"`
-}
-
-// DNSConfig is the [dns_server] table.
-type DNSConfig struct {
-	NS         []string `toml:"ns"`
-	Hostmaster string   `toml:"hostmaster"`
-	TTL        Duration `toml:"ttl"`
-	NegTTL     Duration `toml:"negative_ttl"`
-}
-
-// PolicyConfig is the [policy] table.
-type PolicyConfig struct {
-	MaxAge Duration `toml:"max_age"`
-	Allow  []string `toml:"allow"`
-}
-
-// StoreConfig is the [store] table.
-type StoreConfig struct {
-	Retention Duration `toml:"retention"`
-	RawTTL    Duration `toml:"raw_ttl"`
-	RawMax    int      `toml:"raw_max"`
-	LowMemory bool     `toml:"low_memory"`
+	// Tables; each is defined, defaulted and validated in its config_*.go file.
+	Trap    TrapConfig    `toml:"trap"`       // config_trap.go
+	DNSCfg  DNSConfig     `toml:"dns_server"` // config_dns.go
+	Policy  PolicyConfig  `toml:"policy"`     // config_policy.go
+	Store   StoreConfig   `toml:"store"`      // config_policy.go
+	Export  ExportConfig  `toml:"export"`     // config_zones.go
+	Web     WebConfig     `toml:"web"`        // config_web.go
+	Forward ForwardConfig `toml:"forward"`    // config_forward.go
 }
 
 func defaultConfig() Config {
@@ -114,20 +85,13 @@ func defaultConfig() Config {
 		TrapDomains: []string{"trap.blowback.test"},
 		LogLevel:    "info",
 		LogFormat:   "text",
-		Trap: TrapConfig{
-			Hostname:        "blowback-trap",
-			MaxMessageBytes: 10 << 20,
-			MaxRecipients:   50,
-			ReadTimeout:     Duration(60 * time.Second),
-			WriteTimeout:    Duration(60 * time.Second),
-		},
-		DNSCfg: DNSConfig{TTL: Duration(300 * time.Second), NegTTL: Duration(60 * time.Second)},
-		Policy: PolicyConfig{MaxAge: Duration(28 * 24 * time.Hour)},
-		Store: StoreConfig{
-			Retention: Duration(400 * 24 * time.Hour),
-			RawTTL:    Duration(30 * 24 * time.Hour),
-			RawMax:    256 << 10,
-		},
+		Trap:        defaultTrapConfig(),
+		DNSCfg:      defaultDNSConfig(),
+		Policy:      defaultPolicyConfig(),
+		Store:       defaultStoreConfig(),
+		Export:      defaultExportConfig(),
+		Web:         defaultWebConfig(),
+		Forward:     defaultForwardConfig(),
 	}
 }
 
@@ -164,14 +128,8 @@ func (c *Config) validate() error {
 	if len(c.TrapDomains) == 0 {
 		errs = append(errs, errors.New("at least one trap domain is needed"))
 	}
-	for _, a := range c.Policy.Allow {
-		if _, err := parsePrefix(a); err != nil {
-			errs = append(errs, fmt.Errorf("policy.allow: %v", err))
-		}
-	}
-	if c.Trap.MaxMessageBytes <= 0 || c.Trap.MaxRecipients <= 0 {
-		errs = append(errs, errors.New("trap limits must be positive"))
-	}
+	errs = append(errs, c.Trap.validate(), c.DNSCfg.validate(), c.Policy.validate(), c.Store.validate(),
+		c.Export.validate(), c.Web.validate(), c.Forward.validate())
 	switch c.LogFormat {
 	case "text", "json":
 	default:

@@ -22,7 +22,6 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/listing"
-	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -145,35 +144,6 @@ func newNode(cfg Config, log *slog.Logger) *node {
 	return &node{cfg: cfg, log: log, reg: reg, cur: &zones.Current{}}
 }
 
-func (c *Config) policy() (scoring.Policy, error) {
-	p := scoring.DefaultPolicy()
-	if c.Policy.MaxAge > 0 {
-		p.MaxAge = time.Duration(c.Policy.MaxAge)
-	}
-	for _, a := range c.Policy.Allow {
-		pr, err := parsePrefix(a)
-		if err != nil {
-			return p, err
-		}
-		p.Allow = append(p.Allow, pr)
-	}
-	return p, nil
-}
-
-func (c *Config) storeOptions() store.Options {
-	o := store.DefaultOptions()
-	o.Retention = time.Duration(c.Store.Retention)
-	o.RawTTL = time.Duration(c.Store.RawTTL)
-	o.RawMax = c.Store.RawMax
-	o.LowMemory = c.Store.LowMemory
-	return o
-}
-
-func (c *Config) soa() zones.SOA {
-	return zones.SOA{NS: c.DNSCfg.NS, Hostmaster: c.DNSCfg.Hostmaster,
-		TTL: uint32(time.Duration(c.DNSCfg.TTL) / time.Second), Minimum: uint32(time.Duration(c.DNSCfg.NegTTL) / time.Second)}
-}
-
 // adminTokens returns the configured tokens, or the one kept in
 // <data>/admin.token, generating it on first use.
 func adminTokens(cfg Config, log *slog.Logger) ([]string, error) {
@@ -215,31 +185,29 @@ func (n *node) Start(ctx context.Context) error {
 			return err
 		}, func(ctx context.Context) error { return n.st.Close() }},
 		{"listing", func(ctx context.Context) error {
-			n.eng = listing.New(listing.Config{Zone: cfg.Zone, TXT: cfg.txt(), TTL: time.Duration(cfg.DNSCfg.TTL), Policy: pol},
-				n.st, n.cur, n.log, n.reg)
-			if cfg.ExportDir != "" {
-				n.eng.Subscribe(newExporter(cfg, n.log).update)
-			}
+			n.eng = listing.New(cfg.listingConfig(pol), n.st, n.cur, n.log, n.reg)
+			n.subscribeZones()
 			return n.eng.Start(ctx)
 		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
 		{"dns", func(ctx context.Context) error {
-			n.dns = dnsd.New(dnsd.Config{NS: cfg.DNSCfg.NS, Hostmaster: cfg.DNSCfg.Hostmaster,
-				TTL: time.Duration(cfg.DNSCfg.TTL), NegTTL: time.Duration(cfg.DNSCfg.NegTTL)}, n.cur, n.log, n.reg)
+			n.dns = dnsd.New(cfg.dnsConfig(), n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
 		}, func(ctx context.Context) error { return n.dns.Stop(ctx) }},
 		{"trap", func(ctx context.Context) error {
-			n.trap = trap.New(trap.Config{Domains: cfg.TrapDomains, Hostname: cfg.Trap.Hostname, Node: cfg.Trap.Node,
-				MaxMessageBytes: cfg.Trap.MaxMessageBytes, MaxRecipients: cfg.Trap.MaxRecipients,
-				ReadTimeout: time.Duration(cfg.Trap.ReadTimeout), WriteTimeout: time.Duration(cfg.Trap.WriteTimeout),
-				RejectAfterData: cfg.Trap.RejectAfterData}, n.eng, n.log, n.reg)
+			tc, err := cfg.trapConfig()
+			if err != nil {
+				return err
+			}
+			n.trap = trap.New(tc, n.eng, n.log, n.reg)
 			return n.trap.Start(cfg.SMTP)
 		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
 		{"http", func(ctx context.Context) error {
-			n.web = web.New(web.Config{AdminTokens: tokens, NodeTokens: cfg.NodeTokens, PublicURL: cfg.publicURL(), SOA: cfg.soa()},
-				n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
+			n.web = web.New(cfg.webConfig(tokens), n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
 			return n.web.Start(cfg.HTTP)
 		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
 	}
+	// Zone distribution (AXFR/IXFR, NOTIFY) starts after DNS, stops before it.
+	comps = append(comps[:3], append(n.zoneComponents(), comps[3:]...)...)
 	for _, c := range comps {
 		if err := c.start(ctx); err != nil {
 			return fmt.Errorf("start %s: %w", c.name, err)
@@ -281,54 +249,4 @@ func (n *node) Stop() error {
 	}
 	n.log.Info("stopped")
 	return errors.Join(errs...)
-}
-
-// exporter keeps <zone>.rbldnsd and <zone>.zone current in the export dir,
-// at most once a second.
-type exporter struct {
-	cfg  Config
-	log  *slog.Logger
-	mu   sync.Mutex
-	last time.Time
-	next *zones.Snapshot
-	tmr  *time.Timer
-}
-
-func newExporter(cfg Config, log *slog.Logger) *exporter {
-	return &exporter{cfg: cfg, log: log.With("pkg", "export")}
-}
-
-func (e *exporter) update(s *zones.Snapshot) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.next = s
-	if e.tmr != nil {
-		return // a write is scheduled; it will take the newest snapshot
-	}
-	wait := time.Until(e.last.Add(time.Second))
-	if wait < 0 {
-		wait = 0
-	}
-	e.tmr = time.AfterFunc(wait, e.write)
-}
-
-func (e *exporter) write() {
-	e.mu.Lock()
-	s := e.next
-	e.tmr = nil
-	e.last = time.Now()
-	e.mu.Unlock()
-	if err := os.MkdirAll(e.cfg.ExportDir, 0o755); err != nil {
-		e.log.Error("export dir", "err", err)
-		return
-	}
-	base := filepath.Join(e.cfg.ExportDir, zones.CanonicalZone(e.cfg.Zone))
-	for _, f := range []struct {
-		path string
-		fmt  zones.Format
-	}{{base + ".rbldnsd", zones.FormatRbldnsd}, {base + ".zone", zones.FormatBIND}} {
-		if err := zones.WriteFileAtomic(f.path, func(w io.Writer) error { return zones.Write(w, f.fmt, s, e.cfg.soa()) }); err != nil {
-			e.log.Error("export", "file", f.path, "err", err)
-		}
-	}
 }
