@@ -333,4 +333,3 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 	}
 	return zones.WriteFileAtomic(*out, write)
 }
-
