@@ -60,4 +60,3 @@ func (s *Server) apiEvidence(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"accepted": stored})
 }
-
