@@ -91,119 +91,473 @@ func CodeFromAddr(a netip.Addr) Codes {
 	return 1 << (b[3] - 2)
 }
 
-// Entry is one listed prefix with its codes. IPv4 entries are /32 or wider,
-// IPv6 entries /64 or wider.
+// Entry is one listed prefix with its codes. IPv4 entries are any prefix
+// length; IPv6 entries /64 or wider are kept compactly, longer ones (rbldnsd
+// ip6trie entries, ip6tset /128 exclusions) in a small side list.
 type Entry struct {
 	Prefix  netip.Prefix
 	Codes   Codes
-	Exclude bool // rbldnsd "!" exclusion: never listed, overrides wider entries
+	Exclude bool   // rbldnsd "!" exclusion: never listed, overrides every entry it covers
+	Value   *Value // nil: Codes only, with the zone's TXT (Info.TXT)
+}
+
+// Value is what an entry answers beyond its codes, for zones loaded from
+// rbldnsd files: A records that are not blowback return codes, and a TXT
+// template of its own. Entries share values: a snapshot keeps a small table
+// of distinct values and, only when it has more than the zero value, one
+// index per entry (so blowback's own zones pay nothing for it).
+type Value struct {
+	A      []netip.Addr // A records besides Codes (IPv4, in file order)
+	TXT    string       // TXT template when OwnTXT ("$" is the queried address)
+	OwnTXT bool         // TXT replaces Info.TXT; an empty TXT then means no TXT record
+}
+
+func (v *Value) isZero() bool { return v == nil || (len(v.A) == 0 && !v.OwnTXT) }
+
+func (v *Value) key() string {
+	var b strings.Builder
+	for _, a := range v.A {
+		b.WriteString(a.String())
+		b.WriteByte(',')
+	}
+	if v.OwnTXT {
+		b.WriteByte('\x00')
+		b.WriteString(v.TXT)
+	}
+	return b.String()
 }
 
 // Info describes a zone apart from its entries.
 type Info struct {
 	Zone   string        // zone name, lower case, no trailing dot
 	Serial uint32        // SOA serial
-	TXT    string        // TXT template, "$" replaced by the queried address
+	TXT    string        // TXT template, "$" replaced by the queried address ("$$" is a literal "$")
 	TTL    time.Duration // TTL of answers
 	Built  time.Time     // when the listing this snapshot holds was decided
 }
 
-type rng4 struct {
-	lo, hi uint32
+// seg is a disjoint range of addresses (IPv4 as uint32 widened, IPv6 as /64
+// units) with what it answers; ranges given to Build are flattened into
+// segments so a lookup is one binary search.
+type seg struct {
+	lo, hi uint64
 	codes  Codes
 	excl   bool
+	val    uint32
 }
 
-type rng6 struct {
-	lo, hi uint64 // /64 units
+// long6 is an IPv6 prefix longer than /64.
+type long6 struct {
+	hi, lo uint64 // masked address
+	bits   int
 	codes  Codes
 	excl   bool
+	val    uint32
 }
+
+func (l long6) contains(hi, lo uint64) bool {
+	if hi != l.hi {
+		return false
+	}
+	sh := 128 - l.bits // < 64
+	return lo>>sh == l.lo>>sh
+}
+
+// index4Min is the size from which IPv4 singles get a /16 index.
+const index4Min = 1 << 12
 
 // Snapshot is an immutable listed set. Single addresses (the bulk) are kept
 // as sorted integer arrays with a parallel code array: 5 bytes per IPv4
-// entry, 9 per IPv6 /64. Wider prefixes and exclusions are kept as ranges.
+// entry, 9 per IPv6 /64 (plus 4 when entries carry values of their own).
+// Wider prefixes and exclusions are flattened into disjoint segments.
 type Snapshot struct {
 	Info
-	v4  []uint32
-	v4c []Codes
-	v6  []uint64
-	v6c []Codes
-	r4  []rng4 // sorted by lo, may overlap
-	r6  []rng6
+	v4   []uint32
+	v4c  []Codes
+	v4v  []uint32 // value per v4 entry; nil when all are 0
+	idx4 []uint32 // idx4[h] = first i with v4[i]>>16 >= h; nil for small sets
+	v6   []uint64
+	v6c  []Codes
+	v6v  []uint32
+	r4   []seg // disjoint, sorted
+	r6   []seg
+	l6   []long6 // sorted by hi, then most specific first
+	vals []Value // vals[0] is the zero value
 }
 
-// Build makes a snapshot from entries (any order; later duplicates merge codes).
-func Build(info Info, entries []Entry) *Snapshot {
-	s := &Snapshot{Info: info}
-	s.Zone = CanonicalZone(info.Zone)
-	type e4 struct {
-		k uint32
-		c Codes
+// Builder collects entries for a snapshot without the per-entry overhead of
+// a []Entry, for loaders of big files. The zero value is not usable: use
+// NewBuilder.
+type Builder struct {
+	info  Info
+	p4    []uint64 // key<<32 | val<<8 | codes
+	s6    []single6
+	r4    []span
+	r6    []span
+	l6    []long6
+	vals  []Value
+	vkeys map[string]uint32
+}
+
+type single6 struct {
+	k     uint64
+	val   uint32
+	codes Codes
+}
+
+type span struct {
+	lo, hi uint64
+	codes  Codes
+	excl   bool
+	val    uint32
+}
+
+// NewBuilder starts a snapshot with info.
+func NewBuilder(info Info) *Builder {
+	return &Builder{info: info, vals: []Value{{}}, vkeys: map[string]uint32{"": 0}}
+}
+
+// Grow reserves room for n more IPv4 singles.
+func (b *Builder) Grow(n int) { b.p4 = slices.Grow(b.p4, n) }
+
+// Intern returns the index of v in the value table (0 for the zero value).
+func (b *Builder) Intern(v *Value) uint32 {
+	if v.isZero() {
+		return 0
 	}
-	type e6 struct {
-		k uint64
-		c Codes
+	k := v.key()
+	if i, ok := b.vkeys[k]; ok {
+		return i
 	}
-	var s4 []e4
-	var s6 []e6
-	for _, e := range entries {
-		p := e.Prefix.Masked()
-		a := p.Addr().Unmap()
-		if a.Is4() {
-			bits := p.Bits()
-			if p.Addr().Is4In6() {
-				bits -= 96
-			}
-			lo := binary.BigEndian.Uint32(a.AsSlice())
-			if bits == 32 && !e.Exclude {
-				s4 = append(s4, e4{lo, e.Codes})
-				continue
-			}
-			hi := lo | uint32(uint64(1)<<(32-bits)-1)
-			s.r4 = append(s.r4, rng4{lo, hi, e.Codes, e.Exclude})
+	i := uint32(len(b.vals))
+	if i >= 1<<24 {
+		return 0 // absurdly many distinct values: fall back to the zone's
+	}
+	c := Value{A: slices.Clone(v.A), TXT: v.TXT, OwnTXT: v.OwnTXT}
+	b.vals = append(b.vals, c)
+	b.vkeys[k] = i
+	return i
+}
+
+// Add4 adds one IPv4 address (big-endian integer) with codes and a value index from Intern.
+func (b *Builder) Add4(k uint32, c Codes, val uint32) {
+	b.p4 = append(b.p4, uint64(k)<<32|uint64(val)<<8|uint64(c))
+}
+
+// Add adds an entry.
+func (b *Builder) Add(e Entry) {
+	var val uint32
+	if !e.Exclude {
+		val = b.Intern(e.Value)
+		if e.Codes == 0 && val == 0 {
+			return // answers nothing
+		}
+		if e.Codes == 0 && len(b.vals[val].A) == 0 {
+			return // a TXT without an A record is not a listing
+		}
+	}
+	p := e.Prefix.Masked()
+	a := p.Addr()
+	if a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		a = p.Addr()
+	}
+	if a.Is4() {
+		bits := p.Bits()
+		lo := binary.BigEndian.Uint32(a.AsSlice())
+		if bits == 32 && !e.Exclude {
+			b.Add4(lo, e.Codes, val)
+			return
+		}
+		hi := lo | uint32(uint64(1)<<(32-bits)-1)
+		b.r4 = append(b.r4, span{uint64(lo), uint64(hi), e.Codes, e.Exclude, val})
+		return
+	}
+	a16 := a.As16()
+	hi64 := binary.BigEndian.Uint64(a16[:8])
+	if p.Bits() > 64 {
+		b.l6 = append(b.l6, long6{hi64, binary.BigEndian.Uint64(a16[8:]), p.Bits(), e.Codes, e.Exclude, val})
+		return
+	}
+	bits := p.Bits()
+	if bits == 64 && !e.Exclude {
+		b.s6 = append(b.s6, single6{hi64, val, e.Codes})
+		return
+	}
+	hi := ^uint64(0)
+	if bits > 0 {
+		hi = hi64 | (uint64(1)<<(64-bits) - 1)
+	}
+	b.r6 = append(b.r6, span{hi64, hi, e.Codes, e.Exclude, val})
+}
+
+// Snapshot finishes the build. The builder must not be used afterwards.
+func (b *Builder) Snapshot() *Snapshot {
+	s := &Snapshot{Info: b.info, vals: b.vals}
+	s.Zone = CanonicalZone(b.info.Zone)
+	slices.Sort(b.p4)
+	// Duplicates merge codes; the first value (lowest index, i.e. first seen) wins.
+	n := 0
+	for _, p := range b.p4 {
+		if n > 0 && b.p4[n-1]>>32 == p>>32 {
+			b.p4[n-1] |= p & 0xff
 			continue
 		}
-		b := a.As16()
-		lo := binary.BigEndian.Uint64(b[:8])
-		bits := min(p.Bits(), 64)
-		if bits == 64 && !e.Exclude {
-			s6 = append(s6, e6{lo, e.Codes})
+		b.p4[n] = p
+		n++
+	}
+	p4 := b.p4[:n]
+	s.v4 = make([]uint32, n)
+	s.v4c = make([]Codes, n)
+	hasVal := false
+	for i, p := range p4 {
+		s.v4[i] = uint32(p >> 32)
+		s.v4c[i] = Codes(p)
+		if p>>8&0xffffff != 0 {
+			hasVal = true
+		}
+	}
+	if hasVal {
+		s.v4v = make([]uint32, n)
+		for i, p := range p4 {
+			s.v4v[i] = uint32(p>>8) & 0xffffff
+		}
+	}
+	b.p4 = nil
+	s.buildIndex4()
+
+	slices.SortStableFunc(b.s6, func(x, y single6) int { return cmp.Compare(x.k, y.k) })
+	s6 := b.s6[:0]
+	for _, e := range b.s6 {
+		if m := len(s6); m > 0 && s6[m-1].k == e.k {
+			s6[m-1].codes |= e.codes
 			continue
 		}
-		var hi uint64
-		if bits == 0 {
-			hi = ^uint64(0)
-		} else {
-			hi = lo | (uint64(1)<<(64-bits) - 1)
-		}
-		s.r6 = append(s.r6, rng6{lo, hi, e.Codes, e.Exclude})
+		s6 = append(s6, e)
 	}
-	slices.SortFunc(s4, func(a, b e4) int { return cmp.Compare(a.k, b.k) })
-	slices.SortFunc(s6, func(a, b e6) int { return cmp.Compare(a.k, b.k) })
-	s.v4 = make([]uint32, 0, len(s4))
-	s.v4c = make([]Codes, 0, len(s4))
-	for _, e := range s4 {
-		if n := len(s.v4); n > 0 && s.v4[n-1] == e.k {
-			s.v4c[n-1] |= e.c
+	s.v6 = make([]uint64, len(s6))
+	s.v6c = make([]Codes, len(s6))
+	hasVal = false
+	for i, e := range s6 {
+		s.v6[i], s.v6c[i] = e.k, e.codes
+		hasVal = hasVal || e.val != 0
+	}
+	if hasVal {
+		s.v6v = make([]uint32, len(s6))
+		for i, e := range s6 {
+			s.v6v[i] = e.val
+		}
+	}
+	s.r4 = flatten(b.r4)
+	s.r6 = flatten(b.r6)
+	slices.SortStableFunc(b.l6, func(x, y long6) int {
+		if c := cmp.Compare(x.hi, y.hi); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.bits, x.bits); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.lo, y.lo)
+	})
+	l6 := b.l6[:0]
+	for _, l := range b.l6 {
+		if k := len(l6); k > 0 && l6[k-1].hi == l.hi && l6[k-1].lo == l.lo && l6[k-1].bits == l.bits && l6[k-1].excl == l.excl {
+			l6[k-1].codes |= l.codes
 			continue
 		}
-		s.v4 = append(s.v4, e.k)
-		s.v4c = append(s.v4c, e.c)
+		l6 = append(l6, l)
 	}
-	s.v6 = make([]uint64, 0, len(s6))
-	s.v6c = make([]Codes, 0, len(s6))
-	for _, e := range s6 {
-		if n := len(s.v6); n > 0 && s.v6[n-1] == e.k {
-			s.v6c[n-1] |= e.c
-			continue
-		}
-		s.v6 = append(s.v6, e.k)
-		s.v6c = append(s.v6c, e.c)
-	}
-	slices.SortFunc(s.r4, func(a, b rng4) int { return cmp.Compare(a.lo, b.lo) })
-	slices.SortFunc(s.r6, func(a, b rng6) int { return cmp.Compare(a.lo, b.lo) })
+	s.l6 = slices.Clip(l6)
 	return s
+}
+
+func (s *Snapshot) buildIndex4() {
+	if len(s.v4) < index4Min {
+		s.idx4 = nil
+		return
+	}
+	s.idx4 = make([]uint32, 1<<16+1)
+	j := 0
+	for h := 0; h <= 1<<16; h++ {
+		for j < len(s.v4) && int(s.v4[j]>>16) < h {
+			j++
+		}
+		s.idx4[h] = uint32(j)
+	}
+}
+
+// flatten turns possibly overlapping ranges into disjoint segments. Within a
+// segment an exclusion wins over everything (rbldnsd ip4set semantics);
+// otherwise the most specific (narrowest) range decides, identical ranges
+// merging their codes.
+func flatten(in []span) []seg {
+	if len(in) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(in, func(a, b span) int {
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		if a.excl != b.excl {
+			if a.excl {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	// Merge identical ranges.
+	m := in[:0]
+	for _, r := range in {
+		if k := len(m); k > 0 && m[k-1].lo == r.lo && m[k-1].hi == r.hi && m[k-1].excl == r.excl {
+			m[k-1].codes |= r.codes
+			continue
+		}
+		m = append(m, r)
+	}
+	bounds := make([]uint64, 0, 2*len(m))
+	for _, r := range m {
+		bounds = append(bounds, r.lo)
+		if r.hi != ^uint64(0) {
+			bounds = append(bounds, r.hi+1)
+		}
+	}
+	slices.Sort(bounds)
+	bounds = slices.Compact(bounds)
+	var lst spanHeap // active listings, narrowest first
+	var exc []uint64 // hi of active exclusions (min-heap)
+	var out []seg
+	next := 0
+	for bi, p := range bounds {
+		for next < len(m) && m[next].lo == p {
+			if m[next].excl {
+				heapPush(&exc, m[next].hi)
+			} else {
+				lst.push(m[next])
+			}
+			next++
+		}
+		for len(exc) > 0 && exc[0] < p {
+			heapPop(&exc)
+		}
+		for len(lst) > 0 && lst[0].hi < p {
+			lst.pop()
+		}
+		end := ^uint64(0)
+		if bi+1 < len(bounds) {
+			end = bounds[bi+1] - 1
+		}
+		var sg seg
+		switch {
+		case len(exc) > 0:
+			sg = seg{lo: p, hi: end, excl: true}
+		case len(lst) > 0:
+			sg = seg{lo: p, hi: end, codes: lst[0].codes, val: lst[0].val}
+		default:
+			continue
+		}
+		if k := len(out); k > 0 && out[k-1].hi+1 == p && out[k-1].excl == sg.excl && out[k-1].codes == sg.codes && out[k-1].val == sg.val {
+			out[k-1].hi = end
+			continue
+		}
+		out = append(out, sg)
+	}
+	return slices.Clip(out)
+}
+
+// spanHeap is a min-heap of ranges by width (then start, narrowest first).
+type spanHeap []span
+
+func (h spanHeap) less(i, j int) bool {
+	wi, wj := h[i].hi-h[i].lo, h[j].hi-h[j].lo
+	if wi != wj {
+		return wi < wj
+	}
+	return h[i].lo > h[j].lo
+}
+
+func (h *spanHeap) push(r span) {
+	*h = append(*h, r)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *spanHeap) pop() {
+	s := *h
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s.less(l, m) {
+			m = l
+		}
+		if r < n && s.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+}
+
+func heapPush(h *[]uint64, v uint64) {
+	*h = append(*h, v)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p] <= s[i] {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func heapPop(h *[]uint64) {
+	s := *h
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s[l] < s[m] {
+			m = l
+		}
+		if r < n && s[r] < s[m] {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+}
+
+// Build makes a snapshot from entries (any order; duplicates merge codes,
+// the first value wins).
+func Build(info Info, entries []Entry) *Snapshot {
+	b := NewBuilder(info)
+	b.Grow(len(entries))
+	for _, e := range entries {
+		b.Add(e)
+	}
+	return b.Snapshot()
 }
 
 // CanonicalZone lower-cases a zone name and strips the trailing dot.
@@ -219,93 +573,197 @@ var (
 )
 
 // Lookup returns the codes for an address (0: not listed). IPv6 addresses
-// are looked up by their /64; IPv4-mapped IPv6 addresses as IPv4.
+// are looked up by their /64 (and the longer prefixes and /128 exclusions
+// of rbldnsd files); IPv4-mapped IPv6 addresses as IPv4.
 func (s *Snapshot) Lookup(a netip.Addr) Codes {
+	c, _ := s.Find(a)
+	return c
+}
+
+// Find returns the codes and the value index (see Value) for an address;
+// the address is listed when either is non-zero.
+func (s *Snapshot) Find(a netip.Addr) (Codes, uint32) {
 	a = a.Unmap()
 	if a.Is4() {
 		b := a.As4()
-		return s.Lookup4(binary.BigEndian.Uint32(b[:]))
+		return s.Find4(binary.BigEndian.Uint32(b[:]))
 	}
 	b := a.As16()
-	return s.Lookup6(binary.BigEndian.Uint64(b[:8]))
+	return s.Find6(binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]))
 }
 
 // Lookup4 is Lookup for an IPv4 address as a big-endian integer.
 func (s *Snapshot) Lookup4(k uint32) Codes {
+	c, _ := s.Find4(k)
+	return c
+}
+
+// Find4 is Find for an IPv4 address as a big-endian integer.
+func (s *Snapshot) Find4(k uint32) (Codes, uint32) {
 	switch k {
 	case 0x7f000002:
-		return CodeAll // RFC 5782 §5
+		return CodeAll, 0 // RFC 5782 §5
 	case 0x7f000001:
-		return 0 // RFC 5782 §5
+		return 0, 0 // RFC 5782 §5
 	}
-	var c Codes
-	if i, ok := slices.BinarySearch(s.v4, k); ok {
-		c = s.v4c[i]
+	sg, inSeg := findSeg(s.r4, uint64(k))
+	if inSeg && sg.excl {
+		return 0, 0
 	}
-	if len(s.r4) > 0 {
-		for _, r := range s.r4 {
-			if r.lo > k {
-				break
-			}
-			if k <= r.hi {
-				if r.excl {
-					return 0
-				}
-				c |= r.codes
-			}
+	lo, hi := 0, len(s.v4)
+	if s.idx4 != nil {
+		lo, hi = int(s.idx4[k>>16]), int(s.idx4[k>>16+1])
+	}
+	if i, ok := slices.BinarySearch(s.v4[lo:hi], k); ok {
+		i += lo
+		var v uint32
+		if s.v4v != nil {
+			v = s.v4v[i]
+		}
+		return s.v4c[i], v
+	}
+	if inSeg {
+		return sg.codes, sg.val
+	}
+	return 0, 0
+}
+
+func findSeg(r []seg, k uint64) (seg, bool) {
+	if len(r) == 0 {
+		return seg{}, false
+	}
+	// First segment with hi >= k.
+	i, j := 0, len(r)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if r[h].hi < k {
+			i = h + 1
+		} else {
+			j = h
 		}
 	}
+	if i < len(r) && r[i].lo <= k {
+		return r[i], true
+	}
+	return seg{}, false
+}
+
+// Lookup6 is Lookup for an IPv6 /64 as a big-endian integer of its first 8
+// bytes; it sees /64-and-wider entries only.
+func (s *Snapshot) Lookup6(k uint64) Codes {
+	c, _ := s.find64(k)
 	return c
 }
 
-// Lookup6 is Lookup for an IPv6 /64 as a big-endian integer of its first 8 bytes.
-func (s *Snapshot) Lookup6(k uint64) Codes {
-	var c Codes
-	if i, ok := slices.BinarySearch(s.v6, k); ok {
-		c = s.v6c[i]
-	}
-	for _, r := range s.r6 {
-		if r.lo > k {
-			break
-		}
-		if k <= r.hi {
-			if r.excl {
-				return 0
+// Find6 is Find for an IPv6 address given as its two big-endian halves.
+func (s *Snapshot) Find6(hi, lo uint64) (Codes, uint32) {
+	if len(s.l6) > 0 {
+		i, _ := slices.BinarySearchFunc(s.l6, hi, func(l long6, k uint64) int { return cmp.Compare(l.hi, k) })
+		best := -1
+		for j := i; j < len(s.l6) && s.l6[j].hi == hi; j++ {
+			l := s.l6[j]
+			if !l.contains(hi, lo) {
+				continue
 			}
-			c |= r.codes
+			if l.excl {
+				return 0, 0
+			}
+			if best < 0 {
+				best = j // most specific first
+			}
+		}
+		if best >= 0 {
+			if sg, ok := findSeg(s.r6, hi); ok && sg.excl {
+				return 0, 0
+			}
+			return s.l6[best].codes, s.l6[best].val
 		}
 	}
-	return c
+	return s.find64(hi)
 }
+
+func (s *Snapshot) find64(k uint64) (Codes, uint32) {
+	sg, inSeg := findSeg(s.r6, k)
+	if inSeg && sg.excl {
+		return 0, 0
+	}
+	if i, ok := slices.BinarySearch(s.v6, k); ok {
+		var v uint32
+		if s.v6v != nil {
+			v = s.v6v[i]
+		}
+		return s.v6c[i], v
+	}
+	if inSeg {
+		return sg.codes, sg.val
+	}
+	return 0, 0
+}
+
+// Value returns value i of the value table (Find's second result); 0 is the
+// zero value: codes only, the zone's TXT.
+func (s *Snapshot) Value(i uint32) *Value {
+	if int(i) >= len(s.vals) {
+		return &Value{}
+	}
+	return &s.vals[i]
+}
+
+// Values is the number of distinct values (1 when every entry uses the zone's defaults).
+func (s *Snapshot) Values() int { return max(len(s.vals), 1) }
 
 // Len is the number of entries (single addresses and ranges, exclusions included).
-func (s *Snapshot) Len() int { return len(s.v4) + len(s.v6) + len(s.r4) + len(s.r6) }
+func (s *Snapshot) Len() int { return len(s.v4) + len(s.v6) + len(s.r4) + len(s.r6) + len(s.l6) }
 
 // Entries calls fn for every entry: IPv4 singles, IPv4 ranges, IPv6 singles,
-// IPv6 ranges, each in address order. It stops when fn returns false.
+// IPv6 ranges, longer IPv6 prefixes, each in address order. Ranges come
+// back as the disjoint prefixes they were flattened into. It stops when fn
+// returns false.
 func (s *Snapshot) Entries(fn func(Entry) bool) {
+	val := func(v uint32) *Value {
+		if v == 0 {
+			return nil
+		}
+		return &s.vals[v]
+	}
 	for i, k := range s.v4 {
-		if !fn(Entry{Prefix: netip.PrefixFrom(addr4(k), 32), Codes: s.v4c[i]}) {
+		var v uint32
+		if s.v4v != nil {
+			v = s.v4v[i]
+		}
+		if !fn(Entry{Prefix: netip.PrefixFrom(addr4(k), 32), Codes: s.v4c[i], Value: val(v)}) {
 			return
 		}
 	}
 	for _, r := range s.r4 {
-		for _, p := range rangePrefixes4(r.lo, r.hi) {
-			if !fn(Entry{Prefix: p, Codes: r.codes, Exclude: r.excl}) {
+		for _, p := range rangePrefixes4(uint32(r.lo), uint32(r.hi)) {
+			if !fn(Entry{Prefix: p, Codes: r.codes, Exclude: r.excl, Value: val(r.val)}) {
 				return
 			}
 		}
 	}
 	for i, k := range s.v6 {
-		if !fn(Entry{Prefix: netip.PrefixFrom(addr6(k), 64), Codes: s.v6c[i]}) {
+		var v uint32
+		if s.v6v != nil {
+			v = s.v6v[i]
+		}
+		if !fn(Entry{Prefix: netip.PrefixFrom(addr6(k), 64), Codes: s.v6c[i], Value: val(v)}) {
 			return
 		}
 	}
 	for _, r := range s.r6 {
 		for _, p := range rangePrefixes6(r.lo, r.hi) {
-			if !fn(Entry{Prefix: p, Codes: r.codes, Exclude: r.excl}) {
+			if !fn(Entry{Prefix: p, Codes: r.codes, Exclude: r.excl, Value: val(r.val)}) {
 				return
 			}
+		}
+	}
+	for _, l := range s.l6 {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], l.hi)
+		binary.BigEndian.PutUint64(b[8:], l.lo)
+		if !fn(Entry{Prefix: netip.PrefixFrom(netip.AddrFrom16(b), l.bits), Codes: l.codes, Exclude: l.excl, Value: val(l.val)}) {
+			return
 		}
 	}
 }
@@ -398,11 +856,21 @@ func (s *Snapshot) Under4(lo, hi uint32) bool {
 	if i < len(s.v4) && s.v4[i] <= hi {
 		return true
 	}
-	for _, r := range s.r4 {
-		if r.lo > hi {
-			break
+	return segUnder(s.r4, uint64(lo), uint64(hi))
+}
+
+func segUnder(r []seg, lo, hi uint64) bool {
+	i, j := 0, len(r)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if r[h].hi < lo {
+			i = h + 1
+		} else {
+			j = h
 		}
-		if !r.excl && r.hi >= lo {
+	}
+	for ; i < len(r) && r[i].lo <= hi; i++ {
+		if !r[i].excl {
 			return true
 		}
 	}
@@ -419,92 +887,124 @@ func (s *Snapshot) Under6(lo, hi uint64) bool {
 	if i < len(s.v6) && s.v6[i] <= hi {
 		return true
 	}
-	for _, r := range s.r6 {
-		if r.lo > hi {
-			break
-		}
-		if !r.excl && r.hi >= lo {
+	for _, l := range s.l6 {
+		if !l.excl && l.hi >= lo && l.hi <= hi {
 			return true
 		}
 	}
-	return false
+	return segUnder(s.r6, lo, hi)
 }
 
 // With returns a new snapshot: s with the given single-unit entries set
-// (IPv4 /32, IPv6 /64; Codes 0 removes the entry) and info replaced. Ranges
-// are carried over unchanged. It costs one pass over the arrays, not a
-// rebuild, so a 1M-entry zone takes a few milliseconds per batch.
+// (IPv4 /32, IPv6 /64; Codes 0 and no Value removes the entry) and info
+// replaced. Ranges are carried over unchanged. It costs one pass over the
+// arrays, not a rebuild, so a 1M-entry zone takes a few milliseconds per batch.
 func (s *Snapshot) With(info Info, changes []Entry) *Snapshot {
 	info.Zone = CanonicalZone(info.Zone)
-	n := &Snapshot{Info: info, r4: s.r4, r6: s.r6}
-	type c4 struct {
-		k uint32
-		c Codes
+	n := &Snapshot{Info: info, r4: s.r4, r6: s.r6, l6: s.l6, vals: s.vals}
+	var keys map[string]uint32
+	intern := func(v *Value) uint32 {
+		if v.isZero() {
+			return 0
+		}
+		if keys == nil {
+			keys = make(map[string]uint32, len(n.vals))
+			for i := range n.vals {
+				keys[n.vals[i].key()] = uint32(i)
+			}
+			n.vals = slices.Clone(n.vals)
+			if len(n.vals) == 0 {
+				n.vals = []Value{{}}
+			}
+		}
+		k := v.key()
+		if i, ok := keys[k]; ok {
+			return i
+		}
+		i := uint32(len(n.vals))
+		n.vals = append(n.vals, Value{A: slices.Clone(v.A), TXT: v.TXT, OwnTXT: v.OwnTXT})
+		keys[k] = i
+		return i
 	}
-	type c6 struct {
-		k uint64
-		c Codes
-	}
-	var ch4 []c4
-	var ch6 []c6
+	var ch4 []change[uint32]
+	var ch6 []change[uint64]
 	for _, e := range changes {
 		a := e.Prefix.Addr().Unmap()
+		v := intern(e.Value)
 		if a.Is4() {
 			b := a.As4()
-			ch4 = append(ch4, c4{binary.BigEndian.Uint32(b[:]), e.Codes})
+			ch4 = append(ch4, change[uint32]{binary.BigEndian.Uint32(b[:]), e.Codes, v})
 		} else {
 			b := a.As16()
-			ch6 = append(ch6, c6{binary.BigEndian.Uint64(b[:8]), e.Codes})
+			ch6 = append(ch6, change[uint64]{binary.BigEndian.Uint64(b[:8]), e.Codes, v})
 		}
 	}
 	// Stable sort keeps the last change for a key last.
-	slices.SortStableFunc(ch4, func(a, b c4) int { return cmp.Compare(a.k, b.k) })
-	slices.SortStableFunc(ch6, func(a, b c6) int { return cmp.Compare(a.k, b.k) })
-	n.v4, n.v4c = merge(s.v4, s.v4c, len(ch4), func(i int) (uint32, Codes) { return ch4[i].k, ch4[i].c })
-	n.v6, n.v6c = merge(s.v6, s.v6c, len(ch6), func(i int) (uint64, Codes) { return ch6[i].k, ch6[i].c })
+	slices.SortStableFunc(ch4, func(a, b change[uint32]) int { return cmp.Compare(a.k, b.k) })
+	slices.SortStableFunc(ch6, func(a, b change[uint64]) int { return cmp.Compare(a.k, b.k) })
+	n.v4, n.v4c, n.v4v = merge(s.v4, s.v4c, s.v4v, ch4)
+	n.v6, n.v6c, n.v6v = merge(s.v6, s.v6c, s.v6v, ch6)
+	if len(ch4) == 0 {
+		n.idx4 = s.idx4
+	} else {
+		n.buildIndex4()
+	}
 	return n
 }
 
-func merge[K cmp.Ordered](keys []K, codes []Codes, nch int, ch func(int) (K, Codes)) ([]K, []Codes) {
-	if nch == 0 {
-		return keys, codes
+type change[K cmp.Ordered] struct {
+	k K
+	c Codes
+	v uint32
+}
+
+func merge[K cmp.Ordered](keys []K, codes []Codes, vals []uint32, ch []change[K]) ([]K, []Codes, []uint32) {
+	if len(ch) == 0 {
+		return keys, codes, vals
 	}
-	ok := make([]K, 0, len(keys)+nch)
-	oc := make([]Codes, 0, len(keys)+nch)
-	i, j := 0, 0
-	for i < len(keys) || j < nch {
-		if j < nch {
-			k, c := ch(j)
-			// Skip to the last change for this key.
-			for j+1 < nch {
-				k2, c2 := ch(j + 1)
-				if k2 != k {
-					break
-				}
-				c = c2
-				j++
+	withVals := vals != nil
+	for _, c := range ch {
+		withVals = withVals || c.v != 0
+	}
+	ok := make([]K, 0, len(keys)+len(ch))
+	oc := make([]Codes, 0, len(keys)+len(ch))
+	var ov []uint32
+	if withVals {
+		ov = make([]uint32, 0, len(keys)+len(ch))
+	}
+	copyRun := func(i, j int) {
+		ok = append(ok, keys[i:j]...)
+		oc = append(oc, codes[i:j]...)
+		if withVals {
+			if vals != nil {
+				ov = append(ov, vals[i:j]...)
+			} else {
+				ov = append(ov, make([]uint32, j-i)...)
 			}
-			// Copy the untouched run before k in one go.
-			run := i
-			for run < len(keys) && keys[run] < k {
-				run++
-			}
-			ok = append(ok, keys[i:run]...)
-			oc = append(oc, codes[i:run]...)
-			i = run
-			if i < len(keys) && keys[i] == k {
-				i++ // replaced or removed
-			}
-			if c != 0 {
-				ok = append(ok, k)
-				oc = append(oc, c)
-			}
-			j++
-			continue
 		}
-		ok = append(ok, keys[i:]...)
-		oc = append(oc, codes[i:]...)
-		break
 	}
-	return ok, oc
+	i := 0
+	for j := 0; j < len(ch); j++ {
+		// Skip to the last change for this key.
+		for j+1 < len(ch) && ch[j+1].k == ch[j].k {
+			j++
+		}
+		c := ch[j]
+		run, _ := slices.BinarySearch(keys[i:], c.k)
+		run += i
+		copyRun(i, run)
+		i = run
+		if i < len(keys) && keys[i] == c.k {
+			i++ // replaced or removed
+		}
+		if c.c != 0 || c.v != 0 {
+			ok = append(ok, c.k)
+			oc = append(oc, c.c)
+			if withVals {
+				ov = append(ov, c.v)
+			}
+		}
+	}
+	copyRun(i, len(keys))
+	return ok, oc, ov
 }
