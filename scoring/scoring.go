@@ -2,28 +2,45 @@
 // takes evidence, manual actions, a policy and the current time, and returns
 // decisions. It reads no clock and does no I/O, so any decision can be
 // replayed and explained.
+//
+// # Model
+//
+// The evidence and manual actions of a unit are replayed in time order
+// (events by time and id, an action after the events of its instant, so
+// the input order never matters). Each hit of kind k adds
+//
+//	value = Weights[k] * novelty
+//
+// to the unit's score, and every value decays with HalfLife. Novelty is 1
+// for a hit to a fresh trap address, SameAddress for a burst to the same
+// trap address, SameDomain for a new address in a trap domain already hit;
+// it recovers toward 1 as the earlier hits to that address or domain decay
+// (novelty = 1 - (1-SameAddress)*min(1, residual/weight)). This keeps a
+// property the defaults rely on: right after any hit the score is at least
+// the hit's weight, so one fresh bounce lists whatever came before.
+//
+// A unit is listed when its score reaches ListThreshold at a hit. Once
+// listed it stays listed until the decaying score falls below
+// DelistThreshold, or MaxAge passes after its last hit (hysteresis). A unit
+// listed again within RepeatMemory of an earlier listing is a repeat
+// offender: its MaxAge is multiplied and its DelistThreshold divided by
+// RepeatFactor per earlier listing, bounded by RepeatMax.
+//
+// A manual delist ends a listing and resets the score: evidence before it no
+// longer counts, and a new hit lists again. A manual list lists until a
+// delist. The allowlist wins over everything.
 package scoring
 
 import (
+	"fmt"
+	"math"
 	"net/netip"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/store"
 )
-
-// Policy is the listing policy. The zero value is not useful; start from
-// DefaultPolicy.
-type Policy struct {
-	// MaxAge is how long an address stays listed after its last counted hit.
-	MaxAge time.Duration
-	// Allow lists networks that are never listed (their evidence is still kept).
-	Allow []netip.Prefix
-}
-
-// DefaultPolicy is the documented default policy.
-func DefaultPolicy() Policy {
-	return Policy{MaxAge: 28 * 24 * time.Hour}
-}
 
 // Unit is the listing unit an address belongs to: the address itself for
 // IPv4, its /64 for IPv6 (CONTRACT.md "DNS").
@@ -41,142 +58,366 @@ type Decision struct {
 	Unit      netip.Prefix
 	Listed    bool
 	Kinds     store.KindSet // kinds on record that count toward the listing
-	Score     float64       // weight of the evidence that counts, now
+	Score     float64       // the unit's decayed score now
 	Counts    map[store.Kind]int
-	FirstSeen time.Time // first counted evidence
+	FirstSeen time.Time // first counted evidence (after the last delist)
 	LastSeen  time.Time // last counted evidence
-	Expires   time.Time // when the listing lapses without new evidence (zero if not listed)
+	Expires   time.Time // when the listing lapses without new evidence (zero if not listed or manual)
 	Manual    string    // "list" or "delist" when a manual action decides
 	Reason    string    // one line for humans
+
+	// Since is when the current listing started (zero if not listed).
+	Since time.Time
+	// Lapsed is when the last listing ended, if it is not listed now.
+	Lapsed time.Time
+	// Listings counts the listings that started within RepeatMemory of now
+	// (the current one included).
+	Listings int
+	// Repeat is the repeat-offender multiplier of the current (or next) listing.
+	Repeat float64
+	// ListThreshold, DelistThreshold and MaxAge are the thresholds in force
+	// for this unit (the delist threshold and max age after Repeat).
+	ListThreshold   float64
+	DelistThreshold float64
+	MaxAge          time.Duration
+	// Allowed is the allowlist entry protecting the unit, if any.
+	Allowed netip.Prefix
 }
 
 // Item explains one piece of evidence in a decision.
 type Item struct {
 	Ref     store.Ref
 	Weight  float64 // weight of its kind
-	Value   float64 // what it adds to the score now
+	Novelty float64 // multiplier for repeated trap addresses and domains
+	Initial float64 // what it added to the score when it came (Weight*Novelty)
+	Value   float64 // what it adds to the score now (Initial, decayed)
 	Counted bool
 	Why     string // why it counts or not
 }
 
 // Decide returns the decision for unit given its evidence and manual actions at now.
-// refs and actions may be in any order.
+// refs and actions may be in any order; they are not modified.
 func Decide(p *Policy, unit netip.Prefix, refs []store.Ref, actions []store.Action, now time.Time) Decision {
-	return decide(p, unit, refs, actions, now, nil)
+	var d Decider
+	d.Policy = p
+	return d.run(unit, refs, actions, now, nil, true)
 }
 
-// Explain is Decide with the part each piece of evidence played.
+// Explain is Decide with the part each piece of evidence played, oldest first.
 func Explain(p *Policy, unit netip.Prefix, refs []store.Ref, actions []store.Action, now time.Time) (Decision, []Item) {
+	var d Decider
+	d.Policy = p
 	items := make([]Item, 0, len(refs))
-	d := decide(p, unit, refs, actions, now, &items)
-	return d, items
+	dec := d.run(unit, refs, actions, now, &items, true)
+	return dec, items
 }
 
-func decide(p *Policy, unit netip.Prefix, refs []store.Ref, actions []store.Action, now time.Time, items *[]Item) Decision {
-	d := Decision{Unit: unit, Counts: map[store.Kind]int{}}
-	note := func(r store.Ref, counted bool, why string) {
-		if items != nil {
-			it := Item{Ref: r, Counted: counted, Why: why}
-			if r.Kind.Backscatter() {
-				it.Weight = 1
-			}
-			if counted {
-				it.Value = 1
-			}
-			*items = append(*items, it)
+// Decider decides many units in a row reusing its buffers (for a full
+// rebuild). It is not safe for concurrent use.
+type Decider struct {
+	Policy *Policy
+
+	refs []store.Ref
+	acts []store.Action
+	res  []residual
+	// starts of listings, unix nanoseconds
+	starts []int64
+}
+
+// NewDecider returns a Decider for p.
+func NewDecider(p *Policy) *Decider { return &Decider{Policy: p} }
+
+// Decide is Decide without Counts (nil), for the hot path.
+func (d *Decider) Decide(unit netip.Prefix, refs []store.Ref, actions []store.Action, now time.Time) Decision {
+	return d.run(unit, refs, actions, now, nil, false)
+}
+
+// residual is the decayed value already credited to one trap address or
+// domain of the unit.
+type residual struct {
+	key uint32
+	dom bool
+	v   float64
+	t   int64
+}
+
+const eps = 1e-9
+
+// credit returns the index of the residual for key (appending may move the slice).
+func (d *Decider) credit(key uint32, dom bool, at int64) int {
+	for i := range d.res {
+		if r := &d.res[i]; r.key == key && r.dom == dom {
+			return i
 		}
 	}
-	for _, a := range p.Allow {
-		if a.Overlaps(unit) && a.Bits() <= unit.Bits() {
-			d.Reason = "allowlisted (" + a.String() + ")"
-			for _, r := range refs {
-				d.Counts[r.Kind]++
-				note(r, false, "allowlisted")
-			}
-			return d
+	d.res = append(d.res, residual{key: key, dom: dom, t: at})
+	return len(d.res) - 1
+}
+
+func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Action, now time.Time, items *[]Item, counts bool) Decision {
+	p := d.Policy
+	dec := Decision{Unit: unit, ListThreshold: p.ListThreshold, DelistThreshold: p.DelistThreshold, MaxAge: p.MaxAge, Repeat: 1}
+	if counts {
+		dec.Counts = map[store.Kind]int{}
+		for _, r := range refs {
+			dec.Counts[r.Kind]++
 		}
 	}
-	// The latest manual action before now decides what counts.
-	var last *store.Action
-	for i := range actions {
-		a := &actions[i]
+	nowN := now.UnixNano()
+
+	// Order the timeline: refs by (time, id), actions by time (stable).
+	d.refs = append(d.refs[:0], refs...)
+	slices.SortFunc(d.refs, func(a, b store.Ref) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	d.acts = d.acts[:0]
+	var cutoff *store.Action // the last delist at or before now
+	var last *store.Action   // the last action at or before now
+	for _, a := range actions {
 		if a.Time.After(now) {
 			continue
 		}
-		if last == nil || a.Time.After(last.Time) {
-			last = a
+		d.acts = append(d.acts, a)
+	}
+	slices.SortStableFunc(d.acts, func(a, b store.Action) int { return a.Time.Compare(b.Time) })
+	for i := range d.acts {
+		last = &d.acts[i]
+		if last.Op == store.OpDelist {
+			cutoff = last
 		}
 	}
-	var since time.Time
-	if last != nil && last.Op == store.OpDelist {
-		since = last.Time // evidence before a delist no longer counts
+	var cutoffN int64 = math.MinInt64
+	if cutoff != nil {
+		cutoffN = cutoff.Time.UnixNano()
 	}
-	cutoff := now.Add(-p.MaxAge)
-	for _, r := range refs {
-		d.Counts[r.Kind]++
+
+	if a, ok := p.Allowed(unit); ok {
+		dec.Allowed = a
+		dec.Reason = "allowlisted (" + a.String() + "): evidence is kept, the address is never listed"
+		if items != nil {
+			for _, r := range d.refs {
+				*items = append(*items, Item{Ref: r, Weight: p.Weight(r.Kind), Why: "allowlisted"})
+			}
+		}
+		return dec
+	}
+
+	// Replay state.
+	var (
+		score     float64 // at scoreT
+		scoreT    int64
+		listed    bool
+		manual    bool
+		lastHit   int64
+		since     int64
+		lapsed    int64
+		repeat    = 1.0
+		kindT     [16]int64 // last counted hit per kind within the current listing
+		firstSeen int64
+		lastSeen  int64
+		lapseWhy  string
+	)
+	d.res = d.res[:0]
+	d.starts = d.starts[:0]
+	memory := int64(p.RepeatMemory)
+	startListing := func(at int64) {
+		n := 0
+		for _, s := range d.starts {
+			if at-s < memory {
+				n++
+			}
+		}
+		repeat = p.repeat(n)
+		d.starts = append(d.starts, at)
+		listed, since = true, at
+		kindT = [16]int64{}
+	}
+	// expiry is when the current automatic listing lapses without new hits.
+	expiry := func() (int64, string) {
+		exp, why := int64(math.MaxInt64), ""
+		if p.MaxAge > 0 {
+			exp, why = lastHit+int64(float64(p.MaxAge)*repeat), "max age passed"
+		}
+		if del := p.DelistThreshold / repeat; p.HalfLife > 0 && del > 0 {
+			t := scoreT
+			if score > del {
+				t += int64(float64(p.HalfLife) * math.Log2(score/del))
+			}
+			if t < exp {
+				exp, why = t, "score fell below the delist threshold"
+			}
+		}
+		return exp, why
+	}
+	advance := func(to int64) {
+		if listed && !manual {
+			if exp, why := expiry(); to >= exp {
+				listed, lapsed, lapseWhy = false, exp, why
+			}
+		}
+	}
+	decayTo := func(v float64, from, to int64) float64 {
+		return v * p.decay(time.Duration(to-from))
+	}
+
+	ai := 0
+	for ri := 0; ri <= len(d.refs); ri++ {
+		// Actions before this ref's time go first; at equal times evidence
+		// goes first, so evidence at the instant of a delist does not count.
+		var rt int64 = math.MaxInt64
+		if ri < len(d.refs) {
+			rt = d.refs[ri].Time.UnixNano()
+		}
+		for ai < len(d.acts) && (d.acts[ai].Time.UnixNano() < rt || ri == len(d.refs)) {
+			a := &d.acts[ai]
+			ai++
+			at := a.Time.UnixNano()
+			advance(at)
+			switch a.Op {
+			case store.OpDelist:
+				if listed {
+					lapsed, lapseWhy = at, "delisted"
+				}
+				listed, manual = false, false
+				score, scoreT = 0, at
+				d.res = d.res[:0]
+			case store.OpList:
+				if !listed {
+					startListing(at)
+				}
+				manual = true
+			}
+		}
+		if ri == len(d.refs) {
+			break
+		}
+		r := d.refs[ri]
+		w := p.Weight(r.Kind)
+		it := Item{Ref: r, Weight: w}
+		note := func(counted bool, why string) {
+			if items != nil {
+				it.Counted, it.Why = counted, why
+				*items = append(*items, it)
+			}
+		}
 		switch {
-		case !r.Kind.Backscatter():
-			note(r, false, r.Kind.String()+" is not backscatter")
+		case rt > nowN:
+			note(false, "in the future")
 			continue
-		case r.Time.After(now):
-			note(r, false, "in the future")
-			continue
-		case !r.Time.After(since):
-			note(r, false, "before the delist of "+since.UTC().Format(time.RFC3339))
-			continue
-		case r.Time.Before(cutoff):
-			note(r, false, "older than "+p.MaxAge.String())
+		case w <= 0:
+			note(false, r.Kind.String()+" has weight 0 (not backscatter)")
 			continue
 		}
-		note(r, true, "backscatter within "+p.MaxAge.String())
-		d.Kinds = d.Kinds.Add(r.Kind)
-		d.Score++
-		if d.FirstSeen.IsZero() || r.Time.Before(d.FirstSeen) {
-			d.FirstSeen = r.Time
+		advance(rt)
+		score, scoreT = decayTo(score, scoreT, rt), rt
+		ia := d.credit(r.Rcpt, false, rt)
+		id := d.credit(r.Domain, true, rt)
+		ra, rd := &d.res[ia], &d.res[id]
+		ra.v, ra.t = decayTo(ra.v, ra.t, rt), rt
+		rd.v, rd.t = decayTo(rd.v, rd.t, rt), rt
+		nov, why := 1.0, "new trap address"
+		if n := 1 - (1-p.SameAddress)*min(1, ra.v/w); ra.v > 0 && n < nov {
+			nov, why = n, "trap address hit again"
 		}
-		if r.Time.After(d.LastSeen) {
-			d.LastSeen = r.Time
+		if n := 1 - (1-p.SameDomain)*min(1, rd.v/w); rd.v > 0 && n < nov {
+			nov, why = n, "new address in a trap domain hit again"
+		}
+		v := w * nov
+		score += v
+		ra.v += v
+		rd.v += v
+		lastHit = rt
+		if !listed && score >= p.ListThreshold-eps {
+			startListing(rt)
+			why += ", listed"
+		}
+		if listed && int(r.Kind) < len(kindT) {
+			kindT[r.Kind] = rt
+		}
+		if rt > cutoffN {
+			if firstSeen == 0 {
+				firstSeen = rt
+			}
+			lastSeen = rt
+			it.Novelty, it.Initial = nov, v
+			it.Value = decayTo(v, rt, nowN)
+			note(true, why+fmt.Sprintf(" (novelty %.2f, score %.3f after it)", nov, score))
+		} else {
+			note(false, "before the delist of "+cutoff.Time.UTC().Format(time.RFC3339))
 		}
 	}
-	if last != nil && last.Op == store.OpList {
-		d.Listed = true
-		d.Manual = store.OpList
+	advance(nowN)
+
+	dec.Score = decayTo(score, scoreT, nowN)
+	if firstSeen != 0 {
+		dec.FirstSeen, dec.LastSeen = time.Unix(0, firstSeen).UTC(), time.Unix(0, lastSeen).UTC()
+	}
+	for _, s := range d.starts {
+		if nowN-s < memory {
+			dec.Listings++
+		}
+	}
+	if !listed {
+		// The multiplier the next listing would get.
+		repeat = p.repeat(dec.Listings)
+	}
+	dec.Repeat = repeat
+	dec.DelistThreshold = p.DelistThreshold / repeat
+	dec.MaxAge = time.Duration(float64(p.MaxAge) * repeat)
+	maxAgeN := int64(dec.MaxAge)
+	if listed {
+		dec.Listed = true
+		dec.Since = time.Unix(0, since).UTC()
+		for k := range kindT {
+			if kindT[k] != 0 && (p.MaxAge == 0 || nowN-kindT[k] <= maxAgeN) {
+				dec.Kinds = dec.Kinds.Add(store.Kind(k))
+			}
+		}
+	} else if lapsed != 0 && (cutoff == nil || lapsed > cutoffN) {
+		dec.Lapsed = time.Unix(0, lapsed).UTC()
+	}
+	switch {
+	case listed && manual:
+		dec.Manual = store.OpList
 		for _, k := range last.Kinds {
-			d.Kinds = d.Kinds.Add(k)
+			dec.Kinds = dec.Kinds.Add(k)
 		}
-		if len(last.Kinds) == 0 && d.Kinds == 0 {
-			d.Kinds = d.Kinds.Add(store.KindBounce)
+		if dec.Kinds == 0 {
+			dec.Kinds = dec.Kinds.Add(store.KindBounce)
 		}
-		d.Reason = "listed manually: " + last.Reason
-		return d
+		dec.Reason = "listed manually by " + last.Who + ": " + last.Reason
+	case listed:
+		exp, why := expiry()
+		dec.Expires = time.Unix(0, exp).UTC()
+		dec.Reason = fmt.Sprintf("listed since %s: score %s reached %s; stays listed until the score falls below %s or %s after the last hit (%s first)",
+			dec.Since.Format(time.RFC3339), ff(dec.Score), ff(p.ListThreshold), ff(dec.DelistThreshold), durString(dec.MaxAge), shortWhy(why))
+		if repeat > 1 {
+			dec.Reason += fmt.Sprintf("; repeat offender (%d listings): x%s", dec.Listings, ff(repeat))
+		}
+	case cutoff != nil && lastSeen == 0:
+		dec.Manual = store.OpDelist
+		dec.Reason = "delisted by " + cutoff.Who + ": " + cutoff.Reason
+		if cutoff.Public {
+			dec.Reason = "delisted (self-service): " + cutoff.Reason
+		}
+	case !dec.Lapsed.IsZero():
+		dec.Reason = "listing lapsed at " + dec.Lapsed.Format(time.RFC3339) + ": " + lapseWhy
+	case lastSeen != 0:
+		dec.Reason = fmt.Sprintf("score %s below the list threshold %s", ff(dec.Score), ff(p.ListThreshold))
+	default:
+		dec.Reason = "no backscatter on record"
 	}
-	if d.Kinds != 0 {
-		d.Listed = true
-		d.Expires = d.LastSeen.Add(p.MaxAge)
-		d.Reason = "backscatter received within the last " + p.MaxAge.String()
-		return d
-	}
-	if last != nil && last.Op == store.OpDelist {
-		d.Manual = store.OpDelist
-		d.Reason = "delisted: " + last.Reason
-		return d
-	}
-	d.Reason = "no backscatter within the last " + p.MaxAge.String()
-	return d
+	return dec
 }
 
-// Describe lists the policy's settings for explanations.
-func (p *Policy) Describe() map[string]string {
-	m := map[string]string{"max_age": p.MaxAge.String()}
-	if len(p.Allow) > 0 {
-		s := ""
-		for i, a := range p.Allow {
-			if i > 0 {
-				s += " "
-			}
-			s += a.String()
-		}
-		m["allow"] = s
+func ff(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+
+func shortWhy(why string) string {
+	if why == "max age passed" {
+		return "max age"
 	}
-	return m
+	return "score"
 }
