@@ -24,7 +24,9 @@ func hit(at time.Duration, k store.Kind, rcpt, dom string) store.Ref {
 		Rcpt: store.Hash32(rcpt + "@" + dom), Domain: store.Hash32(dom)}
 }
 
-func bounce(at time.Duration, rcpt string) store.Ref { return hit(at, store.KindBounce, rcpt, "trap.test") }
+func bounce(at time.Duration, rcpt string) store.Ref {
+	return hit(at, store.KindBounce, rcpt, "trap.test")
+}
 
 func act(at time.Duration, op string, kinds ...store.Kind) store.Action {
 	return store.Action{Time: t0.Add(at), Prefix: unit, Op: op, Who: "admin:test", Reason: "test", Kinds: kinds}
