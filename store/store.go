@@ -84,6 +84,13 @@ type Options struct {
 	InMemory bool
 	// GCInterval is how often value-log GC runs; zero means 10 minutes.
 	GCInterval time.Duration
+	// Bounded memory: badger's memtable size, block cache and index cache
+	// in bytes. Zero keeps badger's default (or LowMemory's). A non-zero
+	// IndexCacheSize keeps table indexes in a bounded cache instead of all
+	// in memory.
+	MemTableSize   int64
+	BlockCacheSize int64
+	IndexCacheSize int64
 }
 
 // DefaultOptions are the documented defaults.
@@ -125,6 +132,15 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	if opts.LowMemory {
 		bo = bo.WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).
 			WithIndexCacheSize(8 << 20).WithValueLogFileSize(64 << 20).WithNumCompactors(2)
+	}
+	if opts.MemTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.MemTableSize)
+	}
+	if opts.BlockCacheSize > 0 {
+		bo = bo.WithBlockCacheSize(opts.BlockCacheSize)
+	}
+	if opts.IndexCacheSize > 0 {
+		bo = bo.WithIndexCacheSize(opts.IndexCacheSize)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {

@@ -8,23 +8,91 @@ import (
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// PolicyConfig is the [policy] table.
+// PolicyConfig is the [policy] table (docs/policy.md). Every key has a
+// default; the defaults list on one fresh bounce.
 type PolicyConfig struct {
-	MaxAge Duration `toml:"max_age"`
-	Allow  []string `toml:"allow"`
+	// Weights: kind name -> weight of one hit. Kinds not named keep their default.
+	Weights         map[string]float64 `toml:"weights"`
+	HalfLife        Duration           `toml:"half_life"`
+	ListThreshold   float64            `toml:"list_threshold"`
+	DelistThreshold float64            `toml:"delist_threshold"`
+	MaxAge          Duration           `toml:"max_age"`
+	SameAddress     float64            `toml:"same_address"`
+	SameDomain      float64            `toml:"same_domain"`
+	RepeatFactor    float64            `toml:"repeat_factor"`
+	RepeatMax       float64            `toml:"repeat_max"`
+	RepeatMemory    Duration           `toml:"repeat_memory"`
+	Allow           []string           `toml:"allow"`
+	Escalate        EscalateConfig     `toml:"escalate"`
+}
+
+// EscalateConfig is the [policy.escalate] table.
+type EscalateConfig struct {
+	Enabled bool `toml:"enabled"`
+	Min     int  `toml:"min"`
+	Bits4   int  `toml:"bits4"`
+	Bits6   int  `toml:"bits6"`
 }
 
 func defaultPolicyConfig() PolicyConfig {
-	return PolicyConfig{MaxAge: Duration(28 * 24 * time.Hour)}
+	p := scoring.DefaultPolicy()
+	w := map[string]float64{}
+	for k, v := range p.Weights {
+		w[k.String()] = v
+	}
+	return PolicyConfig{
+		Weights:         w,
+		HalfLife:        Duration(p.HalfLife),
+		ListThreshold:   p.ListThreshold,
+		DelistThreshold: p.DelistThreshold,
+		MaxAge:          Duration(p.MaxAge),
+		SameAddress:     p.SameAddress,
+		SameDomain:      p.SameDomain,
+		RepeatFactor:    p.RepeatFactor,
+		RepeatMax:       p.RepeatMax,
+		RepeatMemory:    Duration(p.RepeatMemory),
+		Escalate:        EscalateConfig{Min: p.Escalate.Min, Bits4: p.Escalate.Bits4, Bits6: p.Escalate.Bits6},
+	}
+}
+
+func (p *PolicyConfig) build() (scoring.Policy, error) {
+	pol := scoring.Policy{
+		Weights:         scoring.DefaultWeights(),
+		HalfLife:        time.Duration(p.HalfLife),
+		ListThreshold:   p.ListThreshold,
+		DelistThreshold: p.DelistThreshold,
+		MaxAge:          time.Duration(p.MaxAge),
+		SameAddress:     p.SameAddress,
+		SameDomain:      p.SameDomain,
+		RepeatFactor:    p.RepeatFactor,
+		RepeatMax:       p.RepeatMax,
+		RepeatMemory:    time.Duration(p.RepeatMemory),
+		Escalate: scoring.Escalation{Enabled: p.Escalate.Enabled, Min: p.Escalate.Min,
+			Bits4: p.Escalate.Bits4, Bits6: p.Escalate.Bits6},
+	}
+	for name, w := range p.Weights {
+		k, err := store.ParseKind(name)
+		if err != nil {
+			return pol, fmt.Errorf("policy.weights: %v", err)
+		}
+		pol.Weights[k] = w
+	}
+	for _, a := range p.Allow {
+		pr, err := parsePrefix(a)
+		if err != nil {
+			return pol, fmt.Errorf("policy.allow: %v", err)
+		}
+		pol.Allow = append(pol.Allow, pr)
+	}
+	if err := pol.Validate(); err != nil {
+		return pol, fmt.Errorf("policy: %w", err)
+	}
+	return pol, nil
 }
 
 func (p *PolicyConfig) validate() error {
-	for _, a := range p.Allow {
-		if _, err := parsePrefix(a); err != nil {
-			return fmt.Errorf("policy.allow: %v", err)
-		}
-	}
-	return nil
+	_, err := p.build()
+	return err
 }
 
 // StoreConfig is the [store] table.
@@ -33,32 +101,31 @@ type StoreConfig struct {
 	RawTTL    Duration `toml:"raw_ttl"`
 	RawMax    int      `toml:"raw_max"`
 	LowMemory bool     `toml:"low_memory"`
+	// Bounded-memory knobs (0: badger's default, or LowMemory's).
+	MemTableMB   int      `toml:"memtable_mb"`
+	BlockCacheMB int      `toml:"block_cache_mb"`
+	IndexCacheMB int      `toml:"index_cache_mb"`
+	GCInterval   Duration `toml:"gc_interval"`
 }
 
 func defaultStoreConfig() StoreConfig {
+	o := store.DefaultOptions()
 	return StoreConfig{
-		Retention: Duration(400 * 24 * time.Hour),
-		RawTTL:    Duration(30 * 24 * time.Hour),
-		RawMax:    256 << 10,
+		Retention:  Duration(o.Retention),
+		RawTTL:     Duration(o.RawTTL),
+		RawMax:     o.RawMax,
+		GCInterval: Duration(o.GCInterval),
 	}
 }
 
-func (s *StoreConfig) validate() error { return nil }
-
-func (c *Config) policy() (scoring.Policy, error) {
-	p := scoring.DefaultPolicy()
-	if c.Policy.MaxAge > 0 {
-		p.MaxAge = time.Duration(c.Policy.MaxAge)
+func (s *StoreConfig) validate() error {
+	if s.RawMax < 0 || s.MemTableMB < 0 || s.BlockCacheMB < 0 || s.IndexCacheMB < 0 {
+		return fmt.Errorf("store: sizes must not be negative")
 	}
-	for _, a := range c.Policy.Allow {
-		pr, err := parsePrefix(a)
-		if err != nil {
-			return p, err
-		}
-		p.Allow = append(p.Allow, pr)
-	}
-	return p, nil
+	return nil
 }
+
+func (c *Config) policy() (scoring.Policy, error) { return c.Policy.build() }
 
 func (c *Config) storeOptions() store.Options {
 	o := store.DefaultOptions()
@@ -66,5 +133,11 @@ func (c *Config) storeOptions() store.Options {
 	o.RawTTL = time.Duration(c.Store.RawTTL)
 	o.RawMax = c.Store.RawMax
 	o.LowMemory = c.Store.LowMemory
+	o.MemTableSize = int64(c.Store.MemTableMB) << 20
+	o.BlockCacheSize = int64(c.Store.BlockCacheMB) << 20
+	o.IndexCacheSize = int64(c.Store.IndexCacheMB) << 20
+	if c.Store.GCInterval > 0 {
+		o.GCInterval = time.Duration(c.Store.GCInterval)
+	}
 	return o
 }

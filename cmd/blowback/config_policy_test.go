@@ -1,0 +1,68 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/scoring"
+	"github.com/blowback-dnsbl/blowback/store"
+)
+
+func TestPolicyConfig(t *testing.T) {
+	c, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := scoring.DefaultPolicy()
+	if p.HalfLife != def.HalfLife || p.MaxAge != def.MaxAge || p.ListThreshold != def.ListThreshold ||
+		p.Weight(store.KindBounce) != 1 || p.Escalate.Enabled {
+		t.Fatalf("defaults: %+v", p)
+	}
+	c, err = parseConfig([]byte(`
+[policy]
+half_life = "3d"
+max_age = "2w"
+list_threshold = 2
+delist_threshold = 0.5
+allow = ["192.0.2.0/24", "2001:db8::1"]
+[policy.weights]
+callout = 0.5
+[policy.escalate]
+enabled = true
+min = 8
+[store]
+memtable_mb = 16
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = c.policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.HalfLife != 3*24*time.Hour || p.MaxAge != 14*24*time.Hour || p.ListThreshold != 2 || p.DelistThreshold != 0.5 ||
+		p.Weight(store.KindCallout) != 0.5 || p.Weight(store.KindBounce) != 1 || !p.Escalate.Enabled || p.Escalate.Min != 8 ||
+		p.Escalate.Bits4 != 24 || len(p.Allow) != 2 || p.Allow[1] != netip.MustParsePrefix("2001:db8::1/128") {
+		t.Fatalf("parsed: %+v", p)
+	}
+	if o := c.storeOptions(); o.MemTableSize != 16<<20 || o.Retention != 400*24*time.Hour {
+		t.Fatalf("store options: %+v", o)
+	}
+	for _, bad := range []string{
+		"[policy]\ndelist_threshold = 3",
+		"[policy.weights]\nbogus = 1",
+		"[policy]\nallow = [\"not-an-ip\"]",
+		"[policy]\nmax_age = \"0s\"\nhalf_life = \"0s\"",
+		"[policy.escalate]\nenabled = true\nmin = 1",
+	} {
+		if _, err := parseConfig([]byte(bad)); err == nil || !strings.Contains(err.Error(), "policy") {
+			t.Errorf("%q: err %v, want a policy error", bad, err)
+		}
+	}
+}
