@@ -2,13 +2,22 @@ package zones
 
 import (
 	"bufio"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+)
+
+// Errors.
+var (
+	// ErrExport: the snapshot cannot be written in the format asked for.
+	ErrExport = errors.New("zones: cannot export")
+	// ErrTemplate: the TXT template cannot be expressed in the format.
+	ErrTemplate = errors.New("zones: TXT template not exportable")
 )
 
 // Format is an export format.
@@ -38,11 +47,16 @@ type SOA struct {
 	Refresh    uint32
 	Retry      uint32
 	Expire     uint32
-	Minimum    uint32 // negative-caching TTL
+	Minimum    uint32 // negative-caching TTL (RFC 2308 §4)
+	// Glue holds addresses for name servers inside the zone (lower case,
+	// no trailing dot); RFC 1034 §4.2.1 wants them in the zone, and
+	// named-checkzone refuses an in-zone NS without one.
+	Glue map[string][]netip.Addr
 }
 
-// DefaultSOA fills in what is unset.
-func (s SOA) withDefaults(zone string) SOA {
+// WithDefaults fills in what is unset (the same defaults as dnsd.Config).
+func (s SOA) WithDefaults(zone string) SOA {
+	zone = CanonicalZone(zone)
 	if len(s.NS) == 0 {
 		s.NS = []string{"ns1." + zone}
 	}
@@ -68,11 +82,67 @@ func (s SOA) withDefaults(zone string) SOA {
 	return s
 }
 
+// InZoneNS returns the name servers that lie inside the zone with their
+// glue addresses (relative owner, addresses), in NS order.
+func (s SOA) InZoneNS(zone string) []GlueRecord {
+	zone = CanonicalZone(zone)
+	var out []GlueRecord
+	for _, n := range s.NS {
+		n = CanonicalZone(n)
+		rel, ok := strings.CutSuffix(n, "."+zone)
+		if !ok {
+			continue
+		}
+		out = append(out, GlueRecord{Owner: rel, Addrs: s.Glue[n]})
+	}
+	return out
+}
+
+// GlueRecord is an in-zone name server's owner (relative) and addresses.
+type GlueRecord struct {
+	Owner string
+	Addrs []netip.Addr
+}
+
 func fqdn(s string) string {
 	if strings.HasSuffix(s, ".") {
 		return s
 	}
 	return s + "."
+}
+
+// Header is what the first line of an rbldnsd or BIND export says about it.
+type Header struct {
+	Zone    string
+	Serial  uint32
+	Entries int
+}
+
+const headerFmt = "blowback zone %s serial %d entries %d"
+
+// ReadHeader reads the first line of an rbldnsd or BIND export written by
+// this package.
+func ReadHeader(r io.Reader) (Header, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 1024)).ReadString('\n')
+	if err != nil && line == "" {
+		return Header{}, fmt.Errorf("%w: no header: %v", ErrExport, err)
+	}
+	line = strings.TrimLeft(line, "#; ")
+	var h Header
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), headerFmt, &h.Zone, &h.Serial, &h.Entries); err != nil {
+		return Header{}, fmt.Errorf("%w: not a blowback export header: %q", ErrExport, strings.TrimSpace(line))
+	}
+	return h, nil
+}
+
+// ReadHeaderFile is ReadHeader on a file.
+func ReadHeaderFile(path string) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	return ReadHeader(f)
 }
 
 // Write writes the snapshot in format f.
@@ -88,139 +158,236 @@ func Write(w io.Writer, f Format, s *Snapshot, soa SOA) error {
 	return fmt.Errorf("zones: unknown format %q", f)
 }
 
-// WriteRbldnsd writes an rbldnsd "combined" dataset: an ip4set for IPv4 and
-// an ip6tset for IPv6, each entry with its own A value (rbldnsd returns one
-// A per line; entries with several codes are written once per code).
-func WriteRbldnsd(w io.Writer, s *Snapshot, soa SOA) error {
-	soa = soa.withDefaults(s.Zone)
-	bw := bufio.NewWriterSize(w, 1<<16)
-	fmt.Fprintf(bw, "# blowback export of %s, serial %d, %d entries\n", s.Zone, s.Serial, s.Len())
-	fmt.Fprintf(bw, "$SOA %d %s %s %d %d %d %d %d\n", soa.TTL, fqdn(soa.NS[0]), fqdn(soa.Hostmaster), s.Serial, soa.Refresh, soa.Retry, soa.Expire, soa.Minimum)
-	fmt.Fprintf(bw, "$NS %d %s\n", soa.TTL, strings.Join(mapFqdn(soa.NS), " "))
-	fmt.Fprintf(bw, "$TTL %d\n", soa.TTL)
-	fmt.Fprintf(bw, "$DATASET ip4set @\n")
-	fmt.Fprintf(bw, ":127.0.0.2:%s\n", s.TXT)
-	fmt.Fprintf(bw, "127.0.0.2 :127.0.0.2:%s\n", s.TXT)
-	var err error
+// Exportable reports whether the exports can say what the snapshot answers:
+// zones loaded from rbldnsd files may carry per-entry values and IPv6
+// prefixes longer than /64, which the exports do not write.
+func Exportable(s *Snapshot) error {
+	if s.Values() > 1 {
+		return fmt.Errorf("%w: entries carry values of their own (a zone loaded from an rbldnsd file)", ErrExport)
+	}
+	var long bool
 	s.Entries(func(e Entry) bool {
-		if !e.Prefix.Addr().Is4() {
-			return true
-		}
-		err = writeRbldnsdEntry(bw, e, s.TXT)
-		return err == nil
+		long = !e.Prefix.Addr().Is4() && e.Prefix.Bits() > 64
+		return !long
 	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(bw, "$DATASET ip6tset @\n")
-	fmt.Fprintf(bw, ":127.0.0.2:%s\n", s.TXT)
-	s.Entries(func(e Entry) bool {
-		if e.Prefix.Addr().Is4() {
-			return true
-		}
-		err = writeRbldnsdEntry(bw, e, s.TXT)
-		return err == nil
-	})
-	if err != nil {
-		return err
-	}
-	return bw.Flush()
-}
-
-func writeRbldnsdEntry(w *bufio.Writer, e Entry, txt string) error {
-	p := e.Prefix.String()
-	if e.Prefix.Addr().Is6() && e.Prefix.Bits() == 64 {
-		// ip6tset takes /64 prefixes as the first four groups.
-		b := e.Prefix.Addr().As16()
-		p = fmt.Sprintf("%x:%x:%x:%x", uint16(b[0])<<8|uint16(b[1]), uint16(b[2])<<8|uint16(b[3]), uint16(b[4])<<8|uint16(b[5]), uint16(b[6])<<8|uint16(b[7]))
-	}
-	if e.Exclude {
-		_, err := fmt.Fprintf(w, "!%s\n", p)
-		return err
-	}
-	for _, a := range e.Codes.Addrs() {
-		if _, err := fmt.Fprintf(w, "%s :%s:%s\n", p, a, txt); err != nil {
-			return err
-		}
+	if long {
+		return fmt.Errorf("%w: IPv6 entries longer than /64 (a zone loaded from an rbldnsd file)", ErrExport)
 	}
 	return nil
 }
 
-func mapFqdn(ns []string) []string {
-	out := make([]string, len(ns))
-	for i, n := range ns {
-		out[i] = fqdn(n)
+// ExpandTXT expands a TXT template as blowback answers it: "$" becomes
+// shown, "$$" a literal "$" (Info.TXT).
+func ExpandTXT(tmpl, shown string) string {
+	if !strings.Contains(tmpl, "$") {
+		return tmpl
 	}
-	return out
+	var b strings.Builder
+	for i := 0; i < len(tmpl); i++ {
+		if tmpl[i] != '$' {
+			b.WriteByte(tmpl[i])
+			continue
+		}
+		if i+1 < len(tmpl) && tmpl[i+1] == '$' {
+			b.WriteByte('$')
+			i++
+			continue
+		}
+		b.WriteString(shown)
+	}
+	return b.String()
 }
 
-// WriteBIND writes a master file (RFC 1035 §5) for the zone.
+// RbldnsdTXT returns the template in rbldnsd's syntax (rbldnsd(8),
+// "Resulting A values and TXT templates"), where "$" is the address, "$$" a
+// literal "$", and "$0".."$9" and "$=" are substitution variables: a "$"
+// followed by a digit or "=" has no rbldnsd spelling, nor has a line break.
+func RbldnsdTXT(tmpl string) (string, error) {
+	for i := 0; i < len(tmpl); i++ {
+		c := tmpl[i]
+		if c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("%w: control character %q", ErrTemplate, c)
+		}
+		if c != '$' {
+			continue
+		}
+		if i+1 < len(tmpl) && tmpl[i+1] == '$' {
+			i++
+			continue
+		}
+		if i+1 < len(tmpl) && (tmpl[i+1] == '=' || (tmpl[i+1] >= '0' && tmpl[i+1] <= '9')) {
+			return "", fmt.Errorf("%w: %q reads as an rbldnsd substitution variable", ErrTemplate, tmpl[i:i+2])
+		}
+	}
+	if strings.TrimSpace(tmpl) != tmpl {
+		return "", fmt.Errorf("%w: leading or trailing white space", ErrTemplate)
+	}
+	return tmpl, nil
+}
+
+// CheckTXT reports whether every export format can carry the template.
+func CheckTXT(tmpl string) error {
+	_, err := RbldnsdTXT(tmpl)
+	return err
+}
+
+// WriteRbldnsd writes an rbldnsd "combined" dataset (rbldnsd(8)). rbldnsd
+// gives each dataset entry one A value, and answers a name with the union
+// of every dataset of the zone that lists it (one TXT when they are equal);
+// so each return code gets its own datasets with the code as default value:
+// an ip4set, an ip6tset for /64s and an ip6trie for wider IPv6 prefixes and
+// the IPv6 test point. Entries are the flattened spans (see Spans): no
+// overlaps, no exclusions, so rbldnsd's longest-match rules never come in.
+func WriteRbldnsd(w io.Writer, s *Snapshot, soa SOA) error {
+	if err := Exportable(s); err != nil {
+		return err
+	}
+	txt, err := RbldnsdTXT(s.TXT)
+	if err != nil {
+		return err
+	}
+	soa = soa.WithDefaults(s.Zone)
+	bw := bufio.NewWriterSize(w, 1<<16)
+	fmt.Fprintf(bw, "# "+headerFmt+"\n", s.Zone, s.Serial, s.Len())
+	fmt.Fprintf(bw, "$SOA %d %s %s %d %d %d %d %d\n", soa.TTL, fqdn(soa.NS[0]), fqdn(soa.Hostmaster), s.Serial, soa.Refresh, soa.Retry, soa.Expire, soa.Minimum)
+	ns := make([]string, len(soa.NS))
+	for i, n := range soa.NS {
+		ns[i] = fqdn(n)
+	}
+	fmt.Fprintf(bw, "$NS %d %s\n", soa.TTL, strings.Join(ns, " "))
+	fmt.Fprintf(bw, "$TTL %d\n", soa.TTL)
+	names := [numCodes]string{"bounce", "autoreply", "callout", "challenge"}
+	var buf []byte
+	for i := range numCodes {
+		code := Codes(1 << i)
+		a := code.Addrs()[0]
+		fmt.Fprintf(bw, "$DATASET ip4set:%s @\n:%s:%s\n", names[i], a, txt)
+		s.spans(func(lo, hi uint32, c Codes) bool {
+			if c&code == 0 {
+				return true
+			}
+			if lo == hi {
+				buf = appendAddr4(buf[:0], lo)
+				buf = append(buf, '\n')
+				_, err = bw.Write(buf)
+				return err == nil
+			}
+			for _, p := range rangePrefixes4(lo, hi) {
+				buf = p.AppendTo(buf[:0])
+				buf = append(buf, '\n')
+				if _, err = bw.Write(buf); err != nil {
+					return false
+				}
+			}
+			return true
+		}, nil)
+		if err != nil {
+			return err
+		}
+	}
+	for i := range numCodes {
+		code := Codes(1 << i)
+		a := code.Addrs()[0]
+		fmt.Fprintf(bw, "$DATASET ip6tset:%s @\n:%s:%s\n", names[i], a, txt)
+		var wide []netip.Prefix
+		s.spans(nil, func(lo, hi uint64, c Codes) bool {
+			if c&code == 0 {
+				return true
+			}
+			for _, p := range rangePrefixes6(lo, hi) {
+				if p.Bits() != 64 {
+					wide = append(wide, p)
+					continue
+				}
+				// ip6tset wants a /64 as its first four groups.
+				b := p.Addr().As16()
+				buf = buf[:0]
+				for g := range 4 {
+					if g > 0 {
+						buf = append(buf, ':')
+					}
+					buf = strconv.AppendUint(buf, uint64(b[2*g])<<8|uint64(b[2*g+1]), 16)
+				}
+				buf = append(buf, '\n')
+				if _, err = bw.Write(buf); err != nil {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(bw, "$DATASET ip6trie:%s @\n:%s:%s\n", names[i], a, txt)
+		// RFC 5782 §5: ::FFFF:7F00:2 is listed with every code. rbldnsd
+		// would put "::ffff:7f00:2" for "$"; blowback answers 127.0.0.2.
+		// ip6trie wants the mapped address in hex groups.
+		lit := strings.ReplaceAll(ExpandTXT(s.TXT, TestListed.String()), "$", "$$")
+		fmt.Fprintf(bw, "::ffff:7f00:2 :%s:%s\n", a, lit)
+		for _, p := range wide {
+			fmt.Fprintf(bw, "%s\n", p)
+		}
+	}
+	return bw.Flush()
+}
+
+func appendAddr4(b []byte, k uint32) []byte {
+	b = strconv.AppendUint(b, uint64(k>>24), 10)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, uint64(k>>16&0xff), 10)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, uint64(k>>8&0xff), 10)
+	b = append(b, '.')
+	return strconv.AppendUint(b, uint64(k&0xff), 10)
+}
+
+// WriteBIND writes a master file (RFC 1035 §5) for the zone: the records a
+// zone transfer carries (see Names), which named-checkzone, NSD and Knot
+// load. Wider prefixes are wildcards (RFC 4592), whose TXT shows the prefix
+// rather than the queried address.
 func WriteBIND(w io.Writer, s *Snapshot, soa SOA) error {
-	soa = soa.withDefaults(s.Zone)
+	if err := Exportable(s); err != nil {
+		return err
+	}
+	soa = soa.WithDefaults(s.Zone)
 	bw := bufio.NewWriterSize(w, 1<<16)
 	zone := fqdn(s.Zone)
-	fmt.Fprintf(bw, "; blowback export of %s, serial %d, %d entries\n", s.Zone, s.Serial, s.Len())
+	fmt.Fprintf(bw, "; "+headerFmt+"\n", s.Zone, s.Serial, s.Len())
 	fmt.Fprintf(bw, "$ORIGIN %s\n$TTL %d\n", zone, soa.TTL)
 	fmt.Fprintf(bw, "@ IN SOA %s %s %d %d %d %d %d\n", fqdn(soa.NS[0]), fqdn(soa.Hostmaster), s.Serial, soa.Refresh, soa.Retry, soa.Expire, soa.Minimum)
 	for _, n := range soa.NS {
 		fmt.Fprintf(bw, "@ IN NS %s\n", fqdn(n))
 	}
-	writeName := func(name string, c Codes, shown string) {
-		for _, a := range c.Addrs() {
-			fmt.Fprintf(bw, "%s IN A %s\n", name, a)
+	for _, g := range soa.InZoneNS(s.Zone) {
+		for _, a := range g.Addrs {
+			t := "A"
+			if !a.Is4() {
+				t = "AAAA"
+			}
+			fmt.Fprintf(bw, "%s IN %s %s\n", g.Owner, t, a)
 		}
-		fmt.Fprintf(bw, "%s IN TXT %s\n", name, quoteTXT(strings.ReplaceAll(s.TXT, "$", shown)))
 	}
-	// RFC 5782 §5 test points.
-	writeName("2.0.0.127", CodeAll, "127.0.0.2")
-	writeName(nibbles6(TestListed.As16(), 32, true), CodeAll, "::ffff:127.0.0.2")
 	var err error
-	s.Entries(func(e Entry) bool {
-		if e.Exclude {
-			return true // BIND has no exclusions: an excluded address is simply absent
+	var buf []byte
+	s.Names(func(n Name) bool {
+		owner := n.Owner()
+		for _, a := range n.Codes.Addrs() {
+			buf = append(buf[:0], owner...)
+			buf = append(buf, " IN A "...)
+			buf = a.AppendTo(buf)
+			buf = append(buf, '\n')
+			if _, err = bw.Write(buf); err != nil {
+				return false
+			}
 		}
-		a := e.Prefix.Addr()
-		if a.Is4() {
-			if e.Prefix.Bits() == 32 {
-				b := a.As4()
-				writeName(fmt.Sprintf("%d.%d.%d.%d", b[3], b[2], b[1], b[0]), e.Codes, a.String())
-				return true
-			}
-			// Wider prefixes: a wildcard per /24 or /16 boundary.
-			for _, p := range splitToOctets(e.Prefix) {
-				writeName(p, e.Codes, e.Prefix.String())
-			}
+		if s.TXT == "" {
 			return true
 		}
-		if e.Prefix.Bits() == 64 {
-			writeName("*."+nibbles6(a.As16(), 16, false), e.Codes, e.Prefix.String())
-			return true
-		}
-		for _, p := range splitToNibbles(e.Prefix) {
-			writeName(p, e.Codes, e.Prefix.String())
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	return bw.Flush()
-}
-
-// WritePlain writes one prefix per line with its code names.
-func WritePlain(w io.Writer, s *Snapshot) error {
-	bw := bufio.NewWriterSize(w, 1<<16)
-	var err error
-	s.Entries(func(e Entry) bool {
-		if e.Exclude {
-			_, err = fmt.Fprintf(bw, "!%s\n", e.Prefix)
-			return err == nil
-		}
-		p := e.Prefix.String()
-		if e.Prefix.Addr().Is4() && e.Prefix.Bits() == 32 {
-			p = e.Prefix.Addr().String()
-		}
-		_, err = fmt.Fprintf(bw, "%s %s\n", p, strings.Join(e.Codes.Names(), ","))
+		buf = append(buf[:0], owner...)
+		buf = append(buf, " IN TXT "...)
+		buf = appendQuotedTXT(buf, n.TXT(s.TXT))
+		buf = append(buf, '\n')
+		_, err = bw.Write(buf)
 		return err == nil
 	})
 	if err != nil {
@@ -229,82 +396,70 @@ func WritePlain(w io.Writer, s *Snapshot) error {
 	return bw.Flush()
 }
 
-func quoteTXT(s string) string {
-	var b strings.Builder
-	for len(s) > 0 {
-		n := min(len(s), 255)
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+// WritePlain writes one line per span: an address or CIDR prefix and its
+// code names ("192.0.2.1 bounce,autoreply"), as blowback answers them (the
+// test point 127.0.0.2 included).
+func WritePlain(w io.Writer, s *Snapshot) error {
+	if err := Exportable(s); err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var err error
+	var buf []byte
+	s.Spans(func(sp Span) bool {
+		if sp.Prefix.Bits() == 128 {
+			return true // the IPv6 test point is 127.0.0.2, already written
 		}
-		b.WriteByte('"')
-		for _, c := range []byte(s[:n]) {
-			if c == '"' || c == '\\' {
-				b.WriteByte('\\')
+		if sp.Prefix.Addr().Is4() && sp.Prefix.Bits() == 32 {
+			buf = sp.Prefix.Addr().AppendTo(buf[:0])
+		} else {
+			buf = sp.Prefix.AppendTo(buf[:0])
+		}
+		buf = append(buf, ' ')
+		buf = append(buf, strings.Join(sp.Codes.Names(), ",")...)
+		buf = append(buf, '\n')
+		_, err = bw.Write(buf)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// TXTStrings cuts a TXT value into character-strings of at most 255 bytes
+// (RFC 1035 §3.3.14).
+func TXTStrings(s string) []string {
+	var out []string
+	for len(s) > 255 {
+		out = append(out, s[:255])
+		s = s[255:]
+	}
+	return append(out, s)
+}
+
+// appendQuotedTXT appends the TXT value as master-file character-strings
+// (RFC 1035 §5.1: quotes and backslashes escaped, other bytes outside
+// printable ASCII as \DDD).
+func appendQuotedTXT(b []byte, s string) []byte {
+	for i, part := range TXTStrings(s) {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, '"')
+		for _, c := range []byte(part) {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c > 0x7e:
+				b = append(b, fmt.Sprintf("\\%03d", c)...)
+			default:
+				b = append(b, c)
 			}
-			b.WriteByte(c)
 		}
-		b.WriteByte('"')
-		s = s[n:]
+		b = append(b, '"')
 	}
-	if b.Len() == 0 {
-		return `""`
-	}
-	return b.String()
-}
-
-// nibbles6 returns the reversed nibble labels of the first n nibbles.
-func nibbles6(b [16]byte, n int, _ bool) string {
-	labels := make([]string, 0, n)
-	for i := n - 1; i >= 0; i-- {
-		v := b[i/2]
-		if i%2 == 0 {
-			v >>= 4
-		}
-		labels = append(labels, fmt.Sprintf("%x", v&0xf))
-	}
-	return strings.Join(labels, ".")
-}
-
-// splitToOctets expresses an IPv4 prefix wider than /32 as wildcard owner
-// names on octet boundaries (a /20 becomes sixteen "*.X.B.A" names).
-func splitToOctets(p netip.Prefix) []string {
-	bits := p.Bits()
-	o := (bits + 7) / 8 * 8
-	if o == 0 {
-		return nil // never publish "list the world"
-	}
-	base := binary.BigEndian.Uint32(p.Masked().Addr().AsSlice())
-	n := uint32(1) << (o - bits)
-	out := make([]string, 0, n)
-	for i := uint32(0); i < n; i++ {
-		v := base + i<<(32-o)
-		var labels []string
-		for k := o/8 - 1; k >= 0; k-- {
-			labels = append(labels, fmt.Sprint(byte(v>>(24-8*k))))
-		}
-		out = append(out, "*."+strings.Join(labels, "."))
-	}
-	return out
-}
-
-// splitToNibbles is splitToOctets for IPv6 prefixes wider than /64, on
-// nibble boundaries.
-func splitToNibbles(p netip.Prefix) []string {
-	bits := p.Bits()
-	nb := (bits + 3) / 4
-	if nb == 0 {
-		return nil
-	}
-	b := p.Masked().Addr().As16()
-	base := binary.BigEndian.Uint64(b[:8])
-	n := uint64(1) << (4*nb - bits)
-	out := make([]string, 0, n)
-	for i := uint64(0); i < n; i++ {
-		var v [16]byte
-		binary.BigEndian.PutUint64(v[:8], base+i<<(64-4*nb))
-		out = append(out, "*."+nibbles6(v, nb, false))
-	}
-	return out
+	return b
 }
 
 // WriteFileAtomic writes a file by temp file + fsync + rename, so a reader
@@ -323,7 +478,11 @@ func WriteFileAtomic(path string, write func(io.Writer) error) error {
 			os.Remove(tmp)
 		}
 	}()
-	if err := write(f); err != nil {
+	bw := bufio.NewWriterSize(f, 1<<16)
+	if err := write(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
