@@ -75,7 +75,6 @@ func samples(r *rand.Rand, s *Snapshot) []netip.Addr {
 	return valid
 }
 
-
 func TestSpansAnswerAsLookup(t *testing.T) {
 	for seed := range uint64(30) {
 		r := rand.New(rand.NewPCG(seed, 1))
