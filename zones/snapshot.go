@@ -134,6 +134,7 @@ type Info struct {
 	TXT    string        // TXT template, "$" replaced by the queried address ("$$" is a literal "$")
 	TTL    time.Duration // TTL of answers
 	Built  time.Time     // when the listing this snapshot holds was decided
+	Apex   *Apex         // SOA and NS from a zone file; nil: the server's configuration
 }
 
 // seg is a disjoint range of addresses (IPv4 as uint32 widened, IPv6 as /64
@@ -291,16 +292,65 @@ func (b *Builder) Add(e Entry) {
 	b.r6 = append(b.r6, span{hi64, hi, e.Codes, e.Exclude, val})
 }
 
+func (b *Builder) addSpan4(lo, hi uint32, c Codes, val uint32, excl bool) {
+	b.r4 = append(b.r4, span{uint64(lo), uint64(hi), c, excl, val})
+}
+
+// addVal is Add with an interned value.
+func (b *Builder) addVal(e Entry, val uint32) {
+	if val == 0 {
+		b.Add(e)
+		return
+	}
+	e.Value = &b.vals[val]
+	v := *e.Value
+	e.Value = &v
+	b.Add(e)
+}
+
+// foldTXT makes t the zone's TXT: values whose own TXT is t become the
+// zone default, so entries using only them need no value at all.
+func (b *Builder) foldTXT(t string) {
+	remap := make([]uint32, len(b.vals))
+	old := b.vals
+	b.vals, b.vkeys = []Value{{}}, map[string]uint32{"": 0}
+	for i := 1; i < len(old); i++ {
+		v := old[i]
+		if v.OwnTXT && v.TXT == t {
+			v.OwnTXT, v.TXT = false, ""
+		}
+		remap[i] = b.Intern(&v)
+	}
+	for i, p := range b.p4 {
+		if v := uint32(p>>8) & 0xffffff; v != 0 {
+			b.p4[i] = p&^(0xffffff<<8) | uint64(remap[v])<<8
+		}
+	}
+	for i := range b.s6 {
+		b.s6[i].val = remap[b.s6[i].val]
+	}
+	for i := range b.r4 {
+		b.r4[i].val = remap[b.r4[i].val]
+	}
+	for i := range b.r6 {
+		b.r6[i].val = remap[b.r6[i].val]
+	}
+	for i := range b.l6 {
+		b.l6[i].val = remap[b.l6[i].val]
+	}
+}
+
 // Snapshot finishes the build. The builder must not be used afterwards.
 func (b *Builder) Snapshot() *Snapshot {
 	s := &Snapshot{Info: b.info, vals: b.vals}
 	s.Zone = CanonicalZone(b.info.Zone)
 	slices.Sort(b.p4)
-	// Duplicates merge codes; the first value (lowest index, i.e. first seen) wins.
+	// Duplicates merge codes and values (see mergeVals).
 	n := 0
 	for _, p := range b.p4 {
 		if n > 0 && b.p4[n-1]>>32 == p>>32 {
-			b.p4[n-1] |= p & 0xff
+			v := b.mergeVals(uint32(b.p4[n-1]>>8)&0xffffff, uint32(p>>8)&0xffffff)
+			b.p4[n-1] = b.p4[n-1]&^(0xffffff<<8) | uint64(v)<<8 | p&0xff
 			continue
 		}
 		b.p4[n] = p
@@ -331,6 +381,7 @@ func (b *Builder) Snapshot() *Snapshot {
 	for _, e := range b.s6 {
 		if m := len(s6); m > 0 && s6[m-1].k == e.k {
 			s6[m-1].codes |= e.codes
+			s6[m-1].val = b.mergeVals(s6[m-1].val, e.val)
 			continue
 		}
 		s6 = append(s6, e)
@@ -348,6 +399,7 @@ func (b *Builder) Snapshot() *Snapshot {
 			s.v6v[i] = e.val
 		}
 	}
+	s.vals = b.vals // mergeVals may have added some
 	s.r4 = flatten(b.r4)
 	s.r6 = flatten(b.r6)
 	slices.SortStableFunc(b.l6, func(x, y long6) int {
@@ -369,6 +421,31 @@ func (b *Builder) Snapshot() *Snapshot {
 	}
 	s.l6 = slices.Clip(l6)
 	return s
+}
+
+// mergeVals merges the values of two entries for the same address: their
+// A records add up, the TXT of the one seen first (lower index) wins.
+func (b *Builder) mergeVals(x, y uint32) uint32 {
+	if x == y || y == 0 {
+		return x
+	}
+	if x == 0 {
+		return y
+	}
+	if y < x {
+		x, y = y, x
+	}
+	vx, vy := b.vals[x], b.vals[y]
+	m := Value{A: slices.Clone(vx.A), TXT: vx.TXT, OwnTXT: vx.OwnTXT}
+	for _, a := range vy.A {
+		if !slices.Contains(m.A, a) {
+			m.A = append(m.A, a)
+		}
+	}
+	if !m.OwnTXT {
+		m.TXT, m.OwnTXT = vy.TXT, vy.OwnTXT
+	}
+	return b.Intern(&m)
 }
 
 func (s *Snapshot) buildIndex4() {
@@ -550,7 +627,7 @@ func heapPop(h *[]uint64) {
 }
 
 // Build makes a snapshot from entries (any order; duplicates merge codes,
-// the first value wins).
+// and a value of their own beats none).
 func Build(info Info, entries []Entry) *Snapshot {
 	b := NewBuilder(info)
 	b.Grow(len(entries))
