@@ -85,15 +85,15 @@ type rbScope struct {
 }
 
 type rbParser struct {
-	opts  RbldnsdOptions
-	b     *Builder
-	apex  Apex
-	ttl   uint32
-	hasT  bool
-	stats RbldnsdStats
-	sc    rbScope
-	glob  rbScope // common section of a combined file: $n and $TTL apply to every dataset
-	serial uint32
+	opts      RbldnsdOptions
+	b         *Builder
+	apex      Apex
+	ttl       uint32
+	hasT      bool
+	stats     RbldnsdStats
+	sc        rbScope
+	glob      rbScope // common section of a combined file: $n and $TTL apply to every dataset
+	serial    uint32
 	serialSet bool
 
 	// value cache: raw value bytes -> interned ids

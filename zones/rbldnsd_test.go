@@ -87,7 +87,7 @@ $DATASET ip6trie @
 	for _, c := range []struct{ ip, want string }{
 		{"192.0.2.1", "127.0.0.2 Listed $, see http://example.net/$"},
 		{"192.0.2.2", "127.0.0.3 Listed $, see http://example.net/$"}, // ":A" keeps the default TXT
-		{"192.0.2.3", "127.0.0.4"},                                     // ":A:" has no TXT
+		{"192.0.2.3", "127.0.0.4"},                                    // ":A:" has no TXT
 		{"192.0.2.4", "127.0.0.2 own text for $ costs $$5"},
 		{"192.0.2.5", "127.0.0.5 colon straight after the address"},
 		{"192.0.2.6", "127.0.0.10,127.0.0.3"}, // duplicates merge A values; one line's TXT (here: the earlier-seen "none")
