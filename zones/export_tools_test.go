@@ -1,0 +1,312 @@
+package zones_test
+
+// Integration tests with the real consumers of the exports: rbldnsd loads
+// the rbldnsd export and must answer as blowback's own server does;
+// named-checkzone must accept the BIND export.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+const testTXT = "Backscatter from $ see https://bl.example/lookup?ip=$#x;y"
+
+// sampleZone is a zone with everything an export must get right: many
+// singles with one or several codes, ranges not on octet boundaries, an
+// exclusion, singles inside ranges, IPv6 /64s and a wider IPv6 range.
+func sampleZone(seed uint64) *zones.Snapshot {
+	r := rand.New(rand.NewPCG(seed, 9))
+	var es []zones.Entry
+	code := func() zones.Codes { return zones.Codes(r.IntN(int(zones.CodeAll)) + 1) }
+	for range 300 {
+		a := netip.AddrFrom4([4]byte{byte(r.IntN(223) + 1), byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256))})
+		es = append(es, zones.Entry{Prefix: netip.PrefixFrom(a, 32), Codes: code()})
+	}
+	for _, p := range []string{"198.51.100.0/26", "198.51.100.64/27", "203.0.112.0/22", "10.20.0.0/16"} {
+		es = append(es, zones.Entry{Prefix: netip.MustParsePrefix(p), Codes: code()})
+	}
+	es = append(es,
+		zones.Entry{Prefix: netip.MustParsePrefix("198.51.100.5/32"), Codes: zones.CodeCallout},
+		zones.Entry{Prefix: netip.MustParsePrefix("203.0.113.9/32"), Exclude: true},
+		zones.Entry{Prefix: netip.MustParsePrefix("10.20.30.0/24"), Exclude: true},
+		zones.Entry{Prefix: netip.MustParsePrefix("2001:db8:77::/48"), Codes: zones.CodeAutoreply})
+	for range 100 {
+		var b [16]byte
+		b[0], b[1], b[2], b[3] = 0x20, 0x01, 0x0d, 0xb8
+		for i := 4; i < 8; i++ {
+			b[i] = byte(r.IntN(256))
+		}
+		es = append(es, zones.Entry{Prefix: netip.PrefixFrom(netip.AddrFrom16(b), 64), Codes: code()})
+	}
+	return zones.Build(zones.Info{Zone: "bl.example", Serial: 2026010101, TXT: testTXT, TTL: 300 * time.Second}, es)
+}
+
+// sampleAddrs picks listed, unlisted and IPv6 addresses of s.
+func sampleAddrs(s *zones.Snapshot, seed uint64) []netip.Addr {
+	r := rand.New(rand.NewPCG(seed, 10))
+	out := []netip.Addr{zones.TestListed, zones.TestNotListed,
+		netip.MustParseAddr("::ffff:127.0.0.2"), netip.MustParseAddr("::ffff:127.0.0.1"),
+		netip.MustParseAddr("198.51.100.5"), netip.MustParseAddr("198.51.100.6"), netip.MustParseAddr("198.51.100.96"),
+		netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("10.20.30.40"),
+		netip.MustParseAddr("10.20.31.40"), netip.MustParseAddr("2001:db8:77:5::1"), netip.MustParseAddr("2001:db8:78::1")}
+	s.Entries(func(e zones.Entry) bool {
+		if r.IntN(3) == 0 {
+			a := e.Prefix.Addr()
+			out = append(out, a, a.Next())
+			if a.Is6() {
+				b := a.As16()
+				b[15], b[12] = byte(r.IntN(256)), byte(r.IntN(256))
+				out = append(out, netip.AddrFrom16(b))
+			}
+		}
+		return true
+	})
+	for range 50 {
+		out = append(out, netip.AddrFrom4([4]byte{byte(r.IntN(223) + 1), byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256))}))
+	}
+	return out
+}
+
+// nibbleName is the DNSBL query name, keeping IPv4-mapped IPv6 addresses
+// in their IPv6 form (dnsd.QueryName unmaps them).
+func nibbleName(a netip.Addr, zone string) string {
+	if !a.Is4In6() {
+		return dnsd.QueryName(a, zone)
+	}
+	r, _ := dns.ReverseAddr(a.String())
+	if !strings.HasSuffix(r, ".ip6.arpa.") {
+		// ReverseAddr unmaps too: build the nibbles by hand.
+		b := a.As16()
+		var sb strings.Builder
+		for i := 15; i >= 0; i-- {
+			fmt.Fprintf(&sb, "%x.%x.", b[i]&0xf, b[i]>>4)
+		}
+		return sb.String() + zone + "."
+	}
+	return strings.TrimSuffix(r, "ip6.arpa.") + zone + "."
+}
+
+type answer struct {
+	rcode string
+	a     []string
+	txt   []string
+}
+
+func (x answer) String() string {
+	return fmt.Sprintf("%s A=%v TXT=%q", x.rcode, x.a, x.txt)
+}
+
+func ask(t *testing.T, server, name string) answer {
+	t.Helper()
+	var x answer
+	c := &dns.Client{Timeout: 5 * time.Second}
+	for _, qt := range []uint16{dns.TypeA, dns.TypeTXT} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, qt)
+		var r *dns.Msg
+		var err error
+		for range 3 {
+			if r, _, err = c.Exchange(m, server); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("query %s %s at %s: %v", name, dns.TypeToString[qt], server, err)
+		}
+		if r.Truncated {
+			r, _, err = (&dns.Client{Net: "tcp", Timeout: 5 * time.Second}).Exchange(m, server)
+			if err != nil {
+				t.Fatalf("query %s over TCP: %v", name, err)
+			}
+		}
+		x.rcode = dns.RcodeToString[r.Rcode]
+		for _, rr := range r.Answer {
+			switch v := rr.(type) {
+			case *dns.A:
+				x.a = append(x.a, v.A.String())
+			case *dns.TXT:
+				x.txt = append(x.txt, strings.Join(v.Txt, ""))
+			}
+		}
+	}
+	slices.Sort(x.a)
+	slices.Sort(x.txt)
+	return x
+}
+
+// listed reduces an answer to what a DNSBL client sees: listed or not, the
+// codes and the TXT (rbldnsd answers NOERROR/NODATA where blowback says
+// NXDOMAIN for unlisted names in some cases; neither lists the address).
+func (x answer) listed() string {
+	if len(x.a) == 0 {
+		return "not listed"
+	}
+	return fmt.Sprintf("A=%v TXT=%q", x.a, x.txt)
+}
+
+// freePort returns a port that was free on 127.0.0.1 for both UDP and TCP
+// (for daemons that take a port number, not a socket).
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// daemon starts a foreground daemon, killed when the test ends.
+func daemon(t *testing.T, path string, args ...string) *bytes.Buffer {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(path), out.String())
+		}
+	})
+	return &out
+}
+
+// waitDNS polls server with SOA queries for zone until it answers NOERROR.
+func waitDNS(t *testing.T, server, zone string) {
+	t.Helper()
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, _, err := c.Exchange(m, server); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered for %s", server, zone)
+}
+
+// startBlowback serves s with blowback's own DNS server.
+func startBlowback(t *testing.T, s *zones.Snapshot) string {
+	t.Helper()
+	cur := &zones.Current{}
+	cur.Store(s)
+	srv := dnsd.New(dnsd.Config{}, cur, nil, nil)
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(context.Background()) })
+	return srv.Addr().String()
+}
+
+// daemonDir returns a temp dir that daemons dropping root can read.
+func daemonDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for _, x := range []string{filepath.Dir(d), d} {
+		if err := os.Chmod(x, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+func runAs() []string {
+	if os.Getuid() == 0 {
+		return []string{"-u", "nobody"} // rbldnsd refuses to run as root
+	}
+	return nil
+}
+
+func TestRbldnsdAnswersAsBlowback(t *testing.T) {
+	rbldnsd := testenv.Tool(t, "rbldnsd")
+	s := sampleZone(1)
+	dir := daemonDir(t)
+	file := filepath.Join(dir, "bl.example.rbldnsd")
+	if err := zones.WriteFileAtomic(file, func(w io.Writer) error { return zones.WriteRbldnsd(w, s, zones.SOA{}) }); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	args := append(runAs(), "-n", "-b", fmt.Sprintf("127.0.0.1/%d", port), "bl.example:combined:"+file)
+	out := daemon(t, rbldnsd, args...)
+	rbl := fmt.Sprintf("127.0.0.1:%d", port)
+	waitDNS(t, rbl, "bl.example")
+	if strings.Contains(out.String(), "invalid") || strings.Contains(out.String(), "error") {
+		t.Errorf("rbldnsd complains about the export:\n%s", out.String())
+	}
+	bb := startBlowback(t, s)
+	n, listed := 0, 0
+	for _, a := range sampleAddrs(s, 1) {
+		name := nibbleName(a, "bl.example")
+		want, got := ask(t, bb, name), ask(t, rbl, name)
+		n++
+		if len(want.a) > 0 {
+			listed++
+		}
+		if want.listed() != got.listed() {
+			t.Errorf("%s: blowback %s, rbldnsd %s", a, want, got)
+		}
+	}
+	if listed < 50 || n-listed < 50 {
+		t.Errorf("sample too thin: %d addresses, %d listed", n, listed)
+	}
+	t.Logf("%d addresses compared, %d listed", n, listed)
+}
+
+func TestNamedCheckzoneAcceptsBIND(t *testing.T) {
+	checkzone := testenv.Tool(t, "named-checkzone")
+	s := sampleZone(2)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		soa  zones.SOA
+	}{
+		{"out-of-zone NS", zones.SOA{NS: []string{"ns1.example.net", "ns2.example.org"}}},
+		{"in-zone NS with glue", zones.SOA{NS: []string{"ns1.bl.example"}, Glue: map[string][]netip.Addr{"ns1.bl.example": {netip.MustParseAddr("192.0.2.53")}}}},
+	} {
+		file := filepath.Join(dir, "bl.example.zone")
+		if err := zones.WriteFileAtomic(file, func(w io.Writer) error { return zones.WriteBIND(w, s, c.soa) }); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(checkzone, "-i", "full", "-k", "fail", "-n", "fail", "bl.example", file).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: named-checkzone: %v\n%s", c.name, err, out)
+			continue
+		}
+		if !strings.Contains(string(out), fmt.Sprintf("loaded serial %d", s.Serial)) {
+			t.Errorf("%s: named-checkzone: %s", c.name, out)
+		}
+	}
+}
