@@ -2,22 +2,47 @@ package trap
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// metrics of the trap. Labels are bounded; their values are listed at each.
 type metrics struct {
+	connections   prometheus.Counter
+	active        prometheus.Gauge
+	limitHits     *prometheus.CounterVec
 	sessions      prometheus.Counter
+	starttls      prometheus.Counter
 	messages      *prometheus.CounterVec
 	classified    *prometheus.CounterVec
 	relayDenied   prometheus.Counter
+	abandoned     prometheus.Counter
 	commitSeconds prometheus.Histogram
 	panics        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		connections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blowback_trap_connections_total",
+			Help: "TCP connections accepted, before any limit.",
+		}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "blowback_trap_connections_active",
+			Help: "Open trap connections (each holds a MaxConns slot).",
+		}),
+		// limit: conns, conns_per_ip, conn_rate_per_ip, proxy_header,
+		// proxy_untrusted, session_time, idle_timeout, commands, errors,
+		// message_size, line_length, recipients (listener.go allLimits).
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_trap_limit_hits_total",
+			Help: "Connections, sessions or commands refused or closed by a limit, by limit.",
+		}, []string{"limit"}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "blowback_trap_sessions_total",
 			Help: "SMTP sessions that reached HELO/EHLO.",
 		}),
-		// result: accepted, too_big, error.
+		starttls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blowback_trap_starttls_sessions_total",
+			Help: "SMTP sessions that completed STARTTLS and said EHLO again.",
+		}),
+		// result: accepted, too_big, line_too_long, aborted, error.
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_trap_messages_total",
 			Help: "Messages received after DATA, by result.",
@@ -31,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blowback_trap_relay_denied_total",
 			Help: "RCPT commands refused because the address is not at a trap domain.",
 		}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blowback_trap_abandoned_transactions_total",
+			Help: "Transactions with trap recipients that ended without DATA and did not look like a callout.",
+		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "blowback_trap_commit_duration_seconds",
 			Help:    "Time from end of DATA to durable commit of the evidence.",
@@ -38,11 +67,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "blowback_trap_panics_total",
-			Help: "Panics recovered in SMTP sessions (each answered 451).",
+			Help: "Panics recovered in SMTP sessions and trap goroutines (answered 451 or 421).",
 		}),
 	}
+	for _, l := range allLimits {
+		m.limitHits.WithLabelValues(l)
+	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.messages, m.classified, m.relayDenied, m.commitSeconds, m.panics)
+		reg.MustRegister(m.connections, m.active, m.limitHits, m.sessions, m.starttls, m.messages, m.classified,
+			m.relayDenied, m.abandoned, m.commitSeconds, m.panics)
 	}
 	return m
 }

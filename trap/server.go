@@ -2,6 +2,12 @@
 // a trap address is unsolicited; the trap classifies it, commits the evidence
 // for the connecting address and only then acknowledges. It never sends or
 // relays mail.
+//
+// The server is go-smtp behind a listener of our own (listener.go) that
+// enforces connection limits, reads PROXY headers from trusted peers only
+// (proxy.go), bounds every session in time, commands and errors, and a
+// session (session.go) that records evidence: messages after DATA, and
+// sender-verification probes (callouts) that end without DATA.
 package trap
 
 import (
@@ -9,7 +15,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -32,19 +37,21 @@ type Sink interface {
 type FakeSink struct {
 	mu     sync.Mutex
 	Events []*store.Event
+	Raw    [][]byte
 	Err    error // returned by Ingest when set
 }
 
 var _ Sink = (*FakeSink)(nil)
 
 // Ingest implements Sink.
-func (f *FakeSink) Ingest(_ context.Context, ev *store.Event, _ []byte) error {
+func (f *FakeSink) Ingest(_ context.Context, ev *store.Event, raw []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.Err != nil {
 		return f.Err
 	}
 	f.Events = append(f.Events, ev)
+	f.Raw = append(f.Raw, raw)
 	return nil
 }
 
@@ -55,48 +62,83 @@ func (f *FakeSink) Snapshot() []*store.Event {
 	return append([]*store.Event(nil), f.Events...)
 }
 
-// Config configures the trap listener.
+// Config configures the trap listener. A zero field takes its default; the
+// limits are always on (go-smtp's own default to none).
 type Config struct {
-	Domains         []string      // trap domains; RCPT for anything else is refused
-	Hostname        string        // name in the greeting; default "blowback-trap"
-	Node            string        // trap node id recorded in evidence
-	MaxMessageBytes int64         // default 10 MiB
-	MaxRecipients   int           // default 50
-	MaxLineLength   int           // default 2000 (RFC 5321 §4.5.3.1.6 doubled)
-	ReadTimeout     time.Duration // per command/line; default 60s
-	WriteTimeout    time.Duration // default 60s
-	RejectAfterData bool          // answer 550 after DATA (evidence still recorded)
-	TLS             *tls.Config   // STARTTLS when set
+	Domains  []string // trap domains; RCPT for anything else is refused
+	Hostname string   // name in the greeting; default "blowback-trap"
+	Node     string   // trap node id recorded in evidence
+
+	MaxMessageBytes int64 // SIZE and DATA limit, 552 5.3.4 past it; default 10 MiB
+	KeepBytes       int64 // bytes of a message kept for classification and the store; default 1 MiB
+	MaxRecipients   int   // per transaction, 452 4.5.3 past it; default 50
+	MaxLineLength   int   // command and text lines, 500 past it; default 2000 (RFC 5321 §4.5.3.1.6 doubled)
+
+	ReadTimeout    time.Duration // per command line; default 60s
+	WriteTimeout   time.Duration // per reply; default 60s
+	DataTimeout    time.Duration // the whole DATA transfer; default 5m (RFC 5321 §4.5.3.2.6 asks 10m of clients)
+	SessionTimeout time.Duration // the whole connection; default 10m
+
+	MaxConns      int // open connections overall, 421 4.7.0 past it; default 1000
+	MaxConnsPerIP int // per client (IPv4 address or IPv6 /64); default 20
+	ConnRatePerIP int // new connections per minute per client; default 300; negative: no rate limit
+	ConnBurst     int // bucket size of that rate; default 60
+	MaxCommands   int // replies per connection before 421 4.7.0; default 1000
+	MaxErrors     int // 4xx/5xx replies per connection before 421 4.7.0; default 20 (Postfix smtpd_hard_error_limit)
+
+	// ProxyTrusted: peers allowed to send a PROXY v1/v2 header, which they
+	// must then send. Anyone else sending one is refused.
+	ProxyTrusted       []netip.Prefix
+	ProxyHeaderTimeout time.Duration // default 5s
+
+	RejectAfterData bool        // answer 550 after DATA (evidence still recorded)
+	TLS             *tls.Config // STARTTLS when set (see TLSConfig)
 }
 
 func (c *Config) defaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
 	if c.Hostname == "" {
 		c.Hostname = "blowback-trap"
 	}
-	if c.MaxMessageBytes == 0 {
+	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 10 << 20
 	}
-	if c.MaxRecipients == 0 {
-		c.MaxRecipients = 50
+	if c.KeepBytes <= 0 {
+		c.KeepBytes = 1 << 20
 	}
-	if c.MaxLineLength == 0 {
-		c.MaxLineLength = 2000
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 60 * time.Second
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 60 * time.Second
-	}
+	c.KeepBytes = min(c.KeepBytes, c.MaxMessageBytes)
+	def(&c.MaxRecipients, 50)
+	def(&c.MaxLineLength, 2000)
+	dur(&c.ReadTimeout, 60*time.Second)
+	dur(&c.WriteTimeout, 60*time.Second)
+	dur(&c.DataTimeout, 5*time.Minute)
+	dur(&c.SessionTimeout, 10*time.Minute)
+	def(&c.MaxConns, 1000)
+	def(&c.MaxConnsPerIP, 20)
+	def(&c.ConnRatePerIP, 300)
+	def(&c.ConnBurst, 60)
+	def(&c.MaxCommands, 1000)
+	def(&c.MaxErrors, 20)
+	dur(&c.ProxyHeaderTimeout, 5*time.Second)
 }
 
 // Errors returned to SMTP clients: generic text, details go to the log.
 var (
-	errRelay     = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied"}
-	errTemporary = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
-	errTooBig    = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
-	errRejected  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message rejected"}
-	errBadAddr   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errRelay       = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied"}
+	errTemporary   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+	errTooBig      = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
+	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long"}
+	errRejected    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message rejected"}
+	errBadAddr     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 )
 
 // Server is the trap SMTP listener.
@@ -106,11 +148,13 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	srv     *smtp.Server
+	lim     *limiter
 	domains map[string]bool
 	now     func() time.Time
 
 	mu   sync.Mutex
 	addr net.Addr
+	ln   *listener
 	done chan struct{}
 }
 
@@ -121,8 +165,10 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) *Se
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, sink: sink, log: log.With("pkg", "trap"), metrics: newMetrics(reg), domains: map[string]bool{}, now: time.Now}
+	rate := max(cfg.ConnRatePerIP, 0)
+	s.lim = newLimiter(cfg.MaxConns, cfg.MaxConnsPerIP, rate, cfg.ConnBurst, time.Now)
 	for _, d := range cfg.Domains {
-		s.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+		s.domains[normDomain(d)] = true
 	}
 	srv := smtp.NewServer(s)
 	srv.Domain = cfg.Hostname
@@ -132,7 +178,7 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) *Se
 	srv.ReadTimeout = cfg.ReadTimeout
 	srv.WriteTimeout = cfg.WriteTimeout
 	srv.TLSConfig = cfg.TLS
-	srv.ErrorLog = slogPrinter{s.log}
+	srv.ErrorLog = smtpLog{s}
 	s.srv = srv
 	return s
 }
@@ -143,18 +189,27 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return fmt.Errorf("trap: listen %s: %w", addr, err)
 	}
+	s.Serve(l)
+	s.log.Info("trap listening", "addr", l.Addr().String(), "domains", s.cfg.Domains, "starttls", s.cfg.TLS != nil,
+		"proxy_trusted", len(s.cfg.ProxyTrusted))
+	return nil
+}
+
+// Serve serves on l (already bound) until Stop, in the background.
+func (s *Server) Serve(l net.Listener) {
+	ln := newListener(l, s)
 	s.mu.Lock()
 	s.addr = l.Addr()
+	s.ln = ln
 	s.done = make(chan struct{})
+	done := s.done
 	s.mu.Unlock()
 	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		defer close(done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 			s.log.Error("smtp server stopped", "err", err)
 		}
 	}()
-	s.log.Info("trap listening", "addr", l.Addr().String(), "domains", s.cfg.Domains)
-	return nil
 }
 
 // Addr is the bound address.
@@ -170,193 +225,76 @@ func (s *Server) Stop(ctx context.Context) error {
 	if err != nil {
 		s.srv.Close()
 	}
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+		ln.wg.Wait() // accept loop and PROXY readers (bounded by ProxyHeaderTimeout)
+	}
 	return err
 }
 
-// NewSession implements smtp.Backend.
-func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	ip := peerAddr(c.Conn().RemoteAddr())
-	s.metrics.sessions.Inc()
-	return &session{srv: s, conn: c, ip: ip, helo: c.Hostname()}, nil
-}
-
-func peerAddr(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
-			return ip.Unmap()
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.ProxyTrusted {
+		if p.Contains(a) {
+			return true
 		}
 	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
+	return false
 }
 
-type session struct {
-	srv  *Server
-	conn *smtp.Conn
-	ip   netip.Addr
-	helo string
-
-	mailSeen bool
-	from     string
-	rcpts    []string
-	data     bool // a DATA completed for the current transaction
-}
-
-// A trap address is any address at a trap domain.
-func (s *Server) trapDomain(rcpt string) (string, bool) {
-	at := strings.LastIndexByte(rcpt, '@')
-	if at < 0 {
-		return "", false
-	}
-	d := strings.ToLower(strings.TrimSuffix(rcpt[at+1:], "."))
-	return d, s.domains[d]
-}
-
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	ss.endTransaction("mail")
-	ss.mailSeen = true
-	ss.from = from
-	return nil
-}
-
-func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if strings.ContainsAny(to, " \t\r\n") {
-		return errBadAddr
-	}
-	if _, ok := ss.srv.trapDomain(to); !ok {
-		ss.srv.metrics.relayDenied.Inc()
-		return errRelay // never relay
-	}
-	ss.rcpts = append(ss.rcpts, to)
-	return nil
-}
-
-func (ss *session) Data(r io.Reader) (err error) {
-	defer ss.recoverPanic(&err)
-	start := time.Now()
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) && se.Code == 552 {
-			ss.srv.metrics.messages.WithLabelValues("too_big").Inc()
-			return errTooBig
-		}
-		return errTemporary
-	}
-	res := Classify(raw, Envelope{MailFrom: ss.from, Null: ss.from == "", Known: true, Rcpts: ss.rcpts})
-	ev := ss.event(res)
-	ev.Size = int64(len(raw))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := ss.srv.sink.Ingest(ctx, ev, raw); err != nil {
-		ss.srv.log.Error("commit evidence", "err", err, "client", ss.ip)
-		ss.srv.metrics.messages.WithLabelValues("error").Inc()
-		return errTemporary
-	}
-	ss.data = true
-	ss.srv.metrics.messages.WithLabelValues("accepted").Inc()
-	ss.srv.metrics.classified.WithLabelValues(ev.Kind.String()).Inc()
-	ss.srv.metrics.commitSeconds.Observe(time.Since(start).Seconds())
-	ss.srv.log.Debug("evidence committed", "id", ev.ID, "client", ss.ip, "kind", ev.Kind, "subkind", ev.SubKind)
-	if ss.srv.cfg.RejectAfterData {
-		return errRejected
-	}
-	return nil
-}
-
-func (ss *session) event(res Result) *store.Event {
-	dom, _ := ss.srv.trapDomain(firstOr(ss.rcpts))
-	_, isTLS := ss.conn.TLSConnectionState()
-	if h := ss.conn.Hostname(); h != "" {
-		ss.helo = h // EHLO may be repeated (after STARTTLS)
-	}
-	return &store.Event{
-		ID: store.NewEventID(), Time: ss.srv.now().UTC(), Node: ss.srv.cfg.Node,
-		ClientIP: ss.ip, HELO: ss.helo, MailFrom: ss.from, Rcpts: append([]string(nil), ss.rcpts...),
-		TrapDomain: dom, TLS: isTLS, Kind: res.Kind, SubKind: res.SubKind, Signals: res.Signals,
-		MessageID: res.MessageID, From: res.From, Subject: res.Subject, Headers: res.Headers,
-		DSN: res.DSN, Original: res.Original, TrapField: res.TrapField,
-	}
-}
-
-func firstOr(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
-}
-
-func (ss *session) recoverPanic(err *error) {
+// recoverGo recovers a panic at the top of a goroutine and counts it.
+func (s *Server) recoverGo(where string) {
 	if r := recover(); r != nil {
-		ss.srv.metrics.panics.Inc()
-		ss.srv.log.Error("panic in smtp session", "panic", r, "client", ss.ip)
-		*err = errTemporary
+		s.metrics.panics.Inc()
+		s.log.Error("panic recovered", "where", where, "panic", r)
 	}
 }
 
-// endTransaction closes the current transaction. One that reached RCPT for
-// a trap address but sent no DATA is a sender-verification probe (callout)
-// when its reverse-path is one a callout uses.
-func (ss *session) endTransaction(why string) {
-	defer func() {
-		ss.mailSeen, ss.from, ss.rcpts, ss.data = false, "", nil, false
-	}()
-	if !ss.mailSeen || ss.data || len(ss.rcpts) == 0 || !CalloutSender(ss.from) {
-		return
-	}
-	ev := ss.event(Result{Kind: store.KindCallout, SubKind: "rcpt-without-data", Signals: []string{"no-data:" + why, "callout-sender"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := ss.srv.sink.Ingest(ctx, ev, nil); err != nil {
-		ss.srv.log.Error("commit callout evidence", "err", err, "client", ss.ip)
-		return
-	}
-	ss.srv.metrics.classified.WithLabelValues(store.KindCallout.String()).Inc()
-}
-
-// CalloutSender reports whether a reverse-path is one that sender
-// verification uses: the null sender, postmaster, or a double-bounce address.
-func CalloutSender(from string) bool {
-	if from == "" {
-		return true
-	}
-	local := strings.ToLower(from)
-	if at := strings.LastIndexByte(local, '@'); at >= 0 {
-		local = local[:at]
-	}
-	switch local {
-	case "postmaster", "double-bounce", "mailer-daemon", "<>":
-		return true
-	}
-	return strings.HasPrefix(local, "double-bounce") || strings.HasPrefix(local, "callout") || strings.HasPrefix(local, "verify")
-}
-
-func (ss *session) Reset() {
+// NewSession implements smtp.Backend. It is called at each HELO/EHLO that
+// starts a session, and again after STARTTLS.
+func (s *Server) NewSession(c *smtp.Conn) (_ smtp.Session, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			ss.srv.metrics.panics.Inc()
-			ss.srv.log.Error("panic in smtp reset", "panic", r)
+			s.metrics.panics.Inc()
+			s.log.Error("panic in smtp session start", "panic", r)
+			err = errTemporary
 		}
 	}()
-	ss.endTransaction("rset")
+	tc := connOf(c.Conn())
+	var ip netip.Addr
+	if tc != nil {
+		ip = tc.client.Addr()
+	} else {
+		ip = addrPortOf(c.Conn().RemoteAddr()).Addr()
+	}
+	_, isTLS := c.TLSConnectionState()
+	if !isTLS {
+		s.metrics.sessions.Inc()
+	} else {
+		s.metrics.starttls.Inc()
+	}
+	return &session{srv: s, conn: c, tc: tc, ip: ip, helo: c.Hostname()}, nil
 }
 
-func (ss *session) Logout() error {
-	defer func() {
-		if r := recover(); r != nil {
-			ss.srv.metrics.panics.Inc()
-			ss.srv.log.Error("panic in smtp logout", "panic", r)
-		}
-	}()
-	ss.endTransaction("quit")
-	return nil
+func normDomain(d string) string {
+	return strings.ToLower(strings.TrimSuffix(d, "."))
 }
 
-type slogPrinter struct{ l *slog.Logger }
+// smtpLog takes go-smtp's internal log lines; it counts the panics go-smtp
+// recovers itself (it answers those 421 4.0.0 and closes).
+type smtpLog struct{ s *Server }
 
-func (p slogPrinter) Printf(format string, v ...any) {
-	p.l.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
+func (p smtpLog) Printf(format string, v ...any) { p.line(fmt.Sprintf(format, v...)) }
+func (p smtpLog) Println(v ...any)               { p.line(fmt.Sprintln(v...)) }
+
+func (p smtpLog) line(msg string) {
+	msg = strings.TrimSpace(msg)
+	if strings.HasPrefix(msg, "panic serving") {
+		p.s.metrics.panics.Inc()
+		p.s.log.Error("panic in smtp connection", "msg", msg)
+		return
+	}
+	p.s.log.Debug(msg)
 }
-func (p slogPrinter) Println(v ...any) { p.l.Debug(strings.TrimSpace(fmt.Sprintln(v...))) }

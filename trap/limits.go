@@ -1,0 +1,140 @@
+package trap
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// limiter bounds connections: overall, per client and per client rate. A
+// client is an IPv4 address or an IPv6 /64 (the unit the DNSBL lists), so one
+// IPv6 host cannot escape its limits by hopping addresses.
+type limiter struct {
+	maxTotal int
+	maxPerIP int
+	rate     float64 // tokens per second; 0 = no rate limit
+	burst    float64
+	maxRates int // tracked rate buckets; past it, sweeps idle ones (fails open if all are busy)
+	now      func() time.Time
+
+	mu        sync.Mutex
+	total     int
+	perIP     map[netip.Addr]int
+	buckets   map[netip.Addr]*bucket
+	lastSweep time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(maxTotal, maxPerIP int, perMinute, burst int, now func() time.Time) *limiter {
+	l := &limiter{maxTotal: maxTotal, maxPerIP: maxPerIP, burst: float64(burst), maxRates: 1 << 16, now: now,
+		perIP: map[netip.Addr]int{}, buckets: map[netip.Addr]*bucket{}}
+	if perMinute > 0 {
+		l.rate = float64(perMinute) / 60
+		if l.burst < 1 {
+			l.burst = 1
+		}
+	}
+	return l
+}
+
+// clientUnit maps an address to the unit limits apply to: the address for
+// IPv4, its /64 for IPv6.
+func clientUnit(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// acquireTotal takes an overall connection slot.
+func (l *limiter) acquireTotal() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.maxTotal {
+		return false
+	}
+	l.total++
+	return true
+}
+
+func (l *limiter) releaseTotal() {
+	l.mu.Lock()
+	l.total--
+	l.mu.Unlock()
+}
+
+// acquireClient takes a per-client slot and a rate token for unit. It
+// returns "" on success, else the name of the limit that refused.
+func (l *limiter) acquireClient(unit netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perIP[unit] >= l.maxPerIP {
+		return limitConnsPerIP
+	}
+	if l.rate > 0 && !l.takeToken(unit) {
+		return limitConnRate
+	}
+	l.perIP[unit]++
+	return ""
+}
+
+func (l *limiter) releaseClient(unit netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.perIP[unit]; n <= 1 {
+		delete(l.perIP, unit)
+	} else {
+		l.perIP[unit] = n - 1
+	}
+}
+
+// takeToken is a token bucket per client; l.mu is held.
+func (l *limiter) takeToken(unit netip.Addr) bool {
+	now := l.now()
+	b := l.buckets[unit]
+	if b == nil {
+		if len(l.buckets) >= l.maxRates {
+			l.sweep(now)
+		}
+		if len(l.buckets) >= l.maxRates {
+			return true // every bucket busy: fail open, the other limits still hold
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[unit] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// sweep drops buckets that have refilled (they carry no state), at most
+// once a second.
+func (l *limiter) sweep(now time.Time) {
+	if now.Sub(l.lastSweep) < time.Second {
+		return
+	}
+	l.lastSweep = now
+	full := time.Duration(l.burst / l.rate * float64(time.Second))
+	for k, b := range l.buckets {
+		if now.Sub(b.last) >= full {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// counts returns the open connections overall and for unit (tests, metrics).
+func (l *limiter) counts(unit netip.Addr) (total, client int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total, l.perIP[unit]
+}

@@ -1,0 +1,419 @@
+package trap
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Limit names, the values of the "limit" label of
+// blowback_trap_limit_hits_total.
+const (
+	limitConns          = "conns"            // Config.MaxConns
+	limitConnsPerIP     = "conns_per_ip"     // Config.MaxConnsPerIP
+	limitConnRate       = "conn_rate_per_ip" // Config.ConnRatePerIP
+	limitProxyHeader    = "proxy_header"     // trusted peer without a valid PROXY header
+	limitProxyUntrusted = "proxy_untrusted"  // PROXY header from a peer not in ProxyTrusted
+	limitSessionTime    = "session_time"     // Config.SessionTimeout
+	limitIdle           = "idle_timeout"     // Config.ReadTimeout / DataTimeout
+	limitCommands       = "commands"         // Config.MaxCommands
+	limitErrors         = "errors"           // Config.MaxErrors
+	limitMessageSize    = "message_size"     // Config.MaxMessageBytes
+	limitLineLength     = "line_length"      // Config.MaxLineLength
+	limitRecipients     = "recipients"       // Config.MaxRecipients
+)
+
+var allLimits = []string{limitConns, limitConnsPerIP, limitConnRate, limitProxyHeader, limitProxyUntrusted,
+	limitSessionTime, limitIdle, limitCommands, limitErrors, limitMessageSize, limitLineLength, limitRecipients}
+
+// listener wraps the TCP listener: it enforces the connection limits, reads
+// PROXY headers from trusted peers (in a goroutine per connection, so a slow
+// proxy never stalls accepting), and hands go-smtp connections whose
+// RemoteAddr is the client the evidence will name.
+type listener struct {
+	inner net.Listener
+	srv   *Server
+	lim   *limiter
+
+	ready chan net.Conn
+	errc  chan error
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+func newListener(inner net.Listener, s *Server) *listener {
+	l := &listener{inner: inner, srv: s, lim: s.lim, ready: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
+	l.wg.Add(1)
+	go l.loop()
+	return l
+}
+
+// Accept implements net.Listener.
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case err := <-l.errc:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (l *listener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.inner.Close()
+}
+
+// Addr implements net.Listener.
+func (l *listener) Addr() net.Addr { return l.inner.Addr() }
+
+func (l *listener) loop() {
+	defer l.wg.Done()
+	defer l.srv.recoverGo("accept")
+	var delay time.Duration
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() { // EMFILE and friends: back off, as net/http does
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.srv.log.Warn("accept", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			l.errc <- err
+			return
+		}
+		delay = 0
+		l.admit(c)
+	}
+}
+
+func (l *listener) admit(c net.Conn) {
+	m := l.srv.metrics
+	m.connections.Inc()
+	if !l.lim.acquireTotal() {
+		l.refuse(c, limitConns, "421 4.7.0 Too many connections, try again later")
+		return
+	}
+	m.active.Inc()
+	peer := addrPortOf(c.RemoteAddr())
+	tc := &trapConn{Conn: c, l: l, peer: peer, client: peer, local: c.LocalAddr()}
+	if !l.srv.trusted(peer.Addr()) {
+		tc.checkProxy = true
+		l.finish(tc)
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer l.srv.recoverGo("proxy")
+		if err := tc.readProxy(l.srv.cfg.ProxyHeaderTimeout); err != nil {
+			l.srv.log.Info("refused PROXY connection", "err", err, "peer", peer.Addr())
+			m.limitHits.WithLabelValues(limitProxyHeader).Inc()
+			tc.Close() // no greeting: the proxy broke the protocol
+			return
+		}
+		l.finish(tc)
+	}()
+}
+
+// finish applies the per-client limits and hands the connection to go-smtp.
+func (l *listener) finish(tc *trapConn) {
+	tc.unit = clientUnit(tc.client.Addr())
+	if lim := l.lim.acquireClient(tc.unit); lim != "" {
+		tc.reply(lim, "421 4.7.0 Too many connections from your address, try again later")
+		return
+	}
+	tc.clientHeld = true
+	tc.end = time.Now().Add(l.srv.cfg.SessionTimeout)
+	_ = tc.Conn.SetDeadline(tc.end)
+	select {
+	case l.ready <- tc:
+	case <-l.done:
+		tc.Close()
+	}
+}
+
+// refuse answers a connection that never got a slot and closes it.
+func (l *listener) refuse(c net.Conn, limit, msg string) {
+	l.srv.metrics.limitHits.WithLabelValues(limit).Inc()
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(c, msg+"\r\n")
+	_ = c.Close()
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+// trapConn is one client connection. It holds the connection's limiter
+// slots, the client address (the PROXY source when the peer is trusted),
+// enforces the whole-session deadline by clamping every deadline go-smtp
+// sets, and watches the replies go-smtp writes to count commands and errors.
+type trapConn struct {
+	net.Conn
+	l          *listener
+	peer       netip.AddrPort // TCP peer
+	client     netip.AddrPort // the address evidence names
+	local      net.Addr
+	proxied    bool
+	unit       netip.Addr
+	clientHeld bool
+	end        time.Time // whole-session deadline
+	pre        []byte    // read past the PROXY header
+	checkProxy bool      // untrusted peer: a PROXY header in its first bytes is refused
+
+	mu      sync.Mutex
+	replies int  // final replies written after the greeting
+	errs    int  // of which 4xx/5xx
+	pos     int  // position in the reply line being written
+	code    int  // its code so far
+	binary  bool // output is no longer SMTP text (TLS records)
+	ended   string
+	closed  bool
+	onceCls sync.Once
+}
+
+// readProxy reads the PROXY header of a trusted peer.
+func (c *trapConn) readProxy(timeout time.Duration) error {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
+	br := bufio.NewReaderSize(c.Conn, 512)
+	h, err := readProxyHeader(br)
+	if err != nil {
+		return err
+	}
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		c.pre = append([]byte(nil), b...)
+	}
+	_ = c.Conn.SetReadDeadline(time.Time{})
+	if !h.Local {
+		c.client = netip.AddrPortFrom(h.Src.Addr().Unmap(), h.Src.Port())
+		c.local = net.TCPAddrFromAddrPort(h.Dst)
+		c.proxied = true
+	}
+	return nil
+}
+
+// RemoteAddr is the client: the PROXY source when the peer is trusted.
+func (c *trapConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.client) }
+
+// LocalAddr is the address the client connected to.
+func (c *trapConn) LocalAddr() net.Addr { return c.local }
+
+func (c *trapConn) clamp(t time.Time) time.Time {
+	if c.end.IsZero() || (!t.IsZero() && t.Before(c.end)) {
+		return t
+	}
+	return c.end
+}
+
+// SetDeadline and friends keep every deadline within the session's.
+func (c *trapConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
+func (c *trapConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
+func (c *trapConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
+
+// Read serves bytes left over from the PROXY header, refuses a PROXY header
+// from an untrusted peer, and ends the session at its deadline.
+func (c *trapConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	n, err := c.Conn.Read(b)
+	if c.checkProxy && n > 0 {
+		c.checkProxy = false
+		if looksLikeProxy(b[:n]) {
+			return 0, c.abort(limitProxyUntrusted, "421 4.7.0 PROXY protocol not accepted from your address")
+		}
+	}
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			if !c.end.IsZero() && !time.Now().Before(c.end) {
+				return n, c.abort(limitSessionTime, "421 4.4.2 Session time limit exceeded, closing connection")
+			}
+			c.setEnded("timeout")
+			c.l.srv.metrics.limitHits.WithLabelValues(limitIdle).Inc()
+		case errors.Is(err, io.EOF):
+			c.setEnded("drop")
+		}
+	}
+	return n, err
+}
+
+// Write passes replies through and counts them (RFC 5321 §4.2: each command
+// gets exactly one final reply, so replies count commands).
+func (c *trapConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if limit, msg := c.watch(b[:n]); limit != "" {
+		_ = c.abort(limit, msg)
+	}
+	return n, err
+}
+
+// watch follows the reply lines go-smtp writes. Once a line does not start
+// with a digit the stream is TLS records: every write then counts as a reply
+// and errors are no longer visible (the session counts its own).
+func (c *trapConn) watch(b []byte) (limit, msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cfg := &c.l.srv.cfg
+	if c.binary {
+		c.replies++
+	}
+	for i := 0; i < len(b) && !c.binary; i++ {
+		ch := b[i]
+		switch {
+		case ch == '\n':
+			c.pos, c.code = 0, 0
+			continue
+		case c.pos < 3 && (ch < '0' || ch > '9'):
+			if c.pos == 0 {
+				c.binary = true
+				c.replies++
+			}
+			c.pos = 4 // not a reply line: skip to its end
+		case c.pos < 3:
+			c.code = c.code*10 + int(ch-'0')
+		case c.pos == 3 && ch == ' ':
+			c.final(c.code)
+		}
+		c.pos++
+	}
+	switch {
+	case c.closed:
+	case c.replies > cfg.MaxCommands:
+		return limitCommands, "421 4.7.0 Too many commands, closing connection"
+	case c.errs > cfg.MaxErrors:
+		return limitErrors, "421 4.7.0 Too many errors, closing connection"
+	}
+	return "", ""
+}
+
+// final counts one final reply; c.mu is held.
+func (c *trapConn) final(code int) {
+	m := c.l.srv.metrics
+	switch {
+	case code == 220 && c.replies == 0 && c.errs == 0: // the greeting
+		return
+	case code == 354: // intermediate reply to DATA
+		return
+	case code == 221:
+		c.ended = "quit"
+	case code == 421:
+		c.closed = true
+	case code == 452: // go-smtp's "452 4.5.3 Maximum limit of N recipients reached"
+		m.limitHits.WithLabelValues(limitRecipients).Inc()
+	}
+	c.replies++
+	if code >= 400 {
+		c.errs++
+	}
+}
+
+// noteError counts an error the session returned (visible also under TLS).
+func (c *trapConn) noteError() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.binary {
+		c.errs++
+	}
+}
+
+func (c *trapConn) setEnded(why string) {
+	c.mu.Lock()
+	if c.ended == "" {
+		c.ended = why
+	}
+	c.mu.Unlock()
+}
+
+// endReason is how the session ended: quit, timeout, drop, limit, or "" while
+// it runs.
+func (c *trapConn) endReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
+// abort writes a final 421 and closes the connection; the returned error
+// wraps net.ErrClosed so go-smtp ends the session without another reply.
+func (c *trapConn) abort(limit, msg string) error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	if c.ended == "" || c.ended == "timeout" {
+		c.ended = "limit"
+	}
+	c.mu.Unlock()
+	if !already {
+		c.l.srv.metrics.limitHits.WithLabelValues(limit).Inc()
+		c.l.srv.log.Debug("session limit", "limit", limit, "client", c.client.Addr())
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		_, _ = io.WriteString(c.Conn, msg+"\r\n")
+	}
+	c.Close()
+	return fmt.Errorf("trap: %s limit: %w", limit, net.ErrClosed)
+}
+
+// reply answers and closes a connection that is refused after it got its
+// overall slot (per-client limits).
+func (c *trapConn) reply(limit, msg string) {
+	c.l.srv.metrics.limitHits.WithLabelValues(limit).Inc()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(c.Conn, msg+"\r\n")
+	c.Close()
+}
+
+// Close releases the connection's slots once.
+func (c *trapConn) Close() error {
+	err := net.ErrClosed
+	c.onceCls.Do(func() {
+		err = c.Conn.Close()
+		if c.clientHeld {
+			c.l.lim.releaseClient(c.unit)
+		}
+		c.l.lim.releaseTotal()
+		c.l.srv.metrics.active.Dec()
+	})
+	return err
+}
+
+// connOf finds the trapConn under a go-smtp connection (under TLS too).
+func connOf(c net.Conn) *trapConn {
+	for {
+		switch v := c.(type) {
+		case *trapConn:
+			return v
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}
