@@ -26,6 +26,22 @@ type Explanation struct {
 	Policy    map[string]string `json:"policy"`
 	Evidence  []ExplainedEvent  `json:"evidence"`
 	Actions   []store.Action    `json:"actions"`
+
+	// The thresholds in force for this unit (after the repeat-offender multiplier).
+	ListThreshold   float64 `json:"list_threshold"`
+	DelistThreshold float64 `json:"delist_threshold"`
+	MaxAge          string  `json:"max_age"`
+	HalfLife        string  `json:"half_life"`
+	// Since is when the current listing started; Lapsed when the last one ended.
+	Since  *time.Time `json:"since"`
+	Lapsed *time.Time `json:"lapsed,omitempty"`
+	// Listings within the repeat memory, and the repeat-offender multiplier.
+	Listings int     `json:"listings"`
+	Repeat   float64 `json:"repeat"`
+	// Allowed is the allowlist entry protecting the address, if any.
+	Allowed string `json:"allowed,omitempty"`
+	// Escalated is the wider prefix listed as a whole that holds the address, if any.
+	Escalated *Escalated `json:"escalated,omitempty"`
 }
 
 // ExplainedEvent is one piece of evidence and the part it plays.
@@ -35,7 +51,9 @@ type ExplainedEvent struct {
 	Addr    string    `json:"addr"`
 	Kind    string    `json:"kind"`
 	Weight  float64   `json:"weight"`
-	Value   float64   `json:"value"`
+	Novelty float64   `json:"novelty"` // multiplier for repeated trap addresses and domains
+	Initial float64   `json:"initial"` // what it added when it came (weight * novelty)
+	Value   float64   `json:"value"`   // what it adds now (initial, decayed)
 	Counted bool      `json:"counted"`
 	Why     string    `json:"why"`
 }
@@ -63,6 +81,15 @@ func (e *Engine) Explain(a netip.Addr) (Explanation, error) {
 	x := Explanation{IP: a.String(), Unit: unit.String(), Listed: d.Listed, Score: d.Score, Reason: d.Reason,
 		Manual: d.Manual, FirstSeen: timePtr(d.FirstSeen), LastSeen: timePtr(d.LastSeen), Expires: timePtr(d.Expires),
 		Codes: []string{}, Evidence: []ExplainedEvent{}, Actions: acts, Policy: e.cfg.Policy.Describe()}
+	x.ListThreshold, x.DelistThreshold, x.Listings, x.Repeat = d.ListThreshold, d.DelistThreshold, d.Listings, d.Repeat
+	x.MaxAge, x.HalfLife = d.MaxAge.String(), e.cfg.Policy.HalfLife.String()
+	x.Since, x.Lapsed = timePtr(d.Since), timePtr(d.Lapsed)
+	if d.Allowed.IsValid() {
+		x.Allowed = d.Allowed.String()
+	}
+	if esc, ok := e.escalationOf(unit); ok {
+		x.Escalated = &esc
+	}
 	if x.Actions == nil {
 		x.Actions = []store.Action{}
 	}
@@ -76,7 +103,7 @@ func (e *Engine) Explain(a netip.Addr) (Explanation, error) {
 	}
 	for _, it := range items {
 		x.Evidence = append(x.Evidence, ExplainedEvent{ID: it.Ref.ID.String(), Time: it.Ref.Time, Addr: it.Ref.Addr.String(),
-			Kind: it.Ref.Kind.String(), Weight: it.Weight, Value: it.Value, Counted: it.Counted, Why: it.Why})
+			Kind: it.Ref.Kind.String(), Weight: it.Weight, Novelty: it.Novelty, Initial: it.Initial, Value: it.Value, Counted: it.Counted, Why: it.Why})
 	}
 	return x, nil
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -39,11 +40,6 @@ type Config struct {
 	SweepEvery time.Duration
 }
 
-type entry struct {
-	codes   zones.Codes
-	expires int64 // unix seconds; 0: no expiry (manual)
-}
-
 const stripes = 64
 
 // Engine is the live listing.
@@ -58,17 +54,25 @@ type Engine struct {
 	locks [stripes]sync.Mutex // serialise re-scoring per unit
 
 	mu      sync.Mutex
-	listed  map[netip.Prefix]entry
+	listed  *listedSet
 	pending map[netip.Prefix]zones.Codes
-	subs    []func(*zones.Snapshot)
-	kick    chan struct{}
-	taken   uint64        // batches taken by the publisher
-	pubGen  uint64        // batches published
-	pubCh   chan struct{} // closed and replaced at each publication
-	started bool
+	// Escalation (Policy.Escalate): listed units per wider prefix, the
+	// prefixes published as a whole, and whether they changed since the
+	// last publication (which then rebuilds the snapshot).
+	wide      map[netip.Prefix]int
+	escalated map[netip.Prefix]Escalated
+	escDirty  bool
+	delisted  map[netip.Prefix]bool // units manually delisted (only with escalation): excluded from ranges
+	subs      []func(*zones.Snapshot)
+	kick      chan struct{}
+	taken     uint64        // batches taken by the publisher
+	pubGen    uint64        // batches published
+	pubCh     chan struct{} // closed and replaced at each publication
+	started   bool
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 // New returns an engine over st that publishes into cur. Call Start.
@@ -87,7 +91,8 @@ func New(cfg Config, st *store.Store, cur *zones.Current, log *slog.Logger, reg 
 	}
 	return &Engine{
 		cfg: cfg, st: st, cur: cur, log: log.With("pkg", "listing"), metrics: newMetrics(reg),
-		seed: maphash.MakeSeed(), listed: map[netip.Prefix]entry{}, pending: map[netip.Prefix]zones.Codes{},
+		seed: maphash.MakeSeed(), listed: newListedSet(0, 0), pending: map[netip.Prefix]zones.Codes{},
+		wide: map[netip.Prefix]int{}, escalated: map[netip.Prefix]Escalated{}, delisted: map[netip.Prefix]bool{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), pubCh: make(chan struct{}),
 	}
 }
@@ -117,7 +122,7 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Stop stops the background work; a pending change is published first.
 func (e *Engine) Stop(ctx context.Context) error {
-	close(e.stop)
+	e.stopOnce.Do(func() { close(e.stop) })
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -145,6 +150,8 @@ func (e *Engine) nextSerial() uint32 {
 }
 
 // Rebuild re-scores every address from the store and publishes the result.
+// It reads keys only (store.ScanRefs) and decides unit after unit with one
+// reused scoring.Decider, so memory stays at the listed set plus the zone.
 func (e *Engine) Rebuild(ctx context.Context) error {
 	start := time.Now()
 	now := e.cfg.Now()
@@ -156,24 +163,25 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("listing: rebuild: %w", err)
 	}
-	listed := map[netip.Prefix]entry{}
-	var entries []zones.Entry
+	dec := scoring.NewDecider(&e.cfg.Policy)
+	listed := newListedSet(0, 0)
+	delisted := map[netip.Prefix]bool{}
+	units := 0
 	var unit netip.Prefix
 	var refs []store.Ref
 	flush := func() {
-		if len(refs) == 0 && unit.IsValid() && len(actions[unit]) == 0 {
-			return
-		}
 		if !unit.IsValid() {
 			return
 		}
-		d := scoring.Decide(&e.cfg.Policy, unit, refs, actions[unit], now)
+		units++
+		d := dec.Decide(unit, refs, actions[unit], now)
 		delete(actions, unit)
 		if d.Listed {
 			if c := zones.CodesOf(d.Kinds); c != 0 {
-				listed[unit] = entry{codes: c, expires: unixOrZero(d.Expires)}
-				entries = append(entries, zones.Entry{Prefix: unit, Codes: c})
+				listed.set(unit, slot{codes: c, exp: expUnix(d.Review)})
 			}
+		} else if d.Manual == store.OpDelist && e.cfg.Policy.Escalate.Enabled {
+			delisted[unit] = true
 		}
 	}
 	err := e.st.ScanRefs(ctx, func(r store.Ref) error {
@@ -194,10 +202,14 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 		unit, refs = u, nil
 		flush()
 	}
-	snap := zones.Build(e.info(e.nextSerial()), entries)
+	info := e.info(e.nextSerial())
 	e.mu.Lock()
-	e.listed = listed
+	e.listed, e.delisted = listed, delisted
 	e.pending = map[netip.Prefix]zones.Codes{}
+	e.wide, e.escalated = e.countWide(), map[netip.Prefix]Escalated{}
+	e.updateEscalations()
+	e.escDirty = false
+	snap := e.buildLocked(info)
 	subs := e.subs
 	e.mu.Unlock()
 	e.cur.Store(snap)
@@ -205,15 +217,52 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 	for _, fn := range subs {
 		fn(snap)
 	}
-	e.log.Info("listing rebuilt", "listed", len(listed), "took", time.Since(start).Round(time.Millisecond), "serial", snap.Serial)
+	e.metrics.rebuildSeconds.Set(time.Since(start).Seconds())
+	e.log.Info("listing rebuilt", "units", units, "listed", listed.len(), "escalated", len(e.escalated),
+		"took", time.Since(start).Round(time.Millisecond), "serial", snap.Serial)
 	return nil
 }
 
-func unixOrZero(t time.Time) int64 {
+// buildLocked makes a full snapshot of the listed set and the escalated
+// prefixes. e.mu is held.
+func (e *Engine) buildLocked(info zones.Info) *zones.Snapshot {
+	b := zones.NewBuilder(info)
+	b.Grow(len(e.listed.v4))
+	for k, s := range e.listed.v4 {
+		b.Add4(k, s.codes, 0)
+	}
+	for k, s := range e.listed.v6 {
+		b.Add(zones.Entry{Prefix: unit6(k), Codes: s.codes})
+	}
+	for _, x := range e.escalated {
+		b.Add(x.entry(e.cfg.TXT))
+	}
+	for u := range e.delisted {
+		if w, ok := e.cfg.Policy.EscalationPrefix(u); ok {
+			if _, on := e.escalated[w]; on {
+				b.Add(zones.Entry{Prefix: u, Exclude: true}) // a delist is immediate, also inside a range
+			}
+		}
+	}
+	return b.Snapshot()
+}
+
+// expUnix rounds an expiry up to whole seconds (0: none).
+func expUnix(t time.Time) uint32 {
 	if t.IsZero() {
 		return 0
 	}
-	return t.Unix()
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	if s <= 0 {
+		return 1
+	}
+	if s > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	return uint32(s)
 }
 
 // Ingest commits ev durably, then re-scores its address. It returns after
@@ -278,17 +327,30 @@ func (e *Engine) rescore(ctx context.Context, unit netip.Prefix) (scoring.Decisi
 		codes = zones.CodesOf(d.Kinds)
 	}
 	e.mu.Lock()
-	old, was := e.listed[unit]
+	old, was := e.listed.get(unit)
 	if codes != 0 {
-		e.listed[unit] = entry{codes: codes, expires: unixOrZero(d.Expires)}
-	} else {
-		delete(e.listed, unit)
+		e.listed.set(unit, slot{codes: codes, exp: expUnix(d.Review)})
+	} else if was {
+		e.listed.del(unit)
 	}
 	changed := (was && old.codes != codes) || (!was && codes != 0)
+	if e.cfg.Policy.Escalate.Enabled && (d.Manual == store.OpDelist) != e.delisted[unit] {
+		if d.Manual == store.OpDelist {
+			e.delisted[unit] = true
+		} else {
+			delete(e.delisted, unit)
+		}
+		if x, ok := e.cfg.Policy.EscalationPrefix(unit); ok {
+			if _, on := e.escalated[x]; on {
+				e.escDirty, changed = true, true
+			}
+		}
+	}
 	var gen uint64
 	if changed {
 		e.pending[unit] = codes
 		gen = e.taken + 1
+		e.noteWideLocked(unit, was, codes != 0)
 	}
 	e.mu.Unlock()
 	if changed {
@@ -355,7 +417,7 @@ func (e *Engine) running() bool {
 func (e *Engine) Listed() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.listed)
+	return e.listed.len()
 }
 
 func (e *Engine) publisher() {
@@ -380,9 +442,21 @@ func (e *Engine) publish() {
 		}
 	}()
 	e.mu.Lock()
-	if len(e.pending) == 0 {
-		e.mu.Unlock()
+	empty := len(e.pending) == 0
+	e.mu.Unlock()
+	if empty {
 		return
+	}
+	start := time.Now()
+	info := e.info(e.nextSerial()) // a synced write: not under e.mu
+	e.mu.Lock()
+	var snap *zones.Snapshot
+	if e.escDirty {
+		// Escalations changed: ranges are not carried by With, so build
+		// the whole snapshot (rare: only when a wider prefix flips).
+		e.updateEscalations()
+		e.escDirty = false
+		snap = e.buildLocked(info)
 	}
 	changes := make([]zones.Entry, 0, len(e.pending))
 	for u, c := range e.pending {
@@ -400,9 +474,9 @@ func (e *Engine) publish() {
 		e.pubCh = make(chan struct{})
 		e.mu.Unlock()
 	}()
-	start := time.Now()
-	old := e.cur.Load()
-	snap := old.With(e.info(e.nextSerial()), changes)
+	if snap == nil {
+		snap = e.cur.Load().With(info, changes)
+	}
 	e.cur.Store(snap)
 	e.metrics.published(snap)
 	e.metrics.publishSeconds.Observe(time.Since(start).Seconds())
@@ -425,7 +499,8 @@ func (e *Engine) sweeper() {
 	}
 }
 
-// Sweep re-scores every listed unit whose listing has lapsed.
+// Sweep re-scores every listed unit whose decision is due for review: its
+// listing lapsed or a kind aged out of it (scoring.Decision.Review).
 func (e *Engine) Sweep(ctx context.Context) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -436,11 +511,11 @@ func (e *Engine) Sweep(ctx context.Context) {
 	now := e.cfg.Now().Unix()
 	var due []netip.Prefix
 	e.mu.Lock()
-	for u, en := range e.listed {
-		if en.expires != 0 && en.expires <= now {
+	e.listed.each(func(u netip.Prefix, s slot) {
+		if s.exp != 0 && int64(s.exp) <= now {
 			due = append(due, u)
 		}
-	}
+	})
 	e.mu.Unlock()
 	for _, u := range due {
 		if _, err := e.Rescore(ctx, u); err != nil {

@@ -14,6 +14,7 @@ type metrics struct {
 	publishedAt    prometheus.Gauge
 	publishSeconds prometheus.Histogram
 	panics         prometheus.Counter
+	rebuildSeconds prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,9 +49,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blowback_listing_panics_total",
 			Help: "Panics recovered in the publisher and sweeper.",
 		}),
+		rebuildSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "blowback_listing_rebuild_duration_seconds",
+			Help: "Time the last full rebuild of the listing from the store took.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.duplicates, m.entries, m.serial, m.publishedAt, m.publishSeconds, m.panics)
+		reg.MustRegister(m.events, m.duplicates, m.entries, m.serial, m.publishedAt, m.publishSeconds, m.panics, m.rebuildSeconds)
 	}
 	return m
 }

@@ -82,6 +82,11 @@ type Decision struct {
 	MaxAge          time.Duration
 	// Allowed is the allowlist entry protecting the unit, if any.
 	Allowed netip.Prefix
+	// Review is when this decision changes without new evidence: the
+	// listing lapses or a kind ages out of it (zero: never). A live
+	// listing re-scores the unit then. For a manual listing it is a hint
+	// (the kinds of the action may stay the same).
+	Review time.Time
 }
 
 // Item explains one piece of evidence in a decision.
@@ -368,12 +373,16 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 	dec.DelistThreshold = p.DelistThreshold / repeat
 	dec.MaxAge = time.Duration(float64(p.MaxAge) * repeat)
 	maxAgeN := int64(dec.MaxAge)
+	var review int64 = math.MaxInt64
 	if listed {
 		dec.Listed = true
 		dec.Since = time.Unix(0, since).UTC()
 		for k := range kindT {
-			if kindT[k] != 0 && (p.MaxAge == 0 || nowN-kindT[k] <= maxAgeN) {
+			if kindT[k] != 0 && (p.MaxAge == 0 || nowN-kindT[k] < maxAgeN) {
 				dec.Kinds = dec.Kinds.Add(store.Kind(k))
+				if p.MaxAge > 0 {
+					review = min(review, kindT[k]+maxAgeN)
+				}
 			}
 		}
 	} else if lapsed != 0 && (cutoff == nil || lapsed > cutoffN) {
@@ -388,10 +397,14 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		if dec.Kinds == 0 {
 			dec.Kinds = dec.Kinds.Add(store.KindBounce)
 		}
+		if review != math.MaxInt64 {
+			dec.Review = time.Unix(0, review).UTC()
+		}
 		dec.Reason = "listed manually by " + last.Who + ": " + last.Reason
 	case listed:
 		exp, why := expiry()
 		dec.Expires = time.Unix(0, exp).UTC()
+		dec.Review = time.Unix(0, min(exp, review)).UTC()
 		dec.Reason = fmt.Sprintf("listed since %s: score %s reached %s; stays listed until the score falls below %s or %s after the last hit (%s first)",
 			dec.Since.Format(time.RFC3339), ff(dec.Score), ff(p.ListThreshold), ff(dec.DelistThreshold), durString(dec.MaxAge), shortWhy(why))
 		if repeat > 1 {

@@ -451,3 +451,30 @@ func TestPropertyHysteresis(t *testing.T) {
 		}
 	}
 }
+
+// TestPropertyReview: a decision holds until its Review time and changes there.
+func TestPropertyReview(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	checked := 0
+	for i := 0; i < propRuns; i++ {
+		p := randPolicy(r)
+		h := randHistory(r, true)
+		last := t0.Add(120 * day) // after every hit and action
+		d := Decide(&p, unit, h.refs, h.acts, last)
+		if !d.Listed || d.Review.IsZero() || d.Manual != "" {
+			continue // for a manual listing Review is a hint: it may hold
+		}
+		checked++
+		before := Decide(&p, unit, h.refs, h.acts, d.Review.Add(-time.Nanosecond))
+		at := Decide(&p, unit, h.refs, h.acts, d.Review)
+		if before.Listed != d.Listed || before.Kinds != d.Kinds {
+			t.Fatalf("run %d: decision changed before its review time %v", i, d.Review)
+		}
+		if at.Listed == d.Listed && at.Kinds == d.Kinds {
+			t.Fatalf("run %d: decision unchanged at its review time %v: %s", i, d.Review, at.Reason)
+		}
+	}
+	if checked < propRuns/10 {
+		t.Fatalf("only %d listed histories checked", checked)
+	}
+}
