@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Group commit.
+//
+// badger with SyncWrites fsyncs its write-ahead log once per transaction
+// (db.writeToLSM syncs per request), so concurrent Puts in their own
+// transactions each pay an fsync. Instead every Put hands its prepared
+// writes to one committer goroutine, which takes all the Puts waiting at
+// that moment (up to maxGroup), writes them in one transaction and one
+// fsync, and then answers each. While a commit is in flight new Puts queue
+// up and form the next group, so under load the fsyncs are shared; alone, a
+// Put costs what it did before. A Put returns only after its group's
+// commit (synced) returned: a trap answers 250 only then.
+
+const (
+	maxGroup      = 256     // events per group transaction
+	maxGroupBytes = 4 << 20 // value bytes per group transaction
+)
+
+type putReq struct {
+	key, idx, val []byte
+	rawKey, raw   []byte
+	done          chan error
+}
+
+func (r *putReq) size() int { return len(r.key) + len(r.idx) + len(r.val) + len(r.rawKey) + len(r.raw) }
+
+// GroupStats reports how many events were committed in how many
+// transactions (each one fsync): events/commits is the mean group size.
+func (s *Store) GroupStats() (commits, events uint64) { return s.commits.Load(), s.puts.Load() }
+
+func (s *Store) commit(ctx context.Context, r *putReq) error {
+	// The read lock keeps Close from stopping the committer while a Put
+	// is handing over; after Close, nothing is handed over any more.
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.putCh <- r:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	// Once queued, wait for the outcome even if ctx ends: the write may
+	// land, and the caller must not believe otherwise without knowing.
+	return <-r.done
+}
+
+func (s *Store) committer() {
+	defer s.wg.Done()
+	group := make([]*putReq, 0, maxGroup)
+	for {
+		var r *putReq
+		select {
+		case r = <-s.putCh:
+		case <-s.stop:
+			// Answer what is still queued.
+			for {
+				select {
+				case r := <-s.putCh:
+					r.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		}
+		group = append(group[:0], r)
+		size := r.size()
+	fill:
+		for len(group) < maxGroup && size < maxGroupBytes {
+			select {
+			case r := <-s.putCh:
+				group = append(group, r)
+				size += r.size()
+			default:
+				break fill
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup writes a group in one transaction; if that fails as a whole
+// (too big, conflict), each Put is retried on its own so one bad event does
+// not fail the others.
+func (s *Store) commitGroup(group []*putReq) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in store committer", "panic", p)
+			for _, r := range group {
+				select {
+				case r.done <- fmt.Errorf("store: put event: internal error"):
+				default:
+				}
+			}
+		}
+	}()
+	errs := make([]error, len(group))
+	err := s.writeGroup(group, errs)
+	if err != nil && len(group) > 1 {
+		for i, r := range group {
+			errs[i] = s.writeGroup([]*putReq{r}, errs[i:i+1])
+		}
+	} else if err != nil {
+		errs[0] = err
+	}
+	for i, r := range group {
+		r.done <- errs[i]
+	}
+}
+
+// writeGroup commits the group; errs[i] gets ErrDuplicate for events already
+// stored (or twice in the group). The returned error fails the whole group.
+func (s *Store) writeGroup(group []*putReq, errs []error) error {
+	rawTTL := s.opts.RawTTL
+	if rawTTL == 0 {
+		rawTTL = s.opts.Retention
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = s.db.Update(func(txn *badger.Txn) error {
+			seen := make(map[string]bool, len(group))
+			for i, r := range group {
+				errs[i] = nil
+				if seen[string(r.idx)] {
+					errs[i] = ErrDuplicate
+					continue
+				}
+				seen[string(r.idx)] = true
+				if _, err := txn.Get(r.idx); err == nil {
+					errs[i] = ErrDuplicate
+					continue
+				} else if !errors.Is(err, badger.ErrKeyNotFound) {
+					return err
+				}
+				if err := txn.SetEntry(s.ttlEntry(r.key, r.val, s.opts.Retention)); err != nil {
+					return err
+				}
+				if err := txn.SetEntry(s.ttlEntry(r.idx, r.key, s.opts.Retention)); err != nil {
+					return err
+				}
+				if r.raw != nil {
+					if err := txn.SetEntry(s.ttlEntry(r.rawKey, r.raw, rawTTL)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, badger.ErrConflict) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, badger.ErrDBClosed):
+		return ErrClosed
+	case err != nil:
+		return fmt.Errorf("store: put event: %w", err)
+	}
+	s.commits.Add(1)
+	n := 0
+	for _, e := range errs {
+		if e == nil {
+			n++
+		}
+	}
+	s.puts.Add(uint64(n))
+	return nil
+}
