@@ -146,8 +146,11 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("pkg", "store")
+	// Values above 64 bytes (every event's JSON) live in the value log, so
+	// the key-only scan of a full re-score reads small tables only.
 	bo := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
+		WithValueThreshold(64).
 		WithLogger(badgerLogger{log}).
 		WithLoggingLevel(badger.WARNING).
 		WithNumVersionsToKeep(1)

@@ -114,3 +114,31 @@ func TestReopenKeepsEvidence(t *testing.T) {
 		t.Fatalf("after reopen: %v %v", ok, err)
 	}
 }
+
+func TestLoader(t *testing.T) {
+	s := testStore(t)
+	l := s.NewLoader()
+	var ids []EventID
+	for i := 0; i < 1000; i++ {
+		e := ev("192.0.2.9", time.Now().Add(time.Duration(i)*time.Second), KindBounce)
+		ids = append(ids, e.ID)
+		if err := l.Add(e, []byte("raw")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := l.Flush(); err != nil || n != 1000 {
+		t.Fatalf("flush: %d %v", n, err)
+	}
+	refs, err := s.Refs(netip.MustParsePrefix("192.0.2.9/32"))
+	if err != nil || len(refs) != 1000 {
+		t.Fatalf("refs %d %v", len(refs), err)
+	}
+	// Loaded events are known to Put's duplicate check.
+	e, err := s.Get(ids[5])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(context.Background(), e, nil); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("put of a loaded event: %v", err)
+	}
+}

@@ -1,0 +1,230 @@
+package listing
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/scoring"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// Benchmark sizes come from the environment so that `go test -bench .`
+// stays small and bench/scoring/run.sh can run the 1M/10M case:
+//
+//	BLOWBACK_BENCH_UNITS   listed addresses (default 20000)
+//	BLOWBACK_BENCH_EVENTS  events in all (default 10 per address)
+//	BLOWBACK_BENCH_DIR     store directory to load once and reuse (default a temp dir)
+func benchSize(b *testing.B) (units, events int, dir string) {
+	b.Helper()
+	get := func(name string, def int) int {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				b.Fatalf("%s=%q", name, v)
+			}
+			return n
+		}
+		return def
+	}
+	units = get("BLOWBACK_BENCH_UNITS", 20000)
+	events = get("BLOWBACK_BENCH_EVENTS", 10*units)
+	dir = os.Getenv("BLOWBACK_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	return units, events, dir
+}
+
+var benchNow = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+
+// benchAddr is the i-th benchmark address: IPv4 from 11.0.0.0 on, every
+// eighth an IPv6 /64.
+func benchAddr(i int) netip.Addr {
+	if i%8 == 7 {
+		var b [16]byte
+		b[0], b[1] = 0x20, 0x01
+		binary.BigEndian.PutUint64(b[:8], 0x2001_0db8_0000_0000|uint64(i))
+		b[15] = 1
+		return netip.AddrFrom16(b)
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], 11<<24+uint32(i))
+	return netip.AddrFrom4(b)
+}
+
+// loadBench fills dir with events spread over units addresses, within the
+// last 10 days before benchNow (so all are listed), unless already done.
+func loadBench(b *testing.B, dir string, units, events int) *store.Store {
+	b.Helper()
+	o := store.DefaultOptions()
+	o.Retention, o.RawTTL = 0, 0 // fixed timestamps in the past: keep them
+	st, err := store.Open(dir, o, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	marker := fmt.Sprintf("bench %d %d", units, events)
+	if m, err := st.GetMeta("bench"); err == nil && string(m) == marker {
+		return st
+	}
+	start := time.Now()
+	l := st.NewLoader()
+	kinds := []store.Kind{store.KindBounce, store.KindBounce, store.KindAutoreply, store.KindCallout}
+	for i := 0; i < events; i++ {
+		u := i % units
+		e := &store.Event{ID: store.NewEventID(), ClientIP: benchAddr(u), Kind: kinds[i%len(kinds)],
+			Time:  benchNow.Add(-time.Duration(1+(i*7919)%(10*24*3600)) * time.Second),
+			Rcpts: []string{fmt.Sprintf("u%d@trap%d.test", i%5, i%2)}, TrapDomain: fmt.Sprintf("trap%d.test", i%2),
+			HELO: "mx.example.net", MailFrom: "", MessageID: fmt.Sprintf("<%d@mx.example.net>", i),
+			From: "MAILER-DAEMON@mx.example.net", Subject: "Undelivered Mail Returned to Sender",
+			Original: store.Original{MessageID: fmt.Sprintf("<o%d@trap.test>", i), From: "x@trap.test", To: "y@example.org"}}
+		if err := l.Add(e, nil); err != nil {
+			b.Fatal(err)
+		}
+		if (i+1)%200000 == 0 {
+			if _, err := l.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			l = st.NewLoader()
+		}
+	}
+	if _, err := l.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.SetMeta("bench", []byte(marker)); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loaded %d events for %d addresses in %v", events, units, time.Since(start).Round(time.Millisecond))
+	return st
+}
+
+// BenchmarkRebuild is the full re-score: every event's key scanned, every
+// address decided, the zone built. Reports seconds per rebuild, events/s
+// and the heap in use after it (peak RSS: bench/scoring/run.sh).
+func BenchmarkRebuild(b *testing.B) {
+	units, events, dir := benchSize(b)
+	st := loadBench(b, dir, units, events)
+	cur := &zones.Current{}
+	eng := New(Config{Zone: "bl.test", TXT: "$", Policy: scoring.DefaultPolicy(), Now: func() time.Time { return benchNow }}, st, cur, nil, nil)
+	runtime.GC()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := eng.Rebuild(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if n := eng.Listed(); n != units {
+		b.Fatalf("listed %d, want %d", n, units)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/rebuild")
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+}
+
+// BenchmarkIngestToAnswer measures evidence-to-answer latency with units
+// addresses listed: Engine.Ingest of a bounce from a new address (a synced
+// commit, the moment the trap may answer 250), then DNS queries over UDP to
+// a dnsd server on 127.0.0.1 until the address answers listed. Reports p50
+// and p99.
+func BenchmarkIngestToAnswer(b *testing.B) {
+	units, _, dir := benchSize(b)
+	st := loadBench(b, dir, units, units) // one event per address: units listed
+	cur := &zones.Current{}
+	clock := func() time.Time { return benchNow }
+	eng := New(Config{Zone: "bl.test", TXT: "$", Policy: scoring.DefaultPolicy(), Now: clock}, st, cur, nil, nil)
+	if err := eng.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { eng.Stop(context.Background()) })
+	srv := dnsd.New(dnsd.Config{}, cur, nil, nil)
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Stop(context.Background()) })
+	addr := srv.Addr().String()
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ip := benchAddr(units + 1000 + i)
+		ev := &store.Event{ID: store.NewEventID(), Time: benchNow, ClientIP: ip, Kind: store.KindBounce,
+			Rcpts: []string{"x@trap.test"}, TrapDomain: "trap.test", HELO: "mx"}
+		start := time.Now()
+		if err := eng.Ingest(ctx, ev, nil); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			r, err := dnsd.Check(ctx, addr, "bl.test", ip)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.Listed {
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("%s not answered listed after 10s", ip)
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	if eng.Listed() != units+b.N {
+		b.Fatalf("listed %d, want %d", eng.Listed(), units+b.N)
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))].Seconds() * 1000 }
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(units), "listed")
+}
+
+// BenchmarkListedSetMemory compares the heap taken by the engine's compact
+// listed set with the map[netip.Prefix]entry it replaced, at
+// BLOWBACK_BENCH_UNITS units.
+func BenchmarkListedSetMemory(b *testing.B) {
+	units, _, _ := benchSize(b)
+	type oldEntry struct {
+		codes   zones.Codes
+		expires int64
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	var compact, old float64
+	for i := 0; i < b.N; i++ {
+		h0 := heap()
+		s := newListedSet(0, 0)
+		for u := 0; u < units; u++ {
+			s.set(scoring.Unit(benchAddr(u)), slot{codes: zones.CodeBounce, exp: 1})
+		}
+		h1 := heap()
+		m := map[netip.Prefix]oldEntry{}
+		for u := 0; u < units; u++ {
+			m[scoring.Unit(benchAddr(u))] = oldEntry{codes: zones.CodeBounce, expires: 1}
+		}
+		h2 := heap()
+		compact, old = float64(h1-h0), float64(h2-h1)
+		runtime.KeepAlive(s)
+		runtime.KeepAlive(m)
+	}
+	b.ReportMetric(compact/float64(units), "B/unit")
+	b.ReportMetric(old/float64(units), "old-B/unit")
+	b.ReportMetric(compact/(1<<20), "MiB")
+	b.ReportMetric(old/(1<<20), "old-MiB")
+}
