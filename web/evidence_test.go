@@ -1,0 +1,465 @@
+package web
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
+	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/scoring"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+const (
+	intakeAdmin = "admin-token-for-intake-tests"
+	tokA        = "node-a-token-0123456789"
+	tokB        = "node-b-token-0123456789"
+)
+
+// syncBuffer collects log output (to check that no token is ever logged).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type intakeEnv struct {
+	t      *testing.T
+	st     *store.Store
+	srv    *Server
+	reg    *prometheus.Registry
+	base   string
+	client *http.Client
+	logs   *syncBuffer
+	stop   func()
+}
+
+// startIntake runs store, engine and web server; dir holds the store (so a
+// second server can reopen it).
+func startIntake(t *testing.T, dir string, mod func(*Config)) *intakeEnv {
+	t.Helper()
+	logs := &syncBuffer{}
+	var w io.Writer = logs
+	if testing.Verbose() {
+		w = io.MultiWriter(logs, os.Stderr)
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := store.Open(dir, store.DefaultOptions(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	cur := &zones.Current{}
+	eng := listing.New(listing.Config{Zone: "bl.blowback.test", TXT: "see $", TTL: time.Minute, Policy: scoring.DefaultPolicy()}, st, cur, log, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{AdminTokens: []string{intakeAdmin}, NodeTokens: map[string]string{"trap-a": tokA}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv := New(cfg, eng, st, cur, log, reg, reg, nil)
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	e := &intakeEnv{t: t, st: st, srv: srv, reg: reg, base: "http://" + srv.Addr().String(), client: &http.Client{}, logs: logs}
+	if cfg.TLS != nil {
+		e.base = "https://" + srv.Addr().String()
+	}
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			srv.Stop(ctx)
+			eng.Stop(ctx)
+			st.Close()
+		})
+	}
+	t.Cleanup(func() {
+		e.stop()
+		for _, tok := range []string{tokA, tokB, intakeAdmin} {
+			if strings.Contains(logs.String(), tok) {
+				t.Errorf("a token was logged")
+			}
+		}
+	})
+	return e
+}
+
+func intakeEvent(ip string) store.Event {
+	return store.Event{ID: store.NewEventID(), Time: time.Now().UTC(), ClientIP: netip.MustParseAddr(ip),
+		HELO: "mx.sender.example", Rcpts: []string{"x@trap.blowback.test"}, TrapDomain: "trap.blowback.test",
+		Kind: store.KindBounce}
+}
+
+// post sends a batch; enc "gzip" compresses it.
+func (e *intakeEnv) post(token string, body []byte, enc string) (int, forward.Result, string) {
+	e.t.Helper()
+	if enc == "gzip" {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(body)
+		zw.Close()
+		body = buf.Bytes()
+	}
+	req, _ := http.NewRequest("POST", e.base+"/api/v1/evidence", bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if enc != "" {
+		req.Header.Set("Content-Encoding", enc)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var res forward.Result
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(b, &res); err != nil {
+			e.t.Fatalf("answer %s: %v", b, err)
+		}
+	}
+	return resp.StatusCode, res, string(b)
+}
+
+func batchJSON(t *testing.T, b forward.Batch) []byte {
+	t.Helper()
+	js, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func (e *intakeEnv) events(ip string) []store.Event {
+	e.t.Helper()
+	evs, err := e.st.Events(scoring.Unit(netip.MustParseAddr(ip)), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evs
+}
+
+func TestEvidenceAuthentication(t *testing.T) {
+	e := startIntake(t, t.TempDir(), nil)
+	for i, tc := range []struct {
+		token    string
+		code     int
+		wantNode string
+	}{
+		{"", 401, ""},
+		{"wrong-token-0123456789", 401, ""},
+		{tokA + "x", 401, ""},
+		{tokA[:len(tokA)-1], 401, ""},
+		{tokA, 200, "trap-a"},
+		{intakeAdmin, 200, "claimed"},
+	} {
+		ip := fmt.Sprintf("198.51.100.%d", i+1)
+		ev := intakeEvent(ip)
+		ev.Node = "claimed" // the body's claim counts only for an admin
+		code, res, body := e.post(tc.token, batchJSON(t, forward.Batch{Node: "claimed", Events: []store.Event{ev}}), "")
+		if code != tc.code {
+			t.Errorf("token %d: status %d (%s), want %d", i, code, body, tc.code)
+			continue
+		}
+		evs := e.events(ip)
+		if tc.code != 200 {
+			if len(evs) != 0 {
+				t.Errorf("token %d: refused but stored", i)
+			}
+			continue
+		}
+		if res.Accepted != 1 || len(evs) != 1 || evs[0].Node != tc.wantNode {
+			t.Errorf("token %d: accepted %d, stored %+v, want node %q", i, res.Accepted, evs, tc.wantNode)
+		}
+	}
+}
+
+// A batch delivered twice (an acknowledgement lost) is stored once.
+func TestEvidenceIdempotent(t *testing.T) {
+	e := startIntake(t, t.TempDir(), nil)
+	b := forward.Batch{Events: []store.Event{intakeEvent("203.0.113.5"), intakeEvent("203.0.113.5"), intakeEvent("203.0.113.6")}}
+	for round := 0; round < 3; round++ {
+		if code, res, body := e.post(tokA, batchJSON(t, b), "gzip"); code != 200 || res.Accepted != 3 {
+			t.Fatalf("round %d: %d %s", round, code, body)
+		}
+	}
+	if n := len(e.events("203.0.113.5")); n != 2 {
+		t.Fatalf("203.0.113.5 has %d events, want 2", n)
+	}
+	if n := len(e.events("203.0.113.6")); n != 1 {
+		t.Fatalf("203.0.113.6 has %d events, want 1", n)
+	}
+	d, _, _, err := e.srv.eng.Decide(netip.MustParseAddr("203.0.113.5"))
+	if err != nil || !d.Listed {
+		t.Fatalf("forwarded evidence not scored: %+v %v", d, err)
+	}
+}
+
+func TestEvidenceRawAndRejections(t *testing.T) {
+	e := startIntake(t, t.TempDir(), nil)
+	good := intakeEvent("192.0.2.10")
+	noID := intakeEvent("192.0.2.11")
+	noID.ID = store.EventID{}
+	future := intakeEvent("192.0.2.12")
+	future.Time = time.Now().Add(48 * time.Hour)
+	raw := []byte("From: MAILER-DAEMON\r\n\r\nundeliverable\r\n")
+	b := forward.Batch{Events: []store.Event{good, noID, future}, Raw: map[string][]byte{good.ID.String(): raw}}
+	code, res, body := e.post(tokA, batchJSON(t, b), "gzip")
+	if code != 200 || res.Accepted != 1 || len(res.Rejected) != 2 || res.Rejected[0].Index != 1 || res.Rejected[1].Index != 2 ||
+		res.Rejected[1].ID != future.ID.String() {
+		t.Fatalf("%d %s", code, body)
+	}
+	got, err := e.st.Raw(good.ID)
+	if err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("raw = %q, %v", got, err)
+	}
+	if len(e.events("192.0.2.12")) != 0 {
+		t.Fatal("event from the future stored")
+	}
+}
+
+func TestEvidenceBadBodies(t *testing.T) {
+	e := startIntake(t, t.TempDir(), nil)
+	e.srv.intake.maxBody, e.srv.intake.maxInflate = 1<<20, 4<<20
+	zeros := bytes.Repeat([]byte(" "), 4<<20+1) // compresses to little, inflates past the limit
+	for _, tc := range []struct {
+		name string
+		body []byte
+		enc  string
+		code int
+	}{
+		{"not JSON", []byte("{"), "", 400},
+		{"gzip header but plain body", []byte(`{"events":[]}`), "gzip-raw", 400},
+		{"unknown encoding", []byte(`{"events":[]}`), "br", 400},
+		{"inflates too far", zeros, "gzip", 413},
+		{"too big", bytes.Repeat([]byte(" "), 1<<20+1), "", 413},
+		{"empty batch", []byte(`{"events":[]}`), "", 200},
+	} {
+		enc := tc.enc
+		req := func() (int, string) {
+			if enc == "gzip-raw" {
+				req, _ := http.NewRequest("POST", e.base+"/api/v1/evidence", bytes.NewReader(tc.body))
+				req.Header.Set("Authorization", "Bearer "+tokA)
+				req.Header.Set("Content-Encoding", "gzip")
+				resp, err := e.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			code, _, body := e.post(tokA, tc.body, enc)
+			return code, body
+		}
+		if code, body := req(); code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.code)
+		}
+	}
+}
+
+// Tokens from the file are re-read when it changes: removing a node's line
+// revokes it without a restart.
+func TestEvidenceTokensFileReload(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "nodes")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("# trap nodes\ntrap-b " + tokB + "\n")
+	e := startIntake(t, t.TempDir(), func(c *Config) { c.Intake.TokensFile = file })
+	var mu sync.Mutex
+	clock := time.Now()
+	e.srv.intake.mu.Lock()
+	e.srv.intake.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	e.srv.intake.mu.Unlock()
+	advance := func() { mu.Lock(); clock = clock.Add(2 * time.Second); mu.Unlock() }
+	send := func(tok, ip string) int {
+		code, _, _ := e.post(tok, batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent(ip)}}), "")
+		return code
+	}
+	if c := send(tokB, "192.0.2.20"); c != 200 {
+		t.Fatalf("file token: %d", c)
+	}
+	if evs := e.events("192.0.2.20"); len(evs) != 1 || evs[0].Node != "trap-b" {
+		t.Fatalf("stored %+v", evs)
+	}
+	write("trap-c " + tokB + "-renewed\n") // trap-b removed
+	advance()
+	if c := send(tokB, "192.0.2.21"); c != 401 {
+		t.Fatalf("removed token: %d, want 401", c)
+	}
+	if c := send(tokB+"-renewed", "192.0.2.22"); c != 200 {
+		t.Fatalf("added token: %d", c)
+	}
+	write("broken line with three fields\n")
+	advance()
+	if c := send(tokB+"-renewed", "192.0.2.23"); c != 200 {
+		t.Fatalf("a broken file dropped the previous tokens: %d", c)
+	}
+	if c := send(tokA, "192.0.2.24"); c != 200 {
+		t.Fatalf("config token: %d", c)
+	}
+}
+
+// The admin API revokes a node's token; the revocation survives a restart
+// and a new token for the node works.
+func TestEvidenceRevokeNode(t *testing.T) {
+	dir := t.TempDir()
+	e := startIntake(t, dir, func(c *Config) { c.NodeTokens["trap-b"] = tokB })
+	admin := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, e.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+intakeAdmin)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	send := func(e *intakeEnv, tok string) int {
+		code, _, _ := e.post(tok, batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent("192.0.2.30")}}), "")
+		return code
+	}
+	if c := send(e, tokA); c != 200 {
+		t.Fatalf("before revocation: %d", c)
+	}
+	if c, body := admin("POST", "/api/v1/admin/nodes/trap-a/revoke", `{"reason":"host decommissioned"}`); c != 200 {
+		t.Fatalf("revoke: %d %s", c, body)
+	}
+	if c, _ := admin("POST", "/api/v1/admin/nodes/trap-a/revoke", ""); c != 404 {
+		t.Fatalf("second revoke: %d, want 404", c)
+	}
+	if c, _ := admin("POST", "/api/v1/admin/nodes/nosuch/revoke", ""); c != 404 {
+		t.Fatalf("unknown node: %d, want 404", c)
+	}
+	if c := send(e, tokA); c != 401 {
+		t.Fatalf("revoked token: %d, want 401", c)
+	}
+	if c := send(e, tokB); c != 200 {
+		t.Fatalf("other node: %d", c)
+	}
+	c, body := admin("GET", "/api/v1/admin/nodes", "")
+	var nodes struct{ Nodes []NodeInfo }
+	if c != 200 || json.Unmarshal([]byte(body), &nodes) != nil || len(nodes.Nodes) != 2 ||
+		!nodes.Nodes[0].Revoked || nodes.Nodes[0].Node != "trap-a" || nodes.Nodes[1].Revoked || nodes.Nodes[1].Accepted != 1 ||
+		strings.Contains(body, tokA) {
+		t.Fatalf("nodes: %d %s", c, body)
+	}
+	if c, _, _ := e.post("", nil, ""); c != 401 {
+		t.Fatal("no token accepted")
+	}
+	audit, err := e.st.AuditLog(time.Time{}, 0)
+	if err != nil || len(audit) == 0 || audit[len(audit)-1].Action != "revoke-node" {
+		t.Fatalf("audit %+v %v", audit, err)
+	}
+	e.stop()
+
+	e2 := startIntake(t, dir, func(c *Config) { c.NodeTokens["trap-a2"] = "node-a-token-renewed-0123" })
+	if c := send(e2, tokA); c != 401 {
+		t.Fatalf("revoked token after restart: %d, want 401", c)
+	}
+	if c := send(e2, "node-a-token-renewed-0123"); c != 200 {
+		t.Fatalf("new token: %d", c)
+	}
+	mfs, err := e2.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil || len(probs) > 0 {
+		t.Errorf("promlint: %v %v", probs, err)
+	}
+}
+
+// HTTPS with client certificates: the public pages need none, evidence
+// needs a verified one when RequireClientCert is set.
+func TestEvidenceClientCertificate(t *testing.T) {
+	pki := forwardtest.NewPKI(t, t.TempDir())
+	tc, err := forward.ServerTLS(pki.ServerCert, pki.ServerKey, pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startIntake(t, t.TempDir(), func(c *Config) { c.TLS = tc; c.Intake.RequireClientCert = true })
+	pool := x509.NewCertPool()
+	pool.AddCert(pki.CA)
+	e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := e.client.Get(e.base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz without client cert: %d", resp.StatusCode)
+	}
+	body := batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent("192.0.2.40")}})
+	if c, _, _ := e.post(tokA, body, ""); c != 403 {
+		t.Fatalf("no client cert: %d, want 403", c)
+	}
+	cc, err := forward.TLSConfig(pki.CAFile, pki.ClientCert, pki.ClientKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: cc}}
+	if c, _, b := e.post(tokA, body, ""); c != 200 {
+		t.Fatalf("with client cert: %d %s", c, b)
+	}
+}
+
+func TestParseNodeTokens(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int // nodes; -1: error
+	}{
+		{"", 0},
+		{"# only a comment\n\n", 0},
+		{"a 0123456789abcdef\nb 0123456789abcdeg # two\n", 2},
+		{"a short\n", -1},
+		{"a 0123456789abcdef extra\n", -1},
+		{"a 0123456789abcdef\na 0123456789abcdeg\n", -1},
+	} {
+		m, err := ParseNodeTokens(strings.NewReader(tc.in))
+		if got := len(m); (err != nil) != (tc.want < 0) || (err == nil && got != tc.want) {
+			t.Errorf("ParseNodeTokens(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
