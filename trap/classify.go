@@ -1,10 +1,28 @@
 package trap
 
+// The classifier: what did the trap receive? A trap address never sent
+// mail, so every delivery report, auto-reply, challenge or read receipt it
+// gets answers mail that forged it as the sender: backscatter. Feedback
+// reports are not backscatter, and spam dressed up as a bounce is not either.
+//
+// The order of the checks matters (each is in decide):
+//  1. feedback reports (RFC 5965 ARF, JMRP, DMARC/TLS reports): not replies to
+//     the forged sender at all;
+//  2. challenge-response systems, before DSN parsing: Boxbe and others send
+//     well-formed RFC 3464 reports;
+//  3. read receipts (RFC 8098 MDN);
+//  4. fake bounces: an executable at the top level of a report, or a "bounce"
+//     with links and no returned message;
+//  5. delivery reports: RFC 3464 DSNs anywhere in the MIME tree, then the many
+//     non-standard formats by their phrases, weighed like Rspamd's BOUNCE and
+//     SpamAssassin's VBounce;
+//  6. auto-replies (RFC 3834 §5 Auto-Submitted, vendor markers, subjects),
+//     only after delivery reports because Postfix, Exim and Gmail put
+//     "Auto-Submitted: auto-replied" on their bounces too.
+
 import (
-	"bufio"
-	"bytes"
-	"mime"
 	"net/mail"
+	"sort"
 	"strings"
 
 	"github.com/blowback-dnsbl/blowback/store"
@@ -17,6 +35,11 @@ type Envelope struct {
 	Null     bool     // MAIL FROM:<>
 	Known    bool     // the envelope sender is known (false for mailbox files)
 	Rcpts    []string // forward-paths
+
+	// TrapDomains are the domains whose addresses are traps; with them the
+	// classifier says which field of the message held a trap address
+	// (Result.TrapField). Empty: the domains of Rcpts are used.
+	TrapDomains []string
 }
 
 // Result is what the classifier made of a message.
@@ -32,32 +55,939 @@ type Result struct {
 	Subject   string
 	Headers   map[string]string
 	TrapField string
+
+	// Vendor names the software that wrote a non-standard report, when a
+	// signature told ("qmail", "exchange", "boxbe", ...).
+	Vendor string
 }
 
 // Classify decides what a message is. It never fails: unparseable input is
-// KindOther with a signal saying why.
-func Classify(msg []byte, env Envelope) Result {
-	var r Result
-	m, err := mail.ReadMessage(bufio.NewReader(bytes.NewReader(msg)))
-	if err != nil {
-		r.Signals = append(r.Signals, "unparseable-header")
-		return r
+// KindOther with a signal saying why. A panic (a bug) is recovered and
+// reported as KindOther with the signal "classifier-panic".
+func Classify(msg []byte, env Envelope) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = Result{Kind: store.KindOther, SubKind: "error", Signals: []string{"classifier-panic"}}
+		}
+	}()
+	return classify(msg, env)
+}
+
+// classify is Classify without the safety net, for tests and fuzzing.
+func classify(msg []byte, env Envelope) Result {
+	a := analyze(msg, env)
+	a.decide()
+	return a.result()
+}
+
+// attachment is a leaf part that is not text meant for reading.
+type attachment struct {
+	name, mediaType string
+	returned        bool // inside a returned or attached message
+	executable      bool
+}
+
+type analysis struct {
+	env  Envelope
+	w    walker
+	root *part
+	hdr  header
+
+	fromName, fromAddr, fromLocal, fromDomain string
+	subject, subj                             string // decoded; lower case
+
+	notice     string // lower-case, whitespace-collapsed human text outside returned messages, cut at an inline copy
+	full       string // notice with the inline copy: for report phrases that may be quoted (forwarded bounces)
+	ses        string // notificationType of an Amazon SES/SNS JSON notification, lower case
+	noticeRaw  string // the same, original case, uncollapsed (for extraction)
+	tailRaw    string // the inline copy of the returned message, if any
+	reportType string // report-type of a top-level multipart/report
+
+	dsn       *dsnReport
+	dsnNested bool // the only DSN stands inside a returned message
+	dsnText   bool // DSN fields were read from text, not a delivery-status part
+	mdn       *mdnReport
+	arf       *arfReport
+
+	orig     header // header of the returned original
+	origKind string // "message/rfc822", "text/rfc822-headers", "inline"
+	origBody string // start of the inline copy's body (for nothing but tests)
+
+	attachments []attachment
+	links       []string // hosts of links in the notice
+
+	kind    store.Kind
+	subKind string
+	vendor  string
+	signals []string
+	seen    map[string]bool
+}
+
+func (a *analysis) signal(s string) {
+	if a.seen == nil {
+		a.seen = map[string]bool{}
 	}
-	h := m.Header
-	dec := new(mime.WordDecoder)
-	r.MessageID = strings.TrimSpace(h.Get("Message-Id"))
-	r.From = h.Get("From")
-	if s, err := dec.DecodeHeader(h.Get("Subject")); err == nil {
-		r.Subject = s
-	} else {
-		r.Subject = h.Get("Subject")
+	if s == "" || a.seen[s] || len(a.signals) >= 40 {
+		return
 	}
-	mt, params, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	if mt == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status") {
-		r.Kind = store.KindBounce
-		r.SubKind = "dsn"
-		r.Signals = append(r.Signals, "multipart/report;delivery-status")
-		return r
+	a.seen[s] = true
+	a.signals = append(a.signals, s)
+}
+
+func analyze(msg []byte, env Envelope) *analysis {
+	a := &analysis{env: env}
+	a.root = a.w.parseEntity(msg, 0, false, "text/plain")
+	a.hdr = a.root.hdr
+	a.fromName, a.fromAddr = parseAddr(decodeWords(a.hdr.get("From")))
+	a.fromLocal, a.fromDomain = splitAddr(a.fromAddr)
+	a.subject = strings.TrimSpace(decodeWords(a.hdr.get("Subject")))
+	a.subj = normText(a.subject)
+	if a.root.mediaType == "multipart/report" {
+		a.reportType = strings.ToLower(strings.TrimSpace(a.root.params["report-type"]))
+	}
+
+	var notice strings.Builder
+	a.visit(a.root, &notice, false)
+	raw := notice.String()
+	cut, tail := splitInlineOriginal(raw, a.orig == nil)
+	a.noticeRaw, a.tailRaw = cut, clip(tail, maxPartText)
+	a.notice = normText(cut)
+	a.full = a.notice
+	if tail != "" {
+		a.full = normText(raw)
+	}
+	a.ses = sesNotification(a.notice)
+	if a.orig == nil && tail != "" {
+		if h, body := inlineHeaders(tail); len(h) > 0 {
+			a.orig, a.origKind, a.origBody = h, "inline", clip(body, 2048)
+		}
+	}
+	a.links = linkHosts(a.noticeRaw)
+	if a.w.limited {
+		a.signal("mime-limit")
+	}
+	return a
+}
+
+// visit walks the tree once, collecting report parts, the returned original,
+// attachments and the human-readable text.
+func (a *analysis) visit(p *part, notice *strings.Builder, inOrig bool) {
+	switch {
+	case p.mediaType == "message/delivery-status" || p.mediaType == "message/global-delivery-status" || p.mediaType == "text/delivery-status":
+		if d, ok := parseDSN(p.text); ok {
+			if a.dsn == nil || a.dsnNested && !p.returned {
+				a.dsn, a.dsnNested = d, p.returned
+			}
+		}
+		return
+	case p.mediaType == "message/disposition-notification" || p.mediaType == "message/global-disposition-notification":
+		if m, ok := parseMDN(p.text); ok && (a.mdn == nil) && !p.returned {
+			a.mdn = m
+		}
+		return
+	case p.mediaType == "message/feedback-report":
+		if !p.returned && a.arf == nil {
+			a.arf = parseARF(p.text)
+		}
+		return
+	case isMessageType(p.mediaType):
+		if len(p.children) > 0 && a.orig == nil && !inOrig {
+			a.orig, a.origKind = p.children[0].hdr, p.mediaType
+			if p.mediaType == "message/rfc822-headers" || p.mediaType == "message/global-headers" {
+				a.origKind = "text/rfc822-headers"
+			}
+		}
+		for _, c := range p.children {
+			a.visit(c, notice, true)
+		}
+		return
+	case len(p.children) > 0:
+		for _, c := range p.children {
+			a.visit(c, notice, inOrig)
+		}
+		return
+	}
+	// A leaf.
+	textual := strings.HasPrefix(p.mediaType, "text/") || p.mediaType == "application/json"
+	if p.filename != "" || !textual {
+		at := attachment{name: p.filename, mediaType: p.mediaType, returned: p.returned || inOrig}
+		at.executable = isExecutable(at.name, at.mediaType, p.body)
+		if len(a.attachments) < 50 && (p.filename != "" || p.mediaType != "text/plain") {
+			a.attachments = append(a.attachments, at)
+		}
+	}
+	if textual && !p.returned && !inOrig && notice.Len() < maxPartText {
+		if p.mediaType == "text/html" && notice.Len() > 0 {
+			return // the text/plain alternative was read already
+		}
+		notice.WriteString(p.text)
+		notice.WriteString("\n")
+	}
+}
+
+func (a *analysis) decide() {
+	if len(a.hdr) == 0 && len(strings.TrimSpace(string(a.root.body))) == 0 && len(a.root.children) == 0 {
+		a.kind, a.subKind = store.KindOther, "empty"
+		a.signal("empty")
+		return
+	}
+	if len(a.hdr) == 0 {
+		a.signal("no-header")
+	}
+	if a.env.Known {
+		if a.env.Null || a.env.MailFrom == "" {
+			a.signal("env:null-sender")
+		} else {
+			a.signal("env:sender")
+		}
+	}
+	switch {
+	case a.report():
+	case a.challenge():
+	case a.readReceipt():
+	case a.fakeExecutable():
+	case a.deliveryReport():
+	case a.autoReply():
+	case a.listNotice():
+	default:
+		a.kind = store.KindOther
+		if a.anyExecutable() {
+			a.kind, a.subKind = store.KindSpam, "executable-attachment"
+			a.signal("attachment:executable")
+		}
+	}
+}
+
+// report: RFC 5965 ARF and other feedback (JMRP, SES complaints, Apple Mail
+// unsubscribe) and aggregate reports (RFC 7489 §7.2 DMARC, RFC 8460 TLS-RPT).
+func (a *analysis) report() bool {
+	set := func(sub, sig string) bool {
+		a.kind, a.subKind = store.KindReport, sub
+		a.signal(sig)
+		return true
+	}
+	switch {
+	case a.reportType == "feedback-report" || a.arf != nil:
+		a.signal("report-type:feedback-report")
+		sub := "arf"
+		if a.arf != nil && a.arf.FeedbackType != "" {
+			sub = token(a.arf.FeedbackType)
+			a.signal("feedback-type:" + sub)
+		}
+		return set(sub, "arf")
+	case a.reportType == "tlsrpt":
+		return set("tlsrpt", "report-type:tlsrpt")
+	case strings.Contains(a.subj, "complaint about message from") && (a.orig.has("X-HmXmrOriginalRecipient") || strings.HasSuffix(a.fromDomain, "hotmail.com") || strings.HasSuffix(a.fromDomain, "outlook.com")):
+		return set("jmrp", "jmrp")
+	case strings.EqualFold(strings.TrimSpace(a.hdr.get("X-Apple-Unsubscribe")), "true"):
+		return set("unsubscribe", "x-apple-unsubscribe")
+	case a.ses == "complaint":
+		return set("complaint", "ses:complaint")
+	case strings.HasPrefix(a.subj, "report domain:") && a.hasAttachment(".xml", ".xml.gz", ".xml.zip", ".zip", ".gz"):
+		return set("dmarc-aggregate", "dmarc-aggregate")
+	}
+	return false
+}
+
+// challenge: challenge-response systems (RFC-less; SpamAssassin __CRBOUNCE_*).
+func (a *analysis) challenge() bool {
+	domains := []string{a.fromDomain}
+	for _, f := range []string{"Reply-To", "Sender", "Message-Id", "Return-Path", "List-Unsubscribe"} {
+		if v := a.hdr.get(f); v != "" {
+			domains = append(domains, strings.ToLower(v))
+		}
+	}
+	domains = append(domains, a.links...)
+	for _, s := range challengeSigs {
+		hit := ""
+		for _, h := range s.headers {
+			if a.hdr.has(h) {
+				hit = "header:" + strings.ToLower(h)
+			}
+		}
+		for _, m := range s.hdrMatch {
+			if hit == "" && strings.Contains(strings.ToLower(a.hdr.get(m[0])), m[1]) {
+				hit = "header:" + strings.ToLower(m[0])
+			}
+		}
+		for _, d := range s.domains {
+			for _, v := range domains {
+				if hit == "" && v != "" && (v == d || strings.HasSuffix(v, "."+d) || strings.Contains(v, "@"+d) || strings.Contains(v, "."+d+">") || strings.Contains(v, "/"+d)) {
+					hit = "domain:" + d
+				}
+			}
+		}
+		if hit == "" {
+			if p, ok := containsAny(a.subj, s.subjects); ok {
+				hit = "subject:" + token(p)
+			}
+		}
+		if hit != "" {
+			a.kind, a.subKind, a.vendor = store.KindChallenge, s.name, s.name
+			a.signal("challenge:" + s.name)
+			a.signal(hit)
+			return true
+		}
+	}
+	// A text that asks the sender to act so that a held message passes.
+	act, ok1 := containsAffirmed(a.notice, challengeAct)
+	hold, ok2 := containsAny(a.notice, challengeHold)
+	if ok1 && ok2 && a.automated() && !a.strongNDR() {
+		a.kind, a.subKind = store.KindChallenge, "generic"
+		a.signal("challenge:generic")
+		a.signal("phrase:" + token(act))
+		a.signal("phrase:" + token(hold))
+		return true
+	}
+	return false
+}
+
+// readReceipt: RFC 8098 MDNs, and the text receipts of mail clients that
+// do not send them.
+func (a *analysis) readReceipt() bool {
+	if a.reportType == "disposition-notification" || a.mdn != nil {
+		a.kind = store.KindMDN
+		a.signal("mdn")
+		if a.reportType != "" {
+			a.signal("report-type:" + a.reportType)
+		}
+		a.subKind = "unknown"
+		if a.mdn != nil {
+			a.subKind = a.mdn.dispositionType()
+			a.signal("disposition:" + a.subKind)
+		}
+		return true
+	}
+	read := []string{"read:", "read receipt", "return receipt", "read notification", "gelesen:", "lu :", "lu:", "leído:", "letto:", "gelezen:", "läst:", "læst:", "luettu:", "odczytano:", "прочитано:", "開封", "已读", "읽음"}
+	notRead := []string{"not read:", "nicht gelesen:", "non lu :", "no leído:"}
+	body := []string{"was read on", "has been read", "was read at", "your message was read", "wurde gelesen", "a été lu", "fue leído", "è stato letto", "is gelezen", "was displayed", "開封されました"}
+	if p, ok := containsPrefix(a.subj, notRead); ok && !a.strongNDR() {
+		a.kind, a.subKind = store.KindMDN, "not-read"
+		a.signal("subject:" + token(p))
+		return true
+	}
+	if p, ok := containsPrefix(a.subj, read); ok {
+		if b, ok := containsAny(a.notice, body); ok && !a.strongNDR() {
+			a.kind, a.subKind = store.KindMDN, "read-notice"
+			a.signal("subject:" + token(p))
+			a.signal("phrase:" + token(b))
+			return true
+		}
+	}
+	return false
+}
+
+// fakeExecutable: a "delivery report" with an executable or archive outside
+// any returned message. Real reports return the original inside
+// message/rfc822 (RFC 3464 §6.3); malware campaigns attach the payload next
+// to a bounce-looking text.
+func (a *analysis) fakeExecutable() bool {
+	if !a.anyExecutable() || a.bounceScore() < 2 && a.dsn == nil && a.reportType == "" {
+		return false
+	}
+	a.kind, a.subKind = store.KindSpam, "fake-bounce-executable"
+	a.signal("attachment:executable")
+	return true
+}
+
+func (a *analysis) anyExecutable() bool {
+	for _, at := range a.attachments {
+		if at.executable && !at.returned {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *analysis) hasAttachment(exts ...string) bool {
+	for _, at := range a.attachments {
+		n := strings.ToLower(at.name)
+		for _, e := range exts {
+			if strings.HasSuffix(n, e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// deliveryReport: RFC 3464 DSNs and non-standard bounces, delay warnings,
+// AV and spam-filter notices.
+func (a *analysis) deliveryReport() bool {
+	if a.dsn == nil {
+		// Fields of a report quoted in text: forwarded bounces and MTAs that
+		// print RFC 3464 fields without the MIME structure.
+		if d, ok := parseDSN(a.noticeRaw + "\n" + a.tailRaw); ok && d.textEvidence() {
+			a.dsn, a.dsnText = d, true
+		}
+	}
+	score := a.bounceScore()
+	strongAuto := a.autoReplyStrong()
+	if a.dsn != nil && !(a.dsnNested && strongAuto) {
+		switch {
+		case a.dsnText:
+			a.signal("dsn-fields-in-text")
+		case a.dsnNested:
+			a.signal("dsn-nested")
+		default:
+			a.signal("dsn")
+		}
+		a.kind, a.subKind = store.KindBounce, a.dsn.action()
+		a.signal("action:" + a.subKind)
+		if a.subKind == "failed" && a.isDelay() {
+			a.subKind = "delayed"
+		}
+		a.linkCheck()
+		return true
+	}
+	if score < 4 || strongAuto && !a.strongNDR() {
+		if a.avNotice() {
+			a.kind, a.subKind = store.KindBounce, "av-notice"
+			a.linkCheck()
+			return true
+		}
+		return false
+	}
+	a.kind, a.subKind = store.KindBounce, "failed"
+	switch {
+	case a.isDelay():
+		a.subKind = "delayed"
+	case a.avNotice():
+		a.subKind = "av-notice"
+	case a.ses == "delivery" || strings.Contains(a.notice, "your message has been delivered to the following recipients"):
+		a.subKind = "delivered"
+	}
+	a.linkCheck()
+	return true
+}
+
+// linkCheck turns a bounce without any returned message or report fields
+// whose text links to unrelated sites into a fake bounce.
+func (a *analysis) linkCheck() {
+	if a.kind != store.KindBounce || a.orig != nil || a.dsn != nil && !a.dsnText {
+		return
+	}
+	for _, h := range a.links {
+		if a.benignHost(h) {
+			continue
+		}
+		a.kind, a.subKind = store.KindSpam, "fake-bounce-link"
+		a.signal("link:unrelated")
+		return
+	}
+}
+
+func (a *analysis) benignHost(h string) bool {
+	if a.fromDomain != "" && sameSite(h, a.fromDomain) {
+		return true
+	}
+	if a.dsn != nil && a.dsn.ReportingMTA != "" && sameSite(h, strings.ToLower(a.dsn.ReportingMTA)) {
+		return true
+	}
+	for _, b := range benignLinkHosts {
+		if strings.HasSuffix(b, ".") {
+			if strings.HasPrefix(h, b) {
+				return true
+			}
+			continue
+		}
+		if h == b || strings.HasSuffix(h, "."+b) {
+			return true
+		}
+	}
+	return false
+}
+
+// bounceScore weighs the signs of a delivery report; 4 is enough. Each sign
+// that counts is recorded as a signal.
+func (a *analysis) bounceScore() float64 {
+	score := 0.0
+	if a.reportType == "delivery-status" {
+		score += 4
+		a.signal("report-type:delivery-status")
+	}
+	if a.strongNDR() {
+		score += 4
+	}
+	if n := a.weakNDR(); n > 0 {
+		score += min(float64(n), 2)
+	}
+	if v := a.hdr.get("X-Failed-Recipients"); v != "" {
+		score += 4
+		a.signal("x-failed-recipients")
+	}
+	for _, h := range []string{"X-MS-Exchange-Message-Is-Ndr", "X-MDDSN-Message", "X-Mailer-Daemon-Error"} {
+		if a.hdr.has(h) {
+			score += 4
+			a.signal("header:" + strings.ToLower(h))
+		}
+	}
+	if a.daemonFrom() {
+		score += 2
+	}
+	if p, ok := containsAny(a.subj, bounceSubjects); ok {
+		score += 2
+		a.signal("subject:" + token(p))
+	}
+	if a.orig != nil {
+		score++
+		a.signal("returned:" + a.origKind)
+	}
+	if p, ok := containsAny(a.notice, smtpDiagnostics); ok {
+		score++
+		a.signal("diagnostic:" + token(p))
+	}
+	if a.env.Known && (a.env.Null || a.env.MailFrom == "") {
+		score++
+	}
+	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
+		score += 0.5
+	}
+	return score
+}
+
+// strongNDR reports whether the text carries a vendor phrase specific to
+// delivery reports.
+func (a *analysis) strongNDR() bool {
+	if a.ses == "bounce" || a.ses == "delivery" {
+		a.vendor = "amazonses"
+		a.signal("ses:" + a.ses)
+		return true
+	}
+	for _, s := range ndrSigs {
+		if s.name == "generic" {
+			continue
+		}
+		for _, p := range s.pats {
+			if weakNDRPhrases[p] {
+				continue
+			}
+			if strings.Contains(a.full, p) {
+				if a.vendor == "" {
+					a.vendor = s.name
+				}
+				a.signal("ndr:" + s.name)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// weakNDR counts generic and weak report phrases.
+func (a *analysis) weakNDR() int {
+	n := 0
+	for _, s := range ndrSigs {
+		for _, p := range s.pats {
+			if (s.name == "generic" || weakNDRPhrases[p]) && strings.Contains(a.notice, p) {
+				if n == 0 {
+					a.signal("ndr-phrase:" + token(p))
+				}
+				n++
+				if n >= 2 {
+					return n
+				}
+			}
+		}
+	}
+	return n
+}
+
+// daemonFrom: the From of a report sender (mailer-daemon, postmaster, "Mail
+// Delivery System", an empty From).
+func (a *analysis) daemonFrom() bool {
+	from := a.hdr.get("From")
+	if a.hdr.has("From") && (strings.TrimSpace(from) == "" || strings.TrimSpace(from) == "<>") {
+		a.signal("from:empty")
+		return true
+	}
+	local := strings.ToLower(a.fromLocal)
+	for _, d := range daemonLocals {
+		if local == d || strings.HasPrefix(local, d+"-") || strings.HasPrefix(local, d+"+") || strings.HasPrefix(local, d+".") ||
+			(len(d) > 6 && strings.Contains(local, d)) {
+			a.signal("from:" + token(d))
+			return true
+		}
+	}
+	name := strings.ToLower(a.fromName)
+	if p, ok := containsAny(name, daemonNames); ok {
+		a.signal("from-name:" + token(p))
+		return true
+	}
+	return false
+}
+
+// automated: the message says it was sent by software.
+func (a *analysis) automated() bool {
+	if a.env.Known && (a.env.Null || a.env.MailFrom == "") {
+		return true
+	}
+	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
+		return true
+	}
+	switch strings.ToLower(strings.TrimSpace(a.hdr.get("Precedence"))) {
+	case "bulk", "junk", "list", "auto_reply":
+		return true
+	}
+	return a.daemonFrom() || a.hdr.has("X-Autoreply") || a.hdr.has("X-Autorespond")
+}
+
+func (a *analysis) isDelay() bool {
+	if a.dsn != nil && a.dsn.action() == "delayed" {
+		return true
+	}
+	if p, ok := containsAny(a.subj, delaySubjects); ok {
+		a.signal("delay-subject:" + token(p))
+		return true
+	}
+	if p, ok := containsAny(a.notice, delayBody); ok {
+		a.signal("delay-phrase:" + token(p))
+		return true
+	}
+	return false
+}
+
+// avNotice: an anti-virus or content-filter notice from software.
+func (a *analysis) avNotice() bool {
+	if !a.automated() && a.bounceScoreLight() < 2 {
+		return false
+	}
+	if p, ok := containsAny(a.subj, avSubjects); ok {
+		a.signal("av-subject:" + token(p))
+		return true
+	}
+	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || a.orig != nil) {
+		a.signal("av-phrase:" + token(p))
+		return true
+	}
+	return false
+}
+
+// bounceScoreLight is bounceScore without signals: subject and sender only.
+func (a *analysis) bounceScoreLight() int {
+	n := 0
+	if _, ok := containsAny(a.subj, bounceSubjects); ok {
+		n += 2
+	}
+	if _, ok := containsAny(strings.ToLower(a.fromName+" "+a.fromLocal), []string{"virus", "scanner", "antivirus", "mailscanner", "interscan", "security", "quarantine", "spam"}); ok {
+		n += 2
+	}
+	return n
+}
+
+// autoReplyStrong: markers only auto-responders set.
+func (a *analysis) autoReplyStrong() bool {
+	for _, m := range autoreplyHeaders {
+		v := strings.ToLower(a.hdr.get(m.name))
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
+			return true
+		}
+	}
+	_, ok := containsPrefix(a.subj, strongAutoreplyPrefixes)
+	return ok
+}
+
+var strongAutoreplyPrefixes = []string{
+	"auto:", "automatic reply", "autoreply", "auto-reply", "auto reply", "auto response", "autoresponse",
+	"autorespons", "auto-response", "automatic response", "automated response", "out of office",
+	"out of the office", "out-of-office", "abwesenheitsnotiz", "automatische antwort", "réponse automatique",
+	"risposta automatica", "respuesta automática", "automatisch antwoord", "autosvar", "automaattinen vastaus",
+	"automatyczna odpowiedź", "автоматический ответ", "自動応答", "自動返信", "自动回复", "自動回覆", "자동 응답",
+	"yahoo! auto response",
+}
+
+// autoReply: RFC 3834 auto-responses and vendor vacation replies.
+func (a *analysis) autoReply() bool {
+	set := func(sub string) bool {
+		a.kind, a.subKind = store.KindAutoreply, sub
+		return true
+	}
+	vacation := func() string {
+		if _, ok := containsAny(a.subj+" "+a.notice, []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances"}); ok {
+			return "vacation"
+		}
+		if _, ok := containsAny(a.subj+" "+a.notice, []string{"no longer", "has left", "new email address", "new e-mail address", "address change", "changed my email"}); ok {
+			return "moved"
+		}
+		if _, ok := containsAny(a.subj+" "+a.notice, []string{"ticket", "case #", "we have received", "we received", "has been received", "thank you for contacting", "will get back to you"}); ok {
+			return "ack"
+		}
+		return "autoreply"
+	}
+	found := false
+	for _, m := range autoreplyHeaders {
+		v := strings.ToLower(a.hdr.get(m.name))
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
+			a.signal(m.signal)
+			found = true
+		}
+	}
+	as := strings.ToLower(strings.TrimSpace(a.hdr.get("Auto-Submitted")))
+	if strings.HasPrefix(as, "auto-replied") {
+		a.signal("auto-submitted:auto-replied")
+		found = true
+	}
+	if p, ok := containsPrefix(a.subj, strongAutoreplyPrefixes); ok {
+		a.signal("subject:" + token(p))
+		found = true
+	}
+	if found {
+		return set(vacation())
+	}
+	// Weaker: a reply-ish subject or text, from software or in reply to a
+	// message.
+	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || strings.HasPrefix(as, "auto-generated")
+	if p, ok := containsAny(a.subj, autoreplySubjects); ok && (replyish || a.automated()) {
+		a.signal("subject:" + token(p))
+		if strings.HasPrefix(as, "auto-generated") {
+			a.signal("auto-submitted:auto-generated")
+		}
+		return set(vacation())
+	}
+	if p, ok := containsAny(a.notice, autoreplyBody); ok && (replyish || a.automated()) {
+		a.signal("phrase:" + token(p))
+		if strings.HasPrefix(as, "auto-generated") {
+			a.signal("auto-submitted:auto-generated")
+		}
+		return set(vacation())
+	}
+	return false
+}
+
+// listNotice: mailing-list managers answering a post. A rejected post
+// (not a member, loop) is a delivery failure; a post held for moderation is
+// an automatic answer.
+func (a *analysis) listNotice() bool {
+	rejectSubj := []string{"not allowed to post", "posting restricted", "loop alert", "post rejected",
+		"you are not a member", "not member", "non-member submission", "majordomo results", "command unknown", "unknown command"}
+	heldSubj := []string{"awaits moderator approval", "moderator approval", "message held", "held for moderation"}
+	rejectBody := []string{"you are not allowed to post", "only members can post", "not a member of", "non-member",
+		"loop alert", "duplicated message-id", "is not a member", "rejected by the list"}
+	heldBody := []string{"awaits moderator approval", "held for moderation", "is being held until the list moderator"}
+	listy := a.hdr.has("List-Id") || a.hdr.has("X-Mailman-Version") || a.hdr.has("X-ML-Name") || a.hdr.has("X-MLServer") ||
+		strings.HasSuffix(a.fromLocal, "-owner") || strings.HasSuffix(a.fromLocal, "-admin") || strings.HasSuffix(a.fromLocal, "-request") ||
+		strings.HasSuffix(a.fromLocal, "-bounces") || strings.HasPrefix(a.fromLocal, "owner-") ||
+		strings.Contains(a.notice, "mailing list") || strings.Contains(a.subj, " ml)")
+	if !listy {
+		return false
+	}
+	if p, ok := containsAny(a.subj, heldSubj); ok {
+		a.kind, a.subKind = store.KindAutoreply, "list-held"
+		a.signal("list:" + token(p))
+		return true
+	}
+	if p, ok := containsAny(a.notice, heldBody); ok {
+		a.kind, a.subKind = store.KindAutoreply, "list-held"
+		a.signal("list:" + token(p))
+		return true
+	}
+	if p, ok := containsAny(a.subj, rejectSubj); ok {
+		a.kind, a.subKind = store.KindBounce, "list-reject"
+		a.signal("list:" + token(p))
+		return true
+	}
+	if p, ok := containsAny(a.notice, rejectBody); ok {
+		a.kind, a.subKind = store.KindBounce, "list-reject"
+		a.signal("list:" + token(p))
+		return true
+	}
+	return false
+}
+
+func (a *analysis) result() Result {
+	r := Result{Kind: a.kind, SubKind: a.subKind, Signals: a.signals, Vendor: a.vendor}
+	r.MessageID = clip(strings.TrimSpace(a.hdr.get("Message-Id")), 255)
+	r.From = clip(decodeWords(a.hdr.get("From")), 255)
+	r.Subject = clip(a.subject, 255)
+	r.Headers = a.keptHeaders()
+	if a.dsn != nil {
+		r.DSN = a.dsn.store()
+	}
+	if a.mdn != nil {
+		if r.DSN == nil {
+			r.DSN = &store.DSN{}
+		}
+		r.DSN.FinalRecipient = clip(a.mdn.FinalRecipient, 320)
+		r.DSN.OrigRecipient = clip(a.mdn.OriginalRecipient, 320)
+		r.DSN.ReportingMTA = clip(a.mdn.ReportingUA, 255)
+	}
+	if r.DSN == nil && a.kind == store.KindBounce {
+		r.DSN = a.textDSN()
+	}
+	r.Original = a.original()
+	r.TrapField = a.trapField(r)
+	if r.Kind == store.KindOther && len(r.Signals) == 0 {
+		r.Signals = []string{"no-markers"}
 	}
 	return r
+}
+
+// keptHeaders are the outer fields worth keeping as evidence, capped.
+func (a *analysis) keptHeaders() map[string]string {
+	keep := []string{"Date", "To", "Auto-Submitted", "Precedence", "X-Failed-Recipients", "In-Reply-To",
+		"References", "Content-Type", "X-Mailer", "User-Agent", "List-Id", "X-Autoreply", "X-Autorespond",
+		"X-Apple-Action", "X-Loop", "Feedback-Type", "X-MS-Exchange-Message-Is-Ndr", "X-Spam-Flag", "Reply-To"}
+	m := map[string]string{}
+	for _, k := range keep {
+		if v := a.hdr.get(k); v != "" {
+			m[k] = clip(v, 256)
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// containsAny returns the first pattern contained in s.
+func containsAny(s string, pats []string) (string, bool) {
+	if s == "" {
+		return "", false
+	}
+	for _, p := range pats {
+		if strings.Contains(s, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// containsPrefix returns the first pattern s starts with, after reply and
+// forward prefixes ("Re:", "AW:", "Fwd:").
+func containsPrefix(s string, pats []string) (string, bool) {
+	s = strings.TrimSpace(s)
+	for range 4 {
+		t := s
+		for _, pre := range []string{"re:", "aw:", "sv:", "fw:", "fwd:", "tr:", "wg:", "vs:", "antw:", "r:", "[auto]", "[auto-reply]"} {
+			t = strings.TrimSpace(strings.TrimPrefix(t, pre))
+		}
+		if t == s {
+			break
+		}
+		s = t
+	}
+	for _, p := range pats {
+		if strings.HasPrefix(s, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// normText lowers s and collapses whitespace runs to one space.
+func normText(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range strings.ToLower(s) {
+		switch r {
+		case ' ', '\t', '\n', '\r', '\v', '\f', '\u00a0', '\u3000':
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// token makes a signal fragment from a phrase: lower case, spaces to
+// dashes, at most 40 bytes.
+func token(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ' || r == '\t':
+			return '-'
+		case r < 32 || r == '"' || r == '\\':
+			return -1
+		}
+		return r
+	}, s)
+	return clip(strings.Trim(s, "-"), 40)
+}
+
+// parseAddr splits a From-style field into display name and lower-case
+// address, leniently.
+func parseAddr(s string) (name, addr string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", ""
+	}
+	if a, err := mail.ParseAddress(s); err == nil {
+		return a.Name, strings.ToLower(a.Address)
+	}
+	if i := strings.LastIndexByte(s, '<'); i >= 0 {
+		name = strings.Trim(strings.TrimSpace(s[:i]), "\"")
+		rest := s[i+1:]
+		if j := strings.IndexByte(rest, '>'); j >= 0 {
+			rest = rest[:j]
+		}
+		return name, strings.ToLower(strings.TrimSpace(rest))
+	}
+	for _, f := range strings.Fields(s) {
+		if strings.Contains(f, "@") {
+			return strings.TrimSpace(strings.Replace(s, f, "", 1)), strings.ToLower(strings.Trim(f, "<>()\"',;"))
+		}
+	}
+	if !strings.ContainsAny(s, " \t") {
+		return "", strings.ToLower(s) // "MAILER-DAEMON" without a domain
+	}
+	return s, ""
+}
+
+func splitAddr(addr string) (local, domain string) {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return addr, ""
+	}
+	return addr[:i], strings.TrimSuffix(addr[i+1:], ".")
+}
+
+// sortedKeys is for deterministic output of maps in tests and tools.
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// containsAffirmed is containsAny ignoring negated matches ("do not reply
+// to this message").
+func containsAffirmed(s string, pats []string) (string, bool) {
+	for _, p := range pats {
+		for off := 0; off < len(s); {
+			i := strings.Index(s[off:], p)
+			if i < 0 {
+				break
+			}
+			at := off + i
+			before := s[max(0, at-12):at]
+			if !strings.Contains(before, "not ") && !strings.Contains(before, "n't ") && !strings.Contains(before, "never ") {
+				return p, true
+			}
+			off = at + len(p)
+		}
+	}
+	return "", false
+}
+
+// sesNotification returns the notificationType of an Amazon SES
+// notification delivered through SNS (JSON, often itself JSON-escaped).
+func sesNotification(notice string) string {
+	i := strings.Index(notice, "notificationtype")
+	if i < 0 {
+		return ""
+	}
+	rest := strings.TrimLeft(notice[i+len("notificationtype"):], `\": `)
+	end := strings.IndexAny(rest, `\"`)
+	if end < 0 {
+		return ""
+	}
+	return rest[:end]
 }
