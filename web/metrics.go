@@ -1,8 +1,15 @@
 package web
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
 	delists      *prometheus.CounterVec
 	authFailures prometheus.Counter
 	panics       prometheus.Counter
@@ -10,7 +17,20 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		// result: ok, rate_limited, error.
+		// handler: api_lookup, api_explain, api_status, api_delist, api_evidence, api_admin,
+		// page_index, page_lookup, page_delist, page_status, static, metrics, health, unmatched.
+		// code: the HTTP status code (the few the server sends: 200, 303, 400, 401, 403, 404, 405, 413, 429, 500, 503).
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_http_requests_total",
+			Help: "HTTP requests served, by handler and status code.",
+		}, []string{"handler", "code"}),
+		// handler: as for blowback_http_requests_total.
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "blowback_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by handler.",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5},
+		}, []string{"handler"}),
+		// result: ok, rejected (bad input or a failed form check), rate_limited, error.
 		delists: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_http_public_delists_total",
 			Help: "Public self-service delist requests, by result.",
@@ -24,8 +44,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Panics recovered while serving HTTP requests.",
 		}),
 	}
+	for _, r := range []string{"ok", "rejected", "rate_limited", "error"} {
+		m.delists.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.delists, m.authFailures, m.panics)
+		reg.MustRegister(m.requests, m.duration, m.delists, m.authFailures, m.panics)
 	}
 	return m
+}
+
+func (m *metrics) observe(handler string, code int, d time.Duration) {
+	m.requests.WithLabelValues(handler, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(handler).Observe(d.Seconds())
 }

@@ -1,10 +1,17 @@
 // Package web serves blowback's HTTP surface: the JSON API, the human
-// lookup page, /metrics and the health endpoints.
+// lookup, delist and status pages, /metrics and the health endpoints.
+//
+// Pages are server-rendered (html/template) and work without JavaScript;
+// the one stylesheet is embedded. Every error, from a handler or from the
+// router (404, 405), has one JSON shape: {"error": "..."}; browsers asking
+// for HTML on a non-API path get the same message as a page.
 package web
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,9 +27,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/blowback-dnsbl/blowback/listing"
-	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// Errors.
+var (
+	ErrBadRequest = errors.New("web: bad request")
+	ErrForbidden  = errors.New("web: forbidden")
 )
 
 // Config configures the HTTP server.
@@ -31,36 +43,62 @@ type Config struct {
 	AdminTokens []string
 	// NodeTokens authenticate trap nodes posting evidence, by node id.
 	NodeTokens map[string]string
-	// PublicURL is the base URL of this site, used in links.
+	// PublicURL is the base URL of this site, used in links and as the
+	// allowed Origin of form posts.
 	PublicURL string
+	// Title names the list on every page; default "blowback backscatter list".
+	Title string
+	// Contact is shown on the pages (an address or URL for questions).
+	Contact string
 	// DelistPerIPPerHour limits the public delist per requester; default 5.
 	DelistPerIPPerHour int
 	// DelistPerAddrPerDay limits the public delist per listed address; default 3.
 	DelistPerAddrPerDay int
+	// TrustedProxies may set X-Forwarded-For: for requests from them the
+	// requester (rate-limit key) is the last untrusted address in it.
+	TrustedProxies []netip.Prefix
+	// StaleAfter is the zone age the status page calls stale; default 1h.
+	StaleAfter time.Duration
+	// FormSecret keys the delist form's CSRF tokens; empty: random per
+	// process (set it when several frontends share one public name).
+	FormSecret []byte
 	// SOA is used for zone downloads.
 	SOA zones.SOA
+	// Intake configures POST /api/v1/evidence (evidence.go).
+	Intake IntakeConfig
+	// TLS, when set, makes Start serve HTTPS (with its certificates and
+	// client-certificate policy).
+	TLS *tls.Config
 }
 
 // Server is the HTTP server.
 type Server struct {
-	cfg     Config
-	eng     *listing.Engine
-	st      *store.Store
-	cur     *zones.Current
-	log     *slog.Logger
-	gather  prometheus.Gatherer
-	metrics *metrics
-	now     func() time.Time
-	ready   func() bool
+	cfg      Config
+	eng      *listing.Engine
+	st       *store.Store
+	cur      *zones.Current
+	log      *slog.Logger
+	gather   prometheus.Gatherer
+	metrics  *metrics
+	now      func() time.Time
+	ready    func() bool
+	csrfKey  []byte
+	stats    *hitStats
+	seedOnce sync.Once
+	routes   map[string]string // mux pattern -> handler label
+	intake   *intake
 
 	limMu sync.Mutex
 	lim   map[string][]time.Time
 
 	srv  *http.Server
 	addr net.Addr
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
-// New returns the HTTP server. gather serves /metrics; ready reports readiness.
+// New returns the HTTP server. gather serves /metrics (and feeds the hit
+// chart from blowback_listing_events_total); ready reports readiness.
 func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, log *slog.Logger,
 	reg prometheus.Registerer, gather prometheus.Gatherer, ready func() bool) *Server {
 	if cfg.DelistPerIPPerHour == 0 {
@@ -69,42 +107,194 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 	if cfg.DelistPerAddrPerDay == 0 {
 		cfg.DelistPerAddrPerDay = 3
 	}
+	if cfg.Title == "" {
+		cfg.Title = "blowback backscatter list"
+	}
+	if cfg.StaleAfter == 0 {
+		cfg.StaleAfter = time.Hour
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if ready == nil {
 		ready = func() bool { return true }
 	}
-	return &Server{cfg: cfg, eng: eng, st: st, cur: cur, log: log.With("pkg", "web"), gather: gather,
-		metrics: newMetrics(reg), now: time.Now, ready: ready, lim: map[string][]time.Time{}}
+	key := cfg.FormSecret
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		rand.Read(key)
+	}
+	s := &Server{cfg: cfg, eng: eng, st: st, cur: cur, log: log.With("pkg", "web"), gather: gather,
+		metrics: newMetrics(reg), now: time.Now, ready: ready, lim: map[string][]time.Time{},
+		csrfKey: key, routes: map[string]string{}, stop: make(chan struct{})}
+	s.stats = newHitStats()
+	s.intake = newIntake(cfg, st, s.log, reg)
+	return s
 }
 
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/lookup/{ip}", s.apiLookup)
-	mux.HandleFunc("GET /api/v1/explain/{ip}", s.apiExplain)
-	mux.HandleFunc("POST /api/v1/delist", s.apiDelist)
-	mux.HandleFunc("POST /api/v1/evidence", s.apiEvidence)
-	mux.HandleFunc("POST /api/v1/admin/list", s.admin(s.apiAdminAction(store.OpList)))
-	mux.HandleFunc("POST /api/v1/admin/delist", s.admin(s.apiAdminAction(store.OpDelist)))
-	mux.HandleFunc("GET /api/v1/admin/evidence/{ip}", s.admin(s.apiAdminEvidence))
-	mux.HandleFunc("GET /api/v1/admin/zone", s.admin(s.apiAdminZone))
-	mux.HandleFunc("GET /api/v1/admin/backup", s.admin(s.apiAdminBackup))
-	mux.HandleFunc("GET /{$}", s.pageIndex)
-	mux.HandleFunc("GET /lookup", s.pageLookup)
-	if s.gather != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
+	h := func(pattern, name string, fn http.HandlerFunc) {
+		s.routes[pattern] = name
+		mux.HandleFunc(pattern, fn)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	h("GET /api/v1/lookup/{ip}", "api_lookup", s.apiLookup)
+	h("GET /api/v1/explain/{ip}", "api_explain", s.apiExplain)
+	h("GET /api/v1/status", "api_status", s.apiStatus)
+	h("POST /api/v1/delist", "api_delist", s.apiDelist)
+	h("POST /api/v1/evidence", "api_evidence", s.apiEvidence)
+	h("POST /api/v1/admin/list", "api_admin", s.admin(s.apiAdminAction(store.OpList)))
+	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.apiAdminAction(store.OpDelist)))
+	h("GET /api/v1/admin/evidence/{ip}", "api_admin", s.admin(s.apiAdminEvidence))
+	h("GET /api/v1/admin/audit", "api_admin", s.admin(s.apiAdminAudit))
+	h("GET /api/v1/admin/zone", "api_admin", s.admin(s.apiAdminZone))
+	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
+	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
+	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.apiAdminRevokeNode))
+	h("GET /{$}", "page_index", s.pageIndex)
+	h("GET /lookup", "page_lookup", s.pageLookup)
+	h("POST /delist", "page_delist", s.pageDelist)
+	h("GET /status", "page_status", s.pageStatus)
+	h("GET /static/", "static", s.static)
+	if s.gather != nil {
+		ph := promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})
+		h("GET /metrics", "metrics", ph.ServeHTTP)
+	}
+	h("GET /healthz", "health", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	h("GET /readyz", "health", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			jsonError(w, http.StatusServiceUnavailable, "not ready")
 			return
 		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ready")
 	})
-	return s.recoverer(mux)
+	return s.instrument(mux)
+}
+
+// instrument routes a request, counts it, recovers panics and turns the
+// router's own plain-text 404/405 into the JSON error shape.
+func (s *Server) instrument(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		_, pattern := mux.Handler(r)
+		name, matched := s.routes[pattern]
+		if !matched {
+			name = "unmatched"
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.metrics.panics.Inc()
+				s.log.Error("panic serving http", "panic", v, "path", r.URL.Path)
+				if !sw.wrote {
+					jsonError(sw, http.StatusInternalServerError, "internal error")
+				}
+			}
+			s.metrics.observe(name, sw.code(), time.Since(start))
+		}()
+		if !matched {
+			s.routerError(sw, r, mux)
+			return
+		}
+		mux.ServeHTTP(sw, r)
+	})
+}
+
+// routerError runs the mux's fallback (404, 405 or a redirect) into a
+// buffer and answers 404/405 in the one error shape, keeping Allow.
+func (s *Server) routerError(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	rec := &bufferWriter{h: http.Header{}}
+	mux.ServeHTTP(rec, r)
+	switch rec.status {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+	default: // a redirect (path cleaning) or anything else: pass it on
+		for k, v := range rec.h {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.status)
+		w.Write(rec.body)
+		return
+	}
+	msg := "not found: " + r.URL.Path
+	if rec.status == http.StatusMethodNotAllowed {
+		msg = "method " + r.Method + " not allowed on " + r.URL.Path
+		if allow := rec.h.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+			msg += " (allowed: " + allow + ")"
+		}
+	}
+	if wantsHTML(r) {
+		s.renderError(w, r, rec.status, msg)
+		return
+	}
+	jsonError(w, rec.status, msg)
+}
+
+// wantsHTML: a browser on a page path gets HTML errors; API paths and
+// non-browser clients get JSON.
+func wantsHTML(r *http.Request) bool {
+	return !strings.HasPrefix(r.URL.Path, "/api/") && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status, w.wrote = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type bufferWriter struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (b *bufferWriter) Header() http.Header { return b.h }
+func (b *bufferWriter) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+func (b *bufferWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	if len(b.body) < 64<<10 {
+		b.body = append(b.body, p...)
+	}
+	return len(p), nil
 }
 
 // Start listens on addr and serves until Stop; it returns once bound.
@@ -114,14 +304,19 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("web: listen %s: %w", addr, err)
 	}
 	s.addr = l.Addr()
+	if s.cfg.TLS != nil {
+		l = tls.NewListener(l, s.cfg.TLS)
+	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		WriteTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
+	s.wg.Add(1)
+	go s.runStats()
 	s.log.Info("http listening", "addr", l.Addr().String())
 	return nil
 }
@@ -134,27 +329,13 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
-	if err := s.srv.Shutdown(ctx); err != nil {
+	close(s.stop)
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
 		s.srv.Close()
-		return err
 	}
-	return nil
-}
-
-func (s *Server) recoverer(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.metrics.panics.Inc()
-				s.log.Error("panic serving http", "panic", v, "path", r.URL.Path)
-				jsonError(w, http.StatusInternalServerError, "internal error")
-			}
-		}()
-		h.ServeHTTP(w, r)
-	})
+	s.wg.Wait()
+	return err
 }
 
 // apiError is the one JSON error shape.
@@ -169,211 +350,11 @@ func jsonError(w http.ResponseWriter, code int, msg string) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
-}
-
-// EvidenceView is an evidence item as shown publicly: the trap's local part
-// is never shown.
-type EvidenceView struct {
-	Time       time.Time `json:"time"`
-	Kind       string    `json:"kind"`
-	SubKind    string    `json:"sub_kind,omitempty"`
-	HELO       string    `json:"helo"`
-	TrapDomain string    `json:"trap_domain"`
-	MessageID  string    `json:"message_id,omitempty"`
-}
-
-// Lookup is the public lookup answer (CONTRACT.md "HTTP").
-type Lookup struct {
-	IP        string         `json:"ip"`
-	Unit      string         `json:"unit"`
-	Listed    bool           `json:"listed"`
-	Codes     []string       `json:"codes"`
-	CodeNames []string       `json:"code_names"`
-	Score     float64        `json:"score"`
-	FirstSeen *time.Time     `json:"first_seen"`
-	LastSeen  *time.Time     `json:"last_seen"`
-	Expires   *time.Time     `json:"expires"`
-	Counts    map[string]int `json:"counts"`
-	Reason    string         `json:"reason"`
-	Evidence  []EvidenceView `json:"evidence"`
-}
-
-func tptr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC().Truncate(time.Second)
-	return &u
-}
-
-// maxEvidenceShown bounds the public evidence list.
-const maxEvidenceShown = 50
-
-func (s *Server) lookup(a netip.Addr) (Lookup, error) {
-	d, _, _, err := s.eng.Decide(a)
-	if err != nil {
-		return Lookup{}, err
-	}
-	out := Lookup{IP: a.String(), Unit: d.Unit.String(), Score: d.Score, Reason: d.Reason,
-		FirstSeen: tptr(d.FirstSeen), LastSeen: tptr(d.LastSeen), Counts: map[string]int{},
-		Codes: []string{}, CodeNames: []string{}, Evidence: []EvidenceView{}}
-	for k, n := range d.Counts {
-		out.Counts[k.String()] = n
-	}
-	codes := zones.Codes(0)
-	if d.Listed {
-		codes = zones.CodesOf(d.Kinds)
-		out.Expires = tptr(d.Expires)
-	}
-	if snap := s.cur.Load(); snap != nil && (a.Unmap() == zones.TestListed) {
-		codes = snap.Lookup(a) // RFC 5782 test point
-	}
-	out.Listed = codes != 0
-	for _, c := range codes.Addrs() {
-		out.Codes = append(out.Codes, c.String())
-	}
-	out.CodeNames = append(out.CodeNames, codes.Names()...)
-	evs, err := s.st.Events(d.Unit, maxEvidenceShown)
-	if err != nil {
-		return Lookup{}, err
-	}
-	for _, e := range evs {
-		out.Evidence = append(out.Evidence, EvidenceView{Time: e.Time.UTC().Truncate(time.Second), Kind: e.Kind.String(),
-			SubKind: e.SubKind, HELO: e.HELO, TrapDomain: e.TrapDomain, MessageID: e.Original.MessageID})
-	}
-	return out, nil
-}
-
-func parseIP(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("not an IP address: %q", s)
-	}
-	return a.Unmap(), nil
-}
-
-func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) {
-	a, err := parseIP(r.PathValue("ip"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	l, err := s.lookup(a)
-	if err != nil {
-		s.log.Error("lookup", "err", err)
-		jsonError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	writeJSON(w, http.StatusOK, l)
-}
-
-func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {
-	a, err := parseIP(r.PathValue("ip"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	x, err := s.eng.Explain(a)
-	if err != nil {
-		s.log.Error("explain", "err", err)
-		jsonError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	writeJSON(w, http.StatusOK, x)
-}
-
-type delistRequest struct {
-	IP     string `json:"ip"`
-	Reason string `json:"reason"`
-}
-
-const maxBody = 1 << 20
-
-func clientKey(r *http.Request) string {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap().String()
-	}
-	return r.RemoteAddr
-}
-
-// allow applies a sliding-window limit of n per window to key.
-func (s *Server) allow(key string, n int, window time.Duration) bool {
-	s.limMu.Lock()
-	defer s.limMu.Unlock()
-	now := s.now()
-	hits := s.lim[key][:0:0]
-	for _, t := range s.lim[key] {
-		if now.Sub(t) < window {
-			hits = append(hits, t)
-		}
-	}
-	if len(hits) >= n {
-		s.lim[key] = hits
-		return false
-	}
-	s.lim[key] = append(hits, now)
-	if len(s.lim) > 100000 { // bound memory: forget everything old
-		for k, v := range s.lim {
-			if len(v) == 0 || now.Sub(v[len(v)-1]) > 24*time.Hour {
-				delete(s.lim, k)
-			}
-		}
-	}
-	return true
-}
-
-// Delist performs the public self-service delist for a, from requester.
-// It returns the HTTP status and a message.
-func (s *Server) Delist(ctx context.Context, a netip.Addr, reason, requester string) (int, string) {
-	reason = strings.TrimSpace(reason)
-	if reason == "" {
-		return http.StatusBadRequest, "a reason is required"
-	}
-	if len(reason) > 1000 {
-		return http.StatusBadRequest, "reason too long (1000 bytes at most)"
-	}
-	unit := scoring.Unit(a)
-	if !s.allow("req:"+requester, s.cfg.DelistPerIPPerHour, time.Hour) ||
-		!s.allow("addr:"+unit.String(), s.cfg.DelistPerAddrPerDay, 24*time.Hour) {
-		s.metrics.delists.WithLabelValues("rate_limited").Inc()
-		return http.StatusTooManyRequests, "too many delist requests; try again later"
-	}
-	_, err := s.eng.Act(ctx, store.Action{Prefix: unit, Op: store.OpDelist, Who: requester, Reason: reason, Public: true})
-	if err != nil {
-		s.log.Error("public delist", "err", err)
-		s.metrics.delists.WithLabelValues("error").Inc()
-		return http.StatusInternalServerError, "internal error"
-	}
-	s.metrics.delists.WithLabelValues("ok").Inc()
-	return http.StatusOK, "delisted: " + unit.String()
-}
-
-func (s *Server) apiDelist(w http.ResponseWriter, r *http.Request) {
-	var req delistRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
-		jsonError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
-		return
-	}
-	a, err := parseIP(req.IP)
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	code, msg := s.Delist(r.Context(), a, req.Reason, clientKey(r))
-	if code != http.StatusOK {
-		jsonError(w, code, msg)
-		return
-	}
-	l, err := s.lookup(a)
-	if err != nil {
-		jsonError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"result": msg, "lookup": l})
 }
 
 func bearer(r *http.Request) string {
@@ -384,7 +365,8 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// tokenMatch compares in constant time against every token.
+// tokenMatch compares in constant time against every token (no early exit,
+// so the time taken says nothing about which token nearly matched).
 func tokenMatch(got string, tokens []string) bool {
 	ok := 0
 	for _, t := range tokens {
@@ -407,94 +389,36 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-type adminActionRequest struct {
-	IP     string   `json:"ip"`
-	Reason string   `json:"reason"`
-	Who    string   `json:"who"`
-	Kinds  []string `json:"kinds"`
-}
-
-func (s *Server) apiAdminAction(op string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var req adminActionRequest
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
-			jsonError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
-			return
-		}
-		a, err := parseIP(req.IP)
+// requester is the rate-limit key of r: the TCP peer, or for a trusted
+// proxy the last address in X-Forwarded-For that is not a trusted proxy.
+func (s *Server) requester(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	a := peer.Addr().Unmap()
+	if !s.trusted(a) {
+		return a.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
-			jsonError(w, http.StatusBadRequest, err.Error())
-			return
+			break
 		}
-		if strings.TrimSpace(req.Reason) == "" {
-			jsonError(w, http.StatusBadRequest, "a reason is required")
-			return
+		a = h.Unmap()
+		if !s.trusted(a) {
+			break
 		}
-		act := store.Action{Prefix: scoring.Unit(a), Op: op, Who: "admin", Reason: req.Reason}
-		if req.Who != "" {
-			act.Who = "admin:" + req.Who
-		}
-		for _, k := range req.Kinds {
-			kind, err := store.ParseKind(k)
-			if err != nil {
-				jsonError(w, http.StatusBadRequest, err.Error())
-				return
-			}
-			act.Kinds = append(act.Kinds, kind)
-		}
-		if _, err := s.eng.Act(r.Context(), act); err != nil {
-			s.log.Error("admin action", "err", err)
-			jsonError(w, http.StatusInternalServerError, "internal error")
-			return
-		}
-		l, err := s.lookup(a)
-		if err != nil {
-			jsonError(w, http.StatusInternalServerError, "internal error")
-			return
-		}
-		writeJSON(w, http.StatusOK, l)
 	}
+	return a.String()
 }
 
-func (s *Server) apiAdminEvidence(w http.ResponseWriter, r *http.Request) {
-	a, err := parseIP(r.PathValue("ip"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, err.Error())
-		return
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
 	}
-	d, _, acts, err := s.eng.Decide(a)
-	if err != nil {
-		jsonError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	evs, err := s.st.Events(d.Unit, 0)
-	if err != nil {
-		jsonError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"unit": d.Unit.String(), "events": evs, "actions": acts})
-}
-
-func (s *Server) apiAdminZone(w http.ResponseWriter, r *http.Request) {
-	f, err := zones.ParseFormat(r.URL.Query().Get("format"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	snap := s.cur.Load()
-	if snap == nil {
-		jsonError(w, http.StatusServiceUnavailable, "no zone yet")
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := zones.Write(w, f, snap, s.cfg.SOA); err != nil {
-		s.log.Error("zone download", "err", err)
-	}
-}
-
-func (s *Server) apiAdminBackup(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	if _, err := s.st.DB().Backup(w, 0); err != nil {
-		s.log.Error("backup", "err", err)
-	}
+	return false
 }

@@ -1,0 +1,550 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/scoring"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// EvidenceView is an evidence item as shown publicly: the trap's local part
+// is never shown (CONTRACT.md "HTTP"), not even inside a Message-ID.
+type EvidenceView struct {
+	Time       time.Time `json:"time"`
+	Kind       string    `json:"kind"`
+	SubKind    string    `json:"sub_kind,omitempty"`
+	HELO       string    `json:"helo"`
+	TrapDomain string    `json:"trap_domain"`
+	// MessageID is the Message-ID of the original message (the one with the
+	// forged sender that was bounced or answered).
+	MessageID string `json:"message_id,omitempty"`
+	// BounceMessageID is the Message-ID of the bounce or reply itself.
+	BounceMessageID string `json:"bounce_message_id,omitempty"`
+	// Status is the DSN status code (RFC 3464 §2.3.4), for bounces.
+	Status string `json:"status,omitempty"`
+}
+
+// GrepHints is what a listed operator can search their own logs for.
+type GrepHints struct {
+	// MessageIDs of the original messages their server bounced or answered.
+	MessageIDs []string `json:"message_ids"`
+	// BounceMessageIDs of the bounces and replies they sent.
+	BounceMessageIDs []string `json:"bounce_message_ids"`
+	// RecipientDomains their server sent the backscatter to.
+	RecipientDomains []string `json:"recipient_domains"`
+	// HELOs their server announced.
+	HELOs []string `json:"helos"`
+	// From and To bound the time of the evidence shown (UTC, to the minute).
+	From *time.Time `json:"from"`
+	To   *time.Time `json:"to"`
+}
+
+// Lookup is the public lookup answer (CONTRACT.md "HTTP").
+type Lookup struct {
+	IP        string         `json:"ip"`
+	Unit      string         `json:"unit"`
+	Listed    bool           `json:"listed"`
+	Codes     []string       `json:"codes"`
+	CodeNames []string       `json:"code_names"`
+	Score     float64        `json:"score"`
+	FirstSeen *time.Time     `json:"first_seen"`
+	LastSeen  *time.Time     `json:"last_seen"`
+	Expires   *time.Time     `json:"expires"`
+	Counts    map[string]int `json:"counts"`
+	Reason    string         `json:"reason"`
+	Manual    string         `json:"manual,omitempty"`     // "list" or "delist" when a manual action decides
+	TestPoint bool           `json:"test_point,omitempty"` // RFC 5782 §5 test address
+	Published bool           `json:"published"`            // in the zone served now
+	QueryName string         `json:"query_name"`           // the DNS name to check
+	Evidence  []EvidenceView `json:"evidence"`
+	Grep      GrepHints      `json:"grep"`
+}
+
+// tptr truncates to the second (CONTRACT.md: RFC 3339 UTC), nil for zero.
+func tptr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Second)
+	return &u
+}
+
+// maxEvidenceShown bounds the public evidence list.
+const maxEvidenceShown = 50
+
+func (s *Server) lookup(a netip.Addr) (Lookup, error) {
+	d, _, _, err := s.eng.Decide(a)
+	if err != nil {
+		return Lookup{}, err
+	}
+	out := Lookup{IP: a.String(), Unit: d.Unit.String(), Score: d.Score, Reason: d.Reason, Manual: d.Manual,
+		FirstSeen: tptr(d.FirstSeen), LastSeen: tptr(d.LastSeen), Counts: map[string]int{},
+		Codes: []string{}, CodeNames: []string{}, Evidence: []EvidenceView{}, QueryName: queryName(a, s.zone())}
+	for k, n := range d.Counts {
+		out.Counts[k.String()] = n
+	}
+	codes := zones.Codes(0)
+	if d.Listed {
+		codes = zones.CodesOf(d.Kinds)
+		out.Expires = tptr(d.Expires)
+	}
+	snap := s.cur.Load()
+	if snap != nil {
+		out.Published = snap.Lookup(a) != 0
+	}
+	if a.Unmap() == zones.TestListed {
+		out.TestPoint = true
+		out.Reason = "RFC 5782 test point: always listed with every code"
+		if snap != nil {
+			codes = snap.Lookup(a)
+		}
+	}
+	out.Listed = codes != 0
+	for _, c := range codes.Addrs() {
+		out.Codes = append(out.Codes, c.String())
+	}
+	out.CodeNames = append(out.CodeNames, codes.Names()...)
+	evs, err := s.st.Events(d.Unit, maxEvidenceShown)
+	if err != nil {
+		return Lookup{}, err
+	}
+	out.Grep = GrepHints{MessageIDs: []string{}, BounceMessageIDs: []string{}, RecipientDomains: []string{}, HELOs: []string{}}
+	seen := map[string]bool{}
+	add := func(list *[]string, v string) {
+		if v = strings.TrimSpace(v); v != "" && !seen[v] && len(*list) < 20 {
+			seen[v] = true
+			*list = append(*list, v)
+		}
+	}
+	var lo, hi time.Time
+	for _, e := range evs {
+		hide := hider(e.Rcpts)
+		v := EvidenceView{Time: e.Time.UTC().Truncate(time.Second), Kind: e.Kind.String(), SubKind: e.SubKind,
+			HELO: hide(e.HELO), TrapDomain: trapDomain(&e), MessageID: hide(e.Original.MessageID),
+			BounceMessageID: hide(e.MessageID)}
+		if e.DSN != nil {
+			v.Status = e.DSN.Status
+		}
+		out.Evidence = append(out.Evidence, v)
+		add(&out.Grep.MessageIDs, v.MessageID)
+		add(&out.Grep.BounceMessageIDs, v.BounceMessageID)
+		add(&out.Grep.RecipientDomains, v.TrapDomain)
+		add(&out.Grep.HELOs, v.HELO)
+		if lo.IsZero() || e.Time.Before(lo) {
+			lo = e.Time
+		}
+		if e.Time.After(hi) {
+			hi = e.Time
+		}
+	}
+	if !lo.IsZero() {
+		// Widen to whole minutes: the operator's log clock is not ours.
+		from, to := lo.UTC().Truncate(time.Minute).Add(-time.Minute), hi.UTC().Truncate(time.Minute).Add(2*time.Minute)
+		out.Grep.From, out.Grep.To = &from, &to
+	}
+	return out, nil
+}
+
+func trapDomain(e *store.Event) string {
+	if e.TrapDomain != "" {
+		return strings.ToLower(e.TrapDomain)
+	}
+	if _, dom, ok := strings.Cut(e.TrapAddress(), "@"); ok {
+		return dom
+	}
+	return ""
+}
+
+// hider returns a function that removes the trap addresses' local parts
+// from s: "trap123@d" becomes "…@d", and the bare local part "…".
+func hider(rcpts []string) func(string) string {
+	var locals []string
+	for _, r := range rcpts {
+		local, _, _ := strings.Cut(strings.Trim(r, "<>"), "@")
+		if len(local) >= 3 {
+			locals = append(locals, strings.ToLower(local))
+		}
+	}
+	return func(s string) string {
+		if len(locals) == 0 || s == "" {
+			return s
+		}
+		for _, l := range locals {
+			for {
+				i := strings.Index(strings.ToLower(s), l)
+				if i < 0 {
+					break
+				}
+				s = s[:i] + "…" + s[i+len(l):]
+			}
+		}
+		return s
+	}
+}
+
+// queryName is the DNSBL name for a (RFC 5782 §2.1 IPv4, §2.4 IPv6).
+func queryName(a netip.Addr, zone string) string {
+	a = a.Unmap()
+	var sb strings.Builder
+	if a.Is4() {
+		b := a.As4()
+		fmt.Fprintf(&sb, "%d.%d.%d.%d", b[3], b[2], b[1], b[0])
+	} else {
+		b := a.As16()
+		const hex = "0123456789abcdef"
+		for i := 15; i >= 0; i-- {
+			if i < 15 {
+				sb.WriteByte('.')
+			}
+			sb.WriteByte(hex[b[i]&0xf])
+			sb.WriteByte('.')
+			sb.WriteByte(hex[b[i]>>4])
+		}
+	}
+	if zone != "" {
+		sb.WriteString("." + zone)
+	}
+	return sb.String()
+}
+
+func (s *Server) zone() string {
+	if snap := s.cur.Load(); snap != nil {
+		return snap.Zone
+	}
+	return ""
+}
+
+func parseIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%w: not an IP address: %q", ErrBadRequest, s)
+	}
+	return a.Unmap(), nil
+}
+
+// publicError is err's text without the package prefix.
+func publicError(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
+}
+
+func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) {
+	a, err := parseIP(r.PathValue("ip"))
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, publicError(err))
+		return
+	}
+	l, err := s.lookup(a)
+	if err != nil {
+		s.log.Error("lookup", "err", err)
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {
+	a, err := parseIP(r.PathValue("ip"))
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, publicError(err))
+		return
+	}
+	x, err := s.eng.Explain(a)
+	if err != nil {
+		s.log.Error("explain", "err", err)
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
+type delistRequest struct {
+	IP     string `json:"ip"`
+	Reason string `json:"reason"`
+}
+
+const maxBody = 1 << 20
+
+// decodeJSON reads one JSON object from the body: unknown fields and
+// trailing data are errors.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: bad JSON body: %v", ErrBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: bad JSON body: trailing data", ErrBadRequest)
+	}
+	return nil
+}
+
+// allow applies a sliding-window limit of n per window to key.
+func (s *Server) allow(key string, n int, window time.Duration) bool {
+	s.limMu.Lock()
+	defer s.limMu.Unlock()
+	now := s.now()
+	hits := s.lim[key][:0:0]
+	for _, t := range s.lim[key] {
+		if now.Sub(t) < window {
+			hits = append(hits, t)
+		}
+	}
+	if len(hits) >= n {
+		s.lim[key] = hits
+		return false
+	}
+	s.lim[key] = append(hits, now)
+	if len(s.lim) > 100000 { // bound memory: forget everything old
+		for k, v := range s.lim {
+			if len(v) == 0 || now.Sub(v[len(v)-1]) > 24*time.Hour {
+				delete(s.lim, k)
+			}
+		}
+	}
+	return true
+}
+
+// Delist performs the public self-service delist for a, from requester.
+// It returns the HTTP status and a message.
+func (s *Server) Delist(ctx context.Context, a netip.Addr, reason, requester string) (int, string) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		s.metrics.delists.WithLabelValues("rejected").Inc()
+		return http.StatusBadRequest, "a reason is required"
+	}
+	if len(reason) > 1000 {
+		s.metrics.delists.WithLabelValues("rejected").Inc()
+		return http.StatusBadRequest, "reason too long (1000 bytes at most)"
+	}
+	unit := scoring.Unit(a)
+	if !s.allow("req:"+requester, s.cfg.DelistPerIPPerHour, time.Hour) ||
+		!s.allow("addr:"+unit.String(), s.cfg.DelistPerAddrPerDay, 24*time.Hour) {
+		s.metrics.delists.WithLabelValues("rate_limited").Inc()
+		return http.StatusTooManyRequests, "too many delist requests; try again later"
+	}
+	_, err := s.eng.Act(ctx, store.Action{Prefix: unit, Op: store.OpDelist, Who: "public:" + requester, Reason: reason, Public: true})
+	if err != nil {
+		s.log.Error("public delist", "err", err)
+		s.metrics.delists.WithLabelValues("error").Inc()
+		return http.StatusInternalServerError, "internal error"
+	}
+	s.metrics.delists.WithLabelValues("ok").Inc()
+	s.log.Info("public delist", "unit", unit.String())
+	return http.StatusOK, "delisted: " + unit.String()
+}
+
+func (s *Server) apiDelist(w http.ResponseWriter, r *http.Request) {
+	var req delistRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.metrics.delists.WithLabelValues("rejected").Inc()
+		jsonError(w, http.StatusBadRequest, publicError(err))
+		return
+	}
+	a, err := parseIP(req.IP)
+	if err != nil {
+		s.metrics.delists.WithLabelValues("rejected").Inc()
+		jsonError(w, http.StatusBadRequest, publicError(err))
+		return
+	}
+	code, msg := s.Delist(r.Context(), a, req.Reason, s.requester(r))
+	if code != http.StatusOK {
+		if code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "3600")
+		}
+		jsonError(w, code, msg)
+		return
+	}
+	l, err := s.lookup(a)
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"result": msg, "lookup": l})
+}
+
+type adminActionRequest struct {
+	IP     string   `json:"ip"`
+	Reason string   `json:"reason"`
+	Who    string   `json:"who"`
+	Kinds  []string `json:"kinds"`
+}
+
+func (s *Server) apiAdminAction(op string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req adminActionRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			jsonError(w, http.StatusBadRequest, publicError(err))
+			return
+		}
+		a, err := parseIP(req.IP)
+		if err != nil {
+			jsonError(w, http.StatusBadRequest, publicError(err))
+			return
+		}
+		if strings.TrimSpace(req.Reason) == "" {
+			jsonError(w, http.StatusBadRequest, "a reason is required")
+			return
+		}
+		act := store.Action{Prefix: scoring.Unit(a), Op: op, Who: "admin", Reason: req.Reason}
+		if req.Who != "" {
+			act.Who = "admin:" + req.Who
+		}
+		for _, k := range req.Kinds {
+			kind, err := store.ParseKind(k)
+			if err != nil {
+				jsonError(w, http.StatusBadRequest, "unknown kind "+strconv.Quote(k))
+				return
+			}
+			act.Kinds = append(act.Kinds, kind)
+		}
+		if _, err := s.eng.Act(r.Context(), act); err != nil {
+			s.log.Error("admin action", "err", err)
+			jsonError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		l, err := s.lookup(a)
+		if err != nil {
+			jsonError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		writeJSON(w, http.StatusOK, l)
+	}
+}
+
+func (s *Server) apiAdminEvidence(w http.ResponseWriter, r *http.Request) {
+	a, err := parseIP(r.PathValue("ip"))
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, publicError(err))
+		return
+	}
+	d, _, acts, err := s.eng.Decide(a)
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	evs, err := s.st.Events(d.Unit, 0)
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if evs == nil {
+		evs = []store.Event{}
+	}
+	if acts == nil {
+		acts = []store.Action{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"unit": d.Unit.String(), "events": evs, "actions": acts})
+}
+
+// apiAdminAudit returns the audit log: ?since=RFC3339&limit=N (default 1000).
+func (s *Server) apiAdminAudit(w http.ResponseWriter, r *http.Request) {
+	var since time.Time
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			jsonError(w, http.StatusBadRequest, "since: want RFC 3339 time")
+			return
+		}
+		since = t
+	}
+	limit := 1000
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			jsonError(w, http.StatusBadRequest, "limit: want a number >= 0")
+			return
+		}
+		limit = n
+	}
+	entries, err := s.st.AuditLog(since, limit)
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if entries == nil {
+		entries = []store.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+}
+
+func (s *Server) apiAdminZone(w http.ResponseWriter, r *http.Request) {
+	f, err := zones.ParseFormat(r.URL.Query().Get("format"))
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	snap := s.cur.Load()
+	if snap == nil {
+		jsonError(w, http.StatusServiceUnavailable, "no zone yet")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := zones.Write(w, f, snap, s.cfg.SOA); err != nil {
+		s.log.Error("zone download", "err", err)
+	}
+}
+
+func (s *Server) apiAdminBackup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if _, err := s.st.DB().Backup(w, 0); err != nil {
+		s.log.Error("backup", "err", err)
+	}
+}
+
+// Status is the zone's state and the recent trap traffic (GET /api/v1/status).
+type Status struct {
+	Zone       string     `json:"zone"`
+	Serial     uint32     `json:"serial"`
+	Entries    int        `json:"entries"`
+	Built      *time.Time `json:"built"`
+	AgeSeconds float64    `json:"age_seconds"`
+	Fresh      bool       `json:"fresh"`
+	Listed     int        `json:"listed"` // listed units known to the engine
+	// Hourly hits per kind, oldest first, ending with the current hour.
+	Hourly      map[string][]uint64 `json:"hourly"`
+	HourlyStart time.Time           `json:"hourly_start"`
+	Daily       map[string][]uint64 `json:"daily"`
+	DailyStart  time.Time           `json:"daily_start"`
+	Counting    bool                `json:"counting"` // still reading past evidence
+}
+
+func (s *Server) status() Status {
+	now := s.now().UTC()
+	st := Status{Listed: s.eng.Listed()}
+	if snap := s.cur.Load(); snap != nil {
+		st.Zone, st.Serial, st.Entries, st.Built = snap.Zone, snap.Serial, snap.Len(), tptr(snap.Built)
+		st.AgeSeconds = now.Sub(snap.Built).Seconds()
+		st.Fresh = now.Sub(snap.Built) < s.cfg.StaleAfter
+	}
+	s.startSeeding()
+	s.sampleCounters()
+	st.Hourly, st.HourlyStart, st.Daily, st.DailyStart, st.Counting = s.stats.series(now)
+	return st
+}
+
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.status())
+}
+
+// sortedKinds lists kind names in store order for tables.
+func sortedKinds(m map[string]int) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	order := map[string]int{}
+	for i, k := range store.Kinds() {
+		order[k.String()] = i
+	}
+	sort.Slice(out, func(i, j int) bool { return order[out[i]] < order[out[j]] })
+	return out
+}
