@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
+	"github.com/blowback-dnsbl/blowback/store"
+)
+
+func TestParseReceived(t *testing.T) {
+	for _, c := range []struct {
+		in, helo, ip, by string
+		date             string
+	}{
+		{"from mx.sender.example (mx.sender.example [192.0.2.7]) by mx.trap.example (Postfix) with ESMTP id 4Xy; Tue, 3 Jun 2025 10:11:12 +0000",
+			"mx.sender.example", "192.0.2.7", "mx.trap.example", "2025-06-03T10:11:12Z"},
+		{"from [198.51.100.3] (helo=bounce.example)\r\n\tby mx.trap.example with esmtp (Exim 4.96)\r\n\tid 1abc; Wed, 04 Jun 2025 01:02:03 +0200",
+			"198.51.100.3", "198.51.100.3", "mx.trap.example", "2025-06-03T23:02:03Z"},
+		{"from mail.example.org ([203.0.113.9] helo=mail.example.org) by mx.trap.example with esmtps; Thu, 5 Jun 2025 00:00:00 -0000",
+			"mail.example.org", "203.0.113.9", "mx.trap.example", "2025-06-05T00:00:00Z"},
+		{"from helo.example (rdns.example [IPv6:2001:db8::25]) by mx.trap.example (8.17/8.17) with ESMTP id x; Fri, 6 Jun 2025 12:00:00 GMT",
+			"helo.example", "2001:db8::25", "mx.trap.example", "2025-06-06T12:00:00Z"},
+		{"from email.example.com (HELO example.com) (192.0.2.4) by example.com with SMTP; 29 Apr 2009 00:00:00 -0000",
+			"email.example.com", "192.0.2.4", "example.com", "2009-04-29T00:00:00Z"},
+		{"by mx.trap.example (Postfix, from userid 0) id 1; Fri, 6 Jun 2025 12:00:00 +0000", "", "", "mx.trap.example", "2025-06-06T12:00:00Z"},
+		{"from localhost (localhost [127.0.0.1]) by mx.trap.example (amavisd) with LMTP", "localhost", "127.0.0.1", "mx.trap.example", ""},
+		{"garbage", "", "", "", ""},
+		{"", "", "", "", ""},
+	} {
+		h := parseReceived(c.in)
+		ip := ""
+		if h.IP.IsValid() {
+			ip = h.IP.String()
+		}
+		date := ""
+		if !h.Time.IsZero() {
+			date = h.Time.UTC().Format(time.RFC3339)
+		}
+		if h.HELO != c.helo || ip != c.ip || h.By != c.by || date != c.date {
+			t.Errorf("parseReceived(%q)\n = helo %q ip %q by %q date %q\nwant helo %q ip %q by %q date %q", c.in, h.HELO, ip, h.By, date, c.helo, c.ip, c.by, c.date)
+		}
+	}
+}
+
+func TestClientHop(t *testing.T) {
+	recv := []string{
+		"from localhost (localhost [127.0.0.1]) by mx1.trap.example (amavis); Tue, 3 Jun 2025 10:11:13 +0000",
+		"from out.sender.example (out.sender.example [192.0.2.50]) by mx1.trap.example (Postfix); Tue, 3 Jun 2025 10:11:12 +0000",
+		"from inner.sender.example (inner [10.1.1.1]) by out.sender.example; Tue, 3 Jun 2025 10:11:10 +0000",
+	}
+	for _, c := range []struct {
+		name string
+		opt  importOptions
+		want string
+	}{
+		{"top", importOptions{hop: 1}, "127.0.0.1"},
+		{"second", importOptions{hop: 2}, "192.0.2.50"},
+		{"beyond", importOptions{hop: 4}, ""},
+		{"mx", importOptions{hop: 1, mx: []string{"mx1.trap.example"}}, "127.0.0.1"},
+		{"mx other", importOptions{hop: 1, mx: []string{"out.sender.example"}}, "10.1.1.1"},
+		{"mx unknown", importOptions{hop: 1, mx: []string{"nope.example"}}, ""},
+		{"regexp", importOptions{hop: 1, re: regexp.MustCompile(`\(Postfix\)`)}, ""},
+		{"regexp named", importOptions{hop: 1, re: regexp.MustCompile(`\[(?P<ip>[0-9.]+)\]\) by mx1\.trap\.example \(Postfix\)`)}, "192.0.2.50"},
+		{"regexp first group", importOptions{hop: 2, re: regexp.MustCompile(`\[([0-9.]+)\]`)}, "192.0.2.50"},
+	} {
+		h, ok := clientHop(recv, &c.opt)
+		got := ""
+		if ok {
+			got = h.IP.String()
+		}
+		if got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestMboxReader(t *testing.T) {
+	mbox := "From MAILER-DAEMON Tue Jun  3 10:11:12 2025\n" +
+		"Subject: one\n\nbody line\n>From quoted once\n>>From quoted twice\nFrom inside a paragraph is not a separator\n\n" +
+		"From someone@example.org Tue Jun  3 10:11:13 2025\r\n" +
+		"Subject: two\r\n\r\n\r\nlast\r\n"
+	for _, c := range []struct {
+		rd    bool
+		first string
+	}{
+		{true, "Subject: one\r\n\r\nbody line\r\nFrom quoted once\r\n>From quoted twice\r\nFrom inside a paragraph is not a separator\r\n"},
+		{false, "Subject: one\r\n\r\nbody line\r\nFrom quoted once\r\n>>From quoted twice\r\nFrom inside a paragraph is not a separator\r\n"},
+	} {
+		r := newMboxReader(strings.NewReader(mbox), c.rd)
+		m1, f1, err := r.Next()
+		if err != nil || string(m1) != c.first || f1 != "MAILER-DAEMON" {
+			t.Errorf("mboxrd=%v first: %q %q %v", c.rd, m1, f1, err)
+		}
+		m2, f2, err := r.Next()
+		if err != nil || string(m2) != "Subject: two\r\n\r\n\r\nlast\r\n" || f2 != "someone@example.org" {
+			t.Errorf("second: %q %q %v", m2, f2, err)
+		}
+		if _, _, err := r.Next(); err != io.EOF {
+			t.Errorf("third: %v, want EOF", err)
+		}
+	}
+	if _, _, err := newMboxReader(strings.NewReader("Subject: not an mbox\n\n"), true).Next(); err == nil {
+		t.Error("a plain message read as an mbox")
+	}
+	if _, _, err := newMboxReader(strings.NewReader(""), true).Next(); err != io.EOF {
+		t.Errorf("empty mbox: %v", err)
+	}
+}
+
+func FuzzMboxReader(f *testing.F) {
+	f.Add([]byte("From a b\nSubject: x\n\n>From y\n\nFrom c d\n\n"), true)
+	f.Add([]byte("From \n\n\n\nFrom \n"), false)
+	f.Fuzz(func(t *testing.T, b []byte, rd bool) {
+		r := newMboxReader(bytes.NewReader(b), rd)
+		for i := 0; i < len(b)+2; i++ {
+			m, _, err := r.Next()
+			if err != nil {
+				return
+			}
+			if len(m) > 2*len(b)+2 {
+				t.Fatalf("message of %d bytes from %d input bytes", len(m), len(b))
+			}
+		}
+		t.Fatal("reader did not end")
+	})
+}
+
+func FuzzParseReceived(f *testing.F) {
+	f.Add("from a (b [192.0.2.1]) by c; Tue, 3 Jun 2025 10:11:12 +0000")
+	f.Add("from [IPv6:::1] by ; ;")
+	f.Fuzz(func(t *testing.T, s string) {
+		h := parseReceived(s)
+		if h.IP.IsValid() && h.IP.Is4In6() {
+			t.Fatalf("mapped address kept: %v", h.IP)
+		}
+	})
+}
+
+// bounceFor is a DSN from client ip to a trap address, as the trap
+// operator's MX delivered it to a mailbox.
+func bounceFor(ip, rcpt string, n int, at time.Time) string {
+	return fmt.Sprintf("From MAILER-DAEMON %s\n", at.UTC().Format("Mon Jan _2 15:04:05 2006")) +
+		"Return-Path: <>\n" +
+		"Delivered-To: " + rcpt + "\n" +
+		fmt.Sprintf("Received: from mx.sender.example (mx.sender.example [%s])\n\tby mx.trap.example (Postfix) with ESMTP id X%d;\n\t%s\n", ip, n, at.UTC().Format(time.RFC1123Z)) +
+		strings.Replace(strings.ReplaceAll(testDSN, "\r\n", "\n"), "<dsn1@mx.example.net>", fmt.Sprintf("<dsn%d@mx.example.net>", n), 1) + "\n"
+}
+
+// startTestNode is startNode, retried when the DNS server's TCP listener
+// finds the port its UDP listener got taken (dnsd binds UDP :0, then TCP
+// on the same port; other tests on the machine may hold it).
+func startTestNode(t *testing.T, dir string) *node {
+	t.Helper()
+	for i := 0; ; i++ {
+		cfg := defaultConfig()
+		cfg.Data = dir
+		cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		n := newNode(cfg, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := n.Start(ctx)
+		cancel()
+		if err == nil {
+			return n
+		}
+		n.Stop()
+		if i == 4 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newDataDir is a data directory with an empty store, as `run` leaves it.
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	c := defaultConfig()
+	st, err := store.Open(filepath.Join(dir, "store"), c.storeOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := realMain(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestImportOffline(t *testing.T) {
+	dir := newDataDir(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	var mb strings.Builder
+	mb.WriteString(bounceFor("192.0.2.77", "a@trap.blowback.test", 1, now.Add(-2*time.Hour)))
+	mb.WriteString(bounceFor("192.0.2.77", "b@trap.blowback.test", 2, now.Add(-time.Hour)))
+	mb.WriteString(bounceFor("192.0.2.78", "c@other.example", 3, now.Add(-time.Hour)))    // not a trap domain
+	mb.WriteString(bounceFor("10.0.0.1", "d@trap.blowback.test", 4, now.Add(-time.Hour))) // private client
+	mb.WriteString("From someone@example.org Tue Jun  3 10:11:12 2025\nDelivered-To: e@trap.blowback.test\n" +
+		"Received: from x (x [192.0.2.79]) by mx.trap.example; " + now.Format(time.RFC1123Z) + "\nSubject: hello\n\nplain mail\n\n")
+	mb.WriteString("From someone Tue Jun  3 10:11:12 2025\nSubject: no received\nDelivered-To: f@trap.blowback.test\n\nx\n")
+	path := filepath.Join(t.TempDir(), "backscatter.mbox")
+	if err := os.WriteFile(path, []byte(mb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "import", "--mbox", path, "--data", dir, "--json", "--progress", "always")
+	if code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
+	}
+	var st importStats
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if st.Read != 6 || st.Imported != 2 || st.Duplicates != 0 || st.Kinds["bounce"] != 2 ||
+		st.Skipped["not_trap_domain"] != 1 || st.Skipped["private_client_ip"] != 1 || st.Skipped["no_client_ip"] != 1 ||
+		st.Skipped["not_backscatter_other"] != 1 {
+		t.Errorf("first import: %+v", st)
+	}
+	if !strings.Contains(errs, "importing [") || !strings.Contains(errs, "100%") {
+		t.Errorf("no progress bar with --progress always: %q", errs)
+	}
+	// Again: all duplicates, nothing new.
+	code, out, _ = runCLI(t, "import", "--mbox", path, "--data", dir)
+	if code != 0 || !strings.Contains(out, "imported:   0") || !strings.Contains(out, "duplicates: 2") ||
+		!strings.Contains(out, "skipped:    4 (") {
+		t.Errorf("second import: exit %d\n%s", code, out)
+	}
+	// The evidence lists the address, at the time the MX received it.
+	code, out, errs = runCLI(t, "explain", "192.0.2.77", "--data", dir, "--json")
+	var x struct {
+		Listed    bool       `json:"listed"`
+		LastSeen  *time.Time `json:"last_seen"`
+		FirstSeen *time.Time `json:"first_seen"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &x) != nil || !x.Listed || x.LastSeen == nil || !x.LastSeen.Equal(now.Add(-time.Hour)) ||
+		!x.FirstSeen.Equal(now.Add(-2*time.Hour)) {
+		t.Errorf("explain after import: exit %d %s %s", code, out, errs)
+	}
+	// --any-recipient takes the other domain too; --dry-run stores nothing.
+	code, out, _ = runCLI(t, "import", "--mbox", path, "--data", dir, "--any-recipient", "--dry-run")
+	if code != 0 || !strings.Contains(out, "would import: 3") {
+		t.Errorf("dry run: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "explain", "192.0.2.78", "--data", dir, "--json")
+	if code != 0 || !strings.Contains(out, `"listed": false`) {
+		t.Errorf("dry run stored evidence: %s", out)
+	}
+}
+
+func TestImportOnline(t *testing.T) {
+	dir := t.TempDir()
+	n := startTestNode(t, dir)
+	defer n.Stop()
+	now := time.Now().UTC()
+	var mb strings.Builder
+	for i := range 5 {
+		mb.WriteString(bounceFor(fmt.Sprintf("192.0.2.%d", 100+i), "t@trap.blowback.test", i, now.Add(-time.Duration(i)*time.Minute)))
+	}
+	path := filepath.Join(t.TempDir(), "in.mbox")
+	os.WriteFile(path, []byte(mb.String()), 0o644)
+	// The node holds the store: import goes through the API with the admin token.
+	code, out, errs := runCLI(t, "import", "--mbox", path, "--data", dir, "--server", "http://"+n.web.Addr().String(), "--batch", "2")
+	if code != 0 || !strings.Contains(out, "accepted by the node (new or already stored): 5 (bounce=5)") {
+		t.Fatalf("online import: exit %d\n%s%s", code, out, errs)
+	}
+	for i := range 5 {
+		ip := fmt.Sprintf("192.0.2.%d", 100+i)
+		eventually(t, "listing of "+ip, func() bool { return check(t, n.dns.Addr().String(), ip).Listed })
+	}
+	if n.cur.Load().Lookup(netip.MustParseAddr("192.0.2.105")) != 0 {
+		t.Error("an address never imported is listed")
+	}
+	// A wrong token is refused with a one-line error and exit 1.
+	code, _, errs = runCLI(t, "import", "--mbox", path, "--data", dir, "--server", "http://"+n.web.Addr().String(), "--token", "wrong")
+	if code != 1 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "401") {
+		t.Errorf("wrong token: exit %d %q", code, errs)
+	}
+}
+
+// TestImportCorpus imports every bounce of the shared corpus as one mbox:
+// each message is read, imported or skipped with a reason, and a second
+// import finds only duplicates.
+func TestImportCorpus(t *testing.T) {
+	corpus := testenv.Shared(t, "corpus/sisimai/bounces")
+	files, _ := filepath.Glob(filepath.Join(corpus, "*.eml"))
+	if len(files) == 0 {
+		t.Fatal("empty corpus")
+	}
+	var mb bytes.Buffer
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb.WriteString("From MAILER-DAEMON Thu Jan  1 00:00:00 2025\n")
+		for _, line := range strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
+			if strings.HasPrefix(strings.TrimLeft(line, ">"), "From ") {
+				line = ">" + line // mboxrd quoting
+			}
+			mb.WriteString(line + "\n")
+		}
+		mb.WriteString("\n")
+	}
+	path := filepath.Join(t.TempDir(), "corpus.mbox")
+	os.WriteFile(path, mb.Bytes(), 0o644)
+	dir := newDataDir(t)
+	args := []string{"import", "--mbox", path, "--data", dir, "--any-recipient", "--json"}
+	code, out, errs := runCLI(t, args...)
+	var st importStats
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("exit %d %s %s", code, out, errs)
+	}
+	skipped := 0
+	for _, v := range st.Skipped {
+		skipped += v
+	}
+	t.Logf("corpus: %+v", st)
+	if st.Read != len(files) || st.Imported+st.Duplicates+skipped != st.Read || st.Imported == 0 {
+		t.Errorf("read %d of %d files; imported %d + duplicates %d + skipped %d", st.Read, len(files), st.Imported, st.Duplicates, skipped)
+	}
+	code, out, _ = runCLI(t, args...)
+	var again importStats
+	if code != 0 || json.Unmarshal([]byte(out), &again) != nil || again.Imported != 0 || again.Duplicates != st.Imported+st.Duplicates {
+		t.Errorf("re-import: %+v, want %d duplicates", again, st.Imported+st.Duplicates)
+	}
+}
