@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/store"
+)
+
+// crashDSN is a bounce with its own outer Message-ID.
+func crashDSN(id string) string {
+	return "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n" +
+		"To: x@trap.blowback.test\r\n" +
+		"Subject: Undelivered Mail Returned to Sender\r\n" +
+		"Message-ID: <" + id + ">\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n" +
+		"\r\n--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n" +
+		"\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n" +
+		"Final-Recipient: rfc822; nobody@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
+		"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@trap.blowback.test\r\nTo: nobody@example.net\r\n" +
+		"Subject: hi\r\nMessage-ID: <orig-" + id + ">\r\n\r\nspam\r\n--B--\r\n"
+}
+
+// proc is a running `blowback run` child.
+type proc struct {
+	cmd             *exec.Cmd
+	smtp, dns, http string
+	logMu           sync.Mutex
+	log             strings.Builder
+}
+
+var runningRE = regexp.MustCompile(`\b(smtp|dns|http)=(\S+)`)
+
+// startBinary runs `bin run` on free loopback ports with data in dir and
+// waits for its "blowback running" line, which names the bound addresses.
+func startBinary(t *testing.T, bin, dir string) *proc {
+	t.Helper()
+	for try := 0; ; try++ {
+		p, err := tryStartBinary(t, bin, dir)
+		if err == nil {
+			return p
+		}
+		// dnsd binds UDP on a free port, then TCP on the same one, which
+		// another process may hold: try again on new ports.
+		if try < 5 && strings.Contains(err.Error(), "address already in use") {
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+func tryStartBinary(t *testing.T, bin, dir string) (*proc, error) {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, "run", "--data", dir, "--smtp", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0")}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	p.cmd.Stdout = io.Discard
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logMu.Lock()
+			p.log.WriteString(line + "\n")
+			p.logMu.Unlock()
+			if strings.Contains(line, "blowback running") {
+				select {
+				case ready <- line:
+				default:
+				}
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case line, ok := <-ready:
+		if !ok {
+			p.cmd.Wait()
+			return nil, fmt.Errorf("blowback exited before running:\n%s", p.logText())
+		}
+		for _, m := range runningRE.FindAllStringSubmatch(line, -1) {
+			v := strings.Trim(m[2], `"`)
+			switch m[1] {
+			case "smtp":
+				p.smtp = v
+			case "dns":
+				p.dns = v
+			case "http":
+				p.http = v
+			}
+		}
+	case <-time.After(2 * time.Minute):
+		return nil, fmt.Errorf("blowback not running after 2 minutes:\n%s", p.logText())
+	}
+	if p.smtp == "" || p.dns == "" {
+		return nil, fmt.Errorf("no addresses in the running line:\n%s", p.logText())
+	}
+	return p, nil
+}
+
+func (p *proc) logText() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.log.String()
+}
+
+// sendOne delivers one bounce from src and reports whether the server
+// acknowledged it with 250 at the end of DATA.
+func sendOne(server, src, id string) bool {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", server)
+	if err != nil {
+		return false
+	}
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	c := smtp.NewClient(conn)
+	defer c.Close()
+	if c.Hello("mx.example.net") != nil || c.Mail("", nil) != nil || c.Rcpt("x@trap.blowback.test", nil) != nil {
+		return false
+	}
+	w, err := c.Data()
+	if err != nil {
+		return false
+	}
+	if _, err := io.WriteString(w, crashDSN(id)); err != nil {
+		return false
+	}
+	return w.Close() == nil // nil: the server answered 250 to the final dot
+}
+
+// TestCrashKeepsAcknowledgedEvidence sends bounces from several sources
+// concurrently, kills the node with SIGKILL at a random moment, restarts
+// it, and checks that every message that got a 250 is in the store and
+// that the listing was rebuilt (the sources answer listed over DNS).
+func TestCrashKeepsAcknowledgedEvidence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "blowback")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := filepath.Join(tmp, "data")
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+
+	p := startBinary(t, bin, dir)
+	// Sources must be bindable (all of 127.0.0.0/8 is on lo on Linux).
+	sources := []string{"127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"}
+	if l, err := net.Listen("tcp", sources[0]+":0"); err != nil {
+		t.Skipf("cannot bind %s: %v", sources[0], err)
+	} else {
+		l.Close()
+	}
+	var mu sync.Mutex
+	acked := map[string][]string{} // source -> Message-IDs acknowledged
+	nAcked := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for si, src := range sources {
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 150; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					id := fmt.Sprintf("crash-%d-%d-%d@mx.example.net", si, w, i)
+					if sendOne(p.smtp, src, id) {
+						mu.Lock()
+						acked[src] = append(acked[src], id)
+						nAcked++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+	}
+	// Kill at a random moment once some mail was acknowledged.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mu.Lock()
+		n := nAcked
+		mu.Unlock()
+		if n >= 20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(time.Duration(rng.Int64N(int64(400 * time.Millisecond))))
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	total := nAcked
+	mu.Unlock()
+	if total == 0 {
+		t.Fatalf("no message acknowledged before the kill:\n%s", p.logText())
+	}
+	t.Logf("killed with %d messages acknowledged", total)
+
+	// Restart: the listing is rebuilt from the store.
+	p2 := startBinary(t, bin, dir)
+	for src, ids := range acked {
+		if len(ids) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, err := dnsd.Check(ctx, p2.dns, "bl.blowback.test", netip.MustParseAddr(src))
+		cancel()
+		if err != nil || !r.Listed {
+			t.Errorf("%s not listed after restart (%d acknowledged): %+v %v", src, len(ids), r, err)
+		}
+	}
+	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.cmd.Wait(); err != nil {
+		t.Logf("exit after SIGTERM: %v", err)
+	}
+
+	// Every acknowledged message is in the store.
+	st, err := store.Open(filepath.Join(dir, "store"), store.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	lost := 0
+	for src, ids := range acked {
+		evs, err := st.Events(netip.MustParsePrefix(src+"/32"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, e := range evs {
+			have[strings.Trim(e.MessageID, "<>")] = true
+		}
+		for _, id := range ids {
+			if !have[id] {
+				lost++
+				if lost <= 5 {
+					t.Errorf("%s: acknowledged message %s not in the store", src, id)
+				}
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged messages lost", lost, total)
+	}
+	t.Logf("all %d acknowledged messages found after kill -9 and restart", total)
+}
