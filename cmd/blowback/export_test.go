@@ -42,7 +42,6 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return -1
 }
 
-
 // waitFor polls cond (bounded): the distributor publishes asynchronously.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
