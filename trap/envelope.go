@@ -1,7 +1,9 @@
 package trap
 
 // fillEnvelope adds what the server knows beyond the transaction to the
-// classifier's envelope.
+// classifier's envelope: the trap domains, so the classifier can tell which
+// address in a returned message was the trap.
 func (ss *session) fillEnvelope(env Envelope) Envelope {
+	env.TrapDomains = ss.srv.cfg.Domains
 	return env
 }

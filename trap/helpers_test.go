@@ -2,11 +2,14 @@ package trap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +37,12 @@ const testDSN = "From: MAILER-DAEMON@mx.example.net\r\n" +
 // startTrap runs a trap on 127.0.0.1:0 with cfg (Domains defaulted) and
 // stops it at cleanup; it fails the test if any panic was recovered unless
 // the test expects panics.
-func startTrap(t *testing.T, cfg Config, sink Sink) *Server {
+func startTrap(t testing.TB, cfg Config, sink Sink) *Server {
+	t.Helper()
+	return startTrapLog(t, cfg, sink, nil)
+}
+
+func startTrapLog(t testing.TB, cfg Config, sink Sink, log *slog.Logger) *Server {
 	t.Helper()
 	if cfg.Domains == nil {
 		cfg.Domains = []string{testDomain}
@@ -42,7 +50,7 @@ func startTrap(t *testing.T, cfg Config, sink Sink) *Server {
 	if sink == nil {
 		sink = &FakeSink{}
 	}
-	s := New(cfg, sink, nil, prometheus.NewRegistry())
+	s := New(cfg, sink, log, prometheus.NewRegistry())
 	if err := s.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +74,35 @@ func value(m prometheus.Metric) float64 {
 	return d.Gauge.GetValue()
 }
 
+func panics(s *Server, source string) float64 {
+	return value(s.metrics.panics.WithLabelValues(source))
+}
+
 func noPanics(t *testing.T, s *Server) {
 	t.Helper()
-	if n := value(s.metrics.panics); n != 0 {
-		t.Errorf("%v panics recovered", n)
+	for _, src := range []string{"trap", "go-smtp"} {
+		if n := panics(s, src); n != 0 {
+			t.Errorf("%v panics recovered (%s)", n, src)
+		}
 	}
+}
+
+// logBuffer is a slog destination tests can read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func limitHits(s *Server, limit string) float64 {

@@ -14,7 +14,7 @@ type metrics struct {
 	relayDenied   prometheus.Counter
 	abandoned     prometheus.Counter
 	commitSeconds prometheus.Histogram
-	panics        prometheus.Counter
+	panics        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -65,11 +65,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from end of DATA to durable commit of the evidence.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
 		}),
-		panics: prometheus.NewCounter(prometheus.CounterOpts{
+		// source: trap (our session and goroutines, answered 451), go-smtp
+		// (recovered inside go-smtp, answered 421 and closed).
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_trap_panics_total",
-			Help: "Panics recovered in SMTP sessions and trap goroutines (answered 451 or 421).",
-		}),
+			Help: "Panics recovered in SMTP sessions and trap goroutines, by where they were recovered.",
+		}, []string{"source"}),
 	}
+	m.panics.WithLabelValues("trap")
+	m.panics.WithLabelValues("go-smtp")
 	for _, l := range allLimits {
 		m.limitHits.WithLabelValues(l)
 	}

@@ -247,7 +247,7 @@ func (s *Server) trusted(a netip.Addr) bool {
 // recoverGo recovers a panic at the top of a goroutine and counts it.
 func (s *Server) recoverGo(where string) {
 	if r := recover(); r != nil {
-		s.metrics.panics.Inc()
+		s.metrics.panics.WithLabelValues("trap").Inc()
 		s.log.Error("panic recovered", "where", where, "panic", r)
 	}
 }
@@ -257,7 +257,7 @@ func (s *Server) recoverGo(where string) {
 func (s *Server) NewSession(c *smtp.Conn) (_ smtp.Session, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.metrics.panics.Inc()
+			s.metrics.panics.WithLabelValues("trap").Inc()
 			s.log.Error("panic in smtp session start", "panic", r)
 			err = errTemporary
 		}
@@ -283,7 +283,9 @@ func normDomain(d string) string {
 }
 
 // smtpLog takes go-smtp's internal log lines; it counts the panics go-smtp
-// recovers itself (it answers those 421 4.0.0 and closes).
+// recovers itself (it answers those 421 4.0.0 and closes). One is known:
+// go-smtp v0.25.1 starts BDAT's Data in a goroutine that calls Session() and
+// finds it nil when the client hung up mid-chunk (harmless, recovered).
 type smtpLog struct{ s *Server }
 
 func (p smtpLog) Printf(format string, v ...any) { p.line(fmt.Sprintf(format, v...)) }
@@ -292,7 +294,7 @@ func (p smtpLog) Println(v ...any)               { p.line(fmt.Sprintln(v...)) }
 func (p smtpLog) line(msg string) {
 	msg = strings.TrimSpace(msg)
 	if strings.HasPrefix(msg, "panic serving") {
-		p.s.metrics.panics.Inc()
+		p.s.metrics.panics.WithLabelValues("go-smtp").Inc()
 		p.s.log.Error("panic in smtp connection", "msg", msg)
 		return
 	}

@@ -174,7 +174,7 @@ func TestPanicRecovered(t *testing.T) {
 	if got := cl.message("", "x@trap.blowback.test", testDSN); !strings.HasPrefix(got, "451 4.3.0") {
 		t.Fatalf("DATA with a panicking sink: %q", got)
 	}
-	if n := value(s.metrics.panics); n != 1 {
+	if n := panics(s, "trap"); n != 1 {
 		t.Fatalf("panics = %v after DATA, want 1", n)
 	}
 	// A callout commits at QUIT: that panic is recovered too.
@@ -182,7 +182,7 @@ func TestPanicRecovered(t *testing.T) {
 	cl.want("RCPT TO:<x@trap.blowback.test>", "250")
 	cl.want("QUIT", "221")
 	waitIdle(t, s)
-	if n := value(s.metrics.panics); n != 2 {
+	if n := panics(s, "trap"); n != 2 {
 		t.Fatalf("panics = %v after callout, want 2", n)
 	}
 	cl2 := dial(t, s)
@@ -193,7 +193,7 @@ func TestPanicRecovered(t *testing.T) {
 func TestGoSMTPPanicCounted(t *testing.T) {
 	s := startTrap(t, Config{}, nil)
 	smtpLog{s}.Printf("panic serving %v: %v\n%s", "127.0.0.1:1", "boom", "stack")
-	if n := value(s.metrics.panics); n != 1 {
+	if n := panics(s, "go-smtp"); n != 1 {
 		t.Fatalf("panics = %v", n)
 	}
 }

@@ -38,7 +38,7 @@ type session struct {
 
 func (ss *session) recoverPanic(where string, err *error) {
 	if r := recover(); r != nil {
-		ss.srv.metrics.panics.Inc()
+		ss.srv.metrics.panics.WithLabelValues("trap").Inc()
 		ss.srv.log.Error("panic in smtp session", "where", where, "panic", r, "client", ss.ip)
 		if err != nil {
 			*err = errTemporary
