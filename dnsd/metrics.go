@@ -1,62 +1,183 @@
 package dnsd
 
 import (
-	"time"
+	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// Label values (bounded):
+//
+//	qtype:  A, AAAA, TXT, ANY, SOA, NS, other
+//	rcode:  NOERROR, NXDOMAIN, REFUSED, FORMERR, NOTIMP, SERVFAIL, BADVERS, other
+//	action: drop, slip
+//	reason: malformed, response, send_error
+//	result: valid, new, malformed
+var (
+	qtypeLabels = [...]string{"A", "AAAA", "TXT", "ANY", "SOA", "NS", "other"}
+	rcodeLabels = [...]string{"NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "SERVFAIL", "BADVERS", "other"}
 )
 
 type metrics struct {
-	queries  *prometheus.CounterVec
-	duration prometheus.Histogram
-	panics   prometheus.Counter
+	duration    prometheus.Histogram
+	panics      prometheus.Counter
+	rateLimited *prometheus.CounterVec
+	dropped     *prometheus.CounterVec
+	tcpRejected prometheus.Counter
+	cookies     *prometheus.CounterVec
+	slow        *counters // TCP and Answer
+
+	mu   sync.Mutex
+	sets []*counters
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// counters are one socket's query counts, summed on scrape: the hot path
+// only adds to memory no other socket writes.
+type counters struct {
+	q    [len(qtypeLabels)][len(rcodeLabels)]atomic.Uint64
+	fast atomic.Uint64
+	_    [64]byte // keep the next socket's counters off this cache line
+}
+
+func qtypeIndex(t uint16) int {
+	switch t {
+	case dns.TypeA:
+		return 0
+	case dns.TypeAAAA:
+		return 1
+	case dns.TypeTXT:
+		return 2
+	case dns.TypeANY:
+		return 3
+	case dns.TypeSOA:
+		return 4
+	case dns.TypeNS:
+		return 5
+	}
+	return 6
+}
+
+func rcodeIndex(r int) int {
+	switch r {
+	case dns.RcodeSuccess:
+		return 0
+	case dns.RcodeNameError:
+		return 1
+	case dns.RcodeRefused:
+		return 2
+	case dns.RcodeFormatError:
+		return 3
+	case dns.RcodeNotImplemented:
+		return 4
+	case dns.RcodeServerFailure:
+		return 5
+	case dns.RcodeBadVers:
+		return 6
+	}
+	return 7
+}
+
+func (c *counters) count(qtype uint16, rcode int) {
+	c.q[qtypeIndex(qtype)][rcodeIndex(rcode)].Add(1)
+}
+
+func newMetrics(reg prometheus.Registerer, cur *zones.Current) *metrics {
 	m := &metrics{
-		// qtype: A, AAAA, TXT, ANY, SOA, NS, other; rcode: NOERROR, NXDOMAIN, REFUSED, FORMERR, NOTIMP, SERVFAIL, BADVERS, other.
-		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_dns_queries_total",
-			Help: "DNS queries answered, by query type and response code.",
-		}, []string{"qtype", "rcode"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "blowback_dns_request_duration_seconds",
-			Help:    "Time to answer a DNS query, from handler entry to write.",
+			Help:    "Time to answer DNS queries: per query on TCP, per receive batch on UDP (arrival in user space to send).",
 			Buckets: []float64{0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1},
 		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "blowback_dns_panics_total",
 			Help: "Panics recovered while answering queries (each answered SERVFAIL).",
 		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_dns_rate_limited_total",
+			Help: "UDP responses held back by response-rate limiting, by action (drop, slip: sent truncated).",
+		}, []string{"action"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_dns_dropped_total",
+			Help: "UDP datagrams not answered, by reason (malformed, response, send_error).",
+		}, []string{"reason"}),
+		tcpRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blowback_dns_tcp_rejected_total",
+			Help: "TCP connections closed at accept because max_tcp_conns were open.",
+		}),
+		cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_dns_cookies_total",
+			Help: "DNS cookies seen (RFC 7873), by result (valid server cookie, new: none or stale, malformed).",
+		}, []string{"result"}),
 	}
+	m.slow = m.newCounters()
 	if reg != nil {
-		reg.MustRegister(m.queries, m.duration, m.panics)
+		reg.MustRegister(m.duration, m.panics, m.rateLimited, m.dropped, m.tcpRejected, m.cookies, &queryCollector{m})
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "blowback_dns_snapshot_entries",
+			Help: "Entries in the zone snapshot being served.",
+		}, func() float64 {
+			if s := cur.Load(); s != nil {
+				return float64(s.Len())
+			}
+			return 0
+		}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "blowback_dns_snapshot_serial",
+			Help: "SOA serial of the zone snapshot being served.",
+		}, func() float64 {
+			if s := cur.Load(); s != nil {
+				return float64(s.Serial)
+			}
+			return 0
+		}))
 	}
 	return m
 }
 
-func qtypeLabel(t uint16) string {
-	switch t {
-	case dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeANY, dns.TypeSOA, dns.TypeNS:
-		return dns.TypeToString[t]
-	}
-	return "other"
+func (m *metrics) newCounters() *counters {
+	c := &counters{}
+	m.mu.Lock()
+	m.sets = append(m.sets, c)
+	m.mu.Unlock()
+	return c
 }
 
-func rcodeLabel(r int) string {
-	switch r {
-	case dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeRefused, dns.RcodeFormatError, dns.RcodeNotImplemented, dns.RcodeServerFailure, dns.RcodeBadVers:
-		return dns.RcodeToString[r]
-	}
-	return "other"
+var (
+	queriesDesc = prometheus.NewDesc("blowback_dns_queries_total", "DNS queries answered, by query type and response code.", []string{"qtype", "rcode"}, nil)
+	fastDesc    = prometheus.NewDesc("blowback_dns_fast_path_queries_total", "UDP queries answered on the fast path (no miekg/dns parse).", nil, nil)
+)
+
+// queryCollector sums the per-socket counters on scrape.
+type queryCollector struct{ m *metrics }
+
+func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queriesDesc
+	ch <- fastDesc
 }
 
-func (m *metrics) observe(req, resp *dns.Msg, d time.Duration) {
-	qt := "other"
-	if len(req.Question) == 1 {
-		qt = qtypeLabel(req.Question[0].Qtype)
+func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	sets := c.m.sets
+	c.m.mu.Unlock()
+	var sum [len(qtypeLabels)][len(rcodeLabels)]uint64
+	var fast uint64
+	for _, s := range sets {
+		for i := range s.q {
+			for j := range s.q[i] {
+				sum[i][j] += s.q[i][j].Load()
+			}
+		}
+		fast += s.fast.Load()
 	}
-	m.queries.WithLabelValues(qt, rcodeLabel(resp.Rcode)).Inc()
-	m.duration.Observe(d.Seconds())
+	for i := range sum {
+		for j := range sum[i] {
+			if sum[i][j] > 0 {
+				ch <- prometheus.MustNewConstMetric(queriesDesc, prometheus.CounterValue, float64(sum[i][j]), qtypeLabels[i], rcodeLabels[j])
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(fastDesc, prometheus.CounterValue, float64(fast))
 }

@@ -1,0 +1,58 @@
+//go:build !linux
+
+package dnsd
+
+import (
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	batched   = false
+	reusePort = false
+)
+
+func listenOne(addr string, _ bool) (*net.UDPConn, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// udpWorker serves one socket a datagram at a time (no recvmmsg here).
+type udpWorker struct {
+	*packetHandler
+	conn   *net.UDPConn
+	closed atomic.Bool
+	rbuf   []byte
+	wbuf   []byte
+}
+
+func newUDPWorker(s *Server, c *net.UDPConn) *udpWorker {
+	return &udpWorker{packetHandler: newPacketHandler(s), conn: c, rbuf: make([]byte, bufSize), wbuf: make([]byte, 0, bufSize)}
+}
+
+func (w *udpWorker) close() {
+	w.closed.Store(true)
+	w.conn.Close()
+}
+
+func (w *udpWorker) run() {
+	for {
+		n, src, err := w.conn.ReadFromUDPAddrPort(w.rbuf)
+		if err != nil {
+			if w.closed.Load() {
+				return
+			}
+			continue
+		}
+		now := time.Now()
+		resp := w.handle(w.rbuf[:n], src.Addr().Unmap(), w.wbuf[:0], now)
+		if resp != nil {
+			w.conn.WriteToUDPAddrPort(resp, src)
+		}
+		w.s.metrics.duration.Observe(time.Since(now).Seconds())
+	}
+}
