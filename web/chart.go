@@ -55,8 +55,8 @@ type chartRow struct {
 	Counts []uint64
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
+// niceStep rounds v up to 1, 2 or 5 times a power of ten (at least 1).
+func niceStep(v float64) float64 {
 	if v <= 1 {
 		return 1
 	}
@@ -67,6 +67,14 @@ func niceCeil(v float64) float64 {
 		}
 	}
 	return 10 * p
+}
+
+// axis returns the top of the y axis and the tick step: whole numbers,
+// at most four steps.
+func axis(peak uint64) (top, step float64) {
+	step = niceStep(float64(peak) / 4)
+	top = math.Max(step, math.Ceil(float64(peak)/step)*step)
+	return top, step
 }
 
 // renderChart draws stacked bars of hits per kind per bucket as an SVG
@@ -101,7 +109,7 @@ func renderChart(c chartSeries) chartView {
 	for _, v := range stack {
 		peak = max(peak, v)
 	}
-	top := niceCeil(float64(peak))
+	top, step := axis(peak)
 
 	const W, H = 720.0, 260.0
 	const left, right, topPad, bottom = 48.0, 12.0, 12.0, 36.0
@@ -116,14 +124,11 @@ func renderChart(c chartSeries) chartView {
 		desc += fmt.Sprintf("; %s %d", l.Kind, l.Total)
 	}
 	fmt.Fprintf(&b, `<desc id="%s-desc">%s. The same numbers are in the table below.</desc>`, c.ID, html.EscapeString(desc))
-	// Grid and y axis: 0, top/2, top.
-	for _, f := range []float64{0, 0.5, 1} {
-		if f == 0.5 && top < 2 {
-			continue
-		}
-		y := topPad + ph - f*ph
+	// Grid and y axis, one line per step.
+	for v := 0.0; v <= top; v += step {
+		y := topPad + ph - v/top*ph
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c8c8c8" stroke-width="1"/>`, left, y, W-right, y)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" font-size="12" fill="#333">%s</text>`, left-6, y+4, fmtCount(f*top))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" font-size="12" fill="#333">%s</text>`, left-6, y+4, fmtCount(v))
 	}
 	// Bars.
 	for i := 0; i < n; i++ {

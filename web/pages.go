@@ -44,9 +44,9 @@ var pages = func() map[string]*template.Template {
 
 // codeMeaning explains each return code (CONTRACT.md "DNS").
 var codeMeaning = map[string]string{
-	"bounce":    "bounces: non-delivery reports and delay notices sent to a trap address",
-	"autoreply": "auto-replies (out-of-office, vacation, acknowledgements) or read receipts",
-	"callout":   "sender-address verification probes (callouts) for a trap address",
+	"bounce":    "non-delivery reports (bounces) and delay notices",
+	"autoreply": "auto-replies (out-of-office, vacation, acknowledgements) and read receipts",
+	"callout":   "sender-address verification probes (callouts)",
 	"challenge": "challenge-response messages (“please confirm you are human”)",
 }
 
@@ -101,6 +101,7 @@ type lookupView struct {
 	FirstSeenISO, LastSeenISO    string
 	ExpiresISO                   string
 	CanDelist                    bool
+	Reason                       string // l.Reason as a sentence
 }
 
 type statusView struct {
@@ -227,7 +228,10 @@ func (s *Server) lookupPage(w http.ResponseWriter, r *http.Request, code int, d 
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9._@+%=:/<>$-]+$`)
 
 func (s *Server) lookupView(l Lookup) *lookupView {
-	v := &lookupView{L: l, CanDelist: l.Listed && !l.TestPoint}
+	v := &lookupView{L: l, CanDelist: l.Listed && !l.TestPoint, Reason: strings.TrimSpace(l.Reason)}
+	if v.Reason != "" && !strings.ContainsAny(v.Reason[len(v.Reason)-1:], ".!?") {
+		v.Reason += "."
+	}
 	v.FirstSeen, v.FirstSeenISO = minute(l.FirstSeen)
 	v.LastSeen, v.LastSeenISO = minute(l.LastSeen)
 	v.Expires, v.ExpiresISO = minute(l.Expires)

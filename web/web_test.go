@@ -593,3 +593,17 @@ func TestMetricsLint(t *testing.T) {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 }
+
+func TestChartAxis(t *testing.T) {
+	for _, c := range []struct {
+		peak      uint64
+		top, step float64
+	}{
+		{0, 1, 1}, {1, 1, 1}, {3, 3, 1}, {4, 4, 1}, {5, 6, 2}, {7, 8, 2}, {9, 10, 5}, {20, 20, 5}, {21, 30, 10}, {950, 1000, 500},
+	} {
+		top, step := axis(c.peak)
+		if top != c.top || step != c.step {
+			t.Errorf("axis(%d) = %v, %v; want %v, %v", c.peak, top, step, c.top, c.step)
+		}
+	}
+}
