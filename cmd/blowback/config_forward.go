@@ -1,8 +1,156 @@
 package main
 
-// ForwardConfig is the [forward] table (trap-only nodes, `blowback trap`).
-type ForwardConfig struct{}
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
 
-func defaultForwardConfig() ForwardConfig { return ForwardConfig{} }
+	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/web"
+)
 
-func (f *ForwardConfig) validate() error { return nil }
+// ForwardConfig is the [forward] table: both ends of the link that carries
+// evidence from trap-only nodes (`blowback trap`) to a central node
+// (`blowback run`). Node tokens themselves are the top-level node_tokens
+// table (node id = token) and/or node_tokens_file here.
+type ForwardConfig struct {
+	// Trap side.
+
+	// URL of the central node (base URL or full evidence URL); --forward.
+	URL string `toml:"url"`
+	// Token is this trap node's token on the central node; --token. Prefer
+	// TokenFile (--token-file): a token on the command line shows in ps.
+	Token     string `toml:"token"`
+	TokenFile string `toml:"token_file"`
+	// CAFile (PEM) verifies the central node's certificate instead of the
+	// system roots; --ca-file.
+	CAFile string `toml:"ca_file"`
+	// ClientCert and ClientKey (PEM) are presented to the central node.
+	ClientCert string `toml:"client_cert"`
+	ClientKey  string `toml:"client_key"`
+	// ServerName overrides the name checked in the central's certificate.
+	ServerName  string   `toml:"server_name"`
+	BatchEvents int      `toml:"batch_events"`
+	Timeout     Duration `toml:"timeout"`
+	BackoffMin  Duration `toml:"backoff_min"`
+	BackoffMax  Duration `toml:"backoff_max"`
+	// SpoolMaxEvents bounds the local backlog; beyond it the trap answers
+	// 451 (senders retry). 0: no bound.
+	SpoolMaxEvents int64 `toml:"spool_max_events"`
+	// RawMax is how much of each raw message is spooled and forwarded
+	// (bytes); 0 forwards none.
+	RawMax int `toml:"raw_max"`
+
+	// Central side.
+
+	// NodeTokensFile: more node tokens, "node token" per line, re-read when
+	// it changes (add or remove a trap node without a restart).
+	NodeTokensFile string `toml:"node_tokens_file"`
+	// TLSCert and TLSKey make the HTTP listener (API, pages, evidence)
+	// serve HTTPS; re-read when the files change.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// ClientCA (PEM) verifies the client certificates trap nodes present.
+	ClientCA string `toml:"client_ca"`
+	// RequireClientCert refuses evidence without a verified client certificate.
+	RequireClientCert bool `toml:"require_client_cert"`
+
+	serverTLS *tls.Config // loaded by validate
+}
+
+func defaultForwardConfig() ForwardConfig {
+	return ForwardConfig{
+		BatchEvents: 500,
+		Timeout:     Duration(30 * time.Second),
+		BackoffMin:  Duration(500 * time.Millisecond),
+		BackoffMax:  Duration(2 * time.Minute),
+		RawMax:      64 << 10,
+	}
+}
+
+func (f *ForwardConfig) validate() error {
+	var errs []error
+	if f.URL != "" {
+		if _, err := forward.EvidenceURL(f.URL); err != nil {
+			errs = append(errs, fmt.Errorf("forward.url: %v", err))
+		}
+	}
+	if f.Token != "" && f.TokenFile != "" {
+		errs = append(errs, errors.New("forward: set token or token_file, not both"))
+	}
+	if f.BatchEvents <= 0 || f.Timeout <= 0 || f.BackoffMin <= 0 || f.BackoffMax < f.BackoffMin {
+		errs = append(errs, errors.New("forward: batch_events, timeout and backoff must be positive (backoff_max >= backoff_min)"))
+	}
+	if f.SpoolMaxEvents < 0 || f.RawMax < 0 {
+		errs = append(errs, errors.New("forward: spool_max_events and raw_max must not be negative"))
+	}
+	if (f.ClientCert == "") != (f.ClientKey == "") {
+		errs = append(errs, errors.New("forward: client_cert and client_key go together"))
+	}
+	if (f.TLSCert == "") != (f.TLSKey == "") {
+		errs = append(errs, errors.New("forward: tls_cert and tls_key go together"))
+	}
+	if f.ClientCA != "" && f.TLSCert == "" {
+		errs = append(errs, errors.New("forward: client_ca needs tls_cert (HTTPS)"))
+	}
+	if f.RequireClientCert && f.ClientCA == "" {
+		errs = append(errs, errors.New("forward: require_client_cert needs client_ca"))
+	}
+	if f.TLSCert != "" && f.TLSKey != "" {
+		tc, err := forward.ServerTLS(f.TLSCert, f.TLSKey, f.ClientCA)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("forward: %v", err))
+		}
+		f.serverTLS = tc
+	}
+	if f.NodeTokensFile != "" {
+		if fh, err := os.Open(f.NodeTokensFile); err != nil {
+			errs = append(errs, fmt.Errorf("forward.node_tokens_file: %v", err))
+		} else {
+			_, err := web.ParseNodeTokens(fh)
+			fh.Close()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("forward.node_tokens_file: %v", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// forwardToken is the trap node's token: given, or read from TokenFile.
+func (f *ForwardConfig) forwardToken() (string, error) {
+	if f.TokenFile == "" {
+		return f.Token, nil
+	}
+	b, err := os.ReadFile(f.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("forward.token_file: %v", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// forwardConfig is the trap side's forwarder configuration.
+func (c *Config) forwardConfig() (forward.Config, error) {
+	f := c.Forward
+	tok, err := f.forwardToken()
+	if err != nil {
+		return forward.Config{}, err
+	}
+	tc, err := forward.TLSConfig(f.CAFile, f.ClientCert, f.ClientKey, f.ServerName)
+	if err != nil {
+		return forward.Config{}, err
+	}
+	return forward.Config{URL: f.URL, Token: tok, Node: c.Trap.Node, TLS: tc, BatchEvents: f.BatchEvents,
+		Timeout: time.Duration(f.Timeout), BackoffMin: time.Duration(f.BackoffMin), BackoffMax: time.Duration(f.BackoffMax)}, nil
+}
+
+// applyForward sets the central side of the link in the HTTP server's
+// configuration: how POST /api/v1/evidence authenticates trap nodes, and
+// HTTPS when tls_cert is set.
+func (c *Config) applyForward(wc *web.Config) {
+	wc.Intake = web.IntakeConfig{TokensFile: c.Forward.NodeTokensFile, RequireClientCert: c.Forward.RequireClientCert}
+	wc.TLS = c.Forward.serverTLS
+}
