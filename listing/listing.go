@@ -53,6 +53,10 @@ type Engine struct {
 
 	locks [stripes]sync.Mutex // serialise re-scoring per unit
 
+	serialMu sync.Mutex
+	serial   uint32 // last serial handed out
+	reserved uint32 // serials up to this are reserved in the store
+
 	mu      sync.Mutex
 	listed  *listedSet
 	pending map[netip.Prefix]zones.Codes
@@ -137,16 +141,35 @@ func (e *Engine) info(serial uint32) zones.Info {
 	return zones.Info{Zone: e.cfg.Zone, Serial: serial, TXT: e.cfg.TXT, TTL: e.cfg.TTL, Built: e.cfg.Now().UTC()}
 }
 
+// serialReserve is how many serials are reserved in the store at once, so
+// that a publication needs no synced write of its own.
+const serialReserve = 1000
+
+// nextSerial returns the next SOA serial: the time in seconds, or one more
+// than the last serial if that is larger, so serials only increase. Serials
+// are handed out from a block reserved durably in the store (one synced
+// write per serialReserve publications); after a restart the store hands
+// out serials above the whole block.
 func (e *Engine) nextSerial() uint32 {
-	s, err := e.st.NextSerial(uint32(e.cfg.Now().Unix()))
-	if err != nil {
-		e.log.Error("serial", "err", err)
-		if cur := e.cur.Load(); cur != nil {
-			return cur.Serial + 1
+	e.serialMu.Lock()
+	defer e.serialMu.Unlock()
+	next := max(e.serial+1, uint32(e.cfg.Now().Unix()))
+	if next > e.reserved || e.reserved == 0 {
+		// base is above every serial reserved before (also by an earlier run).
+		base, err := e.st.NextSerial(next)
+		var r uint32
+		if err == nil {
+			r, err = e.st.NextSerial(base + serialReserve)
 		}
-		return uint32(e.cfg.Now().Unix())
+		if err != nil {
+			e.log.Error("serial", "err", err)
+			e.serial = next
+			return next
+		}
+		next, e.reserved = base, r
 	}
-	return s
+	e.serial = next
+	return next
 }
 
 // Rebuild re-scores every address from the store and publishes the result.

@@ -155,7 +155,9 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 		WithLoggingLevel(badger.WARNING).
 		WithNumVersionsToKeep(1)
 	if opts.InMemory {
-		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).WithSyncWrites(false)
+		// No value log in memory: values stay in the tables.
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).WithSyncWrites(false).
+			WithValueThreshold(badger.DefaultOptions("").ValueThreshold)
 	}
 	if opts.LowMemory {
 		bo = bo.WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).
