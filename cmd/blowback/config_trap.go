@@ -2,43 +2,137 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/trap"
 )
 
-// TrapConfig is the [trap] table.
+// TrapConfig is the [trap] table. Every limit is on and must be positive,
+// except connection_rate_per_ip, where 0 turns the rate limit off.
 type TrapConfig struct {
-	Hostname        string   `toml:"hostname"`
-	Node            string   `toml:"node"`
-	MaxMessageBytes int64    `toml:"max_message_bytes"`
-	MaxRecipients   int      `toml:"max_recipients"`
-	ReadTimeout     Duration `toml:"read_timeout"`
-	WriteTimeout    Duration `toml:"write_timeout"`
-	RejectAfterData bool     `toml:"reject_after_data"`
+	Hostname string `toml:"hostname"`
+	Node     string `toml:"node"`
+
+	MaxMessageBytes int64 `toml:"max_message_bytes"` // 552 5.3.4 past it
+	KeepBytes       int64 `toml:"keep_bytes"`        // kept for classification and the store
+	MaxRecipients   int   `toml:"max_recipients"`    // per transaction, 452 4.5.3 past it
+	MaxLineLength   int   `toml:"max_line_length"`   // 500 past it, and the connection closes
+
+	ReadTimeout    Duration `toml:"read_timeout"`    // per command
+	WriteTimeout   Duration `toml:"write_timeout"`   // per reply
+	DataTimeout    Duration `toml:"data_timeout"`    // the whole DATA transfer
+	SessionTimeout Duration `toml:"session_timeout"` // the whole connection
+
+	MaxConnections       int `toml:"max_connections"`         // overall, 421 4.7.0 past it
+	MaxConnectionsPerIP  int `toml:"max_connections_per_ip"`  // per IPv4 address or IPv6 /64
+	ConnectionRatePerIP  int `toml:"connection_rate_per_ip"`  // new connections per minute; 0 = off
+	ConnectionBurstPerIP int `toml:"connection_burst_per_ip"` // bucket size of that rate
+	MaxCommands          int `toml:"max_commands"`            // per connection
+	MaxErrors            int `toml:"max_errors"`              // 4xx/5xx replies per connection
+
+	RejectAfterData bool `toml:"reject_after_data"` // 550 instead of 250 after DATA (evidence kept)
+
+	// STARTTLS: on by default with a self-signed certificate made at start;
+	// tls_cert_file and tls_key_file (PEM) give a real one.
+	StartTLS    bool   `toml:"starttls"`
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+
+	// ProxyTrusted: addresses or CIDRs of load balancers that send a PROXY
+	// protocol v1/v2 header (they must). Anyone else sending one is refused.
+	ProxyTrusted       []string `toml:"proxy_trusted"`
+	ProxyHeaderTimeout Duration `toml:"proxy_header_timeout"`
 }
 
 func defaultTrapConfig() TrapConfig {
 	return TrapConfig{
-		Hostname:        "blowback-trap",
-		MaxMessageBytes: 10 << 20,
-		MaxRecipients:   50,
-		ReadTimeout:     Duration(60 * time.Second),
-		WriteTimeout:    Duration(60 * time.Second),
+		Hostname:             "blowback-trap",
+		MaxMessageBytes:      10 << 20,
+		KeepBytes:            1 << 20,
+		MaxRecipients:        50,
+		MaxLineLength:        2000,
+		ReadTimeout:          Duration(60 * time.Second),
+		WriteTimeout:         Duration(60 * time.Second),
+		DataTimeout:          Duration(5 * time.Minute),
+		SessionTimeout:       Duration(10 * time.Minute),
+		MaxConnections:       1000,
+		MaxConnectionsPerIP:  20,
+		ConnectionRatePerIP:  300,
+		ConnectionBurstPerIP: 60,
+		MaxCommands:          1000,
+		MaxErrors:            20,
+		StartTLS:             true,
+		ProxyHeaderTimeout:   Duration(5 * time.Second),
 	}
 }
 
 func (t *TrapConfig) validate() error {
-	if t.MaxMessageBytes <= 0 || t.MaxRecipients <= 0 {
-		return errors.New("trap limits must be positive")
+	var errs []error
+	for name, v := range map[string]int64{
+		"max_message_bytes": t.MaxMessageBytes, "keep_bytes": t.KeepBytes, "max_recipients": int64(t.MaxRecipients),
+		"max_line_length": int64(t.MaxLineLength), "max_connections": int64(t.MaxConnections),
+		"max_connections_per_ip": int64(t.MaxConnectionsPerIP), "connection_burst_per_ip": int64(t.ConnectionBurstPerIP),
+		"max_commands": int64(t.MaxCommands), "max_errors": int64(t.MaxErrors),
+		"read_timeout": int64(t.ReadTimeout), "write_timeout": int64(t.WriteTimeout), "data_timeout": int64(t.DataTimeout),
+		"session_timeout": int64(t.SessionTimeout), "proxy_header_timeout": int64(t.ProxyHeaderTimeout),
+	} {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("trap.%s must be positive", name))
+		}
 	}
-	return nil
+	if t.ConnectionRatePerIP < 0 {
+		errs = append(errs, errors.New("trap.connection_rate_per_ip must be 0 (off) or positive"))
+	}
+	if t.MaxLineLength > 0 && t.MaxLineLength < 512 {
+		errs = append(errs, errors.New("trap.max_line_length below 512 breaks RFC 5321 §4.5.3.1.4 commands"))
+	}
+	if (t.TLSCertFile == "") != (t.TLSKeyFile == "") {
+		errs = append(errs, errors.New("trap.tls_cert_file and trap.tls_key_file go together"))
+	}
+	if _, err := t.proxyTrusted(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
-// trapConfig is the trap listener's configuration.
+func (t *TrapConfig) proxyTrusted() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, s := range t.ProxyTrusted {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("trap.proxy_trusted: %w", err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+// trapConfig is the trap listener's configuration; it loads or makes the
+// STARTTLS certificate.
 func (c *Config) trapConfig() (trap.Config, error) {
-	return trap.Config{Domains: c.TrapDomains, Hostname: c.Trap.Hostname, Node: c.Trap.Node,
-		MaxMessageBytes: c.Trap.MaxMessageBytes, MaxRecipients: c.Trap.MaxRecipients,
-		ReadTimeout: time.Duration(c.Trap.ReadTimeout), WriteTimeout: time.Duration(c.Trap.WriteTimeout),
-		RejectAfterData: c.Trap.RejectAfterData}, nil
+	t := c.Trap
+	proxies, err := t.proxyTrusted()
+	if err != nil {
+		return trap.Config{}, err
+	}
+	rate := t.ConnectionRatePerIP
+	if rate == 0 {
+		rate = -1 // trap.Config: negative is off, zero the default
+	}
+	tc := trap.Config{Domains: c.TrapDomains, Hostname: t.Hostname, Node: t.Node,
+		MaxMessageBytes: t.MaxMessageBytes, KeepBytes: t.KeepBytes, MaxRecipients: t.MaxRecipients, MaxLineLength: t.MaxLineLength,
+		ReadTimeout: time.Duration(t.ReadTimeout), WriteTimeout: time.Duration(t.WriteTimeout),
+		DataTimeout: time.Duration(t.DataTimeout), SessionTimeout: time.Duration(t.SessionTimeout),
+		MaxConns: t.MaxConnections, MaxConnsPerIP: t.MaxConnectionsPerIP, ConnRatePerIP: rate, ConnBurst: t.ConnectionBurstPerIP,
+		MaxCommands: t.MaxCommands, MaxErrors: t.MaxErrors,
+		ProxyTrusted: proxies, ProxyHeaderTimeout: time.Duration(t.ProxyHeaderTimeout),
+		RejectAfterData: t.RejectAfterData}
+	if t.StartTLS || t.TLSCertFile != "" {
+		if tc.TLS, err = trap.TLSConfig(t.TLSCertFile, t.TLSKeyFile, t.Hostname); err != nil {
+			return trap.Config{}, err
+		}
+	}
+	return tc, nil
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTrapConfig(t *testing.T) {
+	c, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := c.trapConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.TLS == nil || len(tc.TLS.Certificates) != 1 {
+		t.Error("STARTTLS is on by default with a self-signed certificate")
+	}
+	if tc.MaxConns != 1000 || tc.MaxConnsPerIP != 20 || tc.ConnRatePerIP != 300 || tc.SessionTimeout != 10*time.Minute ||
+		tc.MaxMessageBytes != 10<<20 || tc.MaxCommands != 1000 || tc.MaxErrors != 20 || tc.RejectAfterData {
+		t.Errorf("defaults %+v", tc)
+	}
+
+	c, err = parseConfig([]byte(`
+[trap]
+max_connections = 50
+max_connections_per_ip = 2
+connection_rate_per_ip = 0
+session_timeout = "90s"
+reject_after_data = true
+starttls = false
+proxy_trusted = ["10.0.0.0/8", "192.0.2.1"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err = c.trapConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
+	if tc.TLS != nil || tc.MaxConns != 50 || tc.MaxConnsPerIP != 2 || tc.ConnRatePerIP >= 0 || tc.SessionTimeout != 90*time.Second ||
+		!tc.RejectAfterData || len(tc.ProxyTrusted) != 2 || tc.ProxyTrusted[0] != want[0] || tc.ProxyTrusted[1] != want[1] {
+		t.Errorf("overrides %+v", tc)
+	}
+
+	for _, bad := range []string{
+		"max_connections = 0", "max_errors = -1", "connection_rate_per_ip = -5", "read_timeout = \"0s\"",
+		"max_line_length = 100", "proxy_trusted = [\"not-an-ip\"]", "tls_cert_file = \"/x.pem\"", "no_such_key = 1",
+	} {
+		if _, err := parseConfig([]byte("[trap]\n" + bad + "\n")); err == nil || !strings.Contains(err.Error(), "trap") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
