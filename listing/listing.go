@@ -5,6 +5,13 @@
 // Flow: Ingest -> store.Put (durable) -> rescore(unit) -> pending change ->
 // publisher (coalesces for a few ms) -> zones.Snapshot.With -> Current.Store
 // -> subscribers (exports, NOTIFY).
+//
+// Without new evidence a decision changes only at its Review time (a
+// listing lapses or a kind ages out, scoring.Decision.Review), kept per
+// listed unit in an 8-byte slot; the sweep re-scores the units whose time
+// has come. Rebuild re-scores everything from a key-only scan of the store.
+// With Policy.Escalate, wider prefixes are listed as range entries and a
+// change of them rebuilds the snapshot (see escalate.go).
 package listing
 
 import (
