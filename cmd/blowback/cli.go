@@ -301,6 +301,7 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 	get := accessFlags(fs)
 	format := fs.String("format", "rbldnsd", "`FORMAT`: rbldnsd, bind or plain")
 	out := fs.String("out", "", "output `FILE` (written atomically; - for stdout)")
+	force := fs.Bool("force", false, "replace an export in FILE even with a zone the sanity guard holds back (export.go)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -321,6 +322,9 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 	}
 	write := func(w io.Writer) error {
 		err := a.withEngine(func(_ *listing.Engine, _ *store.Store, cur *zones.Current) error {
+			if err := checkExportGuard(a.cfg, *out, cur.Load(), *force); err != nil {
+				return err
+			}
 			return zones.Write(w, f, cur.Load(), a.cfg.soa())
 		})
 		if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -178,5 +180,33 @@ func TestExportConfig(t *testing.T) {
 	soa := dc.soa()
 	if g := soa.Glue["ns1.bl.blowback.test"]; len(g) != 1 || g[0].String() != "127.0.0.1" {
 		t.Errorf("default glue %v", soa.Glue)
+	}
+}
+
+func TestExportCommandGuard(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"), store.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out := filepath.Join(dir, "bl.rbldnsd")
+	// A good export of 100 entries is there; the store is empty.
+	if err := zones.WriteFileAtomic(out, func(w io.Writer) error { return zones.WriteRbldnsd(w, exportZone(1, 100), zones.SOA{}) }); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err = cmdExport([]string{"--data", dir, "--format", "rbldnsd", "--out", out}, &stdout, &stderr)
+	if !errors.Is(err, zones.ErrHeldBack) {
+		t.Fatalf("export of an empty zone over a full one: %v", err)
+	}
+	if h := headerOf(t, out); h.Entries != 100 {
+		t.Errorf("the export was replaced: %+v", h)
+	}
+	if err := cmdExport([]string{"--data", dir, "--format", "rbldnsd", "--out", out, "--force"}, &stdout, &stderr); err != nil {
+		t.Fatalf("--force: %v", err)
+	}
+	if h := headerOf(t, out); h.Entries != 0 {
+		t.Errorf("--force did not write: %+v", h)
 	}
 }
