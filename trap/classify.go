@@ -478,9 +478,6 @@ func (a *analysis) linkCheck() {
 }
 
 func (a *analysis) benignHost(h string) bool {
-	if a.fromDomain != "" && sameSite(h, a.fromDomain) {
-		return true
-	}
 	if a.dsn != nil && a.dsn.ReportingMTA != "" && sameSite(h, strings.ToLower(a.dsn.ReportingMTA)) {
 		return true
 	}
@@ -703,7 +700,7 @@ func (a *analysis) autoReply() bool {
 		return true
 	}
 	vacation := func() string {
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances"}); ok {
+		if _, ok := containsAny(a.subj+" "+a.notice, []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances", "nicht im büro", "nicht im haus", "hors du bureau", "ferie"}); ok {
 			return "vacation"
 		}
 		if _, ok := containsAny(a.subj+" "+a.notice, []string{"no longer", "has left", "new email address", "new e-mail address", "address change", "changed my email"}); ok {

@@ -80,7 +80,7 @@ func TestClassifyCorpus(t *testing.T) {
 	type row struct{ files, backscatterOK, kindOK int }
 	table := map[string]*row{}
 	got := map[store.Kind]int{}
-	var bounces, bouncesOK, kindOK, notBounces, notBouncesOK int
+	var bounces, bouncesOK, rawBouncesOK, kindOK, notBounces, notBouncesOK, rawNotBouncesOK int
 	var misses, notes []string
 	for _, f := range files {
 		dir, name, _ := strings.Cut(f.rel, "/")
@@ -101,6 +101,14 @@ func TestClassifyCorpus(t *testing.T) {
 		}
 		rw.files++
 		line := fmt.Sprintf("%s: got %s/%s signals=%s", f.rel, r.Kind, r.SubKind, strings.Join(r.Signals, ","))
+		// As the folders label it, before the disagreements below.
+		if r.Kind.Backscatter() == wantBS && (want != store.KindReport || r.Kind == store.KindReport) {
+			if dir == "bounces" {
+				rawBouncesOK++
+			} else {
+				rawNotBouncesOK++
+			}
+		}
 		if d, ok := corpusDisagreements[f.rel]; ok {
 			notes = append(notes, fmt.Sprintf("%s (%s; want %s)", line, d.reason, d.kind))
 			want, wantBS = d.kind, d.kind.Backscatter()
@@ -160,10 +168,13 @@ func TestClassifyCorpus(t *testing.T) {
 		t.Logf("MISS %s", m)
 	}
 	pct := 100 * float64(bouncesOK) / float64(max(bounces, 1))
-	t.Logf("bounces/: %d of %d classified as expected backscatter/report (%.2f%%); exact kind %d of %d; not-bounces/: %d of %d not backscatter",
-		bouncesOK, bounces, pct, kindOK, len(files), notBouncesOK, notBounces)
-	if pct < 99 {
-		t.Errorf("bounces/: %.2f%% < 99%% classified as backscatter (arf-* as report)", pct)
+	rawPct := 100 * float64(rawBouncesOK) / float64(max(bounces, 1))
+	t.Logf("as labelled by folder: bounces/ %d of %d as expected (%.2f%%), not-bounces/ %d of %d not backscatter",
+		rawBouncesOK, bounces, rawPct, rawNotBouncesOK, notBounces)
+	t.Logf("with the %d disagreements: bounces/ %d of %d (%.2f%%); exact kind %d of %d; not-bounces/ %d of %d not backscatter",
+		len(corpusDisagreements), bouncesOK, bounces, pct, kindOK, len(files), notBouncesOK, notBounces)
+	if rawPct < 99 {
+		t.Errorf("bounces/: %.2f%% < 99%% classified as backscatter (arf-* as report)", rawPct)
 	}
 	if notBouncesOK != notBounces {
 		t.Errorf("not-bounces/: %d of %d classified as backscatter", notBounces-notBouncesOK, notBounces)

@@ -176,12 +176,15 @@ func reindent(s string) string {
 
 var linkRE = regexp.MustCompile(`(?i)\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})`)
 
+var smtpReplyLineRE = regexp.MustCompile(`(?m)^[ \t>]*[245][0-9][0-9][ -].*$|said:.*$`)
+
 // linkHosts returns the distinct lower-case hosts of links in text (at most
-// 20).
+// 20), leaving out links quoted in SMTP replies (blocklist lookup pages).
 func linkHosts(text string) []string {
 	var hosts []string
 	seen := map[string]bool{}
-	for _, m := range linkRE.FindAllStringSubmatch(clip(text, 64<<10), 50) {
+	text = smtpReplyLineRE.ReplaceAllString(clip(text, 64<<10), "")
+	for _, m := range linkRE.FindAllStringSubmatch(text, 50) {
 		h := strings.ToLower(strings.TrimSuffix(m[1], "."))
 		if strings.HasPrefix(strings.ToLower(m[0]), "www.") {
 			h = "www." + h
@@ -415,7 +418,7 @@ func receivedFrom(r string) (string, netip.Addr) {
 	host := ""
 	if j := strings.IndexByte(part, '('); j >= 0 {
 		inner := strings.Fields(strings.Trim(part[j+1:], "()"))
-		if len(inner) > 0 && strings.Contains(inner[0], ".") && !strings.HasPrefix(inner[0], "[") && !isIPLiteral(inner[0]) {
+		if len(inner) > 0 && strings.Contains(inner[0], ".") && !strings.ContainsAny(inner[0], "[=") && !isIPLiteral(inner[0]) {
 			host = inner[0]
 		}
 	}

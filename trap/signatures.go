@@ -223,7 +223,7 @@ var weakNDRPhrases = map[string]bool{
 	"original message follows": true, "original message details": true, "unknown user:": true,
 	"below is a copy of the original message": true, "was not delivered because": true,
 	"the mail system <": true, "message was not accepted": true, "message could not be delivered": true,
-	",,,,,,,,,,,,,,,,,,,,,,,,,,,,": true,
+	",,,,,,,,,,,,,,,,,,,,,,,,,,,,": true, "your message could not be delivered": true, "your message couldn't be delivered": true,
 }
 
 // bounceSubjects: subject phrases of delivery reports (Rspamd SUBJ_BOUNCE_WORDS
@@ -496,7 +496,8 @@ var benignLinkHosts = []string{
 	"ietf.org", "rfc-editor.org", "iana.org", "postmaster.", "support.", "help.", "mail.ru", "yandex.ru",
 	"gmx.net", "gmx.de", "web.de", "orange.fr", "free.fr", "comcast.net", "att.net", "verizon.net",
 	"cloudflare.com", "zoho.com", "sendgrid.com", "mailchannels.com", "example.com", "example.net",
-	"example.org", "example.jp",
+	"example.org", "example.jp", "uribl.com", "surbl.org", "mxtoolbox.com", "abuseat.org", "spamrats.com",
+	"barracudanetworks.com", "cloudmark.com", "returnpath.net", "validity.com", "dnsbl.info", "manitu.net",
 }
 
 // inlineOriginalMarkers introduce a returned message inside a text part
