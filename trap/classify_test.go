@@ -165,8 +165,8 @@ func TestDecodeWords(t *testing.T) {
 	check("=?windows-1252?Q?=93quoted=94?=", "\u201cquoted\u201d")
 	check("=?UTF-8?B?44Gr44KD44KT44GT?=", "にゃんこ")
 	check("=?EUC-KR?B?wNq1vyDA wLTk?=", "=?EUC-KR?B?wNq1vyDA wLTk?=") // malformed: kept
-	check("\x1b$B%a!<%k\x1b(B", "メール")                              // raw ISO-2022-JP
-	check("caf\xe9", "café")                                       // raw Latin-1
+	check("\x1b$B%a!<%k\x1b(B", "メール")                                // raw ISO-2022-JP
+	check("caf\xe9", "café")                                          // raw Latin-1
 	check("=?x-unknown?Q?abc?=", "abc")
 }
 
