@@ -368,25 +368,26 @@ func WriteBIND(w io.Writer, s *Snapshot, soa SOA) error {
 		}
 	}
 	var err error
-	var buf []byte
+	var buf, owner, txt []byte
 	s.Names(func(n Name) bool {
-		owner := n.Owner()
-		for _, a := range n.Codes.Addrs() {
-			buf = append(buf[:0], owner...)
-			buf = append(buf, " IN A "...)
-			buf = a.AppendTo(buf)
-			buf = append(buf, '\n')
-			if _, err = bw.Write(buf); err != nil {
-				return false
+		owner = n.AppendOwner(owner[:0])
+		buf = buf[:0]
+		for i := range numCodes {
+			if n.Codes&(1<<i) == 0 {
+				continue
 			}
+			buf = append(buf, owner...)
+			buf = append(buf, " IN A 127.0.0."...)
+			buf = strconv.AppendUint(buf, uint64(2+i), 10)
+			buf = append(buf, '\n')
 		}
-		if s.TXT == "" {
-			return true
+		if s.TXT != "" {
+			txt = n.AppendTXT(txt[:0], s.TXT)
+			buf = append(buf, owner...)
+			buf = append(buf, " IN TXT "...)
+			buf = appendQuotedTXT(buf, txt)
+			buf = append(buf, '\n')
 		}
-		buf = append(buf[:0], owner...)
-		buf = append(buf, " IN TXT "...)
-		buf = appendQuotedTXT(buf, n.TXT(s.TXT))
-		buf = append(buf, '\n')
 		_, err = bw.Write(buf)
 		return err == nil
 	})
@@ -441,18 +442,20 @@ func TXTStrings(s string) []string {
 // appendQuotedTXT appends the TXT value as master-file character-strings
 // (RFC 1035 §5.1: quotes and backslashes escaped, other bytes outside
 // printable ASCII as \DDD).
-func appendQuotedTXT(b []byte, s string) []byte {
-	for i, part := range TXTStrings(s) {
+func appendQuotedTXT(b []byte, s []byte) []byte {
+	for i := 0; i == 0 || len(s) > 0; i++ {
+		part := s[:min(len(s), 255)]
+		s = s[len(part):]
 		if i > 0 {
 			b = append(b, ' ')
 		}
 		b = append(b, '"')
-		for _, c := range []byte(part) {
+		for _, c := range part {
 			switch {
 			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
 			case c < 0x20 || c > 0x7e:
-				b = append(b, fmt.Sprintf("\\%03d", c)...)
+				b = append(b, '\\', '0'+c/100, '0'+c/10%10, '0'+c%10)
 			default:
 				b = append(b, c)
 			}

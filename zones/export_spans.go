@@ -3,10 +3,9 @@ package zones
 import (
 	"cmp"
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
+	"strconv"
 )
 
 // This file turns a snapshot into what every export writes: the addresses
@@ -321,6 +320,10 @@ type Span struct {
 func (s *Snapshot) Spans(fn func(Span) bool) {
 	ok := true
 	s.spans(func(lo, hi uint32, c Codes) bool {
+		if lo == hi {
+			ok = fn(Span{netip.PrefixFrom(addr4(lo), 32), c})
+			return ok
+		}
 		for _, p := range rangePrefixes4(lo, hi) {
 			if ok = fn(Span{p, c}); !ok {
 				return false
@@ -332,6 +335,10 @@ func (s *Snapshot) Spans(fn func(Span) bool) {
 		return
 	}
 	s.spans(nil, func(lo, hi uint64, c Codes) bool {
+		if lo == hi {
+			ok = fn(Span{netip.PrefixFrom(addr6(lo), 64), c})
+			return ok
+		}
 		for _, p := range rangePrefixes6(lo, hi) {
 			if ok = fn(Span{p, c}); !ok {
 				return false
@@ -354,37 +361,37 @@ type Name struct {
 func (n Name) Wildcard() bool { return n.Prefix.Bits() < n.Prefix.Addr().BitLen() }
 
 // Owner returns the owner name relative to the zone (no trailing dot).
-func (n Name) Owner() string {
-	var b strings.Builder
+func (n Name) Owner() string { return string(n.AppendOwner(nil)) }
+
+// AppendOwner appends Owner to b.
+func (n Name) AppendOwner(b []byte) []byte {
 	a := n.Prefix.Addr()
 	if n.Wildcard() {
-		b.WriteString("*.")
+		b = append(b, '*', '.')
 	}
 	if a.Is4() {
 		v := a.As4()
-		k := n.Prefix.Bits() / 8
-		for i := k - 1; i >= 0; i-- {
-			fmt.Fprintf(&b, "%d", v[i])
+		for i := n.Prefix.Bits()/8 - 1; i >= 0; i-- {
+			b = strconv.AppendUint(b, uint64(v[i]), 10)
 			if i > 0 {
-				b.WriteByte('.')
+				b = append(b, '.')
 			}
 		}
-		return b.String()
+		return b
 	}
 	v := a.As16()
-	k := n.Prefix.Bits() / 4
 	const hex = "0123456789abcdef"
-	for i := k - 1; i >= 0; i-- {
+	for i := n.Prefix.Bits()/4 - 1; i >= 0; i-- {
 		x := v[i/2]
 		if i%2 == 0 {
 			x >>= 4
 		}
-		b.WriteByte(hex[x&0xf])
+		b = append(b, hex[x&0xf])
 		if i > 0 {
-			b.WriteByte('.')
+			b = append(b, '.')
 		}
 	}
-	return b.String()
+	return b
 }
 
 // TXT expands the template for the name: "$" becomes the address for an
@@ -395,11 +402,28 @@ func (n Name) TXT(tmpl string) string {
 	if tmpl == "" {
 		return ""
 	}
-	shown := n.Prefix.String()
-	if !n.Wildcard() {
-		shown = n.Prefix.Addr().Unmap().String()
+	return string(n.AppendTXT(nil, tmpl))
+}
+
+// AppendTXT appends TXT(tmpl) to b.
+func (n Name) AppendTXT(b []byte, tmpl string) []byte {
+	for i := 0; i < len(tmpl); i++ {
+		if tmpl[i] != '$' {
+			b = append(b, tmpl[i])
+			continue
+		}
+		if i+1 < len(tmpl) && tmpl[i+1] == '$' {
+			b = append(b, '$')
+			i++
+			continue
+		}
+		if n.Wildcard() {
+			b = n.Prefix.AppendTo(b)
+		} else {
+			b = n.Prefix.Addr().Unmap().AppendTo(b)
+		}
 	}
-	return ExpandTXT(tmpl, shown)
+	return b
 }
 
 // Compare orders names as Names yields them: IPv4 before IPv6, then by

@@ -133,6 +133,59 @@ func serialLess(a, b uint32) bool {
 // Diff returns the names whose codes differ between a and b, in Names order
 // (one merge pass over both).
 func Diff(a, b *Snapshot) []Change {
+	if singlesOnly(a) && singlesOnly(b) {
+		return diffSingles(a, b)
+	}
+	return diffNames(a, b)
+}
+
+// singlesOnly: a zone of single units only (blowback's own listings), whose
+// names are its IPv4 /32s and IPv6 /64s one for one.
+func singlesOnly(s *Snapshot) bool {
+	return len(s.r4) == 0 && len(s.r6) == 0 && len(s.l6) == 0 && s.Values() <= 1
+}
+
+// diffSingles merges the sorted unit arrays directly (milliseconds for a
+// million entries, where walking the names takes a second).
+func diffSingles(a, b *Snapshot) []Change {
+	var out []Change
+	diffSorted(a.v4, a.v4c, b.v4, b.v4c, func(k uint32, o, n Codes) {
+		if k == 0x7f000001 || k == 0x7f000002 {
+			return // RFC 5782 §5 test points: pinned, never change
+		}
+		out = append(out, Change{netip.PrefixFrom(addr4(k), 32), o, n})
+	})
+	diffSorted(a.v6, a.v6c, b.v6, b.v6c, func(k uint64, o, n Codes) {
+		if k == 0 {
+			return // ::/64 is never exported (testPoint6)
+		}
+		out = append(out, Change{netip.PrefixFrom(addr6(k), 64), o, n})
+	})
+	return out
+}
+
+func diffSorted[K uint32 | uint64](ak []K, ac []Codes, bk []K, bc []Codes, fn func(k K, old, new Codes)) {
+	i, j := 0, 0
+	for i < len(ak) || j < len(bk) {
+		switch {
+		case j == len(bk) || (i < len(ak) && ak[i] < bk[j]):
+			fn(ak[i], ac[i], 0)
+			i++
+		case i == len(ak) || bk[j] < ak[i]:
+			fn(bk[j], 0, bc[j])
+			j++
+		default:
+			if ac[i] != bc[j] {
+				fn(ak[i], ac[i], bc[j])
+			}
+			i++
+			j++
+		}
+	}
+}
+
+// diffNames is Diff for any zone: a merge of the two name streams.
+func diffNames(a, b *Snapshot) []Change {
 	na, stopA := iter.Pull(iter.Seq[Name](a.Names))
 	defer stopA()
 	nb, stopB := iter.Pull(iter.Seq[Name](b.Names))

@@ -119,3 +119,32 @@ func TestJournalLimits(t *testing.T) {
 		t.Error("serial arithmetic (RFC 1982)")
 	}
 }
+
+// The fast path for zones of singles agrees with the general one.
+func TestDiffFastPath(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	var es []Entry
+	for range 2000 {
+		if r.IntN(5) == 0 {
+			b := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(r.IntN(4)), byte(r.IntN(256))}
+			es = append(es, Entry{Prefix: netip.PrefixFrom(netip.AddrFrom16(b), 64), Codes: Codes(r.IntN(15) + 1)})
+			continue
+		}
+		es = append(es, Entry{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(8)), byte(r.IntN(256))}), 32), Codes: Codes(r.IntN(15) + 1)})
+	}
+	es = append(es, Entry{Prefix: netip.MustParsePrefix("127.0.0.2/32"), Codes: CodeBounce}, Entry{Prefix: netip.MustParsePrefix("::/64"), Codes: CodeBounce})
+	a := Build(Info{Zone: "z", Serial: 1}, es[:1500])
+	b := Build(Info{Zone: "z", Serial: 2}, es[500:])
+	if !singlesOnly(a) || !singlesOnly(b) {
+		t.Fatal("test zones should take the fast path")
+	}
+	fast, slow := Diff(a, b), diffNames(a, b)
+	if len(fast) != len(slow) || len(fast) == 0 {
+		t.Fatalf("fast %d changes, slow %d", len(fast), len(slow))
+	}
+	for i := range fast {
+		if fast[i] != slow[i] {
+			t.Fatalf("change %d: fast %+v, slow %+v", i, fast[i], slow[i])
+		}
+	}
+}
