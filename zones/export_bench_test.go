@@ -86,4 +86,3 @@ func benchDiff(b *testing.B, s *Snapshot) {
 		}
 	}
 }
-
