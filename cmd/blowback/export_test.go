@@ -2,16 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/store"
@@ -208,5 +211,81 @@ func TestExportCommandGuard(t *testing.T) {
 	}
 	if h := headerOf(t, out); h.Entries != 0 {
 		t.Errorf("--force did not write: %+v", h)
+	}
+}
+
+// A running node keeps the export dir current and serves the zone by AXFR
+// as the listing changes.
+func TestNodeExportsAndTransfers(t *testing.T) {
+	dir := t.TempDir()
+	cfg := defaultConfig()
+	cfg.Data = dir
+	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ExportDir = filepath.Join(dir, "export")
+	cfg.Export.AllowTransfer = []string{"127.0.0.1/32"}
+	n := newNode(cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	ip := netip.MustParseAddr("192.0.2.99")
+	if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.PrefixFrom(ip, 32), Op: store.OpList, Who: "test", Reason: "export test"}); err != nil {
+		t.Fatal(err)
+	}
+	serial := n.cur.Load().Serial
+	rbl := filepath.Join(cfg.ExportDir, "bl.blowback.test.rbldnsd")
+	waitFor(t, "export with the listing", func() bool {
+		h := headerOf(t, rbl)
+		return h.Serial == serial
+	})
+	b, _ := os.ReadFile(rbl)
+	if !strings.Contains(string(b), "\n192.0.2.99\n") {
+		t.Errorf("listed address not in the rbldnsd export")
+	}
+	bind, _ := os.ReadFile(filepath.Join(cfg.ExportDir, "bl.blowback.test.zone"))
+	if !strings.Contains(string(bind), "99.2.0.192 IN A 127.0.0.2") || !strings.Contains(string(bind), "ns1 IN A 127.0.0.1") {
+		t.Errorf("BIND export lacks the listing or the glue:\n%.600s", bind)
+	}
+	var got []string
+	waitFor(t, "AXFR with the listing", func() bool {
+		m := new(dns.Msg)
+		m.SetAxfr("bl.blowback.test.")
+		ch, err := (&dns.Transfer{}).In(m, n.dns.Addr().String())
+		if err != nil {
+			return false
+		}
+		got = got[:0]
+		for env := range ch {
+			if env.Error != nil {
+				return false
+			}
+			for _, rr := range env.RR {
+				got = append(got, rr.Header().Name)
+			}
+		}
+		return slices.Contains(got, "99.2.0.192.bl.blowback.test.")
+	})
+}
+
+// Serials only increase, also across restarts (store.NextSerial), which
+// secondaries and the exports' guard baseline rely on.
+func TestSerialsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := st.NextSerial(1000)
+	st.Close()
+	st, err = store.Open(dir, store.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, _ := st.NextSerial(10) // a clock gone backwards
+	if b <= a {
+		t.Errorf("serial %d after restart, had %d", b, a)
 	}
 }
