@@ -87,7 +87,9 @@ func TestDistributorGuard(t *testing.T) {
 	bind := filepath.Join(dir, "bl.blowback.test.zone")
 	d, reg := start(cfg)
 	d.update(exportZone(10, 100))
-	waitFor(t, "first export", func() bool { return headerOf(t, rbl).Serial == 10 && headerOf(t, bind).Serial == 10 })
+	waitFor(t, "first export", func() bool {
+		return headerOf(t, rbl).Serial == 10 && headerOf(t, bind).Serial == 10 && gaugeValue(t, reg, "blowback_export_serial") == 10
+	})
 	if _, err := os.Stat(filepath.Join(dir, "bl.blowback.test.txt")); err != nil {
 		t.Errorf("plain export: %v", err)
 	}
@@ -103,7 +105,9 @@ func TestDistributorGuard(t *testing.T) {
 		t.Errorf("held-back zone reached the file: %+v", h)
 	}
 	d.update(exportZone(13, 59)) // back to normal
-	waitFor(t, "published again", func() bool { return headerOf(t, rbl).Serial == 13 })
+	waitFor(t, "published again", func() bool {
+		return headerOf(t, rbl).Serial == 13 && gaugeValue(t, reg, "blowback_export_serial") == 13
+	})
 	if v := gaugeValue(t, reg, "blowback_export_held_back"); v != 0 {
 		t.Errorf("held_back still %v", v)
 	}
