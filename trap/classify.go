@@ -162,7 +162,9 @@ func analyze(msg []byte, env Envelope) *analysis {
 			a.orig, a.origKind, a.origBody = h, "inline", clip(body, 2048)
 		}
 	}
-	a.links = linkHosts(a.noticeRaw)
+	if strings.Contains(a.notice, "http") || strings.Contains(a.notice, "www.") {
+		a.links = linkHosts(a.noticeRaw)
+	}
 	if a.w.limited {
 		a.signal("mime-limit")
 	}
@@ -816,7 +818,39 @@ func (a *analysis) result() Result {
 	if r.Kind == store.KindOther && len(r.Signals) == 0 {
 		r.Signals = []string{"no-markers"}
 	}
+	sanitize(&r)
 	return r
+}
+
+// sanitize makes every string of r valid UTF-8 without control characters
+// other than tab: evidence is stored and shown as JSON and HTML.
+func sanitize(r *Result) {
+	for _, p := range []*string{&r.MessageID, &r.From, &r.Subject, &r.Original.MessageID, &r.Original.From,
+		&r.Original.To, &r.Original.Subject, &r.Original.FirstHop} {
+		*p = cleanString(*p)
+	}
+	if d := r.DSN; d != nil {
+		for _, p := range []*string{&d.ReportingMTA, &d.ReceivedFromMTA, &d.ArrivalDate, &d.FinalRecipient,
+			&d.OrigRecipient, &d.Action, &d.Status, &d.RemoteMTA, &d.DiagnosticCode} {
+			*p = cleanString(*p)
+		}
+	}
+	for k, v := range r.Headers {
+		r.Headers[k] = cleanString(v)
+	}
+	for i, s := range r.Signals {
+		r.Signals[i] = cleanString(s)
+	}
+}
+
+func cleanString(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r < 32 && r != '\t' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // keptHeaders are the outer fields worth keeping as evidence, capped.
