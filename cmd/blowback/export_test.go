@@ -16,7 +16,10 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -292,4 +295,37 @@ func TestSerialsSurviveRestart(t *testing.T) {
 	if b <= a {
 		t.Errorf("serial %d after restart, had %d", b, a)
 	}
+}
+
+// The export and transfer metrics pass promlint.
+func TestExportMetricsLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newExportMetrics(reg)
+	m.bytes.WithLabelValues("rbldnsd").Set(1)
+	m.errors.WithLabelValues("rbldnsd").Inc()
+	m.duration.WithLabelValues("rbldnsd").Observe(1)
+	cfg := defaultConfig()
+	cfg.DNS = "127.0.0.1:0"
+	srv := dnsd.New(cfg.dnsConfig(), &zones.Current{}, nil, reg)
+	if err := srv.SetTransfer(dnsd.TransferConfig{Journal: zones.NewJournal(0)}, reg); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(gatherAll(t, reg)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "blowback_export_") || strings.HasPrefix(p.Metric, "blowback_xfr_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+func gatherAll(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
 }
