@@ -463,3 +463,58 @@ func TestParseNodeTokens(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEvidenceIntake posts b.N events (batches of 500, one address
+// each, from two concurrent clients) into a central node's intake with a
+// synced on-disk store: the central side of forwarding, without TLS.
+//
+//	go test ./web -run '^$' -bench EvidenceIntake -benchtime 20000x
+func BenchmarkEvidenceIntake(b *testing.B) {
+	b.Run("raw=none", func(b *testing.B) { benchIntake(b, false) })
+	b.Run("raw=1KB", func(b *testing.B) { benchIntake(b, true) })
+}
+
+func benchIntake(b *testing.B, withRaw bool) {
+	raw := bytes.Repeat([]byte("Final-Recipient: rfc822; nobody@example.net\r\n"), 24)
+	t := &testing.T{}
+	e := startIntake(t, b.TempDir(), nil)
+	e.t = t
+	defer e.stop()
+	const per = 500
+	var bodies [][]byte
+	for i := 0; i < b.N; i += per {
+		var batch forward.Batch
+		for j := i; j < min(i+per, b.N); j++ {
+			ev := intakeEvent(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}).String())
+			batch.Events = append(batch.Events, ev)
+			if withRaw {
+				if batch.Raw == nil {
+					batch.Raw = map[string][]byte{}
+				}
+				batch.Raw[ev.ID.String()] = raw
+			}
+		}
+		bodies = append(bodies, batchJSON(t, batch))
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	next := make(chan []byte)
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for body := range next {
+				if code, _, msg := e.post(tokA, body, "gzip"); code != 200 {
+					b.Errorf("%d %s", code, msg)
+				}
+			}
+		}()
+	}
+	for _, body := range bodies {
+		next <- body
+	}
+	close(next)
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}

@@ -523,8 +523,16 @@ func mnSum(m map[string]int) int {
 // clock runs from the traps' start until the central node has accepted all
 // b.N events.
 //
+// raw=none forwards the events alone, raw=1KB with the raw DSN (the
+// default: traps forward up to raw_max bytes of each message).
+//
 //	go test ./cmd/blowback -run '^$' -bench ForwardTwoTraps -benchtime 20000x
 func BenchmarkForwardTwoTraps(b *testing.B) {
+	b.Run("raw=none", func(b *testing.B) { benchForward(b, nil) })
+	b.Run("raw=1KB", func(b *testing.B) { benchForward(b, []byte(testDSN)) })
+}
+
+func benchForward(b *testing.B, raw []byte) {
 	bin := mnBuildBinary(b)
 	dir := b.TempDir()
 	pki := forwardtest.NewPKI(b, dir)
@@ -559,7 +567,6 @@ func BenchmarkForwardTwoTraps(b *testing.B) {
 	}
 
 	// Fill the spools offline, as a trap would have while the central node was away.
-	raw := []byte(testDSN)
 	for i, name := range []string{"trap-1", "trap-2"} {
 		sp, err := forward.OpenSpool(filepath.Join(dir, name, "spool"), forward.SpoolOptions{RawMax: 64 << 10}, nil)
 		if err != nil {
