@@ -132,6 +132,13 @@ func (l *limiter) sweep(now time.Time) {
 	}
 }
 
+// stressed reports whether 3/4 or more of the connection slots are taken.
+func (l *limiter) stressed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return 4*l.total >= 3*l.maxTotal
+}
+
 // counts returns the open connections overall and for unit (tests, metrics).
 func (l *limiter) counts(unit netip.Addr) (total, client int) {
 	l.mu.Lock()

@@ -193,6 +193,22 @@ func TestConnectionLimits(t *testing.T) {
 	})
 }
 
+// Under stress (3/4 of MaxConns open) a new wait for a command gets the
+// short StressReadTimeout: idle floods drain.
+func TestStressTimeout(t *testing.T) {
+	s := startTrap(t, Config{MaxConns: 4, ReadTimeout: time.Minute, StressReadTimeout: 200 * time.Millisecond}, nil)
+	first := dial(t, s)
+	dial(t, s)
+	third := dial(t, s) // 3 of 4 open: stressed
+	if got := third.reply(); !strings.HasPrefix(got, "421 4.4.2") {
+		t.Fatalf("idle connection under stress: %q", got)
+	}
+	waitFor(t, func() bool { total, _ := s.lim.counts(netip.Addr{}); return total == 2 })
+	// Not stressed any more: a command waits the full ReadTimeout again.
+	first.want("EHLO mx.example.net", "250")
+	first.want("NOOP", "250")
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for range 500 {

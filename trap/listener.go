@@ -230,10 +230,24 @@ func (c *trapConn) clamp(t time.Time) time.Time {
 	return c.end
 }
 
-// SetDeadline and friends keep every deadline within the session's.
+// SetDeadline and friends keep every deadline within the session's. Under
+// stress, read deadlines (go-smtp sets one per command) shrink to
+// StressReadTimeout.
 func (c *trapConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
-func (c *trapConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
 func (c *trapConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
+func (c *trapConn) SetReadDeadline(t time.Time) error {
+	t = c.clamp(t)
+	if c.l.lim.stressed() {
+		if s := time.Now().Add(c.l.srv.cfg.StressReadTimeout); t.IsZero() || s.Before(t) {
+			t = s
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// setDataDeadline sets the read deadline of a DATA transfer (not shortened
+// under stress: the sender is delivering).
+func (c *trapConn) setDataDeadline(t time.Time) error { return c.Conn.SetReadDeadline(c.clamp(t)) }
 
 // Read serves bytes left over from the PROXY header, refuses a PROXY header
 // from an untrusted peer, and ends the session at its deadline.

@@ -74,10 +74,14 @@ type Config struct {
 	MaxRecipients   int   // per transaction, 452 4.5.3 past it; default 50
 	MaxLineLength   int   // command and text lines, 500 past it; default 2000 (RFC 5321 §4.5.3.1.6 doubled)
 
-	ReadTimeout    time.Duration // per command line; default 60s
-	WriteTimeout   time.Duration // per reply; default 60s
-	DataTimeout    time.Duration // the whole DATA transfer; default 5m (RFC 5321 §4.5.3.2.6 asks 10m of clients)
-	SessionTimeout time.Duration // the whole connection; default 10m
+	ReadTimeout time.Duration // per command line; default 60s
+	// StressReadTimeout replaces ReadTimeout while 3/4 of MaxConns are open
+	// (Postfix's stress-adaptive smtpd_timeout), so idle floods drain fast;
+	// default 10s.
+	StressReadTimeout time.Duration
+	WriteTimeout      time.Duration // per reply; default 60s
+	DataTimeout       time.Duration // the whole DATA transfer; default 5m (RFC 5321 §4.5.3.2.6 asks 10m of clients)
+	SessionTimeout    time.Duration // the whole connection; default 10m
 
 	MaxConns      int // open connections overall, 421 4.7.0 past it; default 1000
 	MaxConnsPerIP int // per client (IPv4 address or IPv6 /64); default 20
@@ -119,6 +123,8 @@ func (c *Config) defaults() {
 	def(&c.MaxRecipients, 50)
 	def(&c.MaxLineLength, 2000)
 	dur(&c.ReadTimeout, 60*time.Second)
+	dur(&c.StressReadTimeout, 10*time.Second)
+	c.StressReadTimeout = min(c.StressReadTimeout, c.ReadTimeout)
 	dur(&c.WriteTimeout, 60*time.Second)
 	dur(&c.DataTimeout, 5*time.Minute)
 	dur(&c.SessionTimeout, 10*time.Minute)

@@ -138,7 +138,11 @@ func (ss *session) Data(r io.Reader) (err error) {
 	ss.mu.Unlock()
 	// The DATA transfer has its own deadline (RFC 5321 §4.5.3.2.6); go-smtp
 	// resets the per-command one at the next command.
-	_ = ss.conn.Conn().SetReadDeadline(time.Now().Add(ss.srv.cfg.DataTimeout))
+	if d := time.Now().Add(ss.srv.cfg.DataTimeout); ss.tc != nil {
+		_ = ss.tc.setDataDeadline(d)
+	} else {
+		_ = ss.conn.Conn().SetReadDeadline(d)
+	}
 	raw, size, err := readBounded(r, ss.srv.cfg.KeepBytes)
 	if err != nil {
 		var se *smtp.SMTPError

@@ -20,10 +20,13 @@ type TrapConfig struct {
 	MaxRecipients   int   `toml:"max_recipients"`    // per transaction, 452 4.5.3 past it
 	MaxLineLength   int   `toml:"max_line_length"`   // 500 past it, and the connection closes
 
-	ReadTimeout    Duration `toml:"read_timeout"`    // per command
-	WriteTimeout   Duration `toml:"write_timeout"`   // per reply
-	DataTimeout    Duration `toml:"data_timeout"`    // the whole DATA transfer
-	SessionTimeout Duration `toml:"session_timeout"` // the whole connection
+	ReadTimeout Duration `toml:"read_timeout"` // per command
+	// StressReadTimeout replaces read_timeout while 3/4 of max_connections
+	// are open (idle floods drain fast).
+	StressReadTimeout Duration `toml:"stress_read_timeout"`
+	WriteTimeout      Duration `toml:"write_timeout"`   // per reply
+	DataTimeout       Duration `toml:"data_timeout"`    // the whole DATA transfer
+	SessionTimeout    Duration `toml:"session_timeout"` // the whole connection
 
 	MaxConnections       int `toml:"max_connections"`         // overall, 421 4.7.0 past it
 	MaxConnectionsPerIP  int `toml:"max_connections_per_ip"`  // per IPv4 address or IPv6 /64
@@ -54,6 +57,7 @@ func defaultTrapConfig() TrapConfig {
 		MaxRecipients:        50,
 		MaxLineLength:        2000,
 		ReadTimeout:          Duration(60 * time.Second),
+		StressReadTimeout:    Duration(10 * time.Second),
 		WriteTimeout:         Duration(60 * time.Second),
 		DataTimeout:          Duration(5 * time.Minute),
 		SessionTimeout:       Duration(10 * time.Minute),
@@ -75,7 +79,7 @@ func (t *TrapConfig) validate() error {
 		"max_line_length": int64(t.MaxLineLength), "max_connections": int64(t.MaxConnections),
 		"max_connections_per_ip": int64(t.MaxConnectionsPerIP), "connection_burst_per_ip": int64(t.ConnectionBurstPerIP),
 		"max_commands": int64(t.MaxCommands), "max_errors": int64(t.MaxErrors),
-		"read_timeout": int64(t.ReadTimeout), "write_timeout": int64(t.WriteTimeout), "data_timeout": int64(t.DataTimeout),
+		"read_timeout": int64(t.ReadTimeout), "stress_read_timeout": int64(t.StressReadTimeout), "write_timeout": int64(t.WriteTimeout), "data_timeout": int64(t.DataTimeout),
 		"session_timeout": int64(t.SessionTimeout), "proxy_header_timeout": int64(t.ProxyHeaderTimeout),
 	} {
 		if v <= 0 {
@@ -123,7 +127,7 @@ func (c *Config) trapConfig() (trap.Config, error) {
 	}
 	tc := trap.Config{Domains: c.TrapDomains, Hostname: t.Hostname, Node: t.Node,
 		MaxMessageBytes: t.MaxMessageBytes, KeepBytes: t.KeepBytes, MaxRecipients: t.MaxRecipients, MaxLineLength: t.MaxLineLength,
-		ReadTimeout: time.Duration(t.ReadTimeout), WriteTimeout: time.Duration(t.WriteTimeout),
+		ReadTimeout: time.Duration(t.ReadTimeout), StressReadTimeout: time.Duration(t.StressReadTimeout), WriteTimeout: time.Duration(t.WriteTimeout),
 		DataTimeout: time.Duration(t.DataTimeout), SessionTimeout: time.Duration(t.SessionTimeout),
 		MaxConns: t.MaxConnections, MaxConnsPerIP: t.MaxConnectionsPerIP, ConnRatePerIP: rate, ConnBurst: t.ConnectionBurstPerIP,
 		MaxCommands: t.MaxCommands, MaxErrors: t.MaxErrors,
