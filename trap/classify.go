@@ -616,7 +616,10 @@ func (a *analysis) daemonFrom() bool {
 	return false
 }
 
-// automated: the message says it was sent by software.
+// automated: the message says it was sent by software: the null sender,
+// Auto-Submitted other than "no" (RFC 3834 §5), a report sender, or an
+// auto-responder field. Precedence: bulk alone does not count: newsletters
+// and spam carry it.
 func (a *analysis) automated() bool {
 	if a.env.Known && (a.env.Null || a.env.MailFrom == "") {
 		return true
@@ -624,8 +627,7 @@ func (a *analysis) automated() bool {
 	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
 		return true
 	}
-	switch strings.ToLower(strings.TrimSpace(a.hdr.get("Precedence"))) {
-	case "bulk", "junk", "list", "auto_reply":
+	if strings.EqualFold(strings.TrimSpace(a.hdr.get("Precedence")), "auto_reply") {
 		return true
 	}
 	return a.daemonFrom() || a.hdr.has("X-Autoreply") || a.hdr.has("X-Autorespond")
@@ -646,32 +648,25 @@ func (a *analysis) isDelay() bool {
 	return false
 }
 
-// avNotice: an anti-virus or content-filter notice from software.
+// avNotice: an anti-virus or content-filter notice from software, about a
+// message "you" sent.
 func (a *analysis) avNotice() bool {
-	if !a.automated() && a.bounceScoreLight() < 2 {
+	avSender := false
+	if _, ok := containsAny(strings.ToLower(a.fromName+" "+a.fromLocal), []string{"virus", "scanner", "antivirus", "anti-virus", "mailscanner", "interscan", "quarantine", "mailsweeper", "mailmarshal", "scanmail", "groupshield"}); ok {
+		avSender = true
+	}
+	if !a.automated() && !avSender {
 		return false
 	}
 	if p, ok := containsAny(a.subj, avSubjects); ok {
 		a.signal("av-subject:" + token(p))
 		return true
 	}
-	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || a.orig != nil) {
+	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil) {
 		a.signal("av-phrase:" + token(p))
 		return true
 	}
 	return false
-}
-
-// bounceScoreLight is bounceScore without signals: subject and sender only.
-func (a *analysis) bounceScoreLight() int {
-	n := 0
-	if _, ok := containsAny(a.subj, bounceSubjects); ok {
-		n += 2
-	}
-	if _, ok := containsAny(strings.ToLower(a.fromName+" "+a.fromLocal), []string{"virus", "scanner", "antivirus", "mailscanner", "interscan", "security", "quarantine", "spam"}); ok {
-		n += 2
-	}
-	return n
 }
 
 // autoReplyStrong: markers only auto-responders set.
@@ -733,17 +728,20 @@ func (a *analysis) autoReply() bool {
 	if found {
 		return set(vacation())
 	}
-	// Weaker: a reply-ish subject or text, from software or in reply to a
-	// message.
-	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || strings.HasPrefix(as, "auto-generated")
-	if p, ok := containsAny(a.subj, autoreplySubjects); ok && (replyish || a.automated()) {
+	// Weaker: a reply-ish subject or text, in reply to a message or from
+	// software; never a list or newsletter.
+	if a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe") {
+		return false
+	}
+	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || a.automated()
+	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish {
 		a.signal("subject:" + token(p))
 		if strings.HasPrefix(as, "auto-generated") {
 			a.signal("auto-submitted:auto-generated")
 		}
 		return set(vacation())
 	}
-	if p, ok := containsAny(a.notice, autoreplyBody); ok && (replyish || a.automated()) {
+	if p, ok := containsAny(a.notice, autoreplyBody); ok && replyish {
 		a.signal("phrase:" + token(p))
 		if strings.HasPrefix(as, "auto-generated") {
 			a.signal("auto-submitted:auto-generated")

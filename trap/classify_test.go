@@ -148,6 +148,12 @@ func TestClassifyRules(t *testing.T) {
 	check("list held", "From: list-owner@lists.example|Subject: Your message to Team awaits moderator approval|List-Id: <team.lists.example>||Your mail is held for moderation.|", "autoreply/list-held")
 	check("list reject", "From: list-bounces@lists.example|Subject: Post rejected|X-Mailman-Version: 2.1||You are not allowed to post to this mailing list.|", "bounce/list-reject")
 	check("executable in plain mail", "From: a@x.example|Subject: invoice|Content-Type: multipart/mixed; boundary=b||--b|Content-Type: text/plain||see attached|--b|Content-Type: application/octet-stream; name=invoice.exe||MZ|--b--|", "spam/executable-attachment")
+	// Precedence: bulk is on newsletters and spam: it does not make software
+	// replies or AV notices out of them.
+	check("scareware spam", "From: Security Center <alerts@scare.example>|Subject: Virus alert: your PC is infected|Precedence: bulk||Click to clean your PC: http://scare.example/fix|", "other/")
+	check("ticket newsletter", "From: news@concerts.example|Subject: Tickets on sale now|Precedence: bulk|List-Unsubscribe: <mailto:u@concerts.example>||Thank you for your message last year. Buy tickets.|", "other/")
+	check("bulk thanks", "From: promo@x.example|Subject: Thank you for your email|Precedence: bulk||Great deals inside.|", "other/")
+	check("av notice", "From: MAILER-DAEMON@x.example|Subject: Virus detected in a message you sent|Auto-Submitted: auto-generated||The attachment contained Win.Worm.Mydoom and was removed.|", "bounce/av-notice")
 	check("negated challenge phrase", "From: MAILER-DAEMON@x.example|Subject: failure notice||Please do not reply to this message. Your message to the approved senders list failed.|<a@y.example>: 550 5.1.1 user unknown|", "bounce/failed")
 }
 
