@@ -175,11 +175,12 @@ func secondarySample(s *zones.Snapshot) []netip.Addr {
 type secondary struct {
 	name   string
 	tool   string
+	tsig   bool
 	config func(dir string, port, primary int) (args []string)
 }
 
 var secondaries = []secondary{
-	{"knot", "knotd", func(dir string, port, primary int) []string {
+	{"knot", "knotd", false, func(dir string, port, primary int) []string {
 		conf := fmt.Sprintf(`server:
     rundir: "%[1]s"
     pidfile: "%[1]s/knot.pid"
@@ -212,7 +213,46 @@ zone:
 		os.WriteFile(path, []byte(conf), 0o644)
 		return []string{"-c", path}
 	}},
-	{"nsd", "nsd", func(dir string, port, primary int) []string {
+	{"knot-tsig", "knotd", true, func(dir string, port, primary int) []string {
+		conf := fmt.Sprintf(`server:
+    rundir: "%[1]s"
+    pidfile: "%[1]s/knot.pid"
+    listen: 127.0.0.1@%[2]d
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "%[1]s"
+key:
+  - id: %[4]s
+    algorithm: hmac-sha256
+    secret: %[5]s
+remote:
+  - id: blowback
+    address: 127.0.0.1@%[3]d
+    key: %[4]s
+acl:
+  - id: notify_from_blowback
+    address: 127.0.0.1
+    key: %[4]s
+    action: notify
+template:
+  - id: default
+    storage: "%[1]s"
+    file: "%%s.zone"
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: changes
+zone:
+  - domain: bl.example
+    master: blowback
+    acl: notify_from_blowback
+`, dir, port, primary, xfrKey, xfrSecret)
+		path := filepath.Join(dir, "knot.conf")
+		os.WriteFile(path, []byte(conf), 0o644)
+		return []string{"-c", path}
+	}},
+	{"nsd", "nsd", false, func(dir string, port, primary int) []string {
 		conf := fmt.Sprintf(`server:
     ip-address: 127.0.0.1@%[2]d
     port: %[2]d
@@ -235,6 +275,37 @@ zone:
     request-xfr: 127.0.0.1@%[3]d NOKEY
     allow-notify: 127.0.0.1 NOKEY
 `, dir, port, primary)
+		path := filepath.Join(dir, "nsd.conf")
+		os.WriteFile(path, []byte(conf), 0o644)
+		return []string{"-d", "-c", path}
+	}},
+	{"nsd-tsig", "nsd", true, func(dir string, port, primary int) []string {
+		conf := fmt.Sprintf(`server:
+    ip-address: 127.0.0.1@%[2]d
+    port: %[2]d
+    username: ""
+    chroot: ""
+    zonesdir: "%[1]s"
+    database: ""
+    pidfile: "%[1]s/nsd.pid"
+    xfrdfile: "%[1]s/xfrd.state"
+    xfrdir: "%[1]s"
+    zonelistfile: "%[1]s/zone.list"
+    logfile: "%[1]s/nsd.log"
+    server-count: 1
+    verbosity: 2
+remote-control:
+    control-enable: no
+key:
+    name: "%[4]s"
+    algorithm: hmac-sha256
+    secret: "%[5]s"
+zone:
+    name: bl.example
+    zonefile: bl.example.zone
+    request-xfr: 127.0.0.1@%[3]d %[4]s
+    allow-notify: 127.0.0.1 %[4]s
+`, dir, port, primary, xfrKey, xfrSecret)
 		path := filepath.Join(dir, "nsd.conf")
 		os.WriteFile(path, []byte(conf), 0o644)
 		return []string{"-d", "-c", path}
@@ -268,9 +339,13 @@ func TestSecondaryTransfers(t *testing.T) {
 			bb := srv.Addr().String()
 			port := freePort(t)
 			secAddr := fmt.Sprintf("127.0.0.1:%d", port)
-			err := srv.SetTransfer(TransferConfig{Journal: j, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			tc := TransferConfig{Journal: j, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 				Glue:   map[string][]netip.Addr{"ns1.bl.example": {netip.MustParseAddr("127.0.0.1")}},
-				Notify: []string{secAddr}, NotifyInterval: 100 * time.Millisecond}, reg)
+				Notify: []string{secAddr}, NotifyInterval: 100 * time.Millisecond}
+			if sec.tsig {
+				tc.Keys, tc.RequireTSIG, tc.NotifyKey = []TSIGKey{{Name: xfrKey, Secret: xfrSecret}}, true, xfrKey
+			}
+			err := srv.SetTransfer(tc, reg)
 			if err != nil {
 				t.Fatal(err)
 			}
