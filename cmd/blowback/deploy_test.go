@@ -1,0 +1,397 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
+)
+
+// The files in deploy/ are checked here: they parse, they are complete,
+// and the tools their users run accept them.
+
+func deployFile(t *testing.T, rel string) string {
+	t.Helper()
+	return filepath.Join(testenv.Root(t), "deploy", rel)
+}
+
+// tomlKeys lists every key path of the config, from the struct tags.
+func tomlKeys(t reflect.Type, prefix string, out map[string]bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("toml"), ",")[0]
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		path := prefix + tag
+		out[path] = true
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Time{}) {
+			tomlKeys(ft, path+".", out)
+		}
+	}
+}
+
+var (
+	tomlTable = regexp.MustCompile(`^\s*#?\s*\[\[?\s*([a-z0-9_.]+)\s*\]\]?\s*(#.*)?$`)
+	tomlKey   = regexp.MustCompile(`^\s*#?\s*([a-z0-9_]+)\s*=`)
+)
+
+// TestExampleConfig: deploy/blowback.toml parses, names every key (set, or
+// commented out when it has no value by default), and sets each key it
+// sets to its default.
+func TestExampleConfig(t *testing.T) {
+	b, err := os.ReadFile(deployFile(t, "blowback.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseConfig(b)
+	if err != nil {
+		t.Fatalf("deploy/blowback.toml: %v", err)
+	}
+	var got, want bytes.Buffer
+	toml.NewEncoder(&got).Encode(c)
+	toml.NewEncoder(&want).Encode(defaultConfig())
+	if got.String() != want.String() {
+		t.Errorf("deploy/blowback.toml does not set the defaults:\n%s", lineDiff(want.String(), got.String()))
+	}
+	documented := map[string]bool{}
+	table := ""
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		if m := tomlTable.FindStringSubmatch(line); m != nil {
+			table = m[1] + "."
+			documented[m[1]] = true
+			continue
+		}
+		if m := tomlKey.FindStringSubmatch(line); m != nil {
+			documented[table+m[1]] = true
+		}
+	}
+	keys := map[string]bool{}
+	tomlKeys(reflect.TypeOf(Config{}), "", keys)
+	var missing []string
+	for k := range keys {
+		if !documented[k] {
+			missing = append(missing, k)
+		}
+	}
+	sort.Strings(missing)
+	for _, k := range missing {
+		t.Errorf("deploy/blowback.toml lacks the key %q: add it with its default and a comment", k)
+	}
+}
+
+// lineDiff shows the lines of b not in a and of a not in b.
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !mb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func runTool(t *testing.T, stdin []byte, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestPrometheusRules(t *testing.T) {
+	promtool := testenv.Tool(t, "promtool")
+	rules := deployFile(t, "prometheus/blowback.rules.yml")
+	if out, err := runTool(t, nil, promtool, "check", "rules", rules); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	// The unit tests fire each alert on made-up series and check its text.
+	cmd := exec.Command(promtool, "test", "rules", "blowback.rules.test.yml")
+	cmd.Dir = filepath.Dir(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+var metricRef = regexp.MustCompile(`\bblowback_[a-z0-9_]+`)
+
+// sourceMetricNames are the metric names the Go code defines.
+func sourceMetricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	def := regexp.MustCompile(`"(blowback_[a-z0-9_]+)"`)
+	filepath.WalkDir(testenv.Root(t), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			if d != nil && d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			b, _ := os.ReadFile(p)
+			for _, m := range def.FindAllStringSubmatch(string(b), -1) {
+				names[m[1]] = true
+			}
+		}
+		return nil
+	})
+	return names
+}
+
+// TestDashboardAndRulesNameRealMetrics: every metric the alert rules and
+// the Grafana dashboard query is one the code defines (no typo, no rename
+// left behind).
+func TestDashboardAndRulesNameRealMetrics(t *testing.T) {
+	defined := sourceMetricNames(t)
+	if len(defined) < 10 {
+		t.Fatalf("found only %d metric names in the source", len(defined))
+	}
+	dash, err := os.ReadFile(deployFile(t, "grafana/blowback.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(dash, &d); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	rules, _ := os.ReadFile(deployFile(t, "prometheus/blowback.rules.yml"))
+	check := func(where, text string) {
+		for _, m := range metricRef.FindAllString(text, -1) {
+			base := m
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(m, suf); ok && defined[b] {
+					base = b
+				}
+			}
+			if !defined[base] && !strings.HasSuffix(m, "_") {
+				t.Errorf("%s uses %s, which no code defines", where, m)
+			}
+		}
+	}
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			check("dashboard panel "+p.Title, tg.Expr)
+		}
+	}
+	check("blowback.rules.yml", string(rules))
+}
+
+// TestMetricsLive scrapes a running node after some traffic and checks
+// the exposition with promtool and promlint, the names with STYLE.md, and
+// that docs/operations.md lists every metric.
+func TestMetricsLive(t *testing.T) {
+	promtool := testenv.Tool(t, "promtool")
+	dir := t.TempDir()
+	n := startTestNode(t, dir)
+	defer n.Stop()
+	base := "http://" + n.web.Addr().String()
+	// Traffic through every component.
+	if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "listing", func() bool { return check(t, n.dns.Addr().String(), "127.0.0.1").Listed || n.eng.Listed() > 0 })
+	for _, p := range []string{"/", "/lookup?ip=127.0.0.1", "/status", "/api/v1/lookup/127.0.0.2", "/nothing", "/healthz"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	if out, err := runTool(t, body, promtool, "check", "metrics"); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	gathered, err := n.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(gathered).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	docs, _ := os.ReadFile(filepath.Join(testenv.Root(t), "docs", "operations.md"))
+	for _, mf := range gathered {
+		name := mf.GetName()
+		switch {
+		case strings.HasPrefix(name, "go_"), strings.HasPrefix(name, "process_"), strings.HasPrefix(name, "promhttp_"):
+			continue
+		case !strings.HasPrefix(name, "blowback_"):
+			t.Errorf("metric %s: want the prefix blowback_ (STYLE.md)", name)
+			continue
+		}
+		if mf.GetType().String() == "COUNTER" && !strings.HasSuffix(name, "_total") {
+			t.Errorf("counter %s does not end in _total", name)
+		}
+		if !bytes.Contains(docs, []byte("`"+name+"`")) {
+			t.Errorf("docs/operations.md does not list %s (%s)", name, mf.GetHelp())
+		}
+	}
+}
+
+func TestSystemdUnits(t *testing.T) {
+	analyze := testenv.Tool(t, "systemd-analyze")
+	units, _ := filepath.Glob(deployFile(t, "systemd/*.service"))
+	if len(units) < 3 {
+		t.Fatalf("units: %v", units)
+	}
+	bin, err := os.Executable() // any executable: verify checks ExecStart exists
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	for _, u := range units {
+		b, _ := os.ReadFile(u)
+		s := string(b)
+		for _, want := range []string{"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+			"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/", "User=blowback"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s lacks %q", filepath.Base(u), strings.TrimSpace(want))
+			}
+		}
+		p := filepath.Join(tmp, filepath.Base(u))
+		os.WriteFile(p, []byte(strings.ReplaceAll(s, "/usr/local/bin/blowback", bin)), 0o644)
+		if out, err := runTool(t, nil, analyze, "verify", p); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(u), err, out)
+		}
+		// The sandbox scores "OK" (exposure below 2 of 10).
+		if out, err := runTool(t, nil, analyze, "security", "--offline=yes", "--threshold=20", p); err != nil {
+			t.Errorf("systemd-analyze security %s: %v\n%s", filepath.Base(u), err, out)
+		} else if m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out); m == nil || mustFloat(m[1]) >= 2 {
+			t.Errorf("systemd-analyze security %s: exposure %v", filepath.Base(u), m)
+		} else {
+			t.Logf("%s: exposure %s", filepath.Base(u), m[1])
+		}
+	}
+}
+
+func mustFloat(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 99
+	}
+	return f
+}
+
+// TestContainerfile checks what can be checked without a container
+// engine: two stages, a non-root user, a static build of ./cmd/blowback.
+func TestContainerfile(t *testing.T) {
+	b, err := os.ReadFile(deployFile(t, "Containerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if n := len(regexp.MustCompile(`(?m)^FROM `).FindAllString(s, -1)); n != 2 {
+		t.Errorf("%d stages, want 2 (build, runtime)", n)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/blowback", "USER nonroot", "HEALTHCHECK"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("Containerfile lacks %q", want)
+		}
+	}
+	if regexp.MustCompile(`(?m)^USER (root|0)`).MatchString(s) {
+		t.Error("the image runs as root")
+	}
+}
+
+// TestSpamAssassinSnippet lints deploy/consumers/spamassassin.cf with the
+// system's rules.
+func TestSpamAssassinSnippet(t *testing.T) {
+	sa := testenv.Tool(t, "spamassassin")
+	dir := t.TempDir()
+	pres, _ := filepath.Glob("/etc/spamassassin/*.pre")
+	for _, p := range pres {
+		b, _ := os.ReadFile(p)
+		os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
+	}
+	b, err := os.ReadFile(deployFile(t, "consumers/spamassassin.cf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "blowback.cf"), b, 0o644)
+	out, err := runTool(t, nil, sa, "--lint", "--siteconfigpath="+dir)
+	if err != nil || strings.Contains(out, "warn:") {
+		t.Errorf("spamassassin --lint: %v\n%s", err, out)
+	}
+}
+
+// TestRspamdSnippet checks deploy/consumers/rspamd/ with rspamadm.
+func TestRspamdSnippet(t *testing.T) {
+	rspamadm := testenv.Tool(t, "rspamadm")
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-r", "/etc/rspamd/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy /etc/rspamd: %v %s", err, out)
+	}
+	for _, f := range []string{"rbl.conf", "groups.conf"} {
+		b, err := os.ReadFile(deployFile(t, "consumers/rspamd/"+f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "local.d", f), b, 0o644)
+	}
+	lua, _ := os.ReadFile(deployFile(t, "consumers/rspamd/rspamd.local.lua"))
+	os.WriteFile(filepath.Join(dir, "rspamd.local.lua"), lua, 0o644)
+	out, err := runTool(t, nil, rspamadm, "--var=LOCAL_CONFDIR="+dir, "configtest", "-c", filepath.Join(dir, "rspamd.conf"))
+	if err != nil || !strings.Contains(out, "syntax OK") || strings.Contains(out, "blowback") {
+		// rspamadm names the rule only when something is wrong with it
+		// ("invalid config for blowback: ..., RBL is DISABLED").
+		t.Errorf("rspamadm configtest: %v\n%s", err, out)
+	}
+}
