@@ -129,7 +129,7 @@ func ReadHeader(r io.Reader) (Header, error) {
 	}
 	line = strings.TrimLeft(line, "#; ")
 	var h Header
-	if _, err := fmt.Sscanf(strings.TrimSpace(line), headerFmt, &h.Zone, &h.Serial, &h.Entries); err != nil {
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), headerFmt, &h.Zone, &h.Serial, &h.Entries); err != nil || h.Entries < 0 {
 		return Header{}, fmt.Errorf("%w: not a blowback export header: %q", ErrExport, strings.TrimSpace(line))
 	}
 	return h, nil
