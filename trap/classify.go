@@ -113,6 +113,7 @@ type analysis struct {
 	origKind string // "message/rfc822", "text/rfc822-headers", "inline"
 	origBody string // start of the inline copy's body (for nothing but tests)
 
+	avKind      string // "av-notice" or "filter-notice", set by avNotice
 	attachments []attachment
 	links       []string // hosts of links in the notice
 
@@ -148,9 +149,9 @@ func analyze(msg []byte, env Envelope) *analysis {
 
 	var notice strings.Builder
 	a.visit(a.root, &notice, false)
-	raw := notice.String()
+	raw := clip(notice.String(), 2*maxNoticeText)
 	cut, tail := splitInlineOriginal(raw, a.orig == nil)
-	a.noticeRaw, a.tailRaw = cut, clip(tail, maxPartText)
+	a.noticeRaw, a.tailRaw = clip(cut, maxNoticeText), clip(tail, maxNoticeText)
 	a.notice = normText(cut)
 	a.full = a.notice
 	if tail != "" {
@@ -218,7 +219,7 @@ func (a *analysis) visit(p *part, notice *strings.Builder, inOrig bool) {
 			a.attachments = append(a.attachments, at)
 		}
 	}
-	if textual && !p.returned && !inOrig && notice.Len() < maxPartText {
+	if textual && !p.returned && !inOrig && notice.Len() < maxNoticeText {
 		if p.mediaType == "text/html" && notice.Len() > 0 {
 			return // the text/plain alternative was read already
 		}
@@ -252,7 +253,7 @@ func (a *analysis) decide() {
 	case a.autoReply():
 	case a.listNotice():
 	default:
-		a.kind = store.KindOther
+		a.kind, a.subKind = store.KindOther, "unclassified"
 		if a.anyExecutable() {
 			a.kind, a.subKind = store.KindSpam, "executable-attachment"
 			a.signal("attachment:executable")
@@ -444,7 +445,7 @@ func (a *analysis) deliveryReport() bool {
 	}
 	if score < 4 || strongAuto && !a.strongNDR() {
 		if a.avNotice() {
-			a.kind, a.subKind = store.KindBounce, "av-notice"
+			a.kind, a.subKind = store.KindBounce, a.avKind
 			a.linkCheck()
 			return true
 		}
@@ -455,7 +456,7 @@ func (a *analysis) deliveryReport() bool {
 	case a.isDelay():
 		a.subKind = "delayed"
 	case a.avNotice():
-		a.subKind = "av-notice"
+		a.subKind = a.avKind
 	case a.ses == "delivery" || strings.Contains(a.notice, "your message has been delivered to the following recipients"):
 		a.subKind = "delivered"
 	}
@@ -658,13 +659,20 @@ func (a *analysis) avNotice() bool {
 	if !a.automated() && !avSender {
 		return false
 	}
+	kind := func(p string) bool {
+		a.avKind = "av-notice"
+		if _, ok := containsAny(p, []string{"spam", "junk", "bulk", "policy", "content", "blocked", "rejected", "banned"}); ok {
+			a.avKind = "filter-notice"
+		}
+		return true
+	}
 	if p, ok := containsAny(a.subj, avSubjects); ok {
 		a.signal("av-subject:" + token(p))
-		return true
+		return kind(p)
 	}
 	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil) {
 		a.signal("av-phrase:" + token(p))
-		return true
+		return kind(p)
 	}
 	return false
 }

@@ -30,6 +30,7 @@ const (
 	maxMIMEParts    = 200       // parts in the whole tree
 	maxDecodedBytes = 4 << 20   // bytes produced by transfer and charset decoding, whole tree
 	maxPartText     = 256 << 10 // text kept from one part for signature matching
+	maxNoticeText   = 64 << 10  // human-readable report text matched against signatures
 )
 
 // field is one header field; name keeps its spelling, value is unfolded and
