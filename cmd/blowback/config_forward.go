@@ -75,7 +75,7 @@ func (f *ForwardConfig) validate() error {
 	var errs []error
 	if f.URL != "" {
 		if _, err := forward.EvidenceURL(f.URL); err != nil {
-			errs = append(errs, fmt.Errorf("forward.url: %v", err))
+			errs = append(errs, err)
 		}
 	}
 	if f.Token != "" && f.TokenFile != "" {
