@@ -509,8 +509,10 @@ func (a *analysis) bounceScore() float64 {
 	if a.strongNDR() {
 		score += 4
 	}
-	if n := a.weakNDR(); n > 0 {
+	weak := ""
+	if n, p := a.weakNDR(); n > 0 {
 		score += min(float64(n), 2)
+		weak = p
 	}
 	if v := a.hdr.get("X-Failed-Recipients"); v != "" {
 		score += 4
@@ -526,14 +528,20 @@ func (a *analysis) bounceScore() float64 {
 		score += 2
 	}
 	if p, ok := containsAny(a.subj, bounceSubjects); ok {
-		score += 2
+		// A person replying about a bounce ("Re: Undeliverable: ...")
+		// is not one.
+		if strings.HasPrefix(a.subj, "re:") || strings.HasPrefix(a.subj, "aw:") || strings.HasPrefix(a.subj, "sv:") {
+			score++
+		} else {
+			score += 2
+		}
 		a.signal("subject:" + token(p))
 	}
 	if a.orig != nil {
 		score++
 		a.signal("returned:" + a.origKind)
 	}
-	if p, ok := containsAny(a.notice, smtpDiagnostics); ok {
+	if p, ok := containsAny(a.notice, smtpDiagnostics); ok && p != weak {
 		score++
 		a.signal("diagnostic:" + token(p))
 	}
@@ -574,23 +582,25 @@ func (a *analysis) strongNDR() bool {
 	return false
 }
 
-// weakNDR counts generic and weak report phrases.
-func (a *analysis) weakNDR() int {
-	n := 0
+// weakNDR counts generic and weak report phrases (up to 2) and returns
+// the first.
+func (a *analysis) weakNDR() (int, string) {
+	n, first := 0, ""
 	for _, s := range ndrSigs {
 		for _, p := range s.pats {
 			if (s.name == "generic" || weakNDRPhrases[p]) && strings.Contains(a.notice, p) {
 				if n == 0 {
 					a.signal("ndr-phrase:" + token(p))
+					first = p
 				}
 				n++
 				if n >= 2 {
-					return n
+					return n, first
 				}
 			}
 		}
 	}
-	return n
+	return n, first
 }
 
 // daemonFrom: the From of a report sender (mailer-daemon, postmaster, "Mail

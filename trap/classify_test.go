@@ -158,6 +158,7 @@ func TestClassifyRules(t *testing.T) {
 	check("groupwise", "From: postmaster@gw.example|Subject: Message status - undeliverable||The attached file had the following undeliverable recipient(s):|  a@gw.example|", "bounce/failed")
 	check("lotus", "From: Postmaster@notes.example|Subject: DELIVERY FAILURE: User a not listed in Domino Directory||Your message|  Subject: hi|was not delivered to:|  a@notes.example|because:|  User a not listed|", "bounce/failed")
 	check("mailinblack", "From: a@x.example|Subject: hello|Content-Type: multipart/alternative; boundary=\"mUlTiPaRtBoUnDaRy_MailInBlack_1\"||--mUlTiPaRtBoUnDaRy_MailInBlack_1|Content-Type: text/plain||Cliquez sur le lien pour valider.|--mUlTiPaRtBoUnDaRy_MailInBlack_1--|", "challenge/mailinblack")
+	check("human about a bounce", "From: Alice <alice@x.example>|Subject: Re: Undeliverable: meeting|In-Reply-To: <m1@x.example>||I got this back, it says user unknown. Does Bob still work there?|", "other/unclassified")
 	check("negated challenge phrase", "From: MAILER-DAEMON@x.example|Subject: failure notice||Please do not reply to this message. Your message to the approved senders list failed.|<a@y.example>: 550 5.1.1 user unknown|", "bounce/failed")
 }
 

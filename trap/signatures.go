@@ -38,6 +38,8 @@ var ndrSigs = []ndrSig{
 		"a message that you sent has not yet been delivered to one or more of its recipients",
 		"------ this is a copy of the message, including all the headers",
 		"------ this is a copy of the body of the message, without the headers",
+		"------ this is a copy of your message, including all the headers",
+		"a message that you sent contained one or more recipient addresses that were incorrectly constructed",
 		"the following address(es) failed",
 	}},
 	{"sendmail", []string{
@@ -113,6 +115,7 @@ var ndrSigs = []ndrSig{
 		"was not delivered because",
 		"lotus notes",
 		"domino",
+		"------- failure reasons --------",
 	}},
 	{"groupwise", []string{
 		"the attached file had the following undeliverable recipient(s)",
@@ -124,6 +127,23 @@ var ndrSigs = []ndrSig{
 		"this report relates to a message you sent with the following header fields",
 		"your message cannot be delivered to the following recipients",
 		"your message has been delayed and is still awaiting delivery",
+	}},
+	{"dma", []string{
+		"this is the dragonfly mail agent",
+		"there was an error delivering your mail to",
+	}},
+	{"ezweb", []string{
+		"each of the following recipients was rejected by a remote mail server",
+		"the user(s) account is disabled",
+	}},
+	{"interscan", []string{
+		"message from interscan messaging security suite",
+	}},
+	{"x6", []string{
+		"we had trouble delivering your message. full details follow",
+	}},
+	{"x2", []string{
+		"unable to deliver message to the following address(es)",
 	}},
 	{"smail", []string{
 		"failed addresses follow:",
@@ -190,6 +210,7 @@ var ndrSigs = []ndrSig{
 		"account is disabled",
 		"account has been disabled",
 		"does not exist",
+		"invalid user address",
 		"message rejected",
 		"giving up on",
 		"failed permanently",
@@ -506,6 +527,9 @@ var inlineOriginalMarkers = []string{
 	"--- below this line is a copy of the message",
 	"------ this is a copy of the message, including all the headers",
 	"------ this is a copy of the body of the message",
+	"------ this is a copy of your message",
+	"message headers follow.",
+	"------- returned message --------",
 	"----- original message follows -----",
 	"----- unsent message follows -----",
 	"-----unsent message follows-----",
