@@ -1,9 +1,9 @@
 package main
 
 // The multi-node test runs real processes of the binary on loopback: two
-// trap-only nodes forwarding over HTTPS to one central node, and a mirror
-// serving the central node's rbldnsd export (`blowback dnsd --zone-file`,
-// or rbldnsd while that is not built). The central node is SIGKILLed and
+// trap-only nodes forwarding over HTTPS to one central node, and two mirrors
+// serving the central node's rbldnsd export (`blowback dnsd --zone-file`
+// and rbldnsd). The central node is SIGKILLed and
 // restarted; nothing may be lost or counted twice.
 
 import (
@@ -262,26 +262,24 @@ func mnListed(t *testing.T, server, ip string) bool {
 	return err == nil && r.Listed
 }
 
-// mnStartMirror serves file on a fresh port: `blowback dnsd --zone-file`
-// when this build has it, else rbldnsd. It returns the DNS address.
-func mnStartMirror(t *testing.T, bin, file string) (string, string) {
+// mnStartMirror serves file on a fresh port with `blowback dnsd
+// --zone-file` or with rbldnsd, and returns the DNS address.
+func mnStartMirror(t *testing.T, kind, bin, file string) string {
 	t.Helper()
 	port := mnFreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	help, _ := exec.Command(bin, "dnsd", "-h").CombinedOutput()
-	kind := "blowback dnsd"
 	var p *mnProc
-	if bytes.Contains(help, []byte("zone-file")) {
-		p = mnStartProc(t, "mirror", bin, "dnsd", "--zone-file", file, "--zone", "bl.blowback.test", "--dns", addr)
-	} else {
-		kind = "rbldnsd"
+	switch kind {
+	case "blowback dnsd":
+		p = mnStartProc(t, kind, bin, "dnsd", "--zone-file", file, "--zone", "bl.blowback.test", "--dns", addr)
+	case "rbldnsd":
 		rbldnsd := testenv.Tool(t, "rbldnsd")
 		var args []string
 		if os.Getuid() == 0 {
 			args = append(args, "-u", "nobody") // rbldnsd refuses to run as root
 		}
 		args = append(args, "-n", "-c", "1", "-b", fmt.Sprintf("127.0.0.1/%d", port), "bl.blowback.test:combined:"+file)
-		p = mnStartProc(t, "mirror", rbldnsd, args...)
+		p = mnStartProc(t, kind, rbldnsd, args...)
 	}
 	mnWaitFor(t, kind+" mirror answering", func() bool {
 		select {
@@ -291,7 +289,7 @@ func mnStartMirror(t *testing.T, bin, file string) (string, string) {
 		}
 		return mnListed(t, addr, "127.0.0.2")
 	})
-	return addr, kind
+	return addr
 }
 
 // mnAdmin talks HTTPS to the central node, trusting the test CA.
@@ -399,8 +397,18 @@ backoff_max = "500ms"
 
 	exportFile := filepath.Join(exportDir, "bl.blowback.test.rbldnsd")
 	mnWaitFor(t, "the export file", func() bool { _, err := os.Stat(exportFile); return err == nil })
-	mirror, mirrorKind := mnStartMirror(t, bin, exportFile)
-	t.Logf("central dns=%s http=%s; traps %s %s; mirror (%s) %s", centralDNS, centralHTTP, trap1, trap2, mirrorKind, mirror)
+	mirrors := map[string]string{}
+	for _, kind := range []string{"blowback dnsd", "rbldnsd"} {
+		mirrors[kind] = mnStartMirror(t, kind, bin, exportFile)
+	}
+	t.Logf("central dns=%s http=%s; traps %s %s; mirrors %v", centralDNS, centralHTTP, trap1, trap2, mirrors)
+	listedEverywhere := func(ip string) {
+		t.Helper()
+		mnWaitFor(t, ip+" listed on the central node", func() bool { return mnListed(t, centralDNS, ip) })
+		for kind, addr := range mirrors {
+			mnWaitFor(t, ip+" listed on the "+kind+" mirror", func() bool { return mnListed(t, addr, ip) })
+		}
+	}
 
 	bounce := func(trapAddr, src string, n int) {
 		t.Helper()
@@ -426,8 +434,7 @@ backoff_max = "500ms"
 	send(trap1, "trap-1", "127.0.0.11", 1)
 	send(trap2, "trap-2", "127.0.0.12", 1)
 	for _, ip := range []string{"127.0.0.11", "127.0.0.12"} {
-		mnWaitFor(t, ip+" listed on the central node", func() bool { return mnListed(t, centralDNS, ip) })
-		mnWaitFor(t, ip+" listed on the mirror", func() bool { return mnListed(t, mirror, ip) })
+		listedEverywhere(ip)
 	}
 
 	// 2. The central node dies; the traps keep accepting and spool.
@@ -443,8 +450,10 @@ backoff_max = "500ms"
 	if b1, b2 := mnMetric(t, metrics1, "blowback_forward_backlog_events"), mnMetric(t, metrics2, "blowback_forward_backlog_events"); b1 != 3 || b2 != 4 {
 		t.Fatalf("backlog while the central node is down: %v and %v, want 3 and 4", b1, b2)
 	}
-	if !mnListed(t, mirror, "127.0.0.11") {
-		t.Fatal("the mirror stopped answering while the central node was down")
+	for kind, addr := range mirrors {
+		if !mnListed(t, addr, "127.0.0.11") {
+			t.Fatalf("the %s mirror stopped answering while the central node was down", kind)
+		}
 	}
 
 	// 3. The central node returns (same data, same ports); the backlogs drain.
@@ -458,8 +467,7 @@ backoff_max = "500ms"
 		t.Errorf("sent: %v and %v, want 4 and 5", s1, s2)
 	}
 	for _, ip := range []string{"127.0.0.13", "127.0.0.14"} {
-		mnWaitFor(t, ip+" listed on the central node", func() bool { return mnListed(t, centralDNS, ip) })
-		mnWaitFor(t, ip+" listed on the mirror", func() bool { return mnListed(t, mirror, ip) })
+		listedEverywhere(ip)
 	}
 
 	// No evidence lost, none counted twice, each recorded under its node.
