@@ -106,6 +106,18 @@ func (s *Store) commitGroup(group []*putReq) {
 			}
 		}
 	}()
+	var size int64
+	for _, r := range group {
+		size += int64(r.size())
+	}
+	// badger dies of SIGBUS on a full disk (space.go): refuse the group
+	// before it is written, so every Put in it gets ErrDiskFull.
+	if err := s.guard(2 * size); err != nil {
+		for _, r := range group {
+			r.done <- err
+		}
+		return
+	}
 	errs := make([]error, len(group))
 	err := s.writeGroup(group, errs)
 	if err != nil && len(group) > 1 {

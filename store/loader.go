@@ -24,6 +24,13 @@ func (l *Loader) Add(e *Event, raw []byte) error {
 	if err := e.Validate(); err != nil {
 		return err
 	}
+	// The batch writes in the background as it fills: check the space
+	// every 256 events (space.go).
+	if l.n%256 == 0 {
+		if err := l.s.guard(8 << 20); err != nil {
+			return err
+		}
+	}
 	e.Time = e.Time.UTC()
 	e.ClientIP = e.ClientIP.Unmap()
 	val, err := encodeJSON(e)

@@ -60,6 +60,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,9 @@ var (
 	ErrDuplicate = errors.New("store: duplicate event")
 	ErrNotFound  = errors.New("store: not found")
 	ErrClosed    = errors.New("store: closed")
+	// ErrDiskFull: the data filesystem is below Options.MinFreeBytes;
+	// nothing was written (space.go).
+	ErrDiskFull = errors.New("store: disk full")
 )
 
 const valueVersion = 1
@@ -109,6 +113,10 @@ type Options struct {
 	MemTableSize   int64
 	BlockCacheSize int64
 	IndexCacheSize int64
+	// MinFreeBytes: writes are refused with ErrDiskFull while the data
+	// filesystem has fewer bytes available (space.go). Zero: four memtables
+	// plus 64 MiB; negative: no check.
+	MinFreeBytes int64
 }
 
 // DefaultOptions are the documented defaults.
@@ -138,6 +146,8 @@ type Store struct {
 	putCh   chan *putReq
 	commits atomic.Uint64 // transactions committed by the committer
 	puts    atomic.Uint64 // events committed
+
+	space *spaceGuard // nil in memory
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -172,6 +182,22 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	if opts.IndexCacheSize > 0 {
 		bo = bo.WithIndexCacheSize(opts.IndexCacheSize)
 	}
+	var space *spaceGuard
+	if !opts.InMemory {
+		min := opts.MinFreeBytes
+		if min == 0 {
+			min = minFreeDefault(bo.MemTableSize)
+		}
+		space = &spaceGuard{dir: dir, min: min, free: diskFree}
+		// Opening replays the write-ahead log and may flush it: with no
+		// room at all, refuse rather than die of SIGBUS (space.go).
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		}
+		if err := (&spaceGuard{dir: dir, min: min / 4, free: diskFree}).check(0); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		}
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
@@ -179,7 +205,7 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 10 * time.Minute
 	}
-	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{}), putCh: make(chan *putReq, 1024)}
+	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{}), putCh: make(chan *putReq, 1024), space: space}
 	s.wg.Add(1)
 	go s.committer()
 	if !opts.InMemory {
@@ -220,6 +246,12 @@ func (s *Store) maintain() {
 		case <-s.stop:
 			return
 		case <-t.C:
+			// GC rewrites live values before it deletes a file: put it
+			// off while space is short.
+			if err := s.guard(s.db.Opts().ValueLogFileSize / 2); err != nil {
+				s.log.Warn("value-log GC put off", "err", err)
+				continue
+			}
 			for i := 0; i < 10; i++ {
 				if err := s.db.RunValueLogGC(0.5); err != nil {
 					break
@@ -558,6 +590,9 @@ func (s *Store) AddAction(ctx context.Context, a Action) error {
 		who = "public:" + who
 	}
 	audit := AuditEntry{Time: a.Time, Who: who, Action: a.Op, Target: a.Prefix.String(), Reason: a.Reason}
+	if err := s.guard(int64(len(val)) * 2); err != nil {
+		return err
+	}
 	return s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(k, val); err != nil {
 			return err
@@ -640,6 +675,9 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := s.guard(4 << 10); err != nil {
+		return err
+	}
 	return s.db.Update(func(txn *badger.Txn) error { return s.auditTxn(txn, e) })
 }
 
@@ -689,6 +727,9 @@ func (s *Store) GetMeta(name string) ([]byte, error) {
 
 // SetMeta writes a metadata value durably.
 func (s *Store) SetMeta(name string, v []byte) error {
+	if err := s.guard(int64(len(v))); err != nil {
+		return err
+	}
 	return s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(append([]byte{pMeta}, name...), v)
 	})
@@ -697,6 +738,9 @@ func (s *Store) SetMeta(name string, v []byte) error {
 // NextSerial returns a zone serial greater than both the last one handed
 // out (kept durably) and min, so serials only increase, also across restarts.
 func (s *Store) NextSerial(min uint32) (uint32, error) {
+	if err := s.guard(0); err != nil {
+		return 0, err
+	}
 	var next uint32
 	err := s.db.Update(func(txn *badger.Txn) error {
 		var last uint32
@@ -749,6 +793,9 @@ func (s *Store) Backup(w io.Writer) error {
 // Restore loads a backup written by Backup into the store. Restore into an
 // empty store; keys already present are overwritten.
 func (s *Store) Restore(r io.Reader) error {
+	if err := s.guard(0); err != nil {
+		return err
+	}
 	if err := s.db.Load(r, 256); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
