@@ -40,7 +40,7 @@ func accessFlags(fs *flag.FlagSet) func() (*access, error) {
 	return func() (*access, error) {
 		c, err := loadConfig(*cfgPath)
 		if err != nil {
-			return nil, usageError("%v", err)
+			return nil, usageError("%s", oneLine(err))
 		}
 		if *data != "" {
 			c.Data = *data
@@ -82,7 +82,7 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 		return err
 	}
 	cur := &zones.Current{}
-	eng := listing.New(listing.Config{Zone: a.cfg.Zone, TXT: a.cfg.txt(), TTL: time.Duration(a.cfg.DNSCfg.TTL), Policy: pol}, st, cur, nil, nil)
+	eng := listing.New(a.cfg.listingConfig(pol), st, cur, nil, nil)
 	if err := eng.Rebuild(context.Background()); err != nil {
 		return err
 	}
@@ -90,9 +90,25 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 }
 
 var (
-	errLocked  = errors.New("store is in use by a running node")
-	errNoStore = errors.New("no store in the data directory")
+	errLocked      = errors.New("store is in use by a running node")
+	errNoStore     = errors.New("no store in the data directory")
+	errUnreachable = errors.New("no node answers")
 )
+
+// oneLine joins the lines of a multi-line error (errors.Join) with "; ".
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ; ")), " ")
+}
+
+// remote is the API fallback after local (errLocked or errNoStore): its
+// error says why neither way worked.
+func (a *access) remote(local error, method, path string, body, out any) error {
+	err := a.call(method, path, body, out)
+	if errors.Is(err, errUnreachable) {
+		return fmt.Errorf("%v (%s), and %w", local, a.cfg.Data, err)
+	}
+	return err
+}
 
 // call does an API request and decodes a JSON answer into out.
 func (a *access) call(method, path string, body any, out any) error {
@@ -113,7 +129,7 @@ func (a *access) call(method, path string, body any, out any) error {
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("store not available locally and API unreachable: %w", err)
+		return fmt.Errorf("%w at %s: %v", errUnreachable, a.api, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -121,9 +137,13 @@ func (a *access) call(method, path string, body any, out any) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
+		hint := ""
+		if resp.StatusCode == http.StatusUnauthorized {
+			hint = "; give the admin token with --token, $BLOWBACK_TOKEN or <data>/admin.token"
+		}
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s (%s)", method, path, e.Error, resp.Status)
+			return fmt.Errorf("%s %s: %s (%s)%s", method, a.api+path, e.Error, resp.Status, hint)
 		}
 		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
@@ -167,7 +187,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		return err
 	})
 	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
-		err = a.call("GET", "/api/v1/explain/"+url.PathEscape(ip.String()), nil, &x)
+		err = a.remote(err, "GET", "/api/v1/explain/"+url.PathEscape(ip.String()), nil, &x)
 	}
 	if err != nil {
 		return err
@@ -283,7 +303,7 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 	})
 	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
 		var out map[string]any
-		err = a.call("POST", "/api/v1/admin/"+op, map[string]any{"ip": ip.String(), "reason": *reason, "who": *who, "kinds": kindNames}, &out)
+		err = a.remote(err, "POST", "/api/v1/admin/"+op, map[string]any{"ip": ip.String(), "reason": *reason, "who": *who, "kinds": kindNames}, &out)
 		if err == nil {
 			fmt.Fprintf(stdout, "%s: %s done; listed=%v\n", ip, op, out["listed"])
 		}
@@ -328,7 +348,7 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 			return zones.Write(w, f, cur.Load(), a.cfg.soa())
 		})
 		if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
-			return a.call("GET", "/api/v1/admin/zone?format="+string(f), nil, w)
+			return a.remote(err, "GET", "/api/v1/admin/zone?format="+string(f), nil, w)
 		}
 		return err
 	}
