@@ -185,15 +185,17 @@ type trapConn struct {
 	pre        []byte    // read past the PROXY header
 	checkProxy bool      // untrusted peer: a PROXY header in its first bytes is refused
 
-	mu      sync.Mutex
-	replies int  // final replies written after the greeting
-	errs    int  // of which 4xx/5xx
-	pos     int  // position in the reply line being written
-	code    int  // its code so far
-	binary  bool // output is no longer SMTP text (TLS records)
-	ended   string
-	closed  bool
-	onceCls sync.Once
+	mu        sync.Mutex
+	replies   int     // final replies written after the greeting
+	errs      int     // of which 4xx/5xx
+	pos       int     // position in the reply line being written
+	code      int     // its code so far
+	head      [9]byte // its first bytes: "500 5.4.0"
+	lastFinal bool
+	binary    bool // output is no longer SMTP text (TLS records)
+	ended     string
+	closed    bool
+	onceCls   sync.Once
 }
 
 // readProxy reads the PROXY header of a trusted peer.
@@ -316,6 +318,15 @@ func (c *trapConn) watch(b []byte) (limit, msg string) {
 			c.code = c.code*10 + int(ch-'0')
 		case c.pos == 3 && ch == ' ':
 			c.final(c.code)
+			c.lastFinal = true
+		case c.pos == 3:
+			c.lastFinal = false
+		}
+		if c.pos < len(c.head) {
+			c.head[c.pos] = ch
+			if c.pos == len(c.head)-1 && c.lastFinal {
+				c.closingReply(string(c.head[:]))
+			}
 		}
 		c.pos++
 	}
@@ -327,6 +338,17 @@ func (c *trapConn) watch(b []byte) (limit, msg string) {
 		return limitErrors, "421 4.7.0 Too many errors, closing connection"
 	}
 	return "", ""
+}
+
+// closingReply counts the limits go-smtp enforces itself, by the reply it
+// closes with; c.mu is held.
+func (c *trapConn) closingReply(head string) {
+	switch head {
+	case "500 5.4.0": // "Too long line, closing connection"
+		c.l.srv.metrics.limitHits.WithLabelValues(limitLineLength).Inc()
+	case "500 5.5.1": // "Too many errors. Quiting now" (its own threshold of 3 bad commands)
+		c.l.srv.metrics.limitHits.WithLabelValues(limitErrors).Inc()
+	}
 }
 
 // final counts one final reply; c.mu is held.
@@ -379,7 +401,7 @@ func (c *trapConn) endReason() string {
 // wraps net.ErrClosed so go-smtp ends the session without another reply.
 func (c *trapConn) abort(limit, msg string) error {
 	c.mu.Lock()
-	already := c.closed
+	already, tlsOn := c.closed, c.binary
 	c.closed = true
 	if c.ended == "" || c.ended == "timeout" {
 		c.ended = "limit"
@@ -388,11 +410,27 @@ func (c *trapConn) abort(limit, msg string) error {
 	if !already {
 		c.l.srv.metrics.limitHits.WithLabelValues(limit).Inc()
 		c.l.srv.log.Debug("session limit", "limit", limit, "client", c.client.Addr())
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		_, _ = io.WriteString(c.Conn, msg+"\r\n")
+		if !tlsOn { // under TLS a clear-text reply would only corrupt the stream
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			_, _ = io.WriteString(c.Conn, msg+"\r\n")
+		}
+		lingerClose(c.Conn)
 	}
 	c.Close()
 	return fmt.Errorf("trap: %s limit: %w", limit, net.ErrClosed)
+}
+
+// lingerClose sends FIN after the last reply and reads what the client
+// still sends for a short while, so that closing with unread input (a
+// pipelining client) does not reset the connection and lose the reply.
+func lingerClose(nc net.Conn) {
+	tcp, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tcp.CloseWrite()
+	_ = tcp.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_, _ = io.CopyN(io.Discard, tcp, 1<<20)
 }
 
 // reply answers and closes a connection that is refused after it got its
