@@ -3,6 +3,7 @@ package trap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -159,6 +160,24 @@ func TestSinkErrorIs451(t *testing.T) {
 	if n := value(s.metrics.messages.WithLabelValues("error")); n != 1 {
 		t.Errorf("messages{error} = %v", n)
 	}
+}
+
+// A full store answers 452 4.3.1: the sender keeps the message and retries.
+func TestDiskFullIs452(t *testing.T) {
+	sink := &FakeSink{Err: fmt.Errorf("listing: ingest: %w", store.ErrDiskFull)}
+	s := startTrap(t, Config{}, sink)
+	cl := dial(t, s)
+	cl.want("EHLO mx.example.net", "250")
+	if got := cl.message("", "x@trap.blowback.test", testDSN); !strings.HasPrefix(got, "452 4.3.1") {
+		t.Fatalf("got %q", got)
+	}
+	sink.mu.Lock()
+	sink.Err = nil // space is back
+	sink.mu.Unlock()
+	if got := cl.message("", "x@trap.blowback.test", testDSN); !strings.HasPrefix(got, "250") {
+		t.Fatalf("after recovery: %q", got)
+	}
+	noPanics(t, s)
 }
 
 type panicSink struct{}

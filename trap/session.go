@@ -171,6 +171,9 @@ func (ss *session) Data(r io.Reader) (err error) {
 	if err := ss.srv.sink.Ingest(ctx, ev, raw); err != nil {
 		ss.srv.log.Error("commit evidence", "err", err, "client", ss.ip)
 		ss.srv.metrics.messages.WithLabelValues("error").Inc()
+		if errors.Is(err, store.ErrDiskFull) { // RFC 5321 §4.2.2 452, RFC 3463 X.3.1
+			return ss.fail(errStorageFull)
+		}
 		return ss.fail(errTemporary)
 	}
 	ss.srv.metrics.messages.WithLabelValues("accepted").Inc()
