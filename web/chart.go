@@ -11,14 +11,15 @@ import (
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// kindColors are the Okabe–Ito colour-blind-safe palette, one per kind.
+// kindColors: one per kind, after the Okabe–Ito colour-blind-safe palette,
+// darkened where needed for 3:1 contrast on white (WCAG 1.4.11).
 var kindColors = map[string]string{
 	"bounce":    "#0072B2",
-	"autoreply": "#E69F00",
-	"challenge": "#CC79A7",
+	"autoreply": "#B06F00",
+	"challenge": "#B8578F",
 	"mdn":       "#009E73",
 	"callout":   "#D55E00",
-	"report":    "#56B4E9",
+	"report":    "#6A5ACD",
 	"spam":      "#882255",
 	"other":     "#6E6E6E",
 }
