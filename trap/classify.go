@@ -117,6 +117,8 @@ type analysis struct {
 	attachments []attachment
 	links       []string // hosts of links in the notice
 
+	ndr, ndrDone bool // strongNDR's answer, once computed
+
 	kind    store.Kind
 	subKind string
 	vendor  string
@@ -557,6 +559,15 @@ func (a *analysis) bounceScore() float64 {
 // strongNDR reports whether the text carries a vendor phrase specific to
 // delivery reports.
 func (a *analysis) strongNDR() bool {
+	if a.ndrDone {
+		return a.ndr
+	}
+	a.ndrDone = true
+	a.ndr = a.findStrongNDR()
+	return a.ndr
+}
+
+func (a *analysis) findStrongNDR() bool {
 	if a.ses == "bounce" || a.ses == "delivery" {
 		a.vendor = "amazonses"
 		a.signal("ses:" + a.ses)

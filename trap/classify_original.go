@@ -245,8 +245,7 @@ func (d *dsnReport) textEvidence() bool {
 
 var (
 	enhancedStatusRE = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
-	smtpReplyRE      = regexp.MustCompile(`(?m)\b([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3}\b)?[^\n]{0,300}`)
-	addrRE           = regexp.MustCompile(`[A-Za-z0-9._%+!=/-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}`)
+	smtpReplyRE      = regexp.MustCompile(`\b[245]\d\d[ -]`)
 	reportingHostRE  = regexp.MustCompile(`(?i)(?:this is the (?:mail system|qmail-send program|postfix program|mailer-daemon) at(?: host)?|generating server:|reporting-mta: dns;)\s*([A-Za-z0-9.-]+\.[A-Za-z]{2,})`)
 )
 
@@ -260,7 +259,7 @@ func (a *analysis) textDSN() *store.DSN {
 		d.FinalRecipient = strings.TrimSpace(strings.Split(v, ",")[0])
 	}
 	if d.FinalRecipient == "" {
-		for _, m := range addrRE.FindAllString(clip(a.noticeRaw, 16<<10), 20) {
+		for _, m := range findAddrs(clip(a.noticeRaw, 16<<10), 20) {
 			l := strings.ToLower(m)
 			if l == a.fromAddr || a.isTrapAddr(l) {
 				continue
@@ -269,8 +268,12 @@ func (a *analysis) textDSN() *store.DSN {
 			break
 		}
 	}
-	if m := smtpReplyRE.FindString(clip(a.noticeRaw, 32<<10)); m != "" {
-		d.DiagnosticCode = clip(strings.TrimSpace(m), 1000)
+	if loc := smtpReplyRE.FindStringIndex(clip(a.noticeRaw, 32<<10)); loc != nil {
+		line := a.noticeRaw[loc[0]:]
+		if i := strings.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+		}
+		d.DiagnosticCode = clip(strings.TrimSpace(line), 300)
 	}
 	if m := enhancedStatusRE.FindString(clip(a.noticeRaw, 32<<10)); m != "" {
 		d.Status = m
@@ -480,7 +483,7 @@ func (a *analysis) isTrapAddr(addr string) bool {
 }
 
 func (a *analysis) containsTrap(v string) bool {
-	for _, m := range addrRE.FindAllString(clip(v, 64<<10), 50) {
+	for _, m := range findAddrs(clip(v, 64<<10), 50) {
 		if a.isTrapAddr(m) {
 			return true
 		}
@@ -530,4 +533,43 @@ func (a *analysis) trapField(r Result) string {
 		}
 	}
 	return ""
+}
+
+// findAddrs returns up to n things that look like mail addresses
+// (local@domain.tld) in s, scanning from each "@" outwards.
+func findAddrs(s string, n int) []string {
+	isLocal := func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._%+!=/-", c) >= 0
+	}
+	isDomain := func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-'
+	}
+	var out []string
+	for off := 0; off < len(s) && len(out) < n; {
+		i := strings.IndexByte(s[off:], '@')
+		if i < 0 {
+			break
+		}
+		at := off + i
+		off = at + 1
+		l := at
+		for l > 0 && at-l < 64 && isLocal(s[l-1]) {
+			l--
+		}
+		r := at + 1
+		for r < len(s) && r-at < 254 && isDomain(s[r]) {
+			r++
+		}
+		dom := strings.TrimRight(s[at+1:r], ".-")
+		dot := strings.LastIndexByte(dom, '.')
+		if l == at || dot <= 0 || len(dom)-dot-1 < 2 {
+			continue
+		}
+		tld := dom[dot+1:]
+		if strings.IndexFunc(tld, func(c rune) bool { return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') }) >= 0 {
+			continue
+		}
+		out = append(out, s[l:at+1]+dom)
+	}
+	return out
 }

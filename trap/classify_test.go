@@ -260,3 +260,11 @@ func TestClassifyBounded(t *testing.T) {
 		t.Errorf("subject kept %d bytes", len(r.Subject))
 	}
 }
+
+func TestFindAddrs(t *testing.T) {
+	got := findAddrs("<a.b+c@x.example.org>: user unknown; bad@host; x@1.2.3.4; (trap@trap.blowback.test.) @ c@d.io", 10)
+	want := []string{"a.b+c@x.example.org", "trap@trap.blowback.test", "c@d.io"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("findAddrs = %q, want %q", got, want)
+	}
+}
