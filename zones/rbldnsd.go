@@ -171,11 +171,10 @@ func ParseRbldnsd(r io.Reader, zone string, opts RbldnsdOptions) (*Snapshot, *Ap
 			best, bestN = id, n
 		}
 	}
-	if bestN >= 0 {
-		info.TXT = p.b.vals[best].TXT
-		p.b.foldTXT(info.TXT)
-	}
 	p.b.info = info
+	if bestN >= 0 {
+		p.b.zoneTXT(p.b.vals[best].TXT)
+	}
 	s := p.b.Snapshot()
 	p.stats.Entries = s.Len()
 	var apex *Apex
@@ -435,7 +434,7 @@ func (p *rbParser) special(s []byte, combined *bool) error {
 		return nil
 	case len(kw) == 1 && kw[0] >= '0' && kw[0] <= '9':
 		p.resetCache()
-		v := p.subst(string(rest))
+		v := strings.ReplaceAll(string(rest), "$", "$$") // literal when substituted
 		p.sc.vars[kw[0]-'0'] = v
 		if !*combined {
 			p.glob.vars[kw[0]-'0'] = v
@@ -594,6 +593,7 @@ func (p *rbParser) subst(t string) string {
 			b.WriteString("$$")
 			i++
 		case n >= '0' && n <= '9':
+			// A variable's text is inserted as is: its "$" is not the address.
 			b.WriteString(p.sc.vars[n-'0'])
 			i++
 		default:

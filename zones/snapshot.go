@@ -198,6 +198,7 @@ type Builder struct {
 	l6    []long6
 	vals  []Value
 	vkeys map[string]uint32
+	fold  *string // zoneTXT
 }
 
 type single6 struct {
@@ -308,8 +309,15 @@ func (b *Builder) addVal(e Entry, val uint32) {
 	b.Add(e)
 }
 
-// foldTXT makes t the zone's TXT: values whose own TXT is t become the
-// zone default, so entries using only them need no value at all.
+// zoneTXT makes t the zone's TXT (Info.TXT) when the snapshot is built:
+// values whose own TXT is t become the zone default, so entries using only
+// them need no value at all. Duplicates are merged before, so the TXT an
+// address gets does not depend on which value became the default.
+func (b *Builder) zoneTXT(t string) {
+	b.info.TXT = t
+	b.fold = &t
+}
+
 func (b *Builder) foldTXT(t string) {
 	remap := make([]uint32, len(b.vals))
 	old := b.vals
@@ -357,6 +365,22 @@ func (b *Builder) Snapshot() *Snapshot {
 		n++
 	}
 	p4 := b.p4[:n]
+	b.p4 = p4
+	slices.SortStableFunc(b.s6, func(x, y single6) int { return cmp.Compare(x.k, y.k) })
+	s6 := b.s6[:0]
+	for _, e := range b.s6 {
+		if m := len(s6); m > 0 && s6[m-1].k == e.k {
+			s6[m-1].codes |= e.codes
+			s6[m-1].val = b.mergeVals(s6[m-1].val, e.val)
+			continue
+		}
+		s6 = append(s6, e)
+	}
+	b.s6 = s6
+	if b.fold != nil {
+		b.foldTXT(*b.fold)
+		s.Info.TXT = *b.fold
+	}
 	s.v4 = make([]uint32, n)
 	s.v4c = make([]Codes, n)
 	hasVal := false
@@ -376,16 +400,6 @@ func (b *Builder) Snapshot() *Snapshot {
 	b.p4 = nil
 	s.buildIndex4()
 
-	slices.SortStableFunc(b.s6, func(x, y single6) int { return cmp.Compare(x.k, y.k) })
-	s6 := b.s6[:0]
-	for _, e := range b.s6 {
-		if m := len(s6); m > 0 && s6[m-1].k == e.k {
-			s6[m-1].codes |= e.codes
-			s6[m-1].val = b.mergeVals(s6[m-1].val, e.val)
-			continue
-		}
-		s6 = append(s6, e)
-	}
 	s.v6 = make([]uint64, len(s6))
 	s.v6c = make([]Codes, len(s6))
 	hasVal = false
@@ -399,7 +413,7 @@ func (b *Builder) Snapshot() *Snapshot {
 			s.v6v[i] = e.val
 		}
 	}
-	s.vals = b.vals // mergeVals may have added some
+	s.vals = b.vals // mergeVals and foldTXT may have changed them
 	s.r4 = flatten(b.r4)
 	s.r6 = flatten(b.r6)
 	slices.SortStableFunc(b.l6, func(x, y long6) int {

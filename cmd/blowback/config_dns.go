@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
@@ -8,20 +12,99 @@ import (
 
 // DNSConfig is the [dns_server] table.
 type DNSConfig struct {
-	NS         []string `toml:"ns"`
-	Hostmaster string   `toml:"hostmaster"`
-	TTL        Duration `toml:"ttl"`
-	NegTTL     Duration `toml:"negative_ttl"`
+	NS            []string `toml:"ns"`
+	Hostmaster    string   `toml:"hostmaster"`
+	TTL           Duration `toml:"ttl"`
+	NegTTL        Duration `toml:"negative_ttl"`
+	UDPSize       int      `toml:"udp_size"`        // EDNS payload size advertised; default 1232
+	UDPSockets    int      `toml:"udp_sockets"`     // SO_REUSEPORT sockets; 0: one per CPU
+	TCPIdle       Duration `toml:"tcp_idle"`        // default 10s
+	MaxTCPQueries int      `toml:"max_tcp_queries"` // per connection; default 128
+	MaxTCPConns   int      `toml:"max_tcp_conns"`   // open at once; default 256
+	Cookies       bool     `toml:"cookies"`         // DNS cookies (RFC 7873/9018)
+	CookieSecret  string   `toml:"cookie_secret"`   // 32 hex digits, shared by anycast siblings; empty: random
+	Allow         []string `toml:"allow"`           // ACL: only these CIDRs may query (empty: all)
+	Deny          []string `toml:"deny"`            // ACL: these CIDRs get REFUSED
+	RRL           RRLTable `toml:"rrl"`
+}
+
+// RRLTable is [dns_server.rrl]: response-rate limiting per client network.
+type RRLTable struct {
+	Rate       int      `toml:"rate"`        // responses/s per network; 0 turns RRL off
+	Burst      int      `toml:"burst"`       // default: rate
+	Slip       *int     `toml:"slip"`        // every slip-th limited answer goes out truncated; 0 drops all; default 2
+	IPv4Prefix int      `toml:"ipv4_prefix"` // default 24
+	IPv6Prefix int      `toml:"ipv6_prefix"` // default 56
+	Exempt     []string `toml:"exempt"`      // CIDRs never limited; default loopback
 }
 
 func defaultDNSConfig() DNSConfig {
-	return DNSConfig{TTL: Duration(300 * time.Second), NegTTL: Duration(60 * time.Second)}
+	return DNSConfig{TTL: Duration(300 * time.Second), NegTTL: Duration(60 * time.Second),
+		// A DNSBL's clients are a few busy resolvers: a generous per-/24 rate.
+		RRL: RRLTable{Rate: 20000, Exempt: []string{"127.0.0.0/8", "::1/128"}}}
 }
 
-func (d *DNSConfig) validate() error { return nil }
+func (d *DNSConfig) validate() error {
+	_, err := d.dnsd()
+	return err
+}
 
-// dnsConfig is the DNS server's configuration.
+func prefixes(what string, ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("dns_server %s: %v", what, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// dnsd turns the table into the server's configuration.
+func (d *DNSConfig) dnsd() (dnsd.Config, error) {
+	c := dnsd.Config{NS: d.NS, Hostmaster: d.Hostmaster, TTL: time.Duration(d.TTL), NegTTL: time.Duration(d.NegTTL),
+		UDPSockets: d.UDPSockets, TCPIdle: time.Duration(d.TCPIdle), MaxTCPQueries: d.MaxTCPQueries, MaxTCPConns: d.MaxTCPConns,
+		Cookies: d.Cookies}
+	var errs []error
+	if d.UDPSize != 0 {
+		if d.UDPSize < 512 || d.UDPSize > 4096 {
+			errs = append(errs, fmt.Errorf("dns_server udp_size %d: want 512..4096", d.UDPSize))
+		}
+		c.UDPSize = uint16(d.UDPSize)
+	}
+	if d.CookieSecret != "" {
+		b, err := hex.DecodeString(d.CookieSecret)
+		if err != nil || len(b) != 16 {
+			errs = append(errs, errors.New("dns_server cookie_secret: want 32 hex digits"))
+		}
+		c.CookieSecret = b
+	}
+	var err error
+	if c.ACL.Allow, err = prefixes("allow", d.Allow); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ACL.Deny, err = prefixes("deny", d.Deny); err != nil {
+		errs = append(errs, err)
+	}
+	r := d.RRL
+	c.RRL = dnsd.RRLConfig{Rate: r.Rate, Burst: r.Burst, IPv4PrefixLen: r.IPv4Prefix, IPv6PrefixLen: r.IPv6Prefix}
+	if r.Slip != nil {
+		c.RRL.Slip, c.RRL.SlipSet = *r.Slip, true
+	}
+	if c.RRL.Exempt, err = prefixes("rrl exempt", r.Exempt); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		if err := c.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// dnsConfig is the DNS server's configuration (validated with the config).
 func (c *Config) dnsConfig() dnsd.Config {
-	return dnsd.Config{NS: c.DNSCfg.NS, Hostmaster: c.DNSCfg.Hostmaster,
-		TTL: time.Duration(c.DNSCfg.TTL), NegTTL: time.Duration(c.DNSCfg.NegTTL)}
+	d, _ := c.DNSCfg.dnsd()
+	return d
 }

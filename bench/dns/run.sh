@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# bench/dns/run.sh: blowback dnsd against rbldnsd on the same 1M-entry zone.
+#
+# Builds one rbldnsd-format file (what `blowback export --format rbldnsd`
+# writes, via bench/dns/genzone) and a dnsperf query file (50% listed, 50%
+# unlisted), then, one server after the other, measures:
+#   load time     start until the first answer (and what the server logs)
+#   QPS           dnsperf flat out for DURATION seconds
+#   CPU/100k      server utime+stime (/proc/PID/stat) per 100k answered queries
+#   p99 @ RATE    99th percentile latency at a fixed rate (dnsperf -Q RATE -v)
+#   RSS           VmRSS (and its anonymous part) after loading and after the runs
+#   reload        blowback only: the zone file replaced twice under RELOAD_QPS;
+#                 queries lost and latency against the same run without reloads
+# and prints the table with blowback/rbldnsd ratios.
+#
+# Servers are pinned to CPU 0 and dnsperf to CPU 1 when there are two CPUs or
+# more, so both servers get the same one core.
+#
+# Usage: bench/dns/run.sh [-n ENTRIES] [-d SECONDS] [-r RATE] [-R RELOAD_QPS] [-k]
+#   -k keeps the work directory. Environment: QTYPE=A|TXT|mix (default A).
+set -euo pipefail
+
+ENTRIES=1000000
+DURATION=15
+RATE=50000
+RELOAD_QPS=100000
+KEEP=0
+while getopts "n:d:r:R:k" o; do
+	case $o in
+	n) ENTRIES=$OPTARG ;;
+	d) DURATION=$OPTARG ;;
+	r) RATE=$OPTARG ;;
+	R) RELOAD_QPS=$OPTARG ;;
+	k) KEEP=1 ;;
+	*) sed -n '2,22p' "$0"; exit 2 ;;
+	esac
+done
+QTYPE=${QTYPE:-A}
+
+need() { # tool:package...
+	local missing=()
+	for tp in "$@"; do
+		t=${tp%%:*}
+		command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${tp#*:}")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "installing ${missing[*]}" >&2
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+}
+need rbldnsd:rbldnsd dnsperf:dnsperf dig:dnsutils taskset:util-linux python3:python3
+command -v go >/dev/null || { echo "go is needed" >&2; exit 1; }
+RBLDNSD=$(command -v rbldnsd || echo /usr/sbin/rbldnsd)
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/bench-dns.XXXXXX)
+chmod 755 "$WORK" # rbldnsd run as root drops to its own user
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+	[ "$KEEP" = 1 ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ZONE=bl.bench.test
+NCPU=$(nproc)
+SRV_PIN=() PERF_PIN=()
+if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+	SRV_PIN=(taskset -c 0) PERF_PIN=(taskset -c 1)
+fi
+HZ=$(getconf CLK_TCK)
+
+freeport() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cputicks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss() { awk '/^VmRSS/{r=$2} /^RssAnon/{a=$2} END{printf "%.1f/%.1f", r/1024, a/1024}' "/proc/$1/status"; }
+waitanswer() { # port -> seconds waited
+	local t0 t1
+	t0=$(date +%s.%N)
+	for _ in $(seq 1 3000); do
+		if dig +tries=1 +time=1 +short @127.0.0.1 -p "$1" 2.0.0.127.$ZONE A 2>/dev/null | grep -q 127.0.0.2; then
+			t1=$(date +%s.%N)
+			echo "$t0 $t1" | awk '{printf "%.2f", $2-$1}'
+			return
+		fi
+		sleep 0.01
+	done
+	echo "server on port $1 never answered" >&2
+	exit 1
+}
+
+echo "== building blowback and the zone ($ENTRIES entries)" >&2
+(cd "$ROOT" && go build -o "$WORK/blowback" ./cmd/blowback && go run ./bench/dns/genzone -n "$ENTRIES" -zone $ZONE \
+	-out "$WORK/zone.rbldnsd" -queries "$WORK/queries.txt" -qtype "$QTYPE")
+ls -l "$WORK/zone.rbldnsd" >&2
+
+declare -A R
+perf() { # name port -> fills R[name,qps] R[name,cpu] R[name,lost]
+	local name=$1 port=$2 pid=$3 out t0 t1
+	t0=$(cputicks "$pid")
+	out=$("${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$DURATION" -c 8 -q 1000 -t 2 2>&1)
+	t1=$(cputicks "$pid")
+	local done qps
+	done=$(echo "$out" | awk '/Queries completed:/{print $3}')
+	qps=$(echo "$out" | awk '/Queries per second:/{print $4}')
+	R[$name,qps]=$(printf "%.0f" "$qps")
+	R[$name,lost]=$(echo "$out" | awk '/Queries lost:/{print $3}')
+	R[$name,cpu]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$done" 'BEGIN{printf "%.3f", d/hz/n*100000}')
+	R[$name,util]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v s="$DURATION" 'BEGIN{printf "%.0f%%", d/hz/s*100}')
+}
+p99() { # port rate seconds -> "p50 p99 max lost" in ms
+	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$3" -Q "$2" -c 8 -q 2000 -t 2 -v 2>&1 |
+		awk '/^> /{ if ($2=="T") lost++; else print $NF } /Queries lost:/{ } END{ }' | sort -n |
+		awk '{a[NR]=$1} END{ if (NR==0) {print "- - - -"; exit}; printf "%.3f %.3f %.3f\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[NR]*1000 }'
+}
+
+run_server() { # name port cmd... ; leaves PID in SPID
+	local name=$1 port=$2
+	shift 2
+	"${SRV_PIN[@]}" "$@" >"$WORK/$name.log" 2>&1 &
+	SPID=$!
+	PIDS+=("$SPID")
+	R[$name,load]=$(waitanswer "$port")
+	sleep 0.5
+	R[$name,rss0]=$(rss "$SPID")
+}
+
+echo "== rbldnsd" >&2
+PORT=$(freeport)
+run_server rbldnsd "$PORT" "$RBLDNSD" -n -b "127.0.0.1/$PORT" -w "$WORK" "$ZONE:combined:zone.rbldnsd"
+RB=$SPID
+R[rbldnsd,loadlog]=$(awk '/zones reloaded/{print $5}' "$WORK/rbldnsd.log" | sed 's/e.*//')
+perf rbldnsd "$PORT" "$RB"
+read -r R[rbldnsd,p50] R[rbldnsd,p99] R[rbldnsd,max] < <(p99 "$PORT" "$RATE" 10)
+R[rbldnsd,rss1]=$(rss "$RB")
+kill "$RB"; wait "$RB" 2>/dev/null || true
+
+echo "== blowback dnsd" >&2
+PORT=$(freeport)
+run_server blowback "$PORT" "$WORK/blowback" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$PORT" --poll 500ms
+BB=$SPID
+R[blowback,loadlog]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p' "$WORK/blowback.log" | head -1)
+perf blowback "$PORT" "$BB"
+read -r R[blowback,p50] R[blowback,p99] R[blowback,max] < <(p99 "$PORT" "$RATE" 10)
+R[blowback,rss1]=$(rss "$BB")
+
+echo "== blowback reload under $RELOAD_QPS QPS" >&2
+reload_run() { # with_reload -> "lost completed p99 max"
+	local out
+	out=$(mktemp "$WORK/reload.XXXX")
+	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/queries.txt" -l 10 -Q "$RELOAD_QPS" -c 8 -q 5000 -t 2 -v >"$out" 2>&1 &
+	local dp=$!
+	if [ "$1" = 1 ]; then
+		for i in 1 2; do
+			sleep 3
+			# A new serial, the same entries: written aside and renamed over.
+			sed "s/^\(\$SOA [^ ]* [^ ]* [^ ]*\) [0-9]*/\1 $((2026112701 + i))/" "$WORK/zone.rbldnsd" >"$WORK/zone.new"
+			mv "$WORK/zone.new" "$WORK/zone.rbldnsd"
+		done
+	fi
+	wait "$dp" || true
+	local lost done
+	lost=$(awk '/Queries lost:/{print $3}' "$out")
+	done=$(awk '/Queries completed:/{print $3}' "$out")
+	echo "$lost $done $(awk '/^> /{ if ($2!="T") print $NF }' "$out" | sort -n | awk '{a[NR]=$1} END{printf "%.3f %.3f", a[int(NR*0.99)]*1000, a[NR]*1000}')"
+}
+read -r R[base,lost] R[base,done] R[base,p99] R[base,max] < <(reload_run 0)
+read -r R[reload,lost] R[reload,done] R[reload,p99] R[reload,max] < <(reload_run 1)
+R[reload,count]=$(grep -c 'msg="zone loaded"' "$WORK/blowback.log" || true)
+R[reload,took]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p' "$WORK/blowback.log" | tail -n +2 | tr '\n' ' ')
+kill "$BB"; wait "$BB" 2>/dev/null || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print "-"; else printf "%.2f", a/b }'; }
+first() { echo "${1%%/*}"; }
+echo
+echo "blowback dnsd vs rbldnsd: $ENTRIES-entry zone, $(wc -l <"$WORK/queries.txt") queries ($QTYPE, 50% listed), $(nproc) CPUs, pinned: ${SRV_PIN[*]:-no}"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-34s %14s %14s %8s\n" "" rbldnsd blowback ratio
+printf "%-34s %14s %14s %8s\n" "QPS (dnsperf flat out, ${DURATION}s)" "${R[rbldnsd,qps]}" "${R[blowback,qps]}" "$(ratio "${R[blowback,qps]}" "${R[rbldnsd,qps]}")"
+printf "%-34s %14s %14s %8s\n" "  server CPU use during it" "${R[rbldnsd,util]}" "${R[blowback,util]}" ""
+printf "%-34s %14s %14s %8s\n" "CPU s per 100k answered" "${R[rbldnsd,cpu]}" "${R[blowback,cpu]}" "$(ratio "${R[blowback,cpu]}" "${R[rbldnsd,cpu]}")"
+printf "%-34s %14s %14s %8s\n" "p50 ms at $RATE QPS" "${R[rbldnsd,p50]}" "${R[blowback,p50]}" "$(ratio "${R[blowback,p50]}" "${R[rbldnsd,p50]}")"
+printf "%-34s %14s %14s %8s\n" "p99 ms at $RATE QPS" "${R[rbldnsd,p99]}" "${R[blowback,p99]}" "$(ratio "${R[blowback,p99]}" "${R[rbldnsd,p99]}")"
+printf "%-34s %14s %14s %8s\n" "RSS MB after load (total/anon)" "${R[rbldnsd,rss0]}" "${R[blowback,rss0]}" "$(ratio "$(first "${R[blowback,rss0]}")" "$(first "${R[rbldnsd,rss0]}")")"
+printf "%-34s %14s %14s %8s\n" "RSS MB after the runs" "${R[rbldnsd,rss1]}" "${R[blowback,rss1]}" "$(ratio "$(first "${R[blowback,rss1]}")" "$(first "${R[rbldnsd,rss1]}")")"
+printf "%-34s %14s %14s %8s\n" "load: start to first answer, s" "${R[rbldnsd,load]}" "${R[blowback,load]}" "$(ratio "${R[blowback,load]}" "${R[rbldnsd,load]}")"
+printf "%-34s %14s %14s %8s\n" "load: as logged" "${R[rbldnsd,loadlog]}s" "${R[blowback,loadlog]}" ""
+printf "%-34s %14s %14s\n" "lost in the flat-out run" "${R[rbldnsd,lost]}" "${R[blowback,lost]}"
+echo
+echo "blowback reload under $RELOAD_QPS QPS (10 s each; zone file replaced twice in the second run; loads took: ${R[reload,took]:-?}):"
+printf "  %-22s lost %s of %s, p99 %s ms, max %s ms\n" "without reload" "${R[base,lost]}" "$((${R[base,done]:-0} + ${R[base,lost]:-0}))" "${R[base,p99]}" "${R[base,max]}"
+printf "  %-22s lost %s of %s, p99 %s ms, max %s ms\n" "with 2 reloads" "${R[reload,lost]}" "$((${R[reload,done]:-0} + ${R[reload,lost]:-0}))" "${R[reload,p99]}" "${R[reload,max]}"
