@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
+	"github.com/blowback-dnsbl/blowback/store"
 )
 
 // The files in deploy/ are checked here: they parse, they are complete,
@@ -352,7 +355,8 @@ func TestContainerfile(t *testing.T) {
 }
 
 // TestSpamAssassinSnippet lints deploy/consumers/spamassassin.cf with the
-// system's rules.
+// system's rules, then scores messages with it against a running node: a
+// listed client scores only with a null or postmaster envelope sender.
 func TestSpamAssassinSnippet(t *testing.T) {
 	sa := testenv.Tool(t, "spamassassin")
 	dir := t.TempDir()
@@ -361,14 +365,46 @@ func TestSpamAssassinSnippet(t *testing.T) {
 		b, _ := os.ReadFile(p)
 		os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
 	}
-	b, err := os.ReadFile(deployFile(t, "consumers/spamassassin.cf"))
+	snippet, err := os.ReadFile(deployFile(t, "consumers/spamassassin.cf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "blowback.cf"), b, 0o644)
+	os.WriteFile(filepath.Join(dir, "blowback.cf"), snippet, 0o644)
 	out, err := runTool(t, nil, sa, "--lint", "--siteconfigpath="+dir)
 	if err != nil || strings.Contains(out, "warn:") {
-		t.Errorf("spamassassin --lint: %v\n%s", err, out)
+		t.Fatalf("spamassassin --lint: %v\n%s", err, out)
+	}
+
+	n := startTestNode(t, t.TempDir())
+	defer n.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.MustParsePrefix("192.0.2.99/32"), Op: store.OpList, Who: "test", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	// SpamAssassin asks blowback's DNS directly; nothing else on the network.
+	local := fmt.Sprintf("dns_available yes\ndns_server %s\ntrusted_networks 127.0.0.0/8\nuse_razor2 0\nuse_pyzor 0\nskip_uribl_checks 1\n", n.dns.Addr())
+	os.WriteFile(filepath.Join(dir, "zz-test.cf"), []byte(local), 0o644)
+	for _, c := range []struct {
+		client, sender string
+		hit            bool
+	}{
+		{"192.0.2.99", "", true},
+		{"192.0.2.99", "postmaster@bounce.example", true},
+		{"192.0.2.99", "alice@example.org", false},
+		{"192.0.2.98", "", false},
+	} {
+		msg := "Return-Path: <" + c.sender + ">\n" +
+			"Received: from mx.sender.example (mx.sender.example [" + c.client + "])\n\tby mx.test.example (Postfix) with ESMTP id 1;\n\tTue, 3 Jun 2025 10:11:12 +0000\n" +
+			"From: MAILER-DAEMON@mx.sender.example\nTo: user@test.example\nSubject: Undelivered Mail Returned to Sender\n" +
+			"Message-ID: <bounce-1@mx.sender.example>\nDate: Tue, 3 Jun 2025 10:11:12 +0000\n\nYour message could not be delivered.\n"
+		out, err := runTool(t, []byte(msg), sa, "-t", "--siteconfigpath="+dir)
+		if err != nil {
+			t.Fatalf("spamassassin: %v\n%s", err, out)
+		}
+		if got := strings.Contains(out, "BLOWBACK_BACKSCATTER "); got != c.hit {
+			t.Errorf("client %s sender <%s>: BLOWBACK_BACKSCATTER %v, want %v\n%s", c.client, c.sender, got, c.hit, out)
+		}
 	}
 }
 
