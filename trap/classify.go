@@ -59,6 +59,10 @@ type Result struct {
 	// Vendor names the software that wrote a non-standard report, when a
 	// signature told ("qmail", "exchange", "boxbe", ...).
 	Vendor string
+
+	// Recovered is set when the classifier panicked (a bug) and the result
+	// is the fallback; callers count it like any recovered panic.
+	Recovered bool
 }
 
 // Classify decides what a message is. It never fails: unparseable input is
@@ -67,7 +71,7 @@ type Result struct {
 func Classify(msg []byte, env Envelope) (res Result) {
 	defer func() {
 		if p := recover(); p != nil {
-			res = Result{Kind: store.KindOther, SubKind: "error", Signals: []string{"classifier-panic"}}
+			res = Result{Kind: store.KindOther, SubKind: "error", Signals: []string{"classifier-panic"}, Recovered: true}
 		}
 	}()
 	return classify(msg, env)
