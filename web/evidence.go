@@ -103,7 +103,18 @@ func newIntake(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Reg
 	if ic.Workers <= 0 {
 		ic.Workers = 32
 	}
-	in := &intake{cfg: ic, static: cfg.NodeTokens, st: st, log: log, now: time.Now,
+	static := map[string]string{}
+	for n, t := range cfg.NodeTokens {
+		switch {
+		case !ValidNodeID(n) || n == adminNode:
+			log.Error("node_tokens: node id refused (want 1 to 64 of A-Z a-z 0-9 . _ -, not \"admin\")", "node", n)
+			continue
+		case len(t) < 16:
+			log.Warn("node_tokens: token shorter than 16 characters", "node", n)
+		}
+		static[n] = t
+	}
+	in := &intake{cfg: ic, static: static, st: st, log: log, now: time.Now,
 		maxBody: maxEvidenceBody, maxInflate: maxEvidenceInflate,
 		revoked: map[string]revocation{}, seen: map[string]nodeSeen{}}
 	// node: the ids of configured trap nodes (bounded by configuration), and "admin".
@@ -163,6 +174,10 @@ func ParseNodeTokens(r io.Reader) (map[string]string, error) {
 			continue
 		case len(f) != 2:
 			return nil, fmt.Errorf("%w: node tokens line %d: want \"node token\"", ErrBadRequest, n)
+		case !ValidNodeID(f[0]):
+			return nil, fmt.Errorf("%w: node tokens line %d: node id %q: want 1 to 64 of A-Z a-z 0-9 . _ -", ErrBadRequest, n, f[0])
+		case f[0] == adminNode:
+			return nil, fmt.Errorf("%w: node tokens line %d: %q is reserved for admin posts", ErrBadRequest, n, adminNode)
 		case len(f[1]) < 16:
 			return nil, fmt.Errorf("%w: node tokens line %d: token of node %q shorter than 16 characters", ErrBadRequest, n, f[0])
 		}
@@ -172,6 +187,23 @@ func ParseNodeTokens(r io.Reader) (map[string]string, error) {
 		out[f[0]] = f[1]
 	}
 	return out, sc.Err()
+}
+
+// ValidNodeID reports whether id can name a trap node: 1 to 64 letters,
+// digits, dots, underscores and hyphens (it appears in logs and as a
+// metric label value).
+func ValidNodeID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // reloadLocked re-reads the tokens file when its size or mtime changed, at

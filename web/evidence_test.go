@@ -456,6 +456,9 @@ func TestParseNodeTokens(t *testing.T) {
 		{"a short\n", -1},
 		{"a 0123456789abcdef extra\n", -1},
 		{"a 0123456789abcdef\na 0123456789abcdeg\n", -1},
+		{"admin 0123456789abcdef\n", -1},
+		{"trap/1 0123456789abcdef\n", -1},
+		{"trap-1.ams_2 0123456789abcdef\n", 1},
 	} {
 		m, err := ParseNodeTokens(strings.NewReader(tc.in))
 		if got := len(m); (err != nil) != (tc.want < 0) || (err == nil && got != tc.want) {
@@ -517,4 +520,23 @@ func benchIntake(b *testing.B, withRaw bool) {
 	close(next)
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// FuzzParseNodeTokens: every accepted file yields nodes with tokens of 16
+// characters or more, without white space.
+func FuzzParseNodeTokens(f *testing.F) {
+	for _, s := range []string{"", "a 0123456789abcdef\n", "# c\nb 0123456789abcdef # x\r\n", "a b c", "a\x00 0123456789abcdef"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseNodeTokens(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for n, tok := range m {
+			if !ValidNodeID(n) || len(tok) < 16 || strings.ContainsAny(tok, " \t\n") {
+				t.Fatalf("accepted node %q token %q", n, tok)
+			}
+		}
+	})
 }
