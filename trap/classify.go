@@ -730,7 +730,10 @@ func (a *analysis) autoReply() bool {
 		return true
 	}
 	vacation := func() string {
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances", "nicht im büro", "nicht im haus", "hors du bureau", "ferie"}); ok {
+		if a.seen["x-apple-action"] || a.seen["x-vacation"] || a.seen["x-mailer:vacation"] {
+			return "vacation"
+		}
+		if _, ok := containsAny(a.subj+" "+a.notice, []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances", "nicht im büro", "nicht im haus", "hors du bureau", "ferie", "traveling", "travelling", "out of town", "annual leave", "parental leave", "maternity leave", "sick leave"}); ok {
 			return "vacation"
 		}
 		if _, ok := containsAny(a.subj+" "+a.notice, []string{"no longer", "has left", "new email address", "new e-mail address", "address change", "changed my email"}); ok {
