@@ -385,11 +385,13 @@ backoff_max = "500ms"
 	admin := &mnAdmin{t: t, base: "https://" + centralHTTP, token: adminTok,
 		c: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
 
+	var traps []*mnProc
 	startTrap := func(name, tok string) (smtp, metrics string) {
 		p := mnStartProc(t, name, bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, name),
 			"--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--node", name,
 			"--forward", "https://"+centralHTTP, "--token", tok)
 		kv := p.waitReady(t)
+		traps = append(traps, p)
 		return kv["smtp"], "http://" + kv["http"] + "/metrics"
 	}
 	trap1, metrics1 := startTrap("trap-1", tok1)
@@ -510,9 +512,22 @@ backoff_max = "500ms"
 		t.Errorf("unknown token: %d, want 401", code)
 	}
 	for _, s := range []string{tok1, tok2, adminTok} {
-		if strings.Contains(central.log.String(), s) {
-			t.Error("a token appears in the central node's log")
+		for _, p := range append(traps, central) {
+			if strings.Contains(p.log.String(), s) {
+				t.Errorf("a token appears in the log of %s", p.name)
+			}
 		}
+	}
+
+	// 5. SIGTERM stops a trap node cleanly; its backlog stays for the next start.
+	traps[1].stop(syscall.SIGTERM)
+	if code := traps[1].cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(traps[1].log.String(), `msg=stopped`) {
+		t.Errorf("trap-2 after SIGTERM: exit %d", code)
+	}
+	p := mnStartProc(t, "trap-2 again", bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, "trap-2"),
+		"--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--node", "trap-2", "--forward", "https://"+centralHTTP, "--token", tok2)
+	if kv := p.waitReady(t); kv["backlog"] != "1" {
+		t.Errorf("trap-2 restarted with backlog %q, want 1", kv["backlog"])
 	}
 }
 
