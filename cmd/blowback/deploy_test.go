@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -226,67 +228,119 @@ func TestDashboardAndRulesNameRealMetrics(t *testing.T) {
 	check("blowback.rules.yml", string(rules))
 }
 
-// TestMetricsLive scrapes a running node after some traffic and checks
-// the exposition with promtool and promlint, the names with STYLE.md, and
-// that docs/operations.md lists every metric.
+// TestMetricsLive scrapes the three kinds of node (run, trap, dnsd mirror)
+// after some traffic and checks each exposition with promtool check
+// metrics and promlint, the names with STYLE.md, and that
+// docs/operations.md lists every metric.
 func TestMetricsLive(t *testing.T) {
 	promtool := testenv.Tool(t, "promtool")
-	dir := t.TempDir()
-	n := startTestNode(t, dir)
-	defer n.Stop()
-	base := "http://" + n.web.Addr().String()
-	// Traffic through every component.
-	if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "listing", func() bool { return check(t, n.dns.Addr().String(), "127.0.0.1").Listed || n.eng.Listed() > 0 })
-	for _, p := range []string{"/", "/lookup?ip=127.0.0.1", "/status", "/api/v1/lookup/127.0.0.2", "/nothing", "/healthz"} {
-		resp, err := http.Get(base + p)
+	docs, _ := os.ReadFile(filepath.Join(testenv.Root(t), "docs", "operations.md"))
+	checkScrape := func(t *testing.T, url string) {
+		t.Helper()
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-	}
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %d", resp.StatusCode)
-	}
-	if out, err := runTool(t, body, promtool, "check", "metrics"); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
-	}
-	gathered, err := n.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(gathered).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-	docs, _ := os.ReadFile(filepath.Join(testenv.Root(t), "docs", "operations.md"))
-	for _, mf := range gathered {
-		name := mf.GetName()
-		switch {
-		case strings.HasPrefix(name, "go_"), strings.HasPrefix(name, "process_"), strings.HasPrefix(name, "promhttp_"):
-			continue
-		case !strings.HasPrefix(name, "blowback_"):
-			t.Errorf("metric %s: want the prefix blowback_ (STYLE.md)", name)
-			continue
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", url, resp.StatusCode)
 		}
-		if mf.GetType().String() == "COUNTER" && !strings.HasSuffix(name, "_total") {
-			t.Errorf("counter %s does not end in _total", name)
+		if out, err := runTool(t, body, promtool, "check", "metrics"); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
 		}
-		if !bytes.Contains(docs, []byte("`"+name+"`")) {
-			t.Errorf("docs/operations.md does not list %s (%s)", name, mf.GetHelp())
+		problems, err := promlint.New(bytes.NewReader(body)).Lint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[0] != "#" || f[1] != "TYPE" {
+				continue
+			}
+			name, typ := f[2], f[3]
+			switch {
+			case strings.HasPrefix(name, "go_"), strings.HasPrefix(name, "process_"), strings.HasPrefix(name, "promhttp_"):
+				continue
+			case !strings.HasPrefix(name, "blowback_"):
+				t.Errorf("metric %s: want the prefix blowback_ (STYLE.md)", name)
+				continue
+			}
+			if typ == "counter" && !strings.HasSuffix(name, "_total") {
+				t.Errorf("counter %s does not end in _total", name)
+			}
+			if !bytes.Contains(docs, []byte("`"+name+"`")) {
+				t.Errorf("docs/operations.md does not list %s", name)
+			}
 		}
 	}
+
+	t.Run("run", func(t *testing.T) {
+		n := startTestNode(t, t.TempDir())
+		defer n.Stop()
+		base := "http://" + n.web.Addr().String()
+		// Traffic through every component.
+		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "listing", func() bool { return n.eng.Listed() > 0 })
+		check(t, n.dns.Addr().String(), "127.0.0.2")
+		for _, p := range []string{"/", "/lookup?ip=127.0.0.1", "/status", "/api/v1/lookup/127.0.0.2", "/nothing", "/healthz"} {
+			resp, err := http.Get(base + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		checkScrape(t, base+"/metrics")
+	})
+
+	t.Run("trap", func(t *testing.T) {
+		cfg := defaultConfig()
+		cfg.Data = t.TempDir()
+		cfg.SMTP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
+		n := newTrapNode(cfg, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer n.Stop()
+		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
+			t.Fatal(err)
+		}
+		checkScrape(t, "http://"+n.httpL.Addr().String()+"/metrics")
+	})
+
+	t.Run("dnsd", func(t *testing.T) {
+		zf := filepath.Join(t.TempDir(), "bl.rbldnsd")
+		os.WriteFile(zf, []byte(":127.0.0.2:Listed, see $\n192.0.2.1\n2001:db8::/64\n"), 0o644)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		addrs := make(chan [2]net.Addr, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- serveDnsd(ctx, dnsdOptions{file: zf, zone: "bl.blowback.test", dns: "127.0.0.1:0", metrics: "127.0.0.1:0", poll: time.Second},
+				defaultConfig(), slog.New(slog.DiscardHandler), nil, func(d, m net.Addr) { addrs <- [2]net.Addr{d, m} })
+		}()
+		var a [2]net.Addr
+		select {
+		case a = <-addrs:
+		case err := <-done:
+			t.Fatalf("dnsd: %v", err)
+		case <-time.After(time.Minute):
+			t.Fatal("dnsd did not start")
+		}
+		if r := check(t, a[0].String(), "192.0.2.1"); !r.Listed {
+			t.Errorf("mirror does not list 192.0.2.1: %+v", r)
+		}
+		checkScrape(t, "http://"+a[1].String()+"/metrics")
+		cancel()
+		<-done
+	})
 }
 
 func TestSystemdUnits(t *testing.T) {
