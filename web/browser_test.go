@@ -235,6 +235,24 @@ func (c *cdp) eval(expr string) any {
 	return res.Result.Value
 }
 
+// a11y checks what every page needs: lang, one h1, labelled controls,
+// headings that do not skip a level.
+func (c *cdp) a11y(page string) {
+	c.t.Helper()
+	if v := c.eval(`document.documentElement.lang`); v != "en" {
+		c.t.Errorf("%s: lang %v", page, v)
+	}
+	if v := c.eval(`document.querySelectorAll("h1").length`); v != 1.0 {
+		c.t.Errorf("%s: %v h1 elements", page, v)
+	}
+	if v := c.eval(`[...document.querySelectorAll("input:not([type=hidden]), textarea, select")].filter(e => !e.labels || e.labels.length == 0).length`); v != 0.0 {
+		c.t.Errorf("%s: %v form controls without a label", page, v)
+	}
+	if v := c.eval(`(() => { let last = 1; for (const h of document.querySelectorAll("main h1, main h2, main h3, main h4")) { const l = +h.tagName[1]; if (l > last + 1) return h.textContent; last = l; } return ""; })()`); v != "" {
+		c.t.Errorf("%s: heading %q skips a level", page, v)
+	}
+}
+
 func (c *cdp) text() string {
 	c.t.Helper()
 	s, _ := c.eval("document.body.innerText").(string)
@@ -313,13 +331,7 @@ func TestBrowser(t *testing.T) {
 	if v := b.eval(`getComputedStyle(document.querySelector("header.site")).backgroundColor`); v != "rgb(29, 53, 87)" {
 		t.Errorf("stylesheet not applied: header background %v", v)
 	}
-	if v := b.eval(`document.documentElement.lang`); v != "en" {
-		t.Errorf("lang %v", v)
-	}
-	// Every form control has a label.
-	if v := b.eval(`[...document.querySelectorAll("input:not([type=hidden]), textarea")].filter(e => !e.labels || e.labels.length == 0).length`); v != 0.0 {
-		t.Errorf("%v form controls without a label", v)
-	}
+	b.a11y("lookup listed")
 	b.screenshot("lookup-listed", 1024, false)
 	b.screenshot("lookup-listed-mobile", 390, true)
 	if v := b.eval(`document.documentElement.scrollWidth <= window.innerWidth`); v != true {
@@ -329,12 +341,14 @@ func TestBrowser(t *testing.T) {
 
 	// Unlisted, through the form on the front page.
 	b.navigate(e.base + "/")
+	b.a11y("index")
 	b.drain()
 	b.eval(`document.getElementById("ip").value = "192.0.2.45"; document.querySelector("form.lookup button").click()`)
 	b.waitLoad()
 	if txt := b.text(); !strings.Contains(txt, "192.0.2.45 is not listed") || strings.Contains(txt, "Remove 192.0.2.45") {
 		t.Errorf("unlisted page:\n%s", txt)
 	}
+	b.a11y("lookup unlisted")
 	b.screenshot("lookup-unlisted", 1024, false)
 	b.call("Emulation.clearDeviceMetricsOverride", nil, nil)
 
@@ -357,6 +371,7 @@ func TestBrowser(t *testing.T) {
 	if e.cur.Load().Lookup(netip.MustParseAddr("192.0.2.44")) != 0 {
 		t.Error("192.0.2.44 still in the zone after the form delist")
 	}
+	b.a11y("delist done")
 	b.screenshot("delist-done", 1024, false)
 	b.call("Emulation.clearDeviceMetricsOverride", nil, nil)
 
@@ -371,6 +386,7 @@ func TestBrowser(t *testing.T) {
 	if txt := b.text(); !strings.Contains(txt, "Trap hits per hour") || !strings.Contains(txt, "bounce:") {
 		t.Errorf("status page:\n%s", txt)
 	}
+	b.a11y("status")
 	b.screenshot("status", 1024, false)
 	b.screenshot("status-mobile", 390, true)
 }
