@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"sync"
+	"time"
 )
 
 // TLSConfig is the client side of the forward link: caFile (PEM) replaces
@@ -48,4 +50,79 @@ func LoadCAs(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%w: CA file %s: no PEM certificate in it", ErrConfig, file)
 	}
 	return pool, nil
+}
+
+// ServerTLS is the central node's side: its certificate (re-read when the
+// files change, so a renewed certificate needs no restart) and, with
+// clientCA, verification of the certificates trap nodes present. Client
+// certificates stay optional at the TLS layer, so the public pages on the
+// same listener keep working; web.IntakeConfig.RequireClientCert demands
+// one for evidence.
+func ServerTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, fmt.Errorf("%w: HTTPS needs both a certificate and a key file", ErrConfig)
+	}
+	cr := &certReloader{cert: certFile, key: keyFile}
+	if _, err := cr.load(); err != nil {
+		return nil, err
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cr.get}
+	if clientCA != "" {
+		pool, err := LoadCAs(clientCA)
+		if err != nil {
+			return nil, err
+		}
+		c.ClientCAs = pool
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return c, nil
+}
+
+// certReloader serves a certificate pair, re-reading it when either file's
+// modification time changes (checked at most every 10 seconds).
+type certReloader struct {
+	cert, key string
+
+	mu      sync.Mutex
+	current *tls.Certificate
+	stamp   string
+	checked time.Time
+}
+
+func (c *certReloader) stampOf() string {
+	var s string
+	for _, f := range []string{c.cert, c.key} {
+		if fi, err := os.Stat(f); err == nil {
+			s += fmt.Sprintf("%d/%d;", fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return s
+}
+
+func (c *certReloader) load() (*tls.Certificate, error) {
+	stamp := c.stampOf()
+	cert, err := tls.LoadX509KeyPair(c.cert, c.key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS certificate: %v", ErrConfig, err)
+	}
+	c.mu.Lock()
+	c.current, c.stamp, c.checked = &cert, stamp, time.Now()
+	c.mu.Unlock()
+	return &cert, nil
+}
+
+func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	cur, stamp, stale := c.current, c.stamp, time.Since(c.checked) > 10*time.Second
+	if stale {
+		c.checked = time.Now()
+	}
+	c.mu.Unlock()
+	if stale && c.stampOf() != stamp {
+		if cert, err := c.load(); err == nil {
+			return cert, nil
+		}
+		// A half-written renewal: keep serving the old pair until it parses.
+	}
+	return cur, nil
 }
