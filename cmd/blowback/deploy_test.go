@@ -150,6 +150,9 @@ func TestPrometheusRules(t *testing.T) {
 	if out, err := runTool(t, nil, promtool, "check", "rules", rules); err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
+	if out, err := runTool(t, nil, promtool, "check", "config", deployFile(t, "prometheus/prometheus.yml")); err != nil {
+		t.Fatalf("promtool check config: %v\n%s", err, out)
+	}
 	// The unit tests fire each alert on made-up series and check its text.
 	cmd := exec.Command(promtool, "test", "rules", "blowback.rules.test.yml")
 	cmd.Dir = filepath.Dir(rules)
