@@ -80,12 +80,14 @@ type classifyOutput struct {
 	File        string         `json:"file"`
 	Kind        string         `json:"kind"`
 	SubKind     string         `json:"sub_kind,omitempty"`
+	Vendor      string         `json:"vendor,omitempty"`
 	Backscatter bool           `json:"backscatter"`
 	Signals     []string       `json:"signals"`
 	Original    store.Original `json:"original"`
 	DSN         *store.DSN     `json:"dsn,omitempty"`
 	TrapField   string         `json:"trap_field,omitempty"`
 	Subject     string         `json:"subject,omitempty"`
+	MessageID   string         `json:"message_id,omitempty"`
 	Error       string         `json:"error,omitempty"`
 }
 
@@ -127,6 +129,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 		r := trap.Classify(msg, env)
 		out.Kind, out.SubKind, out.Backscatter = r.Kind.String(), r.SubKind, r.Kind.Backscatter()
 		out.Original, out.DSN, out.TrapField, out.Subject = r.Original, r.DSN, r.TrapField, r.Subject
+		out.Vendor, out.MessageID = r.Vendor, r.MessageID
 		if r.Signals != nil {
 			out.Signals = r.Signals
 		}
