@@ -197,6 +197,9 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 		if err := (&spaceGuard{dir: dir, min: min / 4, free: diskFree}).check(0); err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", dir, err)
 		}
+		if err := removeEmptyLogs(dir, log); err != nil {
+			return nil, err
+		}
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
