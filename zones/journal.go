@@ -149,7 +149,7 @@ func singlesOnly(s *Snapshot) bool {
 // million entries, where walking the names takes a second).
 func diffSingles(a, b *Snapshot) []Change {
 	var out []Change
-	diffSorted(a.v4, a.v4c, b.v4, b.v4c, func(k uint32, o, n Codes) {
+	a.diff4(b, func(k uint32, o, n Codes) {
 		if k == 0x7f000001 || k == 0x7f000002 {
 			return // RFC 5782 §5 test points: pinned, never change
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -164,19 +165,22 @@ func (l long6) contains(hi, lo uint64) bool {
 	return lo>>sh == l.lo>>sh
 }
 
-// index4Min is the size from which IPv4 singles get a /16 index.
+// index4Min was the size from which IPv4 singles got a /16 index; the
+// index is now always there (the keys are stored as their low 16 bits).
 const index4Min = 1 << 12
 
 // Snapshot is an immutable listed set. Single addresses (the bulk) are kept
-// as sorted integer arrays with a parallel code array: 5 bytes per IPv4
-// entry, 9 per IPv6 /64 (plus 4 when entries carry values of their own).
-// Wider prefixes and exclusions are flattened into disjoint segments.
+// as sorted integer arrays with a parallel code array: IPv4 addresses as
+// their low 16 bits, bucketed by the high 16 bits through a 256 KiB index,
+// so 3 bytes per IPv4 entry; 9 per IPv6 /64 (plus 4 when entries carry
+// values of their own). Wider prefixes and exclusions are flattened into
+// disjoint segments.
 type Snapshot struct {
 	Info
-	v4   []uint32
+	v4   []uint16 // low 16 bits of each IPv4 single, sorted within its /16
 	v4c  []Codes
 	v4v  []uint32 // value per v4 entry; nil when all are 0
-	idx4 []uint32 // idx4[h] = first i with v4[i]>>16 >= h; nil for small sets
+	idx4 []uint32 // idx4[h] = first i whose address is in /16 h (len 65537); nil when v4 is empty
 	v6   []uint64
 	v6c  []Codes
 	v6v  []uint32
@@ -381,11 +385,11 @@ func (b *Builder) Snapshot() *Snapshot {
 		b.foldTXT(*b.fold)
 		s.Info.TXT = *b.fold
 	}
-	s.v4 = make([]uint32, n)
+	s.v4 = make([]uint16, n)
 	s.v4c = make([]Codes, n)
 	hasVal := false
 	for i, p := range p4 {
-		s.v4[i] = uint32(p >> 32)
+		s.v4[i] = uint16(p >> 32)
 		s.v4c[i] = Codes(p)
 		if p>>8&0xffffff != 0 {
 			hasVal = true
@@ -397,8 +401,8 @@ func (b *Builder) Snapshot() *Snapshot {
 			s.v4v[i] = uint32(p>>8) & 0xffffff
 		}
 	}
+	s.idx4 = index4(len(p4), func(i int) uint32 { return uint32(p4[i] >> 48) })
 	b.p4 = nil
-	s.buildIndex4()
 
 	s.v6 = make([]uint64, len(s6))
 	s.v6c = make([]Codes, len(s6))
@@ -462,19 +466,73 @@ func (b *Builder) mergeVals(x, y uint32) uint32 {
 	return b.Intern(&m)
 }
 
-func (s *Snapshot) buildIndex4() {
-	if len(s.v4) < index4Min {
-		s.idx4 = nil
-		return
+// index4 builds the /16 index of n sorted keys whose high halves hi gives.
+func index4(n int, hi func(int) uint32) []uint32 {
+	if n == 0 {
+		return nil
 	}
-	s.idx4 = make([]uint32, 1<<16+1)
+	idx := make([]uint32, 1<<16+1)
 	j := 0
 	for h := 0; h <= 1<<16; h++ {
-		for j < len(s.v4) && int(s.v4[j]>>16) < h {
+		for j < n && int(hi(j)) < h {
 			j++
 		}
-		s.idx4[h] = uint32(j)
+		idx[h] = uint32(j)
 	}
+	return idx
+}
+
+// key4 is the address of IPv4 single i.
+func (s *Snapshot) key4(i int) uint32 {
+	// The bucket is the last h with idx4[h] <= i.
+	h := sort.Search(1<<16, func(h int) bool { return int(s.idx4[h+1]) > i })
+	return uint32(h)<<16 | uint32(s.v4[i])
+}
+
+// diff4 calls fn for every IPv4 single whose codes differ between s and b
+// (0 for absent), in address order, without materialising the keys.
+func (s *Snapshot) diff4(b *Snapshot, fn func(k uint32, old, new Codes)) {
+	i, j := 0, 0
+	ha, hb := 0, 0
+	key := func(x *Snapshot, i int, h *int) uint32 {
+		for int(x.idx4[*h+1]) <= i {
+			*h++
+		}
+		return uint32(*h)<<16 | uint32(x.v4[i])
+	}
+	for i < len(s.v4) || j < len(b.v4) {
+		var ka, kb uint32
+		if i < len(s.v4) {
+			ka = key(s, i, &ha)
+		}
+		if j < len(b.v4) {
+			kb = key(b, j, &hb)
+		}
+		switch {
+		case j == len(b.v4) || (i < len(s.v4) && ka < kb):
+			fn(ka, s.v4c[i], 0)
+			i++
+		case i == len(s.v4) || kb < ka:
+			fn(kb, 0, b.v4c[j])
+			j++
+		default:
+			if s.v4c[i] != b.v4c[j] {
+				fn(ka, s.v4c[i], b.v4c[j])
+			}
+			i++
+			j++
+		}
+	}
+}
+
+// lowerBound4 is the index of the first IPv4 single >= k.
+func (s *Snapshot) lowerBound4(k uint32) int {
+	if s.idx4 == nil {
+		return 0
+	}
+	lo, hi := int(s.idx4[k>>16]), int(s.idx4[k>>16+1])
+	i, _ := slices.BinarySearch(s.v4[lo:hi], uint16(k))
+	return lo + i
 }
 
 // flatten turns possibly overlapping ranges into disjoint segments. Within a
@@ -701,11 +759,14 @@ func (s *Snapshot) Find4(k uint32) (Codes, uint32) {
 	if inSeg && sg.excl {
 		return 0, 0
 	}
-	lo, hi := 0, len(s.v4)
-	if s.idx4 != nil {
-		lo, hi = int(s.idx4[k>>16]), int(s.idx4[k>>16+1])
+	if s.idx4 == nil {
+		if inSeg {
+			return sg.codes, sg.val
+		}
+		return 0, 0
 	}
-	if i, ok := slices.BinarySearch(s.v4[lo:hi], k); ok {
+	lo, hi := int(s.idx4[k>>16]), int(s.idx4[k>>16+1])
+	if i, ok := slices.BinarySearch(s.v4[lo:hi], uint16(k)); ok {
 		i += lo
 		var v uint32
 		if s.v4v != nil {
@@ -817,12 +878,16 @@ func (s *Snapshot) Entries(fn func(Entry) bool) {
 		}
 		return &s.vals[v]
 	}
-	for i, k := range s.v4 {
+	h := 0
+	for i, lo := range s.v4 {
+		for int(s.idx4[h+1]) <= i {
+			h++
+		}
 		var v uint32
 		if s.v4v != nil {
 			v = s.v4v[i]
 		}
-		if !fn(Entry{Prefix: netip.PrefixFrom(addr4(k), 32), Codes: s.v4c[i], Value: val(v)}) {
+		if !fn(Entry{Prefix: netip.PrefixFrom(addr4(uint32(h)<<16|uint32(lo)), 32), Codes: s.v4c[i], Value: val(v)}) {
 			return
 		}
 	}
@@ -943,8 +1008,7 @@ func (s *Snapshot) Under4(lo, hi uint32) bool {
 	if lo <= 0x7f000002 && 0x7f000002 <= hi {
 		return true
 	}
-	i, _ := slices.BinarySearch(s.v4, lo)
-	if i < len(s.v4) && s.v4[i] <= hi {
+	if i := s.lowerBound4(lo); i < len(s.v4) && s.key4(i) <= hi {
 		return true
 	}
 	return segUnder(s.r4, uint64(lo), uint64(hi))
@@ -1033,14 +1097,89 @@ func (s *Snapshot) With(info Info, changes []Entry) *Snapshot {
 	// Stable sort keeps the last change for a key last.
 	slices.SortStableFunc(ch4, func(a, b change[uint32]) int { return cmp.Compare(a.k, b.k) })
 	slices.SortStableFunc(ch6, func(a, b change[uint64]) int { return cmp.Compare(a.k, b.k) })
-	n.v4, n.v4c, n.v4v = merge(s.v4, s.v4c, s.v4v, ch4)
+	n.v4, n.v4c, n.v4v, n.idx4 = s.merge4(ch4)
 	n.v6, n.v6c, n.v6v = merge(s.v6, s.v6c, s.v6v, ch6)
-	if len(ch4) == 0 {
-		n.idx4 = s.idx4
-	} else {
-		n.buildIndex4()
-	}
 	return n
+}
+
+// merge4 applies sorted changes to the IPv4 singles: untouched runs are
+// copied whole, and the /16 index is shifted by the entries added and
+// removed before each bucket.
+func (s *Snapshot) merge4(ch []change[uint32]) ([]uint16, []Codes, []uint32, []uint32) {
+	if len(ch) == 0 {
+		return s.v4, s.v4c, s.v4v, s.idx4
+	}
+	withVals := s.v4v != nil
+	for _, c := range ch {
+		withVals = withVals || c.v != 0
+	}
+	n := len(s.v4)
+	ok := make([]uint16, 0, n+len(ch))
+	oc := make([]Codes, 0, n+len(ch))
+	var ov []uint32
+	if withVals {
+		ov = make([]uint32, 0, n+len(ch))
+	}
+	copyRun := func(i, j int) {
+		ok = append(ok, s.v4[i:j]...)
+		oc = append(oc, s.v4c[i:j]...)
+		if withVals {
+			if s.v4v != nil {
+				ov = append(ov, s.v4v[i:j]...)
+			} else {
+				ov = append(ov, make([]uint32, j-i)...)
+			}
+		}
+	}
+	type delta struct {
+		bucket uint32
+		d      int
+	}
+	var deltas []delta
+	i := 0
+	for j := 0; j < len(ch); j++ {
+		for j+1 < len(ch) && ch[j+1].k == ch[j].k {
+			j++ // the last change for a key wins
+		}
+		c := ch[j]
+		run := s.lowerBound4(c.k)
+		copyRun(i, run)
+		i = run
+		d := 0
+		if i < n && s.key4(i) == c.k {
+			i++ // replaced or removed
+			d--
+		}
+		if c.c != 0 || c.v != 0 {
+			ok = append(ok, uint16(c.k))
+			oc = append(oc, c.c)
+			if withVals {
+				ov = append(ov, c.v)
+			}
+			d++
+		}
+		if d != 0 {
+			deltas = append(deltas, delta{c.k >> 16, d})
+		}
+	}
+	copyRun(i, n)
+	if len(ok) == 0 {
+		return nil, nil, nil, nil
+	}
+	idx := make([]uint32, 1<<16+1)
+	shift, di := 0, 0
+	for h := 0; h <= 1<<16; h++ {
+		for di < len(deltas) && int(deltas[di].bucket) < h {
+			shift += deltas[di].d
+			di++
+		}
+		old := 0
+		if s.idx4 != nil {
+			old = int(s.idx4[h])
+		}
+		idx[h] = uint32(old + shift)
+	}
+	return ok, oc, ov, idx
 }
 
 type change[K cmp.Ordered] struct {

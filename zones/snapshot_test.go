@@ -205,3 +205,60 @@ func TestSnapshotWith(t *testing.T) {
 		t.Errorf("serials %d %d, len %d -> %d", s.Serial, n.Serial, s.Len(), n.Len())
 	}
 }
+
+// With on random changes agrees with a Build of the resulting set, on
+// lookups, Entries, Under4 and the journal diff.
+func TestWithAgainstBuild(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	set := map[uint32]Codes{}
+	s := Build(Info{Zone: "x"}, nil)
+	for round := 0; round < 30; round++ {
+		var ch []Entry
+		for i := 0; i < 1+r.IntN(300); i++ {
+			k := 0x0a000000 | r.Uint32N(1<<18) // a few /16 buckets
+			c := Codes(r.IntN(16))
+			set[k] = c
+			ch = append(ch, Entry{Prefix: netip.PrefixFrom(addr4(k), 32), Codes: c})
+		}
+		next := s.With(Info{Zone: "x"}, ch)
+		var es []Entry
+		for k, c := range set {
+			if c != 0 {
+				es = append(es, Entry{Prefix: netip.PrefixFrom(addr4(k), 32), Codes: c})
+			}
+		}
+		want := Build(Info{Zone: "x"}, es)
+		if next.Len() != want.Len() {
+			t.Fatalf("round %d: len %d, want %d", round, next.Len(), want.Len())
+		}
+		for i := 0; i < 2000; i++ {
+			k := 0x0a000000 | r.Uint32N(1<<18)
+			if next.Lookup4(k) != want.Lookup4(k) {
+				t.Fatalf("round %d: %s differs", round, addr4(k))
+			}
+			lo := k &^ 0xff
+			if next.Under4(lo, lo|0xff) != want.Under4(lo, lo|0xff) {
+				t.Fatalf("round %d: Under4 %s/24 differs", round, addr4(lo))
+			}
+		}
+		var a, b []Entry
+		next.Entries(func(e Entry) bool { a = append(a, e); return true })
+		want.Entries(func(e Entry) bool { b = append(b, e); return true })
+		if len(a) != len(b) {
+			t.Fatalf("round %d: Entries %d vs %d", round, len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Prefix != b[i].Prefix || a[i].Codes != b[i].Codes {
+				t.Fatalf("round %d: entry %d: %v vs %v", round, i, a[i], b[i])
+			}
+		}
+		n := 0
+		s.diff4(next, func(k uint32, o, c Codes) {
+			n++
+			if s.Lookup4(k) != o || next.Lookup4(k) != c || o == c {
+				t.Fatalf("diff4 %s: %v -> %v", addr4(k), o, c)
+			}
+		})
+		s = next
+	}
+}
