@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/listing"
@@ -79,6 +80,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when a terminal), always or never")
 	batch := fs.Int("batch", 200, "events per API request (online)")
+	workers := fs.Int("workers", 16, "events committed at once (offline; they share fsyncs)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -97,6 +99,9 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	}
 	if *batch < 1 {
 		return usageError("--batch: want 1 or more")
+	}
+	if *workers < 1 || *workers > 256 {
+		return usageError("--workers: want 1 to 256")
 	}
 	switch *progress {
 	case "auto", "always", "never":
@@ -195,23 +200,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		runErr = errLocked
 		if !*online {
 			runErr = a.withEngine(func(eng *listing.Engine, st *store.Store, _ *zones.Current) error {
-				ctx := context.Background()
-				return each(func(ev *store.Event, raw []byte) error {
-					dup, err := st.Has(ev.ID)
-					if err != nil {
-						return err
-					}
-					if err := eng.Ingest(ctx, ev, raw); err != nil {
-						return err
-					}
-					if dup {
-						stats.Duplicates++
-					} else {
-						stats.Imported++
-						stats.Kinds[ev.Kind.String()]++
-					}
-					return nil
-				})
+				return importOffline(eng, st, *workers, each, stats)
 			})
 		}
 		if errors.Is(runErr, errLocked) || errors.Is(runErr, errNoStore) {
@@ -219,7 +208,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("store became unavailable after %d messages: %w", stats.Read, runErr)
 			}
 			stats.Online = true
-			runErr = importOnline(a, *batch, each, stats)
+			runErr = importOnline(a, runErr, *batch, each, stats)
 		}
 	}
 	bar.done(cr.n, stats.Read)
@@ -227,6 +216,71 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("after %d messages: %w", stats.Read, runErr)
 	}
 	return printImportStats(stdout, stats, *asJSON, *dryRun)
+}
+
+// importOffline commits events into the store with a few concurrent
+// ingests (badger gathers concurrent commits into one fsync). Duplicates
+// are decided by the reader before dispatch: already stored, or seen
+// earlier in this mailbox.
+func importOffline(eng *listing.Engine, st *store.Store, workers int, each func(func(*store.Event, []byte) error) error, stats *importStats) error {
+	type job struct {
+		ev  *store.Event
+		raw []byte
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if err := eng.Ingest(ctx, j.ev, j.raw); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	seen := map[store.EventID]bool{}
+	err := each(func(ev *store.Event, raw []byte) error {
+		mu.Lock()
+		ferr := firstErr
+		mu.Unlock()
+		if ferr != nil {
+			return ferr
+		}
+		dup, err := st.Has(ev.ID)
+		if err != nil {
+			return err
+		}
+		if dup || seen[ev.ID] {
+			stats.Duplicates++
+			return nil
+		}
+		seen[ev.ID] = true
+		stats.Imported++
+		stats.Kinds[ev.Kind.String()]++
+		select {
+		case jobs <- job{ev, raw}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return err
 }
 
 // wireBatch is the body of POST /api/v1/evidence (package forward's Batch).
@@ -239,7 +293,7 @@ type wireBatch struct {
 // importOnline posts events in batches to the running node with the admin
 // token; the node stores them idempotently, so a duplicate is counted as
 // accepted (the API does not tell them apart).
-func importOnline(a *access, size int, each func(func(*store.Event, []byte) error) error, stats *importStats) error {
+func importOnline(a *access, local error, size int, each func(func(*store.Event, []byte) error) error, stats *importStats) error {
 	b := wireBatch{Raw: map[string][]byte{}}
 	kinds := map[string]int{}
 	flush := func() error {
@@ -253,7 +307,7 @@ func importOnline(a *access, size int, each func(func(*store.Event, []byte) erro
 				Error string `json:"error"`
 			} `json:"rejected"`
 		}
-		if err := a.call("POST", "/api/v1/evidence", b, &res); err != nil {
+		if err := a.remote(local, "POST", "/api/v1/evidence", b, &res); err != nil {
 			return err
 		}
 		rejected := map[int]bool{}
