@@ -232,6 +232,9 @@ func (s *Server) lookupView(l Lookup) *lookupView {
 	if v.Reason != "" && !strings.ContainsAny(v.Reason[len(v.Reason)-1:], ".!?") {
 		v.Reason += "."
 	}
+	if c := v.Reason; c != "" && 'a' <= c[0] && c[0] <= 'z' {
+		v.Reason = strings.ToUpper(c[:1]) + c[1:]
+	}
 	v.FirstSeen, v.FirstSeenISO = minute(l.FirstSeen)
 	v.LastSeen, v.LastSeenISO = minute(l.LastSeen)
 	v.Expires, v.ExpiresISO = minute(l.Expires)
