@@ -115,6 +115,7 @@ func (z *ZoneFile) load() error {
 	}
 	opts := z.opts
 	opts.ModTime = fi.ModTime()
+	opts.SizeHint = fi.Size()
 	snap, _, st, err := zones.ParseRbldnsd(f, z.zone, opts)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrZoneFile, z.path, err)

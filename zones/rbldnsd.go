@@ -44,6 +44,9 @@ type RbldnsdOptions struct {
 	ModTime time.Time
 	// DefaultTTL applies when the file has no $TTL; default 2100s (rbldnsd's default).
 	DefaultTTL time.Duration
+	// SizeHint is the file's size, if known: room for its entries is
+	// reserved up front instead of grown by copying.
+	SizeHint int64
 }
 
 // RbldnsdStats describes a parse.
@@ -102,7 +105,7 @@ type rbParser struct {
 	lastVal   uint32
 	lastOK    bool
 	cache     map[string]rbCached
-	txtUse    map[uint32]int // value id -> entries using it
+	txtUse    []int // value id -> entries using it
 }
 
 type rbCached struct {
@@ -122,7 +125,10 @@ func ParseRbldnsd(r io.Reader, zone string, opts RbldnsdOptions) (*Snapshot, *Ap
 	if opts.DefaultTTL == 0 {
 		opts.DefaultTTL = 2100 * time.Second
 	}
-	p := &rbParser{opts: opts, b: NewBuilder(Info{Zone: zone}), cache: map[string]rbCached{}, txtUse: map[uint32]int{}}
+	p := &rbParser{opts: opts, b: NewBuilder(Info{Zone: zone}), cache: map[string]rbCached{}}
+	if opts.SizeHint > 0 {
+		p.b.Grow(int(min(opts.SizeHint/12, 1<<26))) // a typical line is "a.b.c.d\n", 8-16 bytes
+	}
 	p.glob = newScope(opts.Type)
 	p.sc = p.glob
 	p.sc.served = true
@@ -166,7 +172,8 @@ func ParseRbldnsd(r io.Reader, zone string, opts RbldnsdOptions) (*Snapshot, *Ap
 	// The most used TXT template becomes the zone's, so that the common case
 	// (every entry with the same template) needs no per-entry values.
 	best, bestN := uint32(0), -1
-	for id, n := range p.txtUse {
+	for i, n := range p.txtUse {
+		id := uint32(i)
 		if v := p.b.vals[id]; v.OwnTXT && len(v.A) == 0 && (n > bestN || (n == bestN && id < best)) {
 			best, bestN = id, n
 		}
@@ -193,8 +200,12 @@ func newScope(typ string) rbScope {
 var errNotServed = errors.New("not served")
 
 func (p *rbParser) line(line []byte, combined *bool) error {
-	line = bytes.TrimRight(line, "\r\n")
-	line = bytes.TrimLeft(line, " \t")
+	for n := len(line); n > 0 && (line[n-1] == '\n' || line[n-1] == '\r'); n = len(line) {
+		line = line[:n-1]
+	}
+	for len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		line = line[1:]
+	}
 	if len(line) == 0 {
 		return nil
 	}
@@ -274,7 +285,7 @@ func (p *rbParser) line(line []byte, combined *bool) error {
 			p.b.addSpan4(lo, hi, 0, 0, true)
 			return nil
 		}
-		p.txtUse[val]++
+		p.use(val)
 		if lo == hi {
 			p.b.Add4(lo, codes, val)
 		} else {
@@ -287,10 +298,17 @@ func (p *rbParser) line(line []byte, combined *bool) error {
 		return err
 	}
 	if !excl {
-		p.txtUse[val]++
+		p.use(val)
 	}
 	p.b.addVal(Entry{Prefix: pfx, Codes: codes, Exclude: excl}, val)
 	return nil
+}
+
+func (p *rbParser) use(val uint32) {
+	for int(val) >= len(p.txtUse) {
+		p.txtUse = append(p.txtUse, 0)
+	}
+	p.txtUse[val]++
 }
 
 func isV4Syntax(b []byte) bool {
@@ -618,6 +636,10 @@ func (p *rbParser) applyBase(txt string) string {
 // octets, "prefix/len", or "a-b" (the end completed with all-ones; one
 // octet after the dash replaces the last octet of the start).
 func parseRange4(s []byte) (uint32, uint32, error) {
+	// The common case first: a full address and nothing else.
+	if v, ok := addr4Fast(s); ok {
+		return v, v, nil
+	}
 	if i := bytes.IndexByte(s, '-'); i >= 0 {
 		lo, n1, err := octets(s[:i])
 		if err != nil {
@@ -661,6 +683,32 @@ func parseRange4(s []byte) (uint32, uint32, error) {
 		return 0, 0, err
 	}
 	return v, v | uint32(uint64(1)<<(32-8*n)-1), nil
+}
+
+// addr4Fast reads exactly "a.b.c.d".
+func addr4Fast(s []byte) (uint32, bool) {
+	var v uint32
+	n, cur, digits := 0, uint32(0), 0
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			cur = cur*10 + uint32(c-'0')
+			digits++
+			if digits > 3 || cur > 255 {
+				return 0, false
+			}
+		case c == '.' && digits > 0 && n < 3:
+			v = v<<8 | cur
+			n++
+			cur, digits = 0, 0
+		default:
+			return 0, false
+		}
+	}
+	if n != 3 || digits == 0 {
+		return 0, false
+	}
+	return v<<8 | cur, true
 }
 
 // octets reads 1-4 dotted decimal octets, left-aligned in a uint32.
