@@ -216,7 +216,21 @@ func printExplanation(w io.Writer, x listing.Explanation) {
 		return t.UTC().Format(time.RFC3339)
 	}
 	fmt.Fprintf(w, "  first:    %s\n  last:     %s\n  expires:  %s\n", ts(x.FirstSeen), ts(x.LastSeen), ts(x.Expires))
+	if x.Since != nil || x.Lapsed != nil {
+		fmt.Fprintf(w, "  since:    %s   last lapsed: %s\n", ts(x.Since), ts(x.Lapsed))
+	}
 	fmt.Fprintf(w, "  in zone:  %v\n", x.Published)
+	fmt.Fprintf(w, "  thresholds: list at %.2f, delist below %.2f; half-life %s; max age %s after the last hit\n",
+		x.ListThreshold, x.DelistThreshold, x.HalfLife, x.MaxAge)
+	if x.Repeat > 1 {
+		fmt.Fprintf(w, "  repeat offender: %d listings within the repeat memory, listing age x%.1f\n", x.Listings, x.Repeat)
+	}
+	if x.Allowed != "" {
+		fmt.Fprintf(w, "  allowlisted by %s: never listed\n", x.Allowed)
+	}
+	if x.Escalated != nil {
+		fmt.Fprintf(w, "  escalated: %s is listed as a whole (%d listed units inside)\n", x.Escalated.Prefix, x.Escalated.Members)
+	}
 	fmt.Fprintf(w, "  policy:")
 	for _, k := range sortedKeys(x.Policy) {
 		fmt.Fprintf(w, " %s=%s", k, x.Policy[k])
@@ -228,7 +242,8 @@ func printExplanation(w io.Writer, x listing.Explanation) {
 		if e.Counted {
 			mark = "*"
 		}
-		fmt.Fprintf(w, "  %s %s %-15s %-9s weight=%.2f value=%.3f  %s\n", mark, e.Time.UTC().Format(time.RFC3339), e.Addr, e.Kind, e.Weight, e.Value, e.Why)
+		fmt.Fprintf(w, "  %s %s %-15s %-9s weight=%.2f novelty=%.2f initial=%.3f now=%.3f  %s\n", mark,
+			e.Time.UTC().Format(time.RFC3339), e.Addr, e.Kind, e.Weight, e.Novelty, e.Initial, e.Value, e.Why)
 	}
 	if len(x.Actions) > 0 {
 		fmt.Fprintf(w, "manual actions (%d):\n", len(x.Actions))
