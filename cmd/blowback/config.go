@@ -161,5 +161,8 @@ func (c *Config) publicURL() string {
 	if c.PublicURL != "" {
 		return strings.TrimSuffix(c.PublicURL, "/")
 	}
+	if c.Forward.TLSCert != "" {
+		return "https://" + c.HTTP
+	}
 	return "http://" + c.HTTP
 }
