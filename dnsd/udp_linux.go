@@ -77,11 +77,14 @@ func newUDPWorker(s *Server, c *net.UDPConn) *udpWorker {
 	w.rhdr, w.whdr = make([]unix.Mmsghdr, n), make([]unix.Mmsghdr, n)
 	w.riov, w.wiov = make([]unix.Iovec, n), make([]unix.Iovec, n)
 	w.rname, w.wname = make([][unix.SizeofSockaddrInet6]byte, n), make([][unix.SizeofSockaddrInet6]byte, n)
+	rslab := make([]byte, n*recvSize)
+	ws := int(s.cfg.UDPSize)
+	wslab := make([]byte, n*ws)
 	for i := 0; i < n; i++ {
-		w.rbuf[i] = make([]byte, bufSize)
-		w.wbuf[i] = make([]byte, 0, bufSize)
+		w.rbuf[i] = rslab[i*recvSize : (i+1)*recvSize : (i+1)*recvSize]
+		w.wbuf[i] = wslab[i*ws : i*ws : (i+1)*ws]
 		w.riov[i].Base = &w.rbuf[i][0]
-		w.riov[i].SetLen(bufSize)
+		w.riov[i].SetLen(recvSize)
 		w.rhdr[i].Hdr.Iov = &w.riov[i]
 		w.rhdr[i].Hdr.SetIovlen(1)
 		w.rhdr[i].Hdr.Name = &w.rname[i][0]

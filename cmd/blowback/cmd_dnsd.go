@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -57,6 +58,9 @@ func cmdDnsd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// No heap profiling in a mirror (there is no pprof endpoint): saves the
+	// profiler's bucket table and its samples.
+	runtime.MemProfileRate = 0
 	o := dnsdOptions{file: *file, zone: *zone, dns: *dnsAddr, metrics: *metricsAddr, typ: *typ, lenient: *lenient, poll: *poll}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
