@@ -116,7 +116,12 @@ func (z *ZoneFile) load() error {
 	opts := z.opts
 	opts.ModTime = fi.ModTime()
 	opts.SizeHint = fi.Size()
-	snap, _, st, err := zones.ParseRbldnsd(f, z.zone, opts)
+	var (
+		snap *zones.Snapshot
+		st   zones.RbldnsdStats
+	)
+	// At the lowest CPU priority: the socket readers come first.
+	lowPriority(func() { snap, _, st, err = zones.ParseRbldnsd(f, z.zone, opts) })
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrZoneFile, z.path, err)
 	}
