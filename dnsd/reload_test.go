@@ -194,6 +194,8 @@ $DATASET ip6tset @
 		}
 	}
 	if !ready {
+		cmd.Process.Kill()
+		cmd.Wait() // the output is complete (and no longer written) after Wait
 		t.Fatalf("rbldnsd did not answer: %s", out.String())
 	}
 	snap, _, _, err := zones.ParseRbldnsd(strings.NewReader(file), zone, zones.RbldnsdOptions{})
