@@ -63,6 +63,13 @@ type udpWorker struct {
 	whdr  []unix.Mmsghdr
 	wiov  []unix.Iovec
 	wname [][unix.SizeofSockaddrInet6]byte
+	// With a wildcard bind, the destination address of each query (IP_PKTINFO,
+	// IPV6_PKTINFO) becomes the source of its answer: a multi-homed host
+	// otherwise answers from whichever address routing picks, and clients
+	// drop the answer.
+	pktinfo bool
+	rctrl   [][ctrlSize]byte
+	wctrl   [][ctrlSize]byte
 
 	got, sent, toSend int
 	errno             syscall.Errno
@@ -92,8 +99,80 @@ func newUDPWorker(s *Server, c *net.UDPConn) *udpWorker {
 		w.whdr[i].Hdr.SetIovlen(1)
 		w.whdr[i].Hdr.Name = &w.wname[i][0]
 	}
+	if ua, ok := c.LocalAddr().(*net.UDPAddr); ok && ua.IP.IsUnspecified() {
+		w.usePktinfo()
+	}
 	w.recvFn, w.sendFn = w.recvF, w.sendF
 	return w
+}
+
+// usePktinfo turns on answering from each query's destination address.
+func (w *udpWorker) usePktinfo() {
+	if w.pktinfo = enablePktinfo(w.rc); !w.pktinfo {
+		return
+	}
+	n := len(w.rhdr)
+	w.rctrl, w.wctrl = make([][ctrlSize]byte, n), make([][ctrlSize]byte, n)
+	for i := 0; i < n; i++ {
+		w.rhdr[i].Hdr.Control = &w.rctrl[i][0]
+		w.whdr[i].Hdr.Control = &w.wctrl[i][0]
+	}
+}
+
+// ctrlSize holds one IPv4 or IPv6 packet-info control message.
+const ctrlSize = 64
+
+func enablePktinfo(rc syscall.RawConn) bool {
+	on := false
+	rc.Control(func(fd uintptr) {
+		// Either may fail (an IPv4 socket has no IPv6 options); one is enough.
+		if unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1) == nil {
+			on = true
+		}
+		if unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1) == nil {
+			on = true
+		}
+	})
+	return on
+}
+
+// replyControl writes into w the control message that makes an answer's
+// source the address its query was sent to (from r, the query's control
+// data), and returns its length; 0 when r has no packet info.
+func replyControl(r, w []byte) int {
+	hl := unix.CmsgLen(0)
+	for off := 0; off+hl <= len(r); {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&r[off]))
+		l := int(h.Len)
+		if l < hl || off+l > len(r) {
+			return 0
+		}
+		data := r[off+hl : off+l]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			in := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			n := unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+			clear(w[:n])
+			oh := (*unix.Cmsghdr)(unsafe.Pointer(&w[0]))
+			oh.Level, oh.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+			oh.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+			out := (*unix.Inet4Pktinfo)(unsafe.Pointer(&w[hl]))
+			out.Spec_dst = in.Addr // the source; routing picks the interface
+			return n
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			in := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			n := unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+			clear(w[:n])
+			oh := (*unix.Cmsghdr)(unsafe.Pointer(&w[0]))
+			oh.Level, oh.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+			oh.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+			out := (*unix.Inet6Pktinfo)(unsafe.Pointer(&w[hl]))
+			out.Addr, out.Ifindex = in.Addr, in.Ifindex // link-local needs the interface
+			return n
+		}
+		off += unix.CmsgSpace(l - hl)
+	}
+	return 0
 }
 
 func (w *udpWorker) close() {
@@ -105,6 +184,9 @@ func (w *udpWorker) recvF(fd uintptr) bool {
 	for i := range w.rhdr {
 		w.rhdr[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		w.rhdr[i].Hdr.Flags = 0
+		if w.pktinfo {
+			w.rhdr[i].Hdr.SetControllen(ctrlSize)
+		}
 	}
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&w.rhdr[0])), uintptr(len(w.rhdr)), unix.MSG_DONTWAIT, 0, 0)
@@ -167,6 +249,14 @@ func (w *udpWorker) run() {
 			w.whdr[out].Hdr.Namelen = h.Hdr.Namelen
 			w.wiov[out].Base = &resp[0]
 			w.wiov[out].SetLen(len(resp))
+			if w.pktinfo {
+				w.whdr[out].Hdr.SetControllen(replyControl(w.rctrl[i][:h.Hdr.Controllen], w.wctrl[out][:]))
+				if w.whdr[out].Hdr.Controllen == 0 {
+					w.whdr[out].Hdr.Control = nil
+				} else {
+					w.whdr[out].Hdr.Control = &w.wctrl[out][0]
+				}
+			}
 			out++
 		}
 		if out > 0 {
