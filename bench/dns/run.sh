@@ -110,10 +110,14 @@ perf() { # name port -> fills R[name,qps] R[name,cpu] R[name,lost]
 	R[$name,cpu]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$done" 'BEGIN{printf "%.3f", d/hz/n*100000}')
 	R[$name,util]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v s="$DURATION" 'BEGIN{printf "%.0f%%", d/hz/s*100}')
 }
-p99() { # port rate seconds -> "p50 p99 max lost" in ms
+p99() { # port rate seconds pid -> "p50 p99 max cpu-s-per-100k"
+	local t0 t1 n
+	t0=$(cputicks "$4")
 	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$3" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v 2>&1 |
-		awk '/^> /{ if ($2=="T") lost++; else print $NF } /Queries lost:/{ } END{ }' | sort -n |
-		awk '{a[NR]=$1} END{ if (NR==0) {print "- - - -"; exit}; printf "%.3f %.3f %.3f\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[NR]*1000 }'
+		awk '/^> /{ if ($2!="T") print $NF }' | sort -n >"$WORK/lat.txt"
+	t1=$(cputicks "$4")
+	n=$(wc -l <"$WORK/lat.txt")
+	awk -v d="$((t1 - t0))" -v hz="$HZ" '{a[NR]=$1} END{ if (NR==0) {print "- - - -"; exit}; printf "%.3f %.3f %.3f %.3f\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[NR]*1000, d/hz/NR*100000 }' "$WORK/lat.txt"
 }
 
 run_server() { # name port cmd... ; leaves PID in SPID
@@ -133,7 +137,7 @@ run_server rbldnsd "$PORT" "$RBLDNSD" -n -b "127.0.0.1/$PORT" -w "$WORK" "$ZONE:
 RB=$SPID
 R[rbldnsd,loadlog]=$(awk '/zones reloaded/{print $5}' "$WORK/rbldnsd.log" | sed 's/e.*//')
 perf rbldnsd "$PORT" "$RB"
-read -r R[rbldnsd,p50] R[rbldnsd,p99] R[rbldnsd,max] < <(p99 "$PORT" "$RATE" 10)
+read -r R[rbldnsd,p50] R[rbldnsd,p99] R[rbldnsd,max] R[rbldnsd,cpur] < <(p99 "$PORT" "$RATE" 10 "$RB")
 R[rbldnsd,rss1]=$(rss "$RB")
 kill "$RB"; wait "$RB" 2>/dev/null || true
 
@@ -143,7 +147,7 @@ run_server blowback "$PORT" "$WORK/blowback" dnsd --zone-file "$WORK/zone.rbldns
 BB=$SPID
 R[blowback,loadlog]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p' "$WORK/blowback.log" | head -1)
 perf blowback "$PORT" "$BB"
-read -r R[blowback,p50] R[blowback,p99] R[blowback,max] < <(p99 "$PORT" "$RATE" 10)
+read -r R[blowback,p50] R[blowback,p99] R[blowback,max] R[blowback,cpur] < <(p99 "$PORT" "$RATE" 10 "$BB")
 R[blowback,rss1]=$(rss "$BB")
 
 echo "== blowback reload under $RELOAD_QPS QPS" >&2
@@ -183,6 +187,7 @@ printf "%-34s %14s %14s %8s\n" "  server CPU use during it" "${R[rbldnsd,util]}"
 printf "%-34s %14s %14s %8s\n" "CPU s per 100k answered" "${R[rbldnsd,cpu]}" "${R[blowback,cpu]}" "$(ratio "${R[blowback,cpu]}" "${R[rbldnsd,cpu]}")"
 printf "%-34s %14s %14s %8s\n" "p50 ms at $RATE QPS" "${R[rbldnsd,p50]}" "${R[blowback,p50]}" "$(ratio "${R[blowback,p50]}" "${R[rbldnsd,p50]}")"
 printf "%-34s %14s %14s %8s\n" "p99 ms at $RATE QPS" "${R[rbldnsd,p99]}" "${R[blowback,p99]}" "$(ratio "${R[blowback,p99]}" "${R[rbldnsd,p99]}")"
+printf "%-34s %14s %14s %8s\n" "CPU s per 100k at $RATE QPS" "${R[rbldnsd,cpur]}" "${R[blowback,cpur]}" "$(ratio "${R[blowback,cpur]}" "${R[rbldnsd,cpur]}")"
 printf "%-34s %14s %14s %8s\n" "RSS MB after load (total/anon)" "${R[rbldnsd,rss0]}" "${R[blowback,rss0]}" "$(ratio "$(first "${R[blowback,rss0]}")" "$(first "${R[rbldnsd,rss0]}")")"
 printf "%-34s %14s %14s %8s\n" "RSS MB after the runs" "${R[rbldnsd,rss1]}" "${R[blowback,rss1]}" "$(ratio "$(first "${R[blowback,rss1]}")" "$(first "${R[rbldnsd,rss1]}")")"
 printf "%-34s %14s %14s %8s\n" "load: start to first answer, s" "${R[rbldnsd,load]}" "${R[blowback,load]}" "$(ratio "${R[blowback,load]}" "${R[rbldnsd,load]}")"
