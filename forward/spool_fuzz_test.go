@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
 	"testing"
 	"time"
@@ -9,25 +10,33 @@ import (
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// FuzzDecodeRecord: a spool value that does not decode is an error, never a
-// panic; one that does round-trips through encodeRecord.
+// FuzzDecodeRecord: a spool record read back from disk (possibly damaged)
+// decodes or fails with ErrCorrupt, never panics; a record written by
+// encodeRecord decodes to the same event.
 func FuzzDecodeRecord(f *testing.F) {
-	ev := &store.Event{ID: store.NewEventID(), Time: time.Unix(1700000000, 5).UTC(), ClientIP: netip.MustParseAddr("192.0.2.1"), Kind: store.KindBounce}
-	good, err := encodeRecord(ev, []byte("raw"))
-	if err != nil {
-		f.Fatal(err)
+	ev := &store.Event{ID: store.NewEventID(), Time: time.Unix(1700000000, 0).UTC(), ClientIP: netip.MustParseAddr("192.0.2.1"), Kind: store.KindBounce}
+	if v, err := encodeRecord(ev, []byte("raw")); err == nil {
+		f.Add([]byte{pQueue, 0, 0, 0, 0, 0, 0, 0, 1}, v)
 	}
-	f.Add(good)
-	f.Add(good[:recordHeader])
-	f.Add([]byte{recordVersion})
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, v []byte) {
-		it, err := decodeRecord(key(pQueue, 1), v)
+	f.Add([]byte{pDead}, []byte{recordVersion})
+	f.Add([]byte{}, []byte{recordVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		it, err := decodeRecord(k, v)
 		if err != nil {
 			return
 		}
-		if len(it.Event)+len(it.Raw)+recordHeader != len(v) || !bytes.Equal(it.Event, v[recordHeader:recordHeader+len(it.Event)]) {
-			t.Fatalf("decoded %d+%d bytes of %d", len(it.Event), len(it.Raw), len(v))
+		// A record whose event is valid survives a rewrite unchanged.
+		var e store.Event
+		if json.Unmarshal(it.Event, &e) != nil || e.Validate() != nil {
+			return
+		}
+		v2, err := encodeRecord(&e, it.Raw)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		it2, err := decodeRecord(k, v2)
+		if err != nil || it2.ID != e.ID || !bytes.Equal(it2.Raw, it.Raw) || !it2.Time.Equal(e.Time) {
+			t.Fatalf("rewrite changed the record: %+v vs %+v (%v)", it, it2, err)
 		}
 	})
 }
