@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Reliability run (issue 9): builds blowback and relcheck, then runs the
 # fault and load scenarios against real `blowback run` processes on
 # loopback and prints the result table (Markdown). Bounded: every scenario
@@ -13,7 +13,7 @@
 # run as root, the script mounts a tmpfs (size=FULLFS_SIZE, default 256m)
 # and unmounts it at the end; without root that scenario is reported as
 # skipped. Everything else runs unprivileged. See docs/reliability.md.
-set -eu
+set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=${RELCHECK_WORK:-$(mktemp -d /tmp/blowback-reliability.XXXXXX)}

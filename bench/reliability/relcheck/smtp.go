@@ -241,23 +241,28 @@ func (g *goodClient) finish() map[string]int {
 
 // outcome is how a hostile session went, as its client saw it.
 type outcome struct {
-	first  string // code of the first reply after the greeting ("" if none)
-	last   string // code of the last reply
+	first    string // code of the first reply after the greeting ("" if none)
+	firstErr string // code of the first 4xx/5xx reply
+	last     string // code of the last reply
 	closed bool   // the server closed the connection (else the client gave up)
 	dur    time.Duration
 }
 
-// key names the outcome in a tally: "first … last", or "closed".
+// key names the outcome in a tally: "first error … last reply".
 func (o outcome) key() string {
+	first := o.firstErr
+	if first == "" {
+		first = o.first
+	}
 	switch {
 	case !o.closed:
 		return "NOT CLOSED"
-	case o.first == "":
+	case first == "":
 		return "closed without a reply"
-	case o.first == o.last:
-		return o.first
+	case first == o.last:
+		return first
 	}
-	return o.first + " … " + o.last
+	return first + " … " + o.last
 }
 
 // hostile runs one session from src: write feeds the connection while
@@ -284,6 +289,9 @@ func hostile(src, addr string, wait time.Duration, write func(c net.Conn)) outco
 			} else {
 				if o.first == "" {
 					o.first = code(s)
+				}
+				if o.firstErr == "" && (s[0] == '4' || s[0] == '5') {
+					o.firstErr = code(s)
 				}
 				o.last = code(s)
 			}
@@ -351,9 +359,7 @@ func (c *checker) smtpScenarios() {
 	run := func(name, load, faults, goodSrc string, count int, src func(i int) string, wait time.Duration, want func(outcome) bool, write func(i int, c net.Conn)) *result {
 		r := &result{name: name, load: load, faults: faults, src: goodSrc, res: &tally{}, want: want}
 		if r.want == nil {
-			r.want = func(o outcome) bool {
-				return o.closed && (strings.HasPrefix(o.first, "4") || strings.HasPrefix(o.first, "5") || strings.HasPrefix(o.last, "4") || strings.HasPrefix(o.last, "5"))
-			}
+			r.want = func(o outcome) bool { return o.closed && o.firstErr != "" }
 		}
 		r.goodRes = good.phase(goodSrc)
 		var wg sync.WaitGroup
@@ -532,7 +538,7 @@ func (c *checker) smtpScenarios() {
 		}
 		row := row{Scenario: r.name, Load: r.load, Faults: r.faults,
 			Events: fmt.Sprintf("good client %d/%d / stored %d", a, r.goodRes.total(), s),
-			Errors: fmt.Sprintf("replies (first … last): %s; longest session %v", r.res.String(), time.Duration(r.maxDur.Load()).Round(100*time.Millisecond)),
+			Errors: fmt.Sprintf("replies (first error … last): %s; longest session %v", r.res.String(), time.Duration(r.maxDur.Load()).Round(100*time.Millisecond)),
 			OK:     r.ok && clear && goodOK && a == s}
 		if r.extra != "" {
 			row.Notes = append(row.Notes, r.extra)

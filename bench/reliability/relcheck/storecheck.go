@@ -222,7 +222,11 @@ func (c *checker) compactionScenario() {
 					body, _ := json.Marshal(batch)
 					code, _, err := do(cl, "POST", "http://"+n.http+forward.Path, "Bearer "+c.nodeTok, body, nil)
 					if err != nil || code != 200 {
-						postErrs.add(fmt.Sprintf("%d %v", code, err != nil))
+						if err != nil {
+							postErrs.add("transport error (node killed)")
+						} else {
+							postErrs.add(fmt.Sprintf("HTTP %d", code))
+						}
 						if err != nil {
 							return
 						}
@@ -261,7 +265,7 @@ func (c *checker) compactionScenario() {
 		close(stop)
 		wg.Wait()
 		total = int(loaded.Load())
-		notes = append(notes, fmt.Sprintf("round %d: %d events acknowledged, killed just after %s appeared (%d table files); intake errors: %s", round, total, orNone(fresh), len(ssts(storeDir)), postErrs.String()))
+		notes = append(notes, fmt.Sprintf("round %d: %d events acknowledged, killed just after %s appeared (%d table files); failed posts: %s", round, total, orNone(fresh), len(ssts(storeDir)), postErrs.String()))
 	}
 	var stopErr error
 	if startErr == nil {
