@@ -32,6 +32,16 @@
 // goroutine, with one fsync, and each Put returns after that. Concurrent
 // SMTP sessions share fsyncs: BenchmarkPutConcurrent reports events/fsync.
 //
+// # Full disk and crashes
+//
+// badger writes through mmap and dies of SIGBUS when the filesystem is
+// full, so the store refuses writes (ErrDiskFull) while fewer than
+// Options.MinFreeBytes are available and resumes by itself when space
+// returns (space.go). A kill -9 can leave an empty memtable or value-log
+// file that badger v4.9 will not open (its issue #2207); Open removes such
+// empty files first (repair.go). TestCrashMidCompaction and
+// bench/reliability exercise both.
+//
 // # Retention and memory
 //
 // Evidence and its index carry a badger TTL (Options.Retention, default
