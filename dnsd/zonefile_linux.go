@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -80,17 +79,3 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-// lowPriority runs f on a thread of its own at nice 19, so that parsing a
-// big zone file does not delay answering: when both want the CPU the
-// socket readers get nearly all of it. The thread is never unlocked: it
-// ends with the goroutine, and its priority with it.
-func lowPriority(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
-		f()
-	}()
-	<-done
-}

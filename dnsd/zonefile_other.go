@@ -12,5 +12,3 @@ func inode(os.FileInfo) uint64 { return 0 }
 
 // watchDir: no inotify here; the poll does the work.
 func watchDir(context.Context, string, *slog.Logger) <-chan struct{} { return nil }
-
-func lowPriority(f func()) { f() }
