@@ -78,4 +78,3 @@ func indexByte(b []byte, c byte) int {
 	}
 	return -1
 }
-
