@@ -16,7 +16,8 @@
 # Servers are pinned to CPU 0 and dnsperf to CPU 1 when there are two CPUs or
 # more, so both servers get the same one core.
 #
-# Usage: bench/dns/run.sh [-n ENTRIES] [-d SECONDS] [-r RATE] [-R RELOAD_QPS] [-k]
+# Usage: bench/dns/run.sh [-n ENTRIES] [-d SECONDS] [-r RATE] [-R RELOAD_QPS] [-H] [-k]
+#   -H runs a busy loop on the server's CPU during the reload runs (contention)
 #   -k keeps the work directory. Environment: QTYPE=A|TXT|mix (default A).
 set -euo pipefail
 
@@ -25,13 +26,15 @@ DURATION=15
 RATE=50000
 RELOAD_QPS=100000
 KEEP=0
-while getopts "n:d:r:R:k" o; do
+HOG=0
+while getopts "n:d:r:R:Hk" o; do
 	case $o in
 	n) ENTRIES=$OPTARG ;;
 	d) DURATION=$OPTARG ;;
 	r) RATE=$OPTARG ;;
 	R) RELOAD_QPS=$OPTARG ;;
 	k) KEEP=1 ;;
+	H) HOG=1 ;;
 	*) sed -n '2,22p' "$0"; exit 2 ;;
 	esac
 done
@@ -156,6 +159,9 @@ reload_run() { # with_reload -> "lost completed p99 max"
 	out=$(mktemp "$WORK/reload.XXXX")
 	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/queries.txt" -l 10 -Q "$RELOAD_QPS" -c 8 -q 5000 -t 2 -b 4096 -v >"$out" 2>&1 &
 	local dp=$!
+	if [ "$HOG" = 1 ]; then
+		"${SRV_PIN[@]}" timeout 11 sh -c 'while :; do :; done' &
+	fi
 	if [ "$1" = 1 ]; then
 		for i in 1 2; do
 			sleep 3
@@ -194,6 +200,7 @@ printf "%-34s %14s %14s %8s\n" "load: start to first answer, s" "${R[rbldnsd,loa
 printf "%-34s %14s %14s %8s\n" "load: as the server logs it" "${R[rbldnsd,loadlog]}s" "${R[blowback,loadlog]}" ""
 printf "%-34s %14s %14s\n" "lost in the flat-out run" "${R[rbldnsd,lost]}" "${R[blowback,lost]}"
 echo
+[ "$HOG" = 1 ] && echo "(with a busy loop on the server's CPU during both runs)"
 echo "blowback reload under $RELOAD_QPS QPS (10 s each; zone file replaced twice in the second run; loads took: ${R[reload,took]:-?}):"
 printf "  %-22s lost %s of %s, p99 %s ms, max %s ms\n" "without reload" "${R[base,lost]}" "$((${R[base,done]:-0} + ${R[base,lost]:-0}))" "${R[base,p99]}" "${R[base,max]}"
 printf "  %-22s lost %s of %s, p99 %s ms, max %s ms\n" "with 2 reloads" "${R[reload,lost]}" "$((${R[reload,done]:-0} + ${R[reload,lost]:-0}))" "${R[reload,p99]}" "${R[reload,max]}"
