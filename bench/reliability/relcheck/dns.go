@@ -327,7 +327,7 @@ func (c *checker) dnsScenarios() {
 		c.add(row{Scenario: "DNS TCP connection flood", Load: fmt.Sprintf("%d idle TCP connections (max_tcp_conns 256, tcp_idle 3s)", flood),
 			Faults: "connections that never send a query", Events: "-",
 			Errors: fmt.Sprintf("%s within %v; UDP during flood %s; TCP after %s; panics %.0f", res.String(), elapsed.Round(100*time.Millisecond), errStr(during), errStr(after), p),
-			OK: res.get("NOT CLOSED") == 0 && during == nil && after == nil && p == 0})
+			OK:     res.get("NOT CLOSED") == 0 && during == nil && after == nil && p == 0})
 	}
 }
 

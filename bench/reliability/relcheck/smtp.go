@@ -244,8 +244,8 @@ type outcome struct {
 	first    string // code of the first reply after the greeting ("" if none)
 	firstErr string // code of the first 4xx/5xx reply
 	last     string // code of the last reply
-	closed bool   // the server closed the connection (else the client gave up)
-	dur    time.Duration
+	closed   bool   // the server closed the connection (else the client gave up)
+	dur      time.Duration
 }
 
 // key names the outcome in a tally: "first error … last reply".
@@ -660,4 +660,3 @@ func (c *checker) relayScenario() {
 	}
 	c.add(r)
 }
-
