@@ -244,7 +244,7 @@ func (c *checker) compactionScenario() {
 		// Wait for the load, then kill right after a new table appears.
 		storeDir := filepath.Join(dir, "store")
 		deadline := time.Now().Add(90 * time.Second)
-		for loaded.Load() < 20000 && time.Now().Before(deadline) {
+		for loaded.Load() < 50000 && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		before := ssts(storeDir)
@@ -290,10 +290,10 @@ func (c *checker) compactionScenario() {
 		st.Close()
 	}
 	c.add(row{Scenario: "Store: crash mid-compaction", Load: "evidence intake, 4 × 500-event batches at a time, memtable 1 MiB, 2 rounds",
-		Faults: "SIGKILL right after a new table file appears (flush/compaction running)",
+		Faults: "SIGKILL right after a new table file appears, after 50 000 events (flush/compaction running)",
 		Events: fmt.Sprintf("%d acked / %d stored, %d lost", len(acked), stored, lost),
 		Errors: fmt.Sprintf("restart %s; stop %s; reopen %s", errStr(startErr), errStr(stopErr), errStr(err)),
-		OK:     startErr == nil && stopErr == nil && err == nil && lost == 0 && len(acked) >= 20000, Notes: notes})
+		OK:     startErr == nil && stopErr == nil && err == nil && lost == 0 && len(acked) >= 100000, Notes: notes})
 }
 
 func orNone(s string) string {
