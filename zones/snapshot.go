@@ -165,9 +165,6 @@ func (l long6) contains(hi, lo uint64) bool {
 	return lo>>sh == l.lo>>sh
 }
 
-// index4Min was the size from which IPv4 singles got a /16 index; the
-// index is now always there (the keys are stored as their low 16 bits).
-const index4Min = 1 << 12
 
 // Snapshot is an immutable listed set. Single addresses (the bulk) are kept
 // as sorted integer arrays with a parallel code array: IPv4 addresses as

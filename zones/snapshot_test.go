@@ -162,7 +162,7 @@ func TestSnapshotAgainstReference(t *testing.T) {
 
 func TestSnapshotWith(t *testing.T) {
 	var entries []Entry
-	for i := 0; i < 2*index4Min; i++ { // big enough for the /16 index
+	for i := 0; i < 8192; i++ { // spread over several /16 buckets
 		entries = append(entries, Entry{Prefix: netip.PrefixFrom(addr4(0x0a000000+uint32(i)*97), 32), Codes: CodeBounce})
 	}
 	s := Build(Info{Zone: "x", Serial: 1}, entries)
