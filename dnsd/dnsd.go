@@ -170,7 +170,7 @@ func (s *Server) Start(addr string) error {
 		return err
 	}
 	var (
-		conns []*net.UDPConn
+		conns []*udpSock
 		l     net.Listener
 	)
 	for try := 0; ; try++ {
@@ -192,6 +192,11 @@ func (s *Server) Start(addr string) error {
 		if _, port, _ := net.SplitHostPort(addr); port != "0" || try == 20 {
 			return fmt.Errorf("dnsd: listen tcp %s: %w", tcpAddr, err)
 		}
+	}
+	if blockingUDP && runtime.GOMAXPROCS(0) < len(conns)+1 {
+		// Each socket reader blocks in the kernel on its own thread; keep a P
+		// free for everything else (TCP, reloads, the runtime's own work).
+		runtime.GOMAXPROCS(len(conns) + 1)
 	}
 	ll := &limitListener{Listener: l, sem: make(chan struct{}, s.cfg.MaxTCPConns), rejected: s.metrics.tcpRejected}
 	tcp := &dns.Server{Listener: ll, Handler: s, IdleTimeout: func() time.Duration { return s.cfg.TCPIdle },

@@ -1,7 +1,6 @@
 package dnsd
 
 import (
-	"net"
 	"net/netip"
 	"time"
 
@@ -126,34 +125,4 @@ func qtypeOf(req *dns.Msg) uint16 {
 		return req.Question[0].Qtype
 	}
 	return 0
-}
-
-// listenUDP opens n sockets on addr sharing the port (SO_REUSEPORT where
-// the platform has it; otherwise one socket).
-func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
-	if !reusePort {
-		n = 1
-	}
-	first, err := listenOne(addr, n > 1)
-	if err != nil {
-		return nil, err
-	}
-	conns := []*net.UDPConn{first}
-	bound := first.LocalAddr().String()
-	for len(conns) < n {
-		c, err := listenOne(bound, true)
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return nil, err
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		// Room for bursts while a reload or GC holds the CPU (capped by net.core.rmem_max).
-		c.SetReadBuffer(4 << 20)
-		c.SetWriteBuffer(4 << 20)
-	}
-	return conns, nil
 }

@@ -9,16 +9,22 @@ import (
 )
 
 const (
-	batched   = false
-	reusePort = false
+	batched     = false
+	blockingUDP = false
 )
 
-func listenOne(addr string, _ bool) (*net.UDPConn, error) {
+type udpSock = net.UDPConn
+
+// listenUDP opens one socket (no SO_REUSEPORT spreading here).
+func listenUDP(addr string, _ int) ([]*udpSock, error) {
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return pc.(*net.UDPConn), nil
+	c := pc.(*net.UDPConn)
+	c.SetReadBuffer(4 << 20)
+	c.SetWriteBuffer(4 << 20)
+	return []*udpSock{c}, nil
 }
 
 // udpWorker serves one socket a datagram at a time (no recvmmsg here).
