@@ -165,7 +165,6 @@ func (l long6) contains(hi, lo uint64) bool {
 	return lo>>sh == l.lo>>sh
 }
 
-
 // Snapshot is an immutable listed set. Single addresses (the bulk) are kept
 // as sorted integer arrays with a parallel code array: IPv4 addresses as
 // their low 16 bits, bucketed by the high 16 bits through a 256 KiB index,
