@@ -193,6 +193,8 @@ type trapConn struct {
 	head      [9]byte // its first bytes: "500 5.4.0"
 	lastFinal bool
 	binary    bool // output is no longer SMTP text (TLS records)
+	inData    bool // between a 354 and the final reply to the message
+	partial   bool // the bytes read so far end inside a line
 	ended     string
 	closed    bool
 	onceCls   sync.Once
@@ -260,6 +262,11 @@ func (c *trapConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.mu.Lock()
+		c.partial = b[n-1] != '\n'
+		c.mu.Unlock()
+	}
 	if c.checkProxy && n > 0 {
 		c.checkProxy = false
 		if looksLikeProxy(b[:n]) {
@@ -274,6 +281,16 @@ func (c *trapConn) Read(b []byte) (int, error) {
 				return n, c.abort(limitSessionTime, "421 4.4.2 Session time limit exceeded, closing connection")
 			}
 			c.setEnded("timeout")
+			c.mu.Lock()
+			midLine := c.partial && !c.inData && !c.binary
+			c.mu.Unlock()
+			if midLine {
+				// The line reader drops an error that comes after part of a
+				// line: the fragment would be served as a command and a fresh
+				// deadline set, so a client trickling bytes (slowloris) would
+				// hold the session. End it here.
+				return n, c.abort(limitIdle, "421 4.4.2 Idle timeout, closing connection")
+			}
 			c.l.srv.metrics.limitHits.WithLabelValues(limitIdle).Inc()
 		case errors.Is(err, io.EOF):
 			c.setEnded("drop")
@@ -358,6 +375,7 @@ func (c *trapConn) final(code int) {
 	case code == 220 && c.replies == 0 && c.errs == 0: // the greeting
 		return
 	case code == 354: // intermediate reply to DATA
+		c.inData = true
 		return
 	case code == 221:
 		c.ended = "quit"
@@ -366,6 +384,7 @@ func (c *trapConn) final(code int) {
 	case code == 452: // go-smtp's "452 4.5.3 Maximum limit of N recipients reached"
 		m.limitHits.WithLabelValues(limitRecipients).Inc()
 	}
+	c.inData = false
 	c.replies++
 	if code >= 400 {
 		c.errs++
@@ -403,7 +422,7 @@ func (c *trapConn) abort(limit, msg string) error {
 	c.mu.Lock()
 	already, tlsOn := c.closed, c.binary
 	c.closed = true
-	if c.ended == "" || c.ended == "timeout" {
+	if c.ended == "" || (c.ended == "timeout" && limit != limitIdle) {
 		c.ended = "limit"
 	}
 	c.mu.Unlock()

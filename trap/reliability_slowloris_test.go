@@ -3,7 +3,6 @@ package trap
 import (
 	"bufio"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,21 +12,13 @@ import (
 // than ReadTimeout must end the session with 421 4.4.2, and no fragment of
 // it may be answered as a command.
 //
-// Known issue (trap/listener.go, found by bench/reliability): when the
-// read deadline fires mid-line, trapConn.Read returns the bytes read with
-// the timeout error; bufio.Reader.ReadLine (under textproto, under go-smtp)
-// drops an error that comes with a partial line, so go-smtp answers the
-// fragment ("EHLO sl" → 250) and sets a fresh deadline: a client sending a
-// byte every few seconds holds the connection until SessionTimeout. Fix:
-// make the timeout sticky in trapConn.Read (on a timeout, end the session
-// with c.abort(limitIdle, "421 4.4.2 Idle timeout, closing connection")
-// and return the error, as the session-time case already does), so the
-// next read fails and no fragment is served. Run it with
-// BLOWBACK_KNOWN_ISSUES=1.
+// Found by bench/reliability: when the read deadline fires mid-line, the
+// line reader under go-smtp (bufio.Reader.ReadLine) drops the error that
+// comes after a partial line, so the fragment was answered as a command
+// and a fresh deadline set: a client sending a byte every few seconds held
+// the connection until SessionTimeout. trapConn.Read now ends such a
+// session itself.
 func TestSlowlorisPartialLineIsNotACommand(t *testing.T) {
-	if os.Getenv("BLOWBACK_KNOWN_ISSUES") != "1" {
-		t.Skip("known issue: a read timeout mid-line is served as a command (see the comment; BLOWBACK_KNOWN_ISSUES=1 runs it)")
-	}
 	s := startTrap(t, Config{ReadTimeout: 500 * time.Millisecond, SessionTimeout: 30 * time.Second}, nil)
 	c, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
