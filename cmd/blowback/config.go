@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
@@ -33,7 +34,7 @@ func parseDuration(s string) (time.Duration, error) {
 	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
 		if n, ok := strings.CutSuffix(s, suffix); ok {
 			f, err := strconv.ParseFloat(n, 64)
-			if err != nil || f < 0 {
+			if err != nil || math.IsNaN(f) || f < 0 || f*float64(unit) >= math.MaxInt64 {
 				return 0, fmt.Errorf("bad duration %q", s)
 			}
 			return time.Duration(f * float64(unit)), nil
