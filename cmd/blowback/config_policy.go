@@ -106,6 +106,10 @@ type StoreConfig struct {
 	BlockCacheMB int      `toml:"block_cache_mb"`
 	IndexCacheMB int      `toml:"index_cache_mb"`
 	GCInterval   Duration `toml:"gc_interval"`
+	// MinFreeMB: below this much free space on the data filesystem writes are
+	// refused (the trap answers 452) instead of badger crashing; 0: the
+	// store's default reserve, -1: off.
+	MinFreeMB int `toml:"min_free_mb"`
 }
 
 func defaultStoreConfig() StoreConfig {
@@ -119,6 +123,9 @@ func defaultStoreConfig() StoreConfig {
 }
 
 func (s *StoreConfig) validate() error {
+	if s.MinFreeMB < -1 {
+		return fmt.Errorf("store: min_free_mb must be -1 (off), 0 (default) or positive")
+	}
 	if s.RawMax < 0 || s.MemTableMB < 0 || s.BlockCacheMB < 0 || s.IndexCacheMB < 0 {
 		return fmt.Errorf("store: sizes must not be negative")
 	}
@@ -136,6 +143,12 @@ func (c *Config) storeOptions() store.Options {
 	o.MemTableSize = int64(c.Store.MemTableMB) << 20
 	o.BlockCacheSize = int64(c.Store.BlockCacheMB) << 20
 	o.IndexCacheSize = int64(c.Store.IndexCacheMB) << 20
+	switch {
+	case c.Store.MinFreeMB > 0:
+		o.MinFreeBytes = int64(c.Store.MinFreeMB) << 20
+	case c.Store.MinFreeMB < 0:
+		o.MinFreeBytes = -1
+	}
 	if c.Store.GCInterval > 0 {
 		o.GCInterval = time.Duration(c.Store.GCInterval)
 	}
