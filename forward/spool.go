@@ -66,6 +66,10 @@ type SpoolOptions struct {
 	InMemory bool
 	// GCInterval is how often value-log GC runs; zero means 5 minutes.
 	GCInterval time.Duration
+	// MinFreeBytes: Put fails with store.ErrDiskFull (the trap answers 452)
+	// while the spool's filesystem has less free space, instead of badger
+	// crashing on a full disk. Zero: 96 MiB; negative: no check.
+	MinFreeBytes int64
 }
 
 // Spool is the trap node's durable queue of evidence not yet acknowledged by
@@ -73,8 +77,13 @@ type SpoolOptions struct {
 // 250 only after that. Concurrent Puts share fsyncs (badger group commit).
 type Spool struct {
 	db   *badger.DB
+	dir  string
 	opts SpoolOptions
-	log  *slog.Logger
+
+	spaceMu    sync.Mutex
+	spaceAt    time.Time // last free-space check
+	spaceShort bool
+	log        *slog.Logger
 
 	seq     atomic.Uint64
 	pending atomic.Int64 // events under 'q'
@@ -93,6 +102,15 @@ func OpenSpool(dir string, opts SpoolOptions, log *slog.Logger) (*Spool, error) 
 	}
 	log = log.With("pkg", "forward")
 	// A spool is small and short-lived data: small memtables and caches.
+	if !opts.InMemory {
+		// A kill -9 can leave empty log files badger will not open.
+		if err := store.RemoveEmptyLogs(dir, log); err != nil {
+			return nil, err
+		}
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = 96 << 20
+	}
 	bo := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{log}).
@@ -112,7 +130,7 @@ func OpenSpool(dir string, opts SpoolOptions, log *slog.Logger) (*Spool, error) 
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 5 * time.Minute
 	}
-	s := &Spool{db: db, opts: opts, log: log, notify: make(chan struct{}, 1), stop: make(chan struct{})}
+	s := &Spool{db: db, dir: dir, opts: opts, log: log, notify: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -263,6 +281,9 @@ func (s *Spool) Put(ctx context.Context, ev *store.Event, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := s.checkSpace(); err != nil {
+		return err
+	}
 	if len(raw) > s.opts.RawMax {
 		raw = raw[:s.opts.RawMax]
 	}
@@ -281,6 +302,29 @@ func (s *Spool) Put(ctx context.Context, ev *store.Event, raw []byte) error {
 	select {
 	case s.notify <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// checkSpace refuses writes while the filesystem is nearly full (checked at
+// most every 250 ms).
+func (s *Spool) checkSpace() error {
+	if s.opts.InMemory || s.opts.MinFreeBytes < 0 {
+		return nil
+	}
+	s.spaceMu.Lock()
+	defer s.spaceMu.Unlock()
+	if now := time.Now(); now.Sub(s.spaceAt) > 250*time.Millisecond {
+		s.spaceAt = now
+		free, err := store.FreeSpace(s.dir)
+		short := err == nil && free < s.opts.MinFreeBytes
+		if short != s.spaceShort {
+			s.log.Warn("spool free space", "short", short, "free_bytes", free, "min_free_bytes", s.opts.MinFreeBytes)
+		}
+		s.spaceShort = short
+	}
+	if s.spaceShort {
+		return fmt.Errorf("forward: spool: %w", store.ErrDiskFull)
 	}
 	return nil
 }

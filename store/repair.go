@@ -42,3 +42,12 @@ func removeEmptyLogs(dir string, log *slog.Logger) error {
 	}
 	return nil
 }
+
+// RemoveEmptyLogs is removeEmptyLogs for other badger databases of the
+// project (the trap node's forward spool): call it before badger.Open.
+func RemoveEmptyLogs(dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return removeEmptyLogs(dir, log)
+}
