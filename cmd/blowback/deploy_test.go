@@ -234,10 +234,11 @@ func TestDashboardAndRulesNameRealMetrics(t *testing.T) {
 // TestMetricsLive scrapes the three kinds of node (run, trap, dnsd mirror)
 // after some traffic and checks each exposition with promtool check
 // metrics and promlint, the names with STYLE.md, and that
-// docs/operations.md lists every metric.
+// docs/operations.md and README.md list every metric.
 func TestMetricsLive(t *testing.T) {
 	promtool := testenv.Tool(t, "promtool")
 	docs, _ := os.ReadFile(filepath.Join(testenv.Root(t), "docs", "operations.md"))
+	readme, _ := os.ReadFile(filepath.Join(testenv.Root(t), "README.md"))
 	checkScrape := func(t *testing.T, url string) {
 		t.Helper()
 		resp, err := http.Get(url)
@@ -277,6 +278,9 @@ func TestMetricsLive(t *testing.T) {
 			}
 			if !bytes.Contains(docs, []byte("`"+name+"`")) {
 				t.Errorf("docs/operations.md does not list %s", name)
+			}
+			if !bytes.Contains(readme, []byte("`"+name+"`")) {
+				t.Errorf("README.md does not list %s (STYLE.md: the README lists every metric)", name)
 			}
 		}
 	}
