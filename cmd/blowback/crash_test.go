@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -175,7 +176,7 @@ func TestCrashKeepsAcknowledgedEvidence(t *testing.T) {
 	// Sources must be bindable (all of 127.0.0.0/8 is on lo on Linux).
 	sources := []string{"127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"}
 	if l, err := net.Listen("tcp", sources[0]+":0"); err != nil {
-		t.Skipf("cannot bind %s: %v", sources[0], err)
+		testenv.Missing(t, fmt.Sprintf("cannot bind %s: %v", sources[0], err))
 	} else {
 		l.Close()
 	}

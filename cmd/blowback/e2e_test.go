@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
 const testDSN = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n" +
@@ -56,7 +58,7 @@ func sendFrom(t *testing.T, server, src, from, to, msg string) error {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	conn, err := d.Dial("tcp", server)
 	if err != nil {
-		t.Skipf("cannot bind %s (loopback aliases needed): %v", src, err)
+		testenv.Missing(t, fmt.Sprintf("cannot bind %s (all of 127.0.0.0/8 on lo needed): %v", src, err))
 	}
 	c := smtp.NewClient(conn)
 	defer c.Close()
