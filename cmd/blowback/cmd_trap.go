@@ -92,6 +92,7 @@ func cmdTrap(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sig := notifyShutdown()
 	n := newTrapNode(cfg, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	err = n.Start(ctx)
@@ -100,7 +101,7 @@ func cmdTrap(args []string, stdout, stderr io.Writer) error {
 		n.Stop()
 		return err
 	}
-	waitForSignal(log)
+	waitForSignal(log, sig)
 	return n.Stop()
 }
 

@@ -88,6 +88,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sig := notifyShutdown()
 	n := newNode(cfg, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	err = n.Start(ctx)
@@ -96,15 +97,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		n.Stop()
 		return err
 	}
-	waitForSignal(log)
+	waitForSignal(log, sig)
 	return n.Stop()
 }
 
-// waitForSignal blocks until SIGINT or SIGTERM; a second signal kills the
-// process at once.
-func waitForSignal(log *slog.Logger) {
+// notifyShutdown starts catching SIGINT and SIGTERM before anything starts,
+// so that a signal during start-up (or right after the "running" line) still
+// stops the node cleanly instead of killing it.
+func notifyShutdown() chan os.Signal {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	return sig
+}
+
+// waitForSignal blocks until SIGINT or SIGTERM on sig; a second signal
+// kills the process at once.
+func waitForSignal(log *slog.Logger, sig chan os.Signal) {
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
 	go func() {
