@@ -5,13 +5,11 @@ package dnsd
 // and answer as blowback does.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,42 +22,6 @@ import (
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-func runDaemon(t *testing.T, path string, args ...string) {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", path, err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(path), out.String())
-		}
-	})
-}
 
 // waitSerial polls server until it serves zone with serial.
 func waitSerial(t *testing.T, server, zone string, serial uint32) {
@@ -337,7 +299,7 @@ func TestSecondaryTransfers(t *testing.T) {
 			}
 			t.Cleanup(func() { srv.StopTransfer(); srv.Stop(context.Background()) })
 			bb := srv.Addr().String()
-			port := freePort(t)
+			port := testenv.FreePort(t)
 			secAddr := fmt.Sprintf("127.0.0.1:%d", port)
 			tc := TransferConfig{Journal: j, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 				Glue:   map[string][]netip.Addr{"ns1.bl.example": {netip.MustParseAddr("127.0.0.1")}},
@@ -350,7 +312,7 @@ func TestSecondaryTransfers(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			runDaemon(t, tool, sec.config(dir, port, srv.Addr().(*net.UDPAddr).Port)...)
+			testenv.Daemon(t, tool, sec.config(dir, port, srv.Addr().(*net.UDPAddr).Port)...)
 			waitSerial(t, secAddr, "bl.example", v1.Serial)
 			m := srv.xfr.p.Load().m
 			if n := counterValue(m.requests.WithLabelValues("axfr", "full")) + counterValue(m.requests.WithLabelValues("ixfr", "full")); n < 1 {

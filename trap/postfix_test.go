@@ -37,18 +37,6 @@ type postfix struct {
 	port int // smtpd
 }
 
-// freePort asks the kernel for a free loopback port for a daemon that must
-// bind it itself.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startPostfix runs Postfix with the trap domain routed to trapAddr, the
 // local domain pf.test (every local part accepted by smtpd, unknown ones
 // bounced by local(8)), STARTTLS opportunistic, and main.cf lines extra.
@@ -63,7 +51,7 @@ func startPostfix(t *testing.T, trapAddr string, transports []string, extra ...s
 	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		_ = os.Chmod(d, 0o755)
 	}
-	p := &postfix{t: t, bin: bin, dir: dir, etc: filepath.Join(dir, "etc"), port: freePort(t)}
+	p := &postfix{t: t, bin: bin, dir: dir, etc: filepath.Join(dir, "etc"), port: testenv.FreePort(t)}
 	for _, d := range []string{p.etc, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -305,7 +293,7 @@ func TestPostfixBounce(t *testing.T) {
 // listens on), the mail is deferred, delay_warning_time passes.
 func TestPostfixDelayNotice(t *testing.T) {
 	s, sink := postfixTrap(t)
-	p := startPostfix(t, s.Addr().String(), []string{fmt.Sprintf("slow.example=smtp:[127.0.0.1]:%d", freePort(t))},
+	p := startPostfix(t, s.Addr().String(), []string{fmt.Sprintf("slow.example=smtp:[127.0.0.1]:%d", testenv.FreePort(t))},
 		"delay_warning_time = 1s", "relay_domains = slow.example")
 	forged := "victim@" + testDomain
 	if err := p.submit(forged, "someone@slow.example", spam(forged, "someone@slow.example", "spam-2@spam.example")); err != nil {

@@ -5,19 +5,16 @@ package zones_test
 // named-checkzone must accept the BIND export.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -163,64 +160,6 @@ func (x answer) listed() string {
 	return fmt.Sprintf("A=%v TXT=%q", x.a, x.txt)
 }
 
-// freePort returns a port that was free on 127.0.0.1 for both UDP and TCP
-// (for daemons that take a port number, not a socket).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// daemon starts a foreground daemon, killed when the test ends.
-func daemon(t *testing.T, path string, args ...string) *syncBuffer {
-	t.Helper()
-	var out syncBuffer
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", path, err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(path), out.String())
-		}
-	})
-	return &out
-}
-
 // waitDNS polls server with SOA queries for zone until it answers NOERROR.
 func waitDNS(t *testing.T, server, zone string) {
 	t.Helper()
@@ -277,9 +216,9 @@ func TestRbldnsdAnswersAsBlowback(t *testing.T) {
 	if err := zones.WriteFileAtomic(file, func(w io.Writer) error { return zones.WriteRbldnsd(w, s, zones.SOA{}) }); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	args := append(runAs(), "-n", "-b", fmt.Sprintf("127.0.0.1/%d", port), "bl.example:combined:"+file)
-	out := daemon(t, rbldnsd, args...)
+	out := testenv.Daemon(t, rbldnsd, args...)
 	rbl := fmt.Sprintf("127.0.0.1:%d", port)
 	waitDNS(t, rbl, "bl.example")
 	if strings.Contains(out.String(), "invalid") || strings.Contains(out.String(), "error") {

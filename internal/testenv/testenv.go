@@ -5,10 +5,14 @@
 package testenv
 
 import (
+	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -57,4 +61,64 @@ func Shared(t testing.TB, rel string) string {
 		Missing(t, "../shared/"+rel+" not present")
 	}
 	return p
+}
+
+// FreePort returns a port on 127.0.0.1 free for both TCP and UDP at the
+// time of the call, for daemons that take a port number (rbldnsd, NSD,
+// Knot, Postfix) rather than a listener.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// Output collects a daemon's stdout and stderr; safe to read while it runs.
+type Output struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// Daemon starts a foreground daemon, killed when the test ends; its output
+// is logged if the test failed.
+func Daemon(t testing.TB, path string, args ...string) *Output {
+	t.Helper()
+	out := &Output{}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(path), out.String())
+		}
+	})
+	return out
 }
