@@ -92,17 +92,7 @@ func cmdTrap(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sig := notifyShutdown()
-	n := newTrapNode(cfg, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	err = n.Start(ctx)
-	cancel()
-	if err != nil {
-		n.Stop()
-		return err
-	}
-	waitForSignal(log, sig)
-	return n.Stop()
+	return serve(log, newTrapNode(cfg, log))
 }
 
 // trapNode is a trap-only node: SMTP listener -> spool -> forwarder, plus

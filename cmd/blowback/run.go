@@ -88,10 +88,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return serve(log, newNode(cfg, log))
+}
+
+// serve starts n, waits for SIGINT or SIGTERM and stops it (the shell of
+// `run` and `trap`).
+func serve(log *slog.Logger, n interface {
+	Start(context.Context) error
+	Stop() error
+}) error {
 	sig := notifyShutdown()
-	n := newNode(cfg, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	err = n.Start(ctx)
+	err := n.Start(ctx)
 	cancel()
 	if err != nil {
 		n.Stop()
