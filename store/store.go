@@ -335,7 +335,11 @@ func parseAddr(b []byte) (netip.Addr, []byte, bool) {
 		if len(b) < 17 {
 			return netip.Addr{}, nil, false
 		}
-		return netip.AddrFrom16([16]byte(b[1:17])), b[17:], true
+		a := netip.AddrFrom16([16]byte(b[1:17]))
+		if a.Is4In6() {
+			return netip.Addr{}, nil, false // stored as family 4; never written like this
+		}
+		return a, b[17:], true
 	}
 	return netip.Addr{}, nil, false
 }

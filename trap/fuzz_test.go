@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,9 +52,9 @@ func FuzzSession(f *testing.F) {
 		if n := panics(s, "trap"); n != 0 {
 			t.Fatalf("%v panics recovered: %s", n, logs)
 		}
-		// go-smtp's one known panic (server.go smtpLog) is tolerated; any
-		// other fails.
-		if n := panics(s, "go-smtp"); n != float64(strings.Count(logs.String(), "handleBdat.func1")) {
+		// go-smtp's one known panic (a hang-up mid-BDAT, counted apart in
+		// server.go smtpLog) is tolerated; any other fails.
+		if n := panics(s, "go-smtp"); n != 0 {
 			t.Fatalf("%v go-smtp panics: %s", n, logs)
 		}
 		for _, ev := range sink.Snapshot() {

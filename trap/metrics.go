@@ -66,7 +66,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
 		}),
 		// source: trap (our session and goroutines, answered 451), go-smtp
-		// (recovered inside go-smtp, answered 421 and closed).
+		// (recovered inside go-smtp, answered 421 and closed),
+		// go-smtp-bdat-hangup (go-smtp's known panic when a client hangs up
+		// mid-BDAT; not paged for).
 		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_trap_panics_total",
 			Help: "Panics recovered in SMTP sessions and trap goroutines, by where they were recovered.",
@@ -74,6 +76,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.panics.WithLabelValues("trap")
 	m.panics.WithLabelValues("go-smtp")
+	m.panics.WithLabelValues("go-smtp-bdat-hangup")
 	for _, l := range allLimits {
 		m.limitHits.WithLabelValues(l)
 	}
