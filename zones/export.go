@@ -159,11 +159,16 @@ func Write(w io.Writer, f Format, s *Snapshot, soa SOA) error {
 }
 
 // Exportable reports whether the exports can say what the snapshot answers:
-// zones loaded from rbldnsd files may carry per-entry values and IPv6
-// prefixes longer than /64, which the exports do not write.
+// zones loaded from rbldnsd files may carry per-entry A values and IPv6
+// prefixes longer than /64, which the exports do not write. A value that
+// only replaces the TXT (blowback's escalated ranges name their scope
+// there) is exported with the zone's TXT: the codes stay exact, and mirrors
+// keep getting updates.
 func Exportable(s *Snapshot) error {
-	if s.Values() > 1 {
-		return fmt.Errorf("%w: entries carry values of their own (a zone loaded from an rbldnsd file)", ErrExport)
+	for i := 0; i < s.Values(); i++ {
+		if len(s.Value(uint32(i)).A) > 0 {
+			return fmt.Errorf("%w: entries carry A values of their own (a zone loaded from an rbldnsd file)", ErrExport)
+		}
 	}
 	var long bool
 	s.Entries(func(e Entry) bool {

@@ -368,10 +368,29 @@ func TestInZoneNSGetsGlue(t *testing.T) {
 }
 
 func TestExportRefusesValues(t *testing.T) {
-	s := Build(Info{Zone: "z"}, []Entry{{Prefix: netip.MustParsePrefix("192.0.2.1/32"), Value: &Value{TXT: "own", OwnTXT: true}, Codes: CodeBounce}})
+	s := Build(Info{Zone: "z"}, []Entry{{Prefix: netip.MustParsePrefix("192.0.2.1/32"), Value: &Value{A: []netip.Addr{netip.MustParseAddr("127.0.0.9")}}, Codes: CodeBounce}})
 	for _, f := range []Format{FormatRbldnsd, FormatBIND, FormatPlain} {
 		if err := Write(&bytes.Buffer{}, f, s, SOA{}); !errors.Is(err, ErrExport) {
 			t.Errorf("%s: %v, want ErrExport", f, err)
+		}
+	}
+}
+
+// An escalated range carries its own TXT (naming its scope); the exports
+// write it with the zone's TXT and exact codes instead of failing, so mirrors
+// keep getting updates when escalation is on.
+func TestExportOwnTXTRange(t *testing.T) {
+	s := Build(Info{Zone: "z", TXT: "see $"}, []Entry{
+		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Value: &Value{TXT: "see $ (part of 192.0.2.0/24)", OwnTXT: true}, Codes: CodeBounce},
+		{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Codes: CodeCallout},
+	})
+	for _, f := range []Format{FormatRbldnsd, FormatBIND, FormatPlain} {
+		var buf bytes.Buffer
+		if err := Write(&buf, f, s, SOA{}); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !strings.Contains(buf.String(), "192.0.2") || !strings.Contains(buf.String(), "198.51.100.7") && !strings.Contains(buf.String(), "7.100.51.198") {
+			t.Errorf("%s export misses an entry:\n%s", f, buf.String())
 		}
 	}
 }
