@@ -81,10 +81,21 @@ type Engine struct {
 	pubCh     chan struct{} // closed and replaced at each publication
 	started   bool
 
+	// Units with new evidence waiting to be re-scored (Ingest returns after
+	// the commit; a flood from one address is re-scored once per batch).
+	dirtyMu     sync.Mutex
+	dirty       map[netip.Prefix]struct{}
+	dirtyKick   chan struct{}
+	stopRescore chan struct{}
+	rescoreWG   sync.WaitGroup
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
+
+// rescorers is the number of goroutines re-scoring units after Ingest.
+const rescorers = 2
 
 // New returns an engine over st that publishes into cur. Call Start.
 func New(cfg Config, st *store.Store, cur *zones.Current, log *slog.Logger, reg prometheus.Registerer) *Engine {
@@ -105,6 +116,7 @@ func New(cfg Config, st *store.Store, cur *zones.Current, log *slog.Logger, reg 
 		seed: maphash.MakeSeed(), listed: newListedSet(0, 0), pending: map[netip.Prefix]zones.Codes{},
 		wide: map[netip.Prefix]int{}, escalated: map[netip.Prefix]Escalated{}, delisted: map[netip.Prefix]bool{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), pubCh: make(chan struct{}),
+		dirty: map[netip.Prefix]struct{}{}, dirtyKick: make(chan struct{}, 1), stopRescore: make(chan struct{}),
 	}
 }
 
@@ -128,14 +140,26 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.wg.Add(2)
 	go e.publisher()
 	go e.sweeper()
+	e.rescoreWG.Add(rescorers)
+	for range rescorers {
+		go e.rescorer()
+	}
 	return nil
 }
 
 // Stop stops the background work; a pending change is published first.
 func (e *Engine) Stop(ctx context.Context) error {
-	e.stopOnce.Do(func() { close(e.stop) })
 	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
+	go func() {
+		// Re-score what is waiting, then let the publisher publish it.
+		e.stopOnce.Do(func() {
+			close(e.stopRescore)
+			e.rescoreWG.Wait()
+			close(e.stop)
+		})
+		e.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
@@ -295,8 +319,10 @@ func expUnix(t time.Time) uint32 {
 	return uint32(s)
 }
 
-// Ingest commits ev durably, then re-scores its address. It returns after
-// the commit: the caller may acknowledge the message. A duplicate event id
+// Ingest commits ev durably and queues its address for re-scoring (done
+// at once when the engine is not started). It returns after the commit: the
+// caller may acknowledge the message; the DNS answer follows within
+// milliseconds. A duplicate event id
 // is not an error (forwarding is at-least-once).
 func (e *Engine) Ingest(ctx context.Context, ev *store.Event, raw []byte) error {
 	err := e.st.Put(ctx, ev, raw)
@@ -308,11 +334,80 @@ func (e *Engine) Ingest(ctx context.Context, ev *store.Event, raw []byte) error 
 		return err
 	}
 	e.metrics.events.WithLabelValues(ev.Kind.String()).Inc()
-	if _, err := e.Rescore(ctx, scoring.Unit(ev.ClientIP)); err != nil {
-		// The evidence is safe; the sweep will pick the address up again.
+	unit := scoring.Unit(ev.ClientIP)
+	if e.running() {
+		e.markDirty(unit)
+		return nil
+	}
+	if _, err := e.Rescore(ctx, unit); err != nil {
+		// The evidence is safe; the next rebuild picks the address up again.
 		e.log.Error("rescore after ingest", "err", err)
 	}
 	return nil
+}
+
+// markDirty queues unit for re-scoring by the rescorers.
+func (e *Engine) markDirty(unit netip.Prefix) {
+	e.dirtyMu.Lock()
+	e.dirty[unit] = struct{}{}
+	e.dirtyMu.Unlock()
+	select {
+	case e.dirtyKick <- struct{}{}:
+	default:
+	}
+}
+
+// takeDirty removes and returns up to max queued units.
+func (e *Engine) takeDirty(max int) []netip.Prefix {
+	e.dirtyMu.Lock()
+	defer e.dirtyMu.Unlock()
+	out := make([]netip.Prefix, 0, min(max, len(e.dirty)))
+	for u := range e.dirty {
+		if len(out) == max {
+			break
+		}
+		delete(e.dirty, u)
+		out = append(out, u)
+	}
+	return out
+}
+
+// rescorer re-scores units with new evidence until Stop, then drains the queue.
+func (e *Engine) rescorer() {
+	defer e.rescoreWG.Done()
+	work := func() {
+		defer func() {
+			if r := recover(); r != nil {
+				e.metrics.panics.Inc()
+				e.log.Error("panic re-scoring", "panic", r)
+			}
+		}()
+		for {
+			units := e.takeDirty(256)
+			if len(units) == 0 {
+				return
+			}
+			for _, u := range units {
+				if _, err := e.Rescore(context.Background(), u); err != nil {
+					// The evidence is safe; the next rebuild picks it up again.
+					e.log.Error("rescore after ingest", "unit", u, "err", err)
+				}
+			}
+			select {
+			case e.dirtyKick <- struct{}{}: // wake the other rescorer for the rest
+			default:
+			}
+		}
+	}
+	for {
+		select {
+		case <-e.stopRescore:
+			work()
+			return
+		case <-e.dirtyKick:
+			work()
+		}
+	}
 }
 
 func (e *Engine) lock(unit netip.Prefix) *sync.Mutex {
