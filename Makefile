@@ -1,4 +1,4 @@
-# make check: everything CI checks. make test: the README's test command.
+# make check: gofmt, vet, staticcheck, race tests (CI also runs fuzz.sh). make test: the README's test command.
 GO ?= go
 
 .PHONY: all build test check fmt-check vet race staticcheck fuzz bench
@@ -21,9 +21,9 @@ race:
 	$(GO) test -race -shuffle=on ./...
 
 staticcheck:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-check: fmt-check vet race
+check: fmt-check vet staticcheck race
 
 # Short fuzz runs of every fuzz target (FUZZTIME per target).
 FUZZTIME ?= 20s

@@ -133,12 +133,11 @@ type Server struct {
 	cookies *cookieJar
 	xfr     xfrSlot // zone transfers (xfr.go)
 
-	mu      sync.Mutex
-	tcp     *dns.Server
-	udp     []*udpWorker
-	addrs   []net.Addr
-	wg      sync.WaitGroup
-	stopped bool
+	mu    sync.Mutex
+	tcp   *dns.Server
+	udp   []*udpWorker
+	addrs []net.Addr
+	wg    sync.WaitGroup
 }
 
 // New returns a server answering from cur. reg may be nil.
@@ -463,10 +462,6 @@ func (a apex) soa(owner string, ttl uint32) *dns.SOA {
 }
 
 func (a apex) negSOA() *dns.SOA { return a.soa(a.zone, a.negTTL) }
-
-// soa is the zone's SOA record (owner the zone, TTL the negative TTL), for
-// zone transfers and NOTIFY.
-func (s *Server) soa(snap *zones.Snapshot) *dns.SOA { return s.apexOf(snap).negSOA() }
 
 // nsRRs are the zone's NS records at owner.
 func (s *Server) nsRRs(snap *zones.Snapshot, owner string) []dns.RR {

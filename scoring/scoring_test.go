@@ -48,14 +48,6 @@ func burst(at time.Duration, n int, distinct bool, domains bool) []store.Ref {
 	return out
 }
 
-func cat(rs ...[]store.Ref) []store.Ref {
-	var out []store.Ref
-	for _, r := range rs {
-		out = append(out, r...)
-	}
-	return out
-}
-
 func TestDecideTable(t *testing.T) {
 	def := DefaultPolicy()
 	weak := DefaultPolicy()

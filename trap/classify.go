@@ -22,7 +22,6 @@ package trap
 
 import (
 	"net/mail"
-	"sort"
 	"strings"
 
 	"github.com/blowback-dnsbl/blowback/store"
@@ -1010,16 +1009,6 @@ func splitAddr(addr string) (local, domain string) {
 		return addr, ""
 	}
 	return addr[:i], strings.TrimSuffix(addr[i+1:], ".")
-}
-
-// sortedKeys is for deterministic output of maps in tests and tools.
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // containsAffirmed is containsAny ignoring negated matches ("do not reply

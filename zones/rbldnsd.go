@@ -66,14 +66,6 @@ func (st *RbldnsdStats) warn(line int, format string, a ...any) {
 	}
 }
 
-// rbValue is an entry's resolved A and TXT, as the file gives it.
-type rbValue struct {
-	codes Codes
-	extra []netip.Addr
-	txt   string
-	hasTX bool
-}
-
 // rbScope is the state of one dataset section.
 type rbScope struct {
 	typ      string
@@ -196,8 +188,6 @@ func ParseRbldnsd(r io.Reader, zone string, opts RbldnsdOptions) (*Snapshot, *Ap
 func newScope(typ string) rbScope {
 	return rbScope{typ: typ, served: true, defA: netip.AddrFrom4([4]byte{127, 0, 0, 2})}
 }
-
-var errNotServed = errors.New("not served")
 
 func (p *rbParser) line(line []byte, combined *bool) error {
 	for n := len(line); n > 0 && (line[n-1] == '\n' || line[n-1] == '\r'); n = len(line) {

@@ -461,16 +461,6 @@ func (t *tally) total() int {
 	return n
 }
 
-func (t *tally) keys() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var ks []string
-	for k := range t.m {
-		ks = append(ks, k)
-	}
-	return ks
-}
-
 func (t *tally) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

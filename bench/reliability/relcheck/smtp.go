@@ -128,16 +128,6 @@ func (s *session) close() {
 	s.c.Close()
 }
 
-// sendOne delivers one message in its own session.
-func sendOne(src, addr, rcpt, msg string) (string, error) {
-	s, g, err := openSession(src, addr, "mx.example.net", nil)
-	if err != nil {
-		return g, err
-	}
-	defer s.close()
-	return s.send("", rcpt, msg)
-}
-
 // code is the first 9 characters of a reply ("250 2.0.0") or its code.
 func code(rep string) string {
 	if len(rep) >= 9 && rep[3] == ' ' && rep[5] == '.' {
