@@ -79,20 +79,8 @@ func trapFlags(fs *flag.FlagSet) func() (Config, error) {
 
 // cmdTrap is `blowback trap`: SMTP trap, local spool, forwarder.
 func cmdTrap(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("trap", "[flags] [--forward URL --token T]", stderr)
-	load := trapFlags(fs)
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		return err
-	}
-	return serve(log, newTrapNode(cfg, log))
+	return nodeCommand("trap", "[flags] [--forward URL --token T]", args, stderr, trapFlags,
+		func(cfg Config, log *slog.Logger) startStopper { return newTrapNode(cfg, log) })
 }
 
 // trapNode is a trap-only node: SMTP listener -> spool -> forwarder, plus

@@ -75,8 +75,22 @@ func nodeFlags(fs *flag.FlagSet) func() (Config, error) {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run", "[flags]", stderr)
-	load := nodeFlags(fs)
+	return nodeCommand("run", "[flags]", args, stderr, nodeFlags,
+		func(cfg Config, log *slog.Logger) startStopper { return newNode(cfg, log) })
+}
+
+// startStopper is a node: `run`'s all-in-one or `trap`'s trap-only.
+type startStopper interface {
+	Start(context.Context) error
+	Stop() error
+}
+
+// nodeCommand is the shell of `run` and `trap`: flags, config, logger, then
+// serve the node until a signal.
+func nodeCommand(name, synopsis string, args []string, stderr io.Writer,
+	flags func(*flag.FlagSet) func() (Config, error), build func(Config, *slog.Logger) startStopper) error {
+	fs := newFlagSet(name, synopsis, stderr)
+	load := flags(fs)
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,15 +102,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(log, newNode(cfg, log))
+	return serve(log, build(cfg, log))
 }
 
 // serve starts n, waits for SIGINT or SIGTERM and stops it (the shell of
 // `run` and `trap`).
-func serve(log *slog.Logger, n interface {
-	Start(context.Context) error
-	Stop() error
-}) error {
+func serve(log *slog.Logger, n startStopper) error {
 	sig := notifyShutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	err := n.Start(ctx)
