@@ -164,33 +164,6 @@ func trapDomain(e *store.Event) string {
 	return ""
 }
 
-// hider returns a function that removes the trap addresses' local parts
-// from s: "trap123@d" becomes "…@d", and the bare local part "…".
-func hider(rcpts []string) func(string) string {
-	var locals []string
-	for _, r := range rcpts {
-		local, _, _ := strings.Cut(strings.Trim(r, "<>"), "@")
-		if len(local) >= 3 {
-			locals = append(locals, strings.ToLower(local))
-		}
-	}
-	return func(s string) string {
-		if len(locals) == 0 || s == "" {
-			return s
-		}
-		for _, l := range locals {
-			for {
-				i := strings.Index(strings.ToLower(s), l)
-				if i < 0 {
-					break
-				}
-				s = s[:i] + "…" + s[i+len(l):]
-			}
-		}
-		return s
-	}
-}
-
 // queryName is the DNSBL name for a (RFC 5782 §2.1 IPv4, §2.4 IPv6).
 func queryName(a netip.Addr, zone string) string {
 	a = a.Unmap()
