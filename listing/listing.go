@@ -467,6 +467,9 @@ func (e *Engine) Decide(a netip.Addr) (scoring.Decision, []store.Ref, []store.Ac
 	return scoring.Decide(&e.cfg.Policy, unit, refs, acts, e.cfg.Now()), refs, acts, nil
 }
 
+// MaxRefs is how many refs of a unit a decision considers (Config.MaxRefs).
+func (e *Engine) MaxRefs() int { return e.cfg.MaxRefs }
+
 // Policy returns the engine's policy.
 func (e *Engine) Policy() *scoring.Policy { return &e.cfg.Policy }
 

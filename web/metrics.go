@@ -30,7 +30,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to serve an HTTP request, by handler.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5},
 		}, []string{"handler"}),
-		// result: ok, rejected (bad input or a failed form check), rate_limited, error.
+		// result: ok, rejected (bad input or a failed form check), not_listed (a test point,
+		// never-listed, allowlisted or unlisted address: nothing charged or recorded), rate_limited, error.
 		delists: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_http_public_delists_total",
 			Help: "Public self-service delist requests, by result.",
@@ -44,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Panics recovered while serving HTTP requests.",
 		}),
 	}
-	for _, r := range []string{"ok", "rejected", "rate_limited", "error"} {
+	for _, r := range []string{"ok", "rejected", "not_listed", "rate_limited", "error"} {
 		m.delists.WithLabelValues(r)
 	}
 	if reg != nil {

@@ -88,8 +88,8 @@ type Server struct {
 	routes   map[string]string // mux pattern -> handler label
 	intake   *intake
 
-	limMu sync.Mutex
-	lim   map[string][]time.Time
+	// Public delist limits: per requester (address, IPv6 /64) and per listed unit.
+	limReq, limAddr *limiter
 
 	srv  *http.Server
 	addr net.Addr
@@ -126,7 +126,9 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 		rand.Read(key)
 	}
 	s := &Server{cfg: cfg, eng: eng, st: st, cur: cur, log: log.With("pkg", "web"), gather: gather,
-		metrics: newMetrics(reg), now: time.Now, ready: ready, lim: map[string][]time.Time{},
+		metrics: newMetrics(reg), now: time.Now, ready: ready,
+		limReq:  newLimiter(cfg.DelistPerIPPerHour, time.Hour, limiterKeys),
+		limAddr: newLimiter(cfg.DelistPerAddrPerDay, 24*time.Hour, limiterKeys),
 		csrfKey: key, routes: map[string]string{}, stop: make(chan struct{})}
 	s.stats = newHitStats()
 	s.intake = newIntake(cfg, st, s.log, reg)
@@ -143,16 +145,16 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/lookup/{ip}", "api_lookup", s.apiLookup)
 	h("GET /api/v1/explain/{ip}", "api_explain", s.apiExplain)
 	h("GET /api/v1/status", "api_status", s.apiStatus)
-	h("POST /api/v1/delist", "api_delist", s.apiDelist)
-	h("POST /api/v1/evidence", "api_evidence", s.apiEvidence)
-	h("POST /api/v1/admin/list", "api_admin", s.admin(s.apiAdminAction(store.OpList)))
-	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.apiAdminAction(store.OpDelist)))
+	h("POST /api/v1/delist", "api_delist", s.jsonPost(s.apiDelist))
+	h("POST /api/v1/evidence", "api_evidence", s.jsonPost(s.apiEvidence))
+	h("POST /api/v1/admin/list", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpList))))
+	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpDelist))))
 	h("GET /api/v1/admin/evidence/{ip}", "api_admin", s.admin(s.apiAdminEvidence))
 	h("GET /api/v1/admin/audit", "api_admin", s.admin(s.apiAdminAudit))
 	h("GET /api/v1/admin/zone", "api_admin", s.admin(s.apiAdminZone))
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
 	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
-	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.apiAdminRevokeNode))
+	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.jsonPost(s.apiAdminRevokeNode)))
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
 	h("POST /delist", "page_delist", s.pageDelist)
@@ -389,16 +391,29 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// requester is the rate-limit key of r: the TCP peer, or for a trusted
-// proxy the last address in X-Forwarded-For that is not a trusted proxy.
+// limiterKeys bounds the keys each delist limiter remembers.
+const limiterKeys = 100000
+
+// requester names the requester of r (recorded with a public delist).
 func (s *Server) requester(r *http.Request) string {
+	a := s.requesterAddr(r)
+	if !a.IsValid() {
+		return r.RemoteAddr
+	}
+	return a.String()
+}
+
+// requesterAddr is the requester of r: the TCP peer, or for a trusted
+// proxy the last address in X-Forwarded-For that is not a trusted proxy.
+// Invalid when the peer address cannot be parsed.
+func (s *Server) requesterAddr(r *http.Request) netip.Addr {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
 	a := peer.Addr().Unmap()
 	if !s.trusted(a) {
-		return a.String()
+		return a
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -411,7 +426,7 @@ func (s *Server) requester(r *http.Request) string {
 			break
 		}
 	}
-	return a.String()
+	return a
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
