@@ -224,6 +224,13 @@ func (x Explanation) Public() Explanation {
 		x.Reason = x.publicReason
 	}
 	x.Allowed = ""
+	pol := make(map[string]string, len(x.Policy))
+	for k, v := range x.Policy {
+		if k != "allow" { // the allowlist itself
+			pol[k] = v
+		}
+	}
+	x.Policy = pol
 	acts := make([]store.Action, 0, len(x.Actions))
 	for _, a := range x.Actions {
 		who := "operator"
