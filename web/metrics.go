@@ -13,6 +13,7 @@ type metrics struct {
 	delists      *prometheus.CounterVec
 	authFailures prometheus.Counter
 	panics       prometheus.Counter
+	connsRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,12 +45,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blowback_http_panics_total",
 			Help: "Panics recovered while serving HTTP requests.",
 		}),
+		// reason: per_client (the client's /24 or /64 holds its cap, none idle), total (the overall cap, none idle).
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_http_connections_refused_total",
+			Help: "HTTP connections refused at a connection cap, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"per_client", "total"} {
+		m.connsRefused.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "rejected", "not_listed", "rate_limited", "error"} {
 		m.delists.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.delists, m.authFailures, m.panics)
+		reg.MustRegister(m.requests, m.duration, m.delists, m.authFailures, m.panics, m.connsRefused)
 	}
 	return m
 }
@@ -57,4 +66,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) observe(handler string, code int, d time.Duration) {
 	m.requests.WithLabelValues(handler, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(handler).Observe(d.Seconds())
+}
+
+// registerConns registers the open-connection gauges of l.
+func (m *metrics) registerConns(reg prometheus.Registerer, l *connLimiter) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "blowback_http_connections",
+			Help: "Open HTTP connections.",
+		}, func() float64 { n, _ := l.open(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "blowback_http_client_connections_max",
+			Help: "Open HTTP connections of the client (IPv4 /24, IPv6 /64) holding the most.",
+		}, func() float64 { _, n := l.open(); return float64(n) }),
+	)
 }

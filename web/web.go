@@ -69,6 +69,15 @@ type Config struct {
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
+	// Connection caps (conns.go): open connections overall (default
+	// DefaultMaxConns) and per client, an IPv4 /24 or IPv6 /64 (default
+	// DefaultMaxConnsPerClient; trusted proxies count only overall);
+	// keep-alive idle timeout (default DefaultIdleTimeout), and the one
+	// under pressure (default DefaultShortIdle).
+	MaxConns          int
+	MaxConnsPerClient int
+	IdleTimeout       time.Duration
+	ShortIdle         time.Duration
 }
 
 // Server is the HTTP server.
@@ -87,6 +96,7 @@ type Server struct {
 	seedOnce sync.Once
 	routes   map[string]string // mux pattern -> handler label
 	intake   *intake
+	conns    *connLimiter
 
 	// Public delist limits: per requester (address, IPv6 /64) and per listed unit.
 	limReq, limAddr *limiter
@@ -113,6 +123,18 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = time.Hour
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ShortIdle <= 0 {
+		cfg.ShortIdle = DefaultShortIdle
+	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -131,6 +153,9 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 		limAddr: newLimiter(cfg.DelistPerAddrPerDay, 24*time.Hour, limiterKeys),
 		csrfKey: key, routes: map[string]string{}, stop: make(chan struct{})}
 	s.stats = newHitStats()
+	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.ShortIdle, s.trusted)
+	s.conns.onRefuse = func(reason string) { s.metrics.connsRefused.WithLabelValues(reason).Inc() }
+	s.metrics.registerConns(reg, s.conns)
 	s.intake = newIntake(cfg, st, s.log, reg)
 	return s
 }
@@ -306,12 +331,15 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("web: listen %s: %w", addr, err)
 	}
 	s.addr = l.Addr()
+	// The caps count TCP connections, under TLS.
+	s.conns.plain = s.cfg.TLS == nil
+	l = &limitListener{Listener: l, l: s.conns}
 	if s.cfg.TLS != nil {
 		l = tls.NewListener(l, s.cfg.TLS)
 	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		WriteTimeout: 5 * time.Minute, IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ConnState: s.conns.connState, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
