@@ -475,7 +475,18 @@ func (s *Server) apiAdminEvidence(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	evs, err := s.st.Events(d.Unit, 0)
+	// Newest first, ?limit=N (default 1000, at most 10000): bounded even
+	// for the admin, whatever one unit has stored.
+	limit := 1000
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			jsonError(w, http.StatusBadRequest, "limit: want a number > 0")
+			return
+		}
+		limit = min(n, 10000)
+	}
+	evs, err := s.st.Events(d.Unit, limit)
 	if err != nil {
 		jsonError(w, http.StatusInternalServerError, "internal error")
 		return
@@ -508,6 +519,9 @@ func (s *Server) apiAdminAudit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limit = n
+	}
+	if limit == 0 || limit > 100000 { // bounded: page with ?since
+		limit = 100000
 	}
 	entries, err := s.st.AuditLog(since, limit)
 	if err != nil {

@@ -320,6 +320,15 @@ func TestBoundedReads(t *testing.T) {
 		x.NextOffset != nil || len(x.Summary) != 1 || x.Summary[0].Events != listing.DefaultMaxRefs {
 		t.Errorf("explain page: total %d partial %v evidence %d next %v summary %+v", x.EvidenceTotal, x.EvidencePartial, len(x.Evidence), x.NextOffset, x.Summary)
 	}
+	// The admin's raw evidence is paged too.
+	req := httptest.NewRequest("GET", "/api/v1/admin/evidence/192.0.2.77", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	arec := httptest.NewRecorder()
+	h.ServeHTTP(arec, req)
+	var ae struct{ Events []store.Event }
+	if err := json.Unmarshal(arec.Body.Bytes(), &ae); err != nil || len(ae.Events) != 1000 {
+		t.Errorf("admin evidence: %d events, %d bytes, %v", len(ae.Events), arec.Body.Len(), err)
+	}
 	var l Lookup
 	rec, _ = get("/api/v1/lookup/192.0.2.77")
 	json.Unmarshal(rec.Body.Bytes(), &l)
