@@ -47,6 +47,10 @@ func defaultWebConfig() WebConfig {
 		DelistPerRequesterPerHour: 5,
 		DelistPerAddressPerDay:    3,
 		StaleAfter:                Duration(time.Hour),
+		MaxConns:                  web.DefaultMaxConns,
+		MaxConnsPerClient:         web.DefaultMaxConnsPerClient,
+		IdleTimeout:               Duration(web.DefaultIdleTimeout),
+		ShortIdle:                 Duration(web.DefaultShortIdle),
 	}
 }
 
