@@ -136,14 +136,18 @@ func (ss *session) Data(r io.Reader) (err error) {
 	ss.dataTried = true
 	env := Envelope{MailFrom: ss.from, Null: ss.from == "", Known: true, Rcpts: append([]string(nil), ss.rcpts...)}
 	ss.mu.Unlock()
-	// The DATA transfer has its own deadline (RFC 5321 §4.5.3.2.6); go-smtp
-	// resets the per-command one at the next command.
-	if d := time.Now().Add(ss.srv.cfg.DataTimeout); ss.tc != nil {
-		_ = ss.tc.setDataDeadline(d)
+	// The DATA transfer has its own deadline (RFC 5321 §4.5.3.2.6), an idle
+	// timeout per read and a minimum rate (trapConn.beginData); go-smtp
+	// resets the per-command deadline at the next command.
+	if ss.tc != nil {
+		ss.tc.beginData()
 	} else {
-		_ = ss.conn.Conn().SetReadDeadline(d)
+		_ = ss.conn.Conn().SetReadDeadline(time.Now().Add(ss.srv.cfg.DataTimeout))
 	}
 	raw, size, err := readBounded(r, ss.srv.cfg.KeepBytes)
+	if ss.tc != nil {
+		ss.tc.endData()
+	}
 	if err != nil {
 		var se *smtp.SMTPError
 		switch {
