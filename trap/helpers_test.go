@@ -80,7 +80,7 @@ func panics(s *Server, source string) float64 {
 
 func noPanics(t *testing.T, s *Server) {
 	t.Helper()
-	for _, src := range []string{"trap", "go-smtp"} {
+	for _, src := range []string{"trap", "go-smtp", panicClassify} {
 		if n := panics(s, src); n != 0 {
 			t.Errorf("%v panics recovered (%s)", n, src)
 		}

@@ -15,11 +15,11 @@ import (
 type limiter struct {
 	maxTotal     int
 	maxPerIP     int
-	maxPerPrefix [2]int // IPv4 /24, IPv6 /48
-	rate     float64 // tokens per second; 0 = no rate limit
-	burst    float64
-	maxRates int // tracked rate buckets; past it, sweeps idle ones (fails open if all are busy)
-	now      func() time.Time
+	maxPerPrefix [2]int  // IPv4 /24, IPv6 /48
+	rate         float64 // tokens per second; 0 = no rate limit
+	burst        float64
+	maxRates     int // tracked rate buckets; past it, sweeps idle ones (fails open if all are busy)
+	now          func() time.Time
 
 	mu        sync.Mutex
 	total     int

@@ -30,11 +30,12 @@ const (
 	limitMessageSize    = "message_size"     // Config.MaxMessageBytes
 	limitLineLength     = "line_length"      // Config.MaxLineLength
 	limitRecipients     = "recipients"       // Config.MaxRecipients
+	limitCallouts       = "callouts"         // Config.MaxCalloutsPerConn: a further callout is counted, not recorded
 )
 
 var allLimits = []string{limitConns, limitConnsPerIP, limitConnsPer24, limitConnsPer48, limitConnRate, limitProxyHeader,
 	limitProxyUntrusted, limitSessionTime, limitIdle, limitDataRate, limitCommands, limitErrors, limitMessageSize,
-	limitLineLength, limitRecipients}
+	limitLineLength, limitRecipients, limitCallouts}
 
 // listener wraps the TCP listener: it enforces the connection limits, reads
 // PROXY headers from trusted peers (in a goroutine per connection, so a slow
@@ -211,6 +212,19 @@ type trapConn struct {
 	dataEnd   time.Time // DataTimeout after dataStart
 	winStart  time.Time // the rate window being measured
 	winBytes  int64
+
+	callouts int // callout events recorded on this connection (over STARTTLS too)
+}
+
+// takeCallout counts one callout event of the connection; false past max.
+func (c *trapConn) takeCallout(max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.callouts >= max {
+		return false
+	}
+	c.callouts++
+	return true
 }
 
 // readProxy reads the PROXY header of a trusted peer.

@@ -34,6 +34,7 @@ type session struct {
 	from      string
 	rcpts     []string
 	dataTried bool // DATA or BDAT began for this transaction
+	callouts  int  // callout events recorded (when there is no trapConn)
 }
 
 func (ss *session) recoverPanic(where string, err *error) {
@@ -164,8 +165,17 @@ func (ss *session) Data(r io.Reader) (err error) {
 		return ss.fail(errTemporary)
 	}
 	env = ss.fillEnvelope(env)
-	res := Classify(raw, env)
+	res := ss.srv.classify(raw, env)
 	ev := ss.event(res, env.MailFrom, env.Rcpts)
+	if res.Recovered {
+		// A classifier bug: the message is stored as "other" with the
+		// signal "classifier-panic"; count it, say so, and keep the
+		// message for a look whatever the store keeps of it.
+		ss.srv.metrics.panics.WithLabelValues(panicClassify).Inc()
+		file, qerr := ss.srv.quarantine(ev.ID, raw)
+		ss.srv.log.Error("classifier panic recovered", "id", ev.ID, "client", ss.ip, "size", size,
+			"quarantine", file, "quarantine_err", qerr)
+	}
 	ev.Size = size
 	if int64(len(raw)) < size {
 		ev.Signals = append(append([]string(nil), ev.Signals...), "raw-truncated")
@@ -256,6 +266,13 @@ func (ss *session) endTransaction(why string) {
 		ss.srv.metrics.abandoned.Inc()
 		return
 	}
+	// One callout event per connection is plenty: a client pipelining
+	// MAIL/RCPT/RSET would otherwise write one per transaction (tens of
+	// thousands a minute). The others are counted, not stored.
+	if !ss.takeCallout() {
+		ss.srv.metrics.limitHits.WithLabelValues(limitCallouts).Inc()
+		return
+	}
 	res := Result{Kind: store.KindCallout, SubKind: sub, Signals: signals}
 	ev := ss.event(res, from, rcpts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -266,6 +283,21 @@ func (ss *session) endTransaction(why string) {
 	}
 	ss.srv.metrics.classified.WithLabelValues(store.KindCallout.String()).Inc()
 	ss.srv.log.Debug("callout recorded", "id", ev.ID, "client", ss.ip, "why", why)
+}
+
+// takeCallout reports whether this connection may still record a callout
+// (Config.MaxCalloutsPerConn), and counts it.
+func (ss *session) takeCallout() bool {
+	if ss.tc != nil {
+		return ss.tc.takeCallout(ss.srv.cfg.MaxCalloutsPerConn)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.callouts >= ss.srv.cfg.MaxCalloutsPerConn {
+		return false
+	}
+	ss.callouts++
+	return true
 }
 
 // CalloutSender reports whether a reverse-path is one that sender
