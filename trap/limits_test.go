@@ -209,15 +209,14 @@ func TestStressTimeout(t *testing.T) {
 	first.want("NOOP", "250")
 }
 
+// waitFor polls cond; the bound is generous for busy machines.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for range 500 {
-		if cond() {
-			return
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("condition not met in 5s")
 }
 
 func TestLimiterUnit(t *testing.T) {
