@@ -204,10 +204,13 @@ type trapConn struct {
 	closed    bool
 	onceCls   sync.Once
 
-	// The message transfer (DATA, or BDAT chunks), between beginData and
-	// endData: every read waits at most the idle timeout (the short one
-	// under stress) and the transfer must keep Config.DataMinRate.
-	dataOn    bool
+	// The message transfer (DATA, or BDAT chunks), from beginData until
+	// go-smtp next arms a command deadline (after endData it still drains
+	// what is left of a refused message): every read waits at most the
+	// idle timeout (the short one under stress) and the transfer must keep
+	// Config.DataMinRate.
+	dataOn    bool // Data is running
+	drain     bool // Data returned; go-smtp may still read the rest
 	dataStart time.Time
 	dataEnd   time.Time // DataTimeout after dataStart
 	winStart  time.Time // the rate window being measured
@@ -267,6 +270,9 @@ func (c *trapConn) clamp(t time.Time) time.Time {
 func (c *trapConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
 func (c *trapConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
 func (c *trapConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.drain = false // go-smtp waits for a command again: the transfer is over
+	c.mu.Unlock()
 	t = c.clamp(t)
 	if c.l.lim.stressed() {
 		if s := time.Now().Add(c.l.srv.cfg.StressReadTimeout); t.IsZero() || s.Before(t) {
@@ -283,7 +289,7 @@ func (c *trapConn) SetReadDeadline(t time.Time) error {
 func (c *trapConn) beginData() {
 	now := time.Now()
 	c.mu.Lock()
-	c.dataOn = true
+	c.dataOn, c.drain = true, false
 	c.dataStart, c.winStart, c.winBytes = now, now, 0
 	c.dataEnd = now.Add(c.l.srv.cfg.DataTimeout)
 	c.mu.Unlock()
@@ -295,11 +301,14 @@ func (c *trapConn) isClosed() bool {
 	return c.closed
 }
 
-// endData ends the message transfer; go-smtp sets the next command's
-// deadline itself.
+// endData marks the end of Data. The transfer rules still hold while
+// go-smtp discards what is left of a refused message; they end when it
+// arms the next command's deadline (SetReadDeadline).
 func (c *trapConn) endData() {
 	c.mu.Lock()
-	c.dataOn = false
+	if c.dataOn {
+		c.dataOn, c.drain = false, true
+	}
 	c.mu.Unlock()
 }
 
@@ -344,7 +353,7 @@ func (c *trapConn) transferRead(b []byte) (int, error) {
 func (c *trapConn) inTransfer() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.dataOn
+	return c.dataOn || c.drain
 }
 
 // checkRate counts n bytes of a transfer and reports whether the transfer
@@ -355,7 +364,7 @@ func (c *trapConn) checkRate(n int, now time.Time) (tooSlow bool) {
 	cfg := &c.l.srv.cfg
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.dataOn || cfg.DataMinRate <= 0 {
+	if (!c.dataOn && !c.drain) || cfg.DataMinRate <= 0 {
 		return false
 	}
 	c.winBytes += int64(n)

@@ -169,3 +169,36 @@ func TestPrefixCaps(t *testing.T) {
 		}
 	})
 }
+
+// The rest of a refused (too big) message is still read under the transfer
+// rules: a sender that trickles it is cut, one that sends it at once gets
+// 552 and goes on.
+func TestDataRateAfterRefusal(t *testing.T) {
+	s := startTrap(t, Config{ReadTimeout: 30 * time.Second, DataTimeout: time.Minute, SessionTimeout: time.Minute,
+		MaxMessageBytes: 1000, DataMinRate: 100, DataRateWindow: 300 * time.Millisecond, DataRateGrace: 300 * time.Millisecond}, nil)
+	cl := dial(t, s)
+	cl.want("EHLO big.example.net", "250")
+	if g := cl.message("", "x@trap.blowback.test", strings.Repeat("0123456789\r\n", 200)); !strings.HasPrefix(g, "552 5.3.4") {
+		t.Fatalf("oversize sent at once: %q", g)
+	}
+	cl.want("NOOP", "250")
+	cl.want("MAIL FROM:<>", "250")
+	cl.want("RCPT TO:<x@trap.blowback.test>", "250")
+	cl.want("DATA", "354")
+	cl.send(strings.Repeat("0123456789\r\n", 200)) // past the limit: the rest is discarded
+	done := make(chan string, 1)
+	go func() { done <- cl.drain() }()
+	for {
+		select {
+		case g := <-done:
+			if !strings.HasPrefix(g, "421 4.4.2") {
+				t.Fatalf("refused message trickled on: %q, want 421 4.4.2", g)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+			if _, err := cl.c.Write([]byte("x")); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+		}
+	}
+}
