@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/store"
-	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -104,7 +104,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 	if len(files) == 0 {
 		return usageError("no files (use - for stdin)")
 	}
-	env := trap.Envelope{}
+	env := classify.Envelope{}
 	if *mailFrom != "" {
 		f := strings.Trim(*mailFrom, "<>")
 		env.MailFrom, env.Null, env.Known = f, f == "", true
@@ -126,7 +126,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 			}
 			continue
 		}
-		r := trap.Classify(msg, env)
+		r := classify.Classify(msg, env)
 		out.Kind, out.SubKind, out.Backscatter = r.Kind.String(), r.SubKind, r.Kind.Backscatter()
 		out.Original, out.DSN, out.TrapField, out.Subject = r.Original, r.DSN, r.TrapField, r.Subject
 		out.Vendor, out.MessageID = r.Vendor, r.MessageID

@@ -1,4 +1,4 @@
-package trap
+package classify
 
 // A lenient, bounded MIME reader for the classifier. Bounces are written by
 // every kind of software, many of them broken, and some of what reaches a trap

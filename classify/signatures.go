@@ -1,4 +1,4 @@
-package trap
+package classify
 
 // Signature tables. Every pattern is lower case and matched as a substring
 // of text whose whitespace was collapsed to single spaces (see normText), so
