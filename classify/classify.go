@@ -58,6 +58,13 @@ type Result struct {
 	// signature told ("qmail", "exchange", "boxbe", ...).
 	Vendor string
 
+	// MTA is the software family that produced a backscatter message when
+	// its format says so (one of MTAFamilies, lower case), "" when unknown;
+	// MTASignal names the mark that said so ("received", "message-id",
+	// "header:x-ms-exchange-message-is-ndr", "text:postfix", ...). The
+	// signal is also in Signals as "mta:<family>".
+	MTA, MTASignal string
+
 	// Recovered is set when the classifier panicked (a bug) and the result
 	// is the fallback; callers count it like any recovered panic.
 	Recovered bool
@@ -116,6 +123,7 @@ type analysis struct {
 	origBody string // start of the inline copy's body (for nothing but tests)
 
 	avKind      string // "av-notice" or "filter-notice", set by avNotice
+	gateway     string // the filter product named by a gateway notice (sophos, proofpoint, ...)
 	attachments []attachment
 	links       []string // hosts of links in the notice
 
@@ -242,9 +250,14 @@ func (a *analysis) decide() {
 		a.signal("no-header")
 	}
 	if a.env.Known {
-		if a.env.Null || a.env.MailFrom == "" {
+		switch {
+		case a.envNull():
 			a.signal("env:null-sender")
-		} else {
+		case a.envDaemon():
+			a.signal("env:daemon-sender")
+		case a.envTrapDomain():
+			a.signal("env:trap-domain-sender")
+		default:
 			a.signal("env:sender")
 		}
 	}
@@ -549,7 +562,13 @@ func (a *analysis) bounceScore() float64 {
 		score++
 		a.signal("diagnostic:" + token(p))
 	}
-	if a.env.Known && (a.env.Null || a.env.MailFrom == "") {
+	// The envelope (RFC 5321 §4.5.5: reports go out with the null
+	// reverse-path; postmaster and MAILER-DAEMON send them by convention).
+	// A sender at the trap's own domain is forged: the trap never sends.
+	switch {
+	case a.envNull() || a.envDaemon():
+		score += 2
+	case a.envTrapDomain():
 		score++
 	}
 	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
@@ -584,7 +603,7 @@ func (a *analysis) findStrongNDR() bool {
 				continue
 			}
 			if strings.Contains(a.full, p) {
-				if a.vendor == "" {
+				if a.vendor == "" && !strings.HasPrefix(s.name, "lang-") {
 					a.vendor = s.name
 				}
 				a.signal("ndr:" + s.name)
@@ -645,7 +664,7 @@ func (a *analysis) daemonFrom() bool {
 // auto-responder field. Precedence: bulk alone does not count: newsletters
 // and spam carry it.
 func (a *analysis) automated() bool {
-	if a.env.Known && (a.env.Null || a.env.MailFrom == "") {
+	if a.envNull() || a.envDaemon() {
 		return true
 	}
 	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
@@ -655,6 +674,23 @@ func (a *analysis) automated() bool {
 		return true
 	}
 	return a.daemonFrom() || a.hdr.has("X-Autoreply") || a.hdr.has("X-Autorespond")
+}
+
+// envNull: the session's reverse-path was null.
+func (a *analysis) envNull() bool { return a.env.Known && (a.env.Null || a.env.MailFrom == "") }
+
+// envDaemon: the session's reverse-path was postmaster or MAILER-DAEMON.
+func (a *analysis) envDaemon() bool {
+	if !a.env.Known || a.env.MailFrom == "" {
+		return false
+	}
+	local, _ := splitAddr(strings.ToLower(strings.Trim(a.env.MailFrom, "<> ")))
+	return local == "postmaster" || local == "mailer-daemon" || local == "mailer_daemon" || local == "double-bounce"
+}
+
+// envTrapDomain: the session's reverse-path was at a trap domain.
+func (a *analysis) envTrapDomain() bool {
+	return a.env.Known && a.env.MailFrom != "" && a.isTrapAddr(strings.Trim(a.env.MailFrom, "<> "))
 }
 
 func (a *analysis) isDelay() bool {
@@ -673,13 +709,26 @@ func (a *analysis) isDelay() bool {
 }
 
 // avNotice: an anti-virus or content-filter notice from software, about a
-// message "you" sent.
+// message "you" sent (SpamAssassin 20_vbounce.cf __VBOUNCE_*): the gateway
+// blocked mail that forged the trap as its sender and told the trap.
 func (a *analysis) avNotice() bool {
+	who := strings.ToLower(a.fromName + " " + a.fromLocal)
 	avSender := false
-	if _, ok := containsAny(strings.ToLower(a.fromName+" "+a.fromLocal), []string{"virus", "scanner", "antivirus", "anti-virus", "mailscanner", "interscan", "quarantine", "mailsweeper", "mailmarshal", "scanmail", "groupshield"}); ok {
+	if _, ok := containsAny(who, []string{"virus", "scanner", "antivirus", "anti-virus", "mailscanner", "interscan", "quarantine", "mailsweeper", "mailmarshal", "scanmail", "groupshield", "content-filter", "content filter", "mail security", "email security"}); ok {
 		avSender = true
 	}
+	gw := a.gatewayName(who)
 	if !a.automated() && !avSender {
+		return false
+	}
+	// About a message the recipient sent: a returned copy, report fields,
+	// or words that say so. A vendor's advert ("your McAfee subscription
+	// expired: virus protection is off") is none of these.
+	aboutYours := a.orig != nil || a.dsn != nil || a.daemonFrom() || a.env.Known && (a.env.Null || a.envDaemon())
+	if !aboutYours {
+		_, aboutYours = containsAny(a.notice, aboutYourMessage)
+	}
+	if !aboutYours {
 		return false
 	}
 	kind := func(p string) bool {
@@ -687,17 +736,45 @@ func (a *analysis) avNotice() bool {
 		if _, ok := containsAny(p, []string{"spam", "junk", "bulk", "policy", "content", "blocked", "rejected", "banned"}); ok {
 			a.avKind = "filter-notice"
 		}
+		if gw != "" {
+			a.gateway = gw
+			a.signal("gateway:" + gw)
+		}
 		return true
 	}
 	if p, ok := containsAny(a.subj, avSubjects); ok {
 		a.signal("av-subject:" + token(p))
 		return kind(p)
 	}
-	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil) {
+	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil || gw != "") {
 		a.signal("av-phrase:" + token(p))
 		return kind(p)
 	}
 	return false
+}
+
+// gatewayName names the filter product a notice comes from, if it says.
+// Product names count in the sender, subject and Message-ID; in the text
+// only the longer template phrases do (a bounce may quote a remote
+// gateway's name in its diagnostic).
+func (a *analysis) gatewayName(who string) string {
+	head := who + " " + a.subj + " " + strings.ToLower(a.hdr.get("Message-Id"))
+	for _, g := range gatewaySigs {
+		for _, p := range g.pats {
+			if strings.Contains(head, p) || len(p) > 16 && strings.Contains(a.notice, p) {
+				return g.name
+			}
+		}
+	}
+	return ""
+}
+
+// aboutYourMessage: words of a notice about mail the reader sent.
+var aboutYourMessage = []string{
+	"your message", "you sent", "sent by you", "message from you", "your e-mail", "your email", "your mail",
+	"the message you sent", "message sent from your address", "from: ", "sender:", "original message",
+	"ihre nachricht", "votre message", "su mensaje", "il tuo messaggio", "sua mensagem", "twoja wiadomość",
+	"ваше сообщение", "您的邮件", "您發送的郵件", "あなたが送信した", "送信されたメール",
 }
 
 // autoReplyStrong: markers only auto-responders set.
@@ -718,7 +795,27 @@ var strongAutoreplyPrefixes = []string{
 	"out of the office", "out-of-office", "abwesenheitsnotiz", "automatische antwort", "réponse automatique",
 	"risposta automatica", "respuesta automática", "automatisch antwoord", "autosvar", "automaattinen vastaus",
 	"automatyczna odpowiedź", "автоматический ответ", "自動応答", "自動返信", "自动回复", "自動回覆", "자동 응답",
-	"yahoo! auto response",
+	"yahoo! auto response", "автоответ", "auto-antwort", "autoantwort", "auto-réponse", "réponse automatique d'absence",
+	"respuesta automática de", "resposta automática", "automatické odpovědi", "automatická odpověď", "automatikus válasz",
+	"otomatik yanıt", "αυτόματη απάντηση", "自動回覆", "自动答复", "自動応答メッセージ", "不在通知", "休暇中",
+}
+
+// autoreplyOnlySubjects are subject words no one but an auto-responder
+// uses, in many languages; with Precedence junk/bulk or a software
+// envelope they decide alone.
+var autoreplyOnlySubjects = []string{
+	"auto:", "[auto]", "automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "autoresponse",
+	"out of office", "out of the office", "out-of-office", "ooo:", "on vacation", "vacation reply", "away from the office",
+	"abwesenheit", "automatische antwort", "autoantwort", "auto-antwort", "nicht im büro",
+	"réponse automatique", "reponse automatique", "absence du bureau", "absent du bureau", "message d'absence",
+	"respuesta automática", "respuesta automatica", "fuera de la oficina", "fuera de oficina",
+	"resposta automática", "resposta automatica", "ausente do escritório", "fora do escritório",
+	"risposta automatica", "fuori ufficio", "fuori sede",
+	"automatyczna odpowiedź", "automatyczna odpowiedz", "nieobecność", "poza biurem",
+	"автоответ", "автоматический ответ", "нет на месте", "в отпуске", "отсутствую",
+	"自动回复", "自动答复", "自動回覆", "自動応答", "自動返信", "不在", "休暇", "자동 응답", "부재",
+	"automatisch antwoord", "afwezig", "autosvar", "frånvaro", "fravær", "automaattinen vastaus", "poissa",
+	"automatická odpověď", "nepřítomnost", "automatikus válasz", "otomatik yanıt", "αυτόματη απάντηση",
 }
 
 // autoReply: RFC 3834 auto-responses and vendor vacation replies.
@@ -766,6 +863,19 @@ func (a *analysis) autoReply() bool {
 	// software; never a list or newsletter.
 	if a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe") {
 		return false
+	}
+	// A localised auto-reply subject with Precedence: junk or bulk (what
+	// vacation(1) and many responders set, RFC 3834 §3.1.8 discourages it
+	// but it is there) or an envelope that says software sent it.
+	prec := strings.ToLower(strings.TrimSpace(a.hdr.get("Precedence")))
+	if prec == "junk" || prec == "bulk" || a.envNull() || a.envDaemon() || a.envTrapDomain() {
+		if p, ok := containsAny(a.subj, autoreplyOnlySubjects); ok {
+			a.signal("subject:" + token(p))
+			if prec != "" {
+				a.signal("precedence:" + token(prec))
+			}
+			return set(vacation())
+		}
 	}
 	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || a.automated()
 	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish {
@@ -826,7 +936,11 @@ func (a *analysis) listNotice() bool {
 }
 
 func (a *analysis) result() Result {
-	r := Result{Kind: a.kind, SubKind: a.subKind, Signals: a.signals, Vendor: a.vendor}
+	r := Result{Kind: a.kind, SubKind: a.subKind, Vendor: a.vendor}
+	if r.MTA, r.MTASignal = a.fingerprint(); r.MTA != "" {
+		a.signal("mta:" + r.MTA)
+	}
+	r.Signals = a.signals
 	r.MessageID = clip(strings.TrimSpace(a.hdr.get("Message-Id")), 255)
 	r.From = clip(decodeWords(a.hdr.get("From")), 255)
 	r.Subject = clip(a.subject, 255)

@@ -59,6 +59,16 @@ func (h header) has(name string) bool {
 	return false
 }
 
+// hasPrefix reports whether a field name starts with prefix (any case).
+func (h header) hasPrefix(prefix string) bool {
+	for _, f := range h {
+		if len(f.name) >= len(prefix) && strings.EqualFold(f.name[:len(prefix)], prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 func (h header) values(name string) []string {
 	var vs []string
 	for _, f := range h {
