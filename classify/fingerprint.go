@@ -78,8 +78,8 @@ var sendmailVersionRE = regexp.MustCompile(`\(\d+\.\d+\.\d+(?:/[\w.]+)+\)`)
 // messageIDMarks: the shapes of Message-IDs software generates (RFC 5322
 // §3.6.4 leaves the left part to the generator).
 var (
-	postfixMsgIDRE  = regexp.MustCompile(`^<20\d{12}\.[0-9A-Za-z]{6,20}@`)            // Postfix: YYYYMMDDhhmmss.queueid@host
-	sendmailMsgIDRE = regexp.MustCompile(`^<\d{12}\.[0-9A-Za-z]{14}@`)                 // sendmail: YYYYMMDDhhmm.qid (8.x)
+	postfixMsgIDRE  = regexp.MustCompile(`^<20\d{12}\.[0-9A-Za-z]{6,20}@`)                      // Postfix: YYYYMMDDhhmmss.queueid@host
+	sendmailMsgIDRE = regexp.MustCompile(`^<\d{12}\.[0-9A-Za-z]{14}@`)                          // sendmail: YYYYMMDDhhmm.qid (8.x)
 	eximMsgIDRE     = regexp.MustCompile(`^<E1[0-9A-Za-z]{5}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2,4}@`) // Exim: E + message id
 )
 
