@@ -433,7 +433,7 @@ func buildImportEvent(msg []byte, fromLine string, opt *importOptions) (*store.E
 	ev := &store.Event{ID: importEventID(msg), Time: t.UTC(), Node: opt.node, ClientIP: hop.IP, HELO: hop.HELO,
 		MailFrom: env.MailFrom, Rcpts: env.Rcpts, TrapDomain: dom, Kind: res.Kind, SubKind: res.SubKind,
 		Signals: res.Signals, MessageID: res.MessageID, From: res.From, Subject: res.Subject, Headers: res.Headers,
-		Size: int64(len(msg)), DSN: res.DSN, Original: res.Original, TrapField: res.TrapField}
+		Size: int64(len(msg)), DSN: res.DSN, Original: res.Original, TrapField: res.TrapField, MTA: res.MTA}
 	if err := ev.Validate(); err != nil {
 		return nil, "invalid"
 	}
