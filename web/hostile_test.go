@@ -268,7 +268,9 @@ func TestBoundedReads(t *testing.T) {
 	e := newEnv(t, nil)
 	const n = 50000
 	ip := netip.MustParseAddr("192.0.2.77")
-	t0 := time.Now().Add(-time.Hour)
+	// 8 s apart over 111 hours: under the store's per-unit cap (500 an
+	// hour), all stored one by one, as 400 days of retention allow.
+	t0 := time.Now().Add(-120 * time.Hour)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for w := range 64 {
@@ -276,7 +278,7 @@ func TestBoundedReads(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += 64 {
-				ev := &store.Event{ID: store.NewEventID(), Time: t0.Add(time.Duration(i) * time.Millisecond), ClientIP: ip,
+				ev := &store.Event{ID: store.NewEventID(), Time: t0.Add(time.Duration(i) * 8 * time.Second), ClientIP: ip,
 					HELO: "mx.flood.example", Rcpts: []string{fmt.Sprintf("r%d@trap.blowback.test", i)}, TrapDomain: "trap.blowback.test", Kind: store.KindCallout}
 				if err := e.st.Put(context.Background(), ev, nil); err != nil {
 					errs <- err
