@@ -1,6 +1,7 @@
 package listing
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"time"
@@ -37,6 +38,9 @@ type Explanation struct {
 	NextOffset      *int             `json:"next_offset"`
 	// Summary is the evidence considered per kind (all of it, not one page).
 	Summary []KindSummary `json:"summary"`
+	// Summarised counts, by kind, the events the store only counted (past
+	// its per-unit cap: store.UnitSummary), which no decision reads.
+	Summarised map[string]int `json:"summarised,omitempty"`
 	// Actions are the newest manual actions (at most MaxActionsShown);
 	// ActionsTotal counts all of them.
 	Actions      []store.Action `json:"actions"`
@@ -126,12 +130,16 @@ func (e *Engine) ExplainPage(a netip.Addr, offset, limit int) (Explanation, erro
 	if err != nil {
 		return Explanation{}, err
 	}
+	summarised, err := e.Summarised(unit)
+	if err != nil {
+		return Explanation{}, err
+	}
 	d, items := scoring.Explain(&e.cfg.Policy, unit, refs, acts, e.cfg.Now())
 	x := Explanation{IP: a.String(), Unit: unit.String(), Listed: d.Listed, Score: d.Score, Reason: d.Reason,
 		Manual: d.Manual, FirstSeen: timePtr(d.FirstSeen), LastSeen: timePtr(d.LastSeen), Expires: timePtr(d.Expires),
 		Codes: []string{}, Evidence: []ExplainedEvent{}, Summary: []KindSummary{}, Policy: e.cfg.Policy.Describe(),
 		EvidenceTotal: len(items), EvidencePartial: more, Offset: offset, Limit: limit,
-		ActionsTotal: len(acts), publicReason: PublicReason(d, acts)}
+		ActionsTotal: len(acts), publicReason: PublicReason(d, acts), Summarised: summarised}
 	x.ListThreshold, x.DelistThreshold, x.Listings, x.Repeat = d.ListThreshold, d.DelistThreshold, d.Listings, d.Repeat
 	x.MaxAge, x.HalfLife = d.MaxAge.String(), e.cfg.Policy.HalfLife.String()
 	x.Since, x.Lapsed = timePtr(d.Since), timePtr(d.Lapsed)
@@ -190,6 +198,27 @@ func (e *Engine) ExplainPage(a netip.Addr, offset, limit int) (Explanation, erro
 		}
 	}
 	return x, nil
+}
+
+// Summarised counts, by kind, the events of unit the store only counted
+// past its per-unit cap (store.Summaries); nil when none.
+func (e *Engine) Summarised(unit netip.Prefix) (map[string]int, error) {
+	sums, err := e.st.Summaries(context.Background(), unit, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]int
+	for _, u := range sums {
+		for k, n := range u.Summarised {
+			if n > 0 {
+				if out == nil {
+					out = map[string]int{}
+				}
+				out[k.String()] += n
+			}
+		}
+	}
+	return out, nil
 }
 
 // PublicReason is d.Reason as the public may read it: without text the

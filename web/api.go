@@ -71,6 +71,9 @@ type Lookup struct {
 	// CountsPartial: the unit has more evidence stored than a decision
 	// considers (the newest listing.Config.MaxRefs); Counts are of those.
 	CountsPartial bool `json:"counts_partial,omitempty"`
+	// Summarised counts, by kind, more events the store only counted (past
+	// its per-unit cap), not kept one by one.
+	Summarised map[string]int `json:"summarised,omitempty"`
 }
 
 // tptr truncates to the second (CONTRACT.md: RFC 3339 UTC), nil for zero.
@@ -101,6 +104,9 @@ func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 		out.Counts[k.String()] = n
 	}
 	out.CountsPartial = len(refs) >= s.eng.MaxRefs()
+	if out.Summarised, err = s.eng.Summarised(d.Unit); err != nil {
+		return Lookup{}, err
+	}
 	codes := s.listedCodes(a, d)
 	if d.Listed && codes != 0 {
 		out.Expires = tptr(d.Expires)

@@ -338,3 +338,31 @@ func TestBoundedReads(t *testing.T) {
 		t.Errorf("lookup: listed %v partial %v evidence %d", l.Listed, l.CountsPartial, len(l.Evidence))
 	}
 }
+
+// TestSummarisedShown: evidence past the store's per-unit cap is counted,
+// not kept; the lookup and explain say how much.
+func TestSummarisedShown(t *testing.T) {
+	e := newEnv(t, nil)
+	ip := netip.MustParseAddr("192.0.2.78")
+	base := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	for i := range 600 {
+		ev := &store.Event{ID: store.NewEventID(), Time: base.Add(time.Duration(i) * time.Second), ClientIP: ip,
+			Rcpts: []string{"a@trap.blowback.test"}, TrapDomain: "trap.blowback.test", Kind: store.KindCallout}
+		if err := e.st.Put(context.Background(), ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := e.lookupJSON(ip.String())
+	if l.Counts["callout"]+l.Summarised["callout"] != 600 || l.Summarised["callout"] == 0 {
+		t.Errorf("counts %v, summarised %v: want 600 in all", l.Counts, l.Summarised)
+	}
+	r := e.do(nil, "GET", "/api/v1/explain/"+ip.String(), "", nil)
+	var x listing.Explanation
+	json.Unmarshal([]byte(r.body), &x)
+	if x.Summarised["callout"] != l.Summarised["callout"] {
+		t.Errorf("explain summarised %v, lookup %v", x.Summarised, l.Summarised)
+	}
+	if page := e.do(nil, "GET", "/lookup?ip="+ip.String(), "", nil).body; !strings.Contains(page, `<td class="num">600</td>`) {
+		t.Errorf("lookup page does not count 600 messages")
+	}
+}

@@ -254,8 +254,16 @@ func (s *Server) lookupView(l Lookup) *lookupView {
 		}
 		v.Codes = append(v.Codes, codeView{Addr: c, Name: n, Meaning: codeMeaning[n]})
 	}
-	for _, k := range sortedKinds(l.Counts) {
-		v.Counts = append(v.Counts, countView{Kind: k, N: l.Counts[k], Meaning: kindMeaning[k]})
+	// On record: kept one by one, and counted past the store's per-unit cap.
+	all := map[string]int{}
+	for k, n := range l.Counts {
+		all[k] += n
+	}
+	for k, n := range l.Summarised {
+		all[k] += n
+	}
+	for _, k := range sortedKinds(all) {
+		v.Counts = append(v.Counts, countView{Kind: k, N: all[k], Meaning: kindMeaning[k]})
 	}
 	for _, e := range l.Evidence {
 		t, iso := minute(&e.Time)
