@@ -93,7 +93,7 @@ const maxEvidenceShown = 50
 // keys only) and the newest maxEvidenceShown events.
 func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 	a = a.Unmap()
-	d, refs, acts, err := s.eng.Decide(a)
+	d, refs, acts, err := s.read.Decide(a)
 	if err != nil {
 		return Lookup{}, err
 	}
@@ -103,8 +103,8 @@ func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 	for k, n := range d.Counts {
 		out.Counts[k.String()] = n
 	}
-	out.CountsPartial = len(refs) >= s.eng.MaxRefs()
-	if out.Summarised, err = s.eng.Summarised(d.Unit); err != nil {
+	out.CountsPartial = len(refs) >= s.read.MaxRefs()
+	if out.Summarised, err = s.read.Summarised(d.Unit); err != nil {
 		return Lookup{}, err
 	}
 	codes := s.listedCodes(a, d)
@@ -129,7 +129,7 @@ func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 		out.Codes = append(out.Codes, c.String())
 	}
 	out.CodeNames = append(out.CodeNames, codes.Names()...)
-	evs, err := s.st.Events(d.Unit, maxEvidenceShown)
+	evs, err := s.read.Events(d.Unit, maxEvidenceShown)
 	if err != nil {
 		return Lookup{}, err
 	}
@@ -273,7 +273,7 @@ func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "offset and limit: want numbers >= 0")
 		return
 	}
-	x, err := s.eng.ExplainPage(a, offset, limit)
+	x, err := s.read.ExplainPage(a, offset, limit)
 	if err != nil {
 		s.log.Error("explain", "err", err)
 		jsonError(w, http.StatusInternalServerError, "internal error")
@@ -339,7 +339,7 @@ func (s *Server) Delist(ctx context.Context, a netip.Addr, reason string, reques
 	if !requester.IsValid() {
 		who = "public:unknown"
 	}
-	_, err := s.eng.Act(ctx, store.Action{Prefix: unit, Op: store.OpDelist, Who: who, Reason: reason, Public: true})
+	_, err := s.delister.Act(ctx, store.Action{Prefix: unit, Op: store.OpDelist, Who: who, Reason: reason, Public: true})
 	if err != nil {
 		s.log.Error("public delist", "err", err)
 		s.metrics.delists.WithLabelValues("error").Inc()
@@ -359,7 +359,7 @@ func (s *Server) notDelistable(a netip.Addr) string {
 	case !scoring.Listable(a):
 		return a.String() + " is never listed (RFC 5782 test point or reserved address): nothing to delist"
 	}
-	d, _, acts, err := s.eng.Decide(a)
+	d, _, acts, err := s.read.Decide(a)
 	if err != nil {
 		return "" // let the delist try, and report its error
 	}
@@ -583,7 +583,10 @@ type Status struct {
 
 func (s *Server) status() Status {
 	now := s.now().UTC()
-	st := Status{Listed: s.eng.Listed()}
+	var st Status
+	if s.eng != nil {
+		st.Listed = s.eng.Listed()
+	}
 	if snap := s.cur.Load(); snap != nil {
 		st.Zone, st.Serial, st.Entries, st.Built = snap.Zone, snap.Serial, snap.Len(), tptr(snap.Built)
 		st.AgeSeconds = now.Sub(snap.Built).Seconds()

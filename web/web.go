@@ -97,6 +97,9 @@ type Server struct {
 	routes   map[string]string // mux pattern -> handler label
 	intake   *intake
 	conns    *connLimiter
+	// What the public pages read and the public delist writes (seams.go).
+	read     Reader
+	delister Delister
 
 	// Public delist limits: per requester (address, IPv6 /64) and per listed unit.
 	limReq, limAddr *limiter
@@ -110,6 +113,25 @@ type Server struct {
 // New returns the HTTP server. gather serves /metrics (and feeds the hit
 // chart from blowback_listing_events_total); ready reports readiness.
 func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, log *slog.Logger,
+	reg prometheus.Registerer, gather prometheus.Gatherer, ready func() bool) *Server {
+	var (
+		rd Reader
+		dl Delister
+	)
+	if eng != nil {
+		rd, dl = engineReader{Engine: eng, st: st}, eng
+	}
+	s := NewWith(cfg, rd, dl, cur, log, reg, gather, ready)
+	s.eng, s.st = eng, st
+	s.intake = newIntake(s.cfg, st, s.log, reg)
+	return s
+}
+
+// NewWith returns a server whose public pages and APIs (index, lookup,
+// delist form, lookup, explain and delist APIs) read rd and delist through
+// dl: for tests with FakeListing. The admin API, the evidence intake and
+// the status page need New (the engine and the store).
+func NewWith(cfg Config, rd Reader, dl Delister, cur *zones.Current, log *slog.Logger,
 	reg prometheus.Registerer, gather prometheus.Gatherer, ready func() bool) *Server {
 	if cfg.DelistPerIPPerHour == 0 {
 		cfg.DelistPerIPPerHour = 5
@@ -147,7 +169,7 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
-	s := &Server{cfg: cfg, eng: eng, st: st, cur: cur, log: log.With("pkg", "web"), gather: gather,
+	s := &Server{cfg: cfg, read: rd, delister: dl, cur: cur, log: log.With("pkg", "web"), gather: gather,
 		metrics: newMetrics(reg), now: time.Now, ready: ready,
 		limReq:  newLimiter(cfg.DelistPerIPPerHour, time.Hour, limiterKeys),
 		limAddr: newLimiter(cfg.DelistPerAddrPerDay, 24*time.Hour, limiterKeys),
@@ -156,7 +178,6 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.ShortIdle, s.trusted)
 	s.conns.onRefuse = func(reason string) { s.metrics.connsRefused.WithLabelValues(reason).Inc() }
 	s.metrics.registerConns(reg, s.conns)
-	s.intake = newIntake(cfg, st, s.log, reg)
 	return s
 }
 
@@ -409,6 +430,10 @@ func tokenMatch(got string, tokens []string) bool {
 
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.eng == nil || s.st == nil { // NewWith: pages only
+			jsonError(w, http.StatusServiceUnavailable, "no admin API on this server")
+			return
+		}
 		if !tokenMatch(bearer(r), s.cfg.AdminTokens) {
 			s.metrics.authFailures.Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
