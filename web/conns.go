@@ -48,7 +48,6 @@ type connLimiter struct {
 	total    int
 	per      map[netip.Prefix]int
 	conns    map[*limConn]struct{}
-	closed   bool
 }
 
 type limConn struct {

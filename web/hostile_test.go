@@ -209,8 +209,9 @@ func TestDelistLimiterPer64(t *testing.T) {
 		t.Errorf("limiter holds %d keys, want its capacity 1000", n)
 	}
 	k := netip.MustParsePrefix("192.0.2.1/32")
-	if !l.take(k, now) || !l.take(k, now) || l.take(k, now) {
-		t.Error("2 per hour not enforced")
+	first, second, third := l.take(k, now), l.take(k, now), l.take(k, now)
+	if !first || !second || third {
+		t.Errorf("2 per hour not enforced: %v %v %v", first, second, third)
 	}
 	if !l.take(k, now.Add(31*time.Minute)) {
 		t.Error("allowance does not recover")
