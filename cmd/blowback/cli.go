@@ -169,6 +169,8 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("explain", "IP [flags]", stderr)
 	get := accessFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	offset := fs.Int("offset", 0, "skip the newest `N` pieces of evidence (pages)")
+	limit := fs.Int("limit", listing.DefaultExplainLimit, "print at most `N` pieces of evidence (at most 1000)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -177,17 +179,20 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *offset < 0 || *limit <= 0 {
+		return usageError("--offset must be >= 0 and --limit > 0")
+	}
 	a, err := get()
 	if err != nil {
 		return err
 	}
 	var x listing.Explanation
 	err = a.withEngine(func(eng *listing.Engine, _ *store.Store, _ *zones.Current) error {
-		x, err = eng.Explain(ip)
+		x, err = eng.ExplainPage(ip, *offset, *limit)
 		return err
 	})
 	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
-		err = a.remote(err, "GET", "/api/v1/explain/"+url.PathEscape(ip.String()), nil, &x)
+		err = a.remote(err, "GET", fmt.Sprintf("/api/v1/explain/%s?offset=%d&limit=%d", url.PathEscape(ip.String()), *offset, *limit), nil, &x)
 	}
 	if err != nil {
 		return err
@@ -238,7 +243,20 @@ func printExplanation(w io.Writer, x listing.Explanation) {
 		fmt.Fprintf(w, " %s=%s", termSafe(k), termSafe(x.Policy[k]))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "evidence (%d):\n", len(x.Evidence))
+	if len(x.Summary) > 0 {
+		fmt.Fprintf(w, "summary (%d considered", x.EvidenceTotal)
+		if x.EvidencePartial {
+			fmt.Fprintf(w, ", the newest; more is stored")
+		}
+		fmt.Fprintln(w, "):")
+		for _, k := range x.Summary {
+			fmt.Fprintf(w, "  %-9s events=%d counted=%d initial=%.3f now=%.3f\n", termSafe(k.Kind), k.Events, k.Counted, k.Initial, k.Value)
+		}
+	}
+	for _, k := range sortedKeys(intsAsStrings(x.Summarised)) {
+		fmt.Fprintf(w, "  %-9s %d more only counted (store per-unit cap)\n", termSafe(k), x.Summarised[k])
+	}
+	fmt.Fprintf(w, "evidence (%d to %d of %d, newest first):\n", min(x.Offset+1, x.Offset+len(x.Evidence)), x.Offset+len(x.Evidence), x.EvidenceTotal)
 	for _, e := range x.Evidence {
 		mark := " "
 		if e.Counted {
@@ -247,12 +265,23 @@ func printExplanation(w io.Writer, x listing.Explanation) {
 		fmt.Fprintf(w, "  %s %s %-15s %-9s weight=%.2f novelty=%.2f initial=%.3f now=%.3f  %s\n", mark,
 			e.Time.UTC().Format(time.RFC3339), termSafe(e.Addr), termSafe(e.Kind), e.Weight, e.Novelty, e.Initial, e.Value, termSafe(e.Why))
 	}
+	if x.NextOffset != nil {
+		fmt.Fprintf(w, "  ... more: --offset %d\n", *x.NextOffset)
+	}
 	if len(x.Actions) > 0 {
-		fmt.Fprintf(w, "manual actions (%d):\n", len(x.Actions))
+		fmt.Fprintf(w, "manual actions (%d of %d, the newest):\n", len(x.Actions), max(x.ActionsTotal, len(x.Actions)))
 		for _, a := range x.Actions {
 			fmt.Fprintf(w, "  %s %-6s by %s: %s\n", a.Time.UTC().Format(time.RFC3339), termSafe(a.Op), termSafe(a.Who), termSafe(a.Reason))
 		}
 	}
+}
+
+func intsAsStrings(m map[string]int) map[string]string {
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = ""
+	}
+	return out
 }
 
 func sortedKeys(m map[string]string) []string {
