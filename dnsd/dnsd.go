@@ -58,6 +58,20 @@ type Config struct {
 	// MaxTCPConns is the number of TCP connections open at once; more are
 	// closed at accept. Default 256.
 	MaxTCPConns int
+	// MaxTCPConnsPerClient caps the connections open at once from one
+	// client network (TCPClientPrefix4/6); default 16. Addresses allowed to
+	// transfer the zone are not capped per client.
+	MaxTCPConnsPerClient int
+	// TCPClientPrefix4 and TCPClientPrefix6 size a client network for
+	// MaxTCPConnsPerClient; default 24 and 64.
+	TCPClientPrefix4, TCPClientPrefix6 int
+	// TCPTransferReserve of the MaxTCPConns slots are kept for addresses
+	// allowed to transfer the zone; default 8 (at most a quarter of
+	// MaxTCPConns). Negative: none.
+	TCPTransferReserve int
+	// TCPLifetime bounds how long one TCP connection is served; an answer
+	// under way (a zone transfer) finishes. Default 2m.
+	TCPLifetime time.Duration
 	// UDPSockets is the number of SO_REUSEPORT UDP sockets, each with its
 	// own reader; default GOMAXPROCS.
 	UDPSockets int
@@ -102,6 +116,25 @@ func (c *Config) defaults() {
 	if c.MaxTCPConns == 0 {
 		c.MaxTCPConns = 256
 	}
+	if c.MaxTCPConnsPerClient == 0 {
+		c.MaxTCPConnsPerClient = 16
+	}
+	if c.TCPClientPrefix4 == 0 {
+		c.TCPClientPrefix4 = 24
+	}
+	if c.TCPClientPrefix6 == 0 {
+		c.TCPClientPrefix6 = 64
+	}
+	switch {
+	case c.TCPTransferReserve == 0:
+		c.TCPTransferReserve = min(8, c.MaxTCPConns/4)
+	case c.TCPTransferReserve < 0:
+		c.TCPTransferReserve = 0
+	}
+	c.TCPTransferReserve = min(c.TCPTransferReserve, c.MaxTCPConns-1)
+	if c.TCPLifetime == 0 {
+		c.TCPLifetime = 2 * time.Minute
+	}
 	if c.UDPSockets <= 0 {
 		c.UDPSockets = runtime.GOMAXPROCS(0)
 	}
@@ -113,6 +146,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if len(c.CookieSecret) != 0 && len(c.CookieSecret) != 16 {
 		errs = append(errs, fmt.Errorf("%w: cookie secret must be 16 bytes, not %d", ErrConfig, len(c.CookieSecret)))
+	}
+	if c.MaxTCPConns < 0 || c.MaxTCPConnsPerClient < 0 || c.TCPLifetime < 0 || c.TCPIdle < 0 || c.MaxTCPQueries < -1 {
+		errs = append(errs, fmt.Errorf("%w: negative TCP limit", ErrConfig))
+	}
+	if c.TCPClientPrefix4 < 0 || c.TCPClientPrefix4 > 32 || c.TCPClientPrefix6 < 0 || c.TCPClientPrefix6 > 128 {
+		errs = append(errs, fmt.Errorf("%w: TCP client prefix length out of range", ErrConfig))
 	}
 	if err := c.RRL.validate(); err != nil {
 		errs = append(errs, err)
@@ -197,7 +236,7 @@ func (s *Server) Start(addr string) error {
 		// free for everything else (TCP, reloads, the runtime's own work).
 		runtime.GOMAXPROCS(len(conns) + 1)
 	}
-	ll := &limitListener{Listener: l, sem: make(chan struct{}, s.cfg.MaxTCPConns), rejected: s.metrics.tcpRejected}
+	ll := &limitListener{Listener: l, lim: s.newTCPLimiter()}
 	tcp := &dns.Server{Listener: ll, Handler: s, IdleTimeout: func() time.Duration { return s.cfg.TCPIdle },
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: s.cfg.MaxTCPQueries}
 	s.mu.Lock()
@@ -713,39 +752,4 @@ func hexVal(c byte) byte {
 		return c - 'A' + 10
 	}
 	return 0xff
-}
-
-// limitListener caps the open TCP connections; over the cap a new
-// connection is closed at once.
-type limitListener struct {
-	net.Listener
-	sem      chan struct{}
-	rejected prometheus.Counter
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			l.rejected.Inc()
-			c.Close()
-		}
-	}
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
 }

@@ -439,7 +439,7 @@ func TestTCPLimits(t *testing.T) {
 		t.Error("second connection not closed")
 	}
 	c2.Close()
-	if v := metricValue(t, reg, "blowback_dns_tcp_rejected_total", ""); v != 1 {
+	if v := metricValue(t, reg, "blowback_dns_tcp_rejected_total", rejectFull); v != 1 {
 		t.Errorf("rejected connections counted %v, want 1", v)
 	}
 	// The idle connection is closed by the server.

@@ -17,6 +17,7 @@ import (
 //	action: drop, slip
 //	reason: malformed, response, send_error
 //	result: valid, new, malformed
+//	reason (tcp_rejected): max_conns, per_client
 var (
 	qtypeLabels = [...]string{"A", "AAAA", "TXT", "ANY", "SOA", "NS", "other"}
 	rcodeLabels = [...]string{"NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "SERVFAIL", "BADVERS", "other"}
@@ -27,7 +28,7 @@ type metrics struct {
 	panics      prometheus.Counter
 	rateLimited *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
-	tcpRejected prometheus.Counter
+	tcpRejected *prometheus.CounterVec
 	cookies     *prometheus.CounterVec
 	slow        *counters // TCP and Answer
 
@@ -104,10 +105,10 @@ func newMetrics(reg prometheus.Registerer, cur *zones.Current) *metrics {
 			Name: "blowback_dns_dropped_total",
 			Help: "UDP datagrams not answered, by reason (malformed, response, send_error).",
 		}, []string{"reason"}),
-		tcpRejected: prometheus.NewCounter(prometheus.CounterOpts{
+		tcpRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_dns_tcp_rejected_total",
-			Help: "TCP connections closed at accept because max_tcp_conns were open.",
-		}),
+			Help: "TCP connections closed at accept, by reason (max_conns: every slot open to the client taken; per_client: its network's share taken).",
+		}, []string{"reason"}),
 		cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_dns_cookies_total",
 			Help: "DNS cookies seen (RFC 7873), by result (valid server cookie, new: none or stale, malformed).",

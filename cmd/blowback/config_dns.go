@@ -21,11 +21,18 @@ type DNSConfig struct {
 	TCPIdle       Duration `toml:"tcp_idle"`        // default 10s
 	MaxTCPQueries int      `toml:"max_tcp_queries"` // per connection; default 128
 	MaxTCPConns   int      `toml:"max_tcp_conns"`   // open at once; default 256
-	Cookies       bool     `toml:"cookies"`         // DNS cookies (RFC 7873/9018)
-	CookieSecret  string   `toml:"cookie_secret"`   // 32 hex digits, shared by anycast siblings; empty: random
-	Allow         []string `toml:"allow"`           // ACL: only these CIDRs may query (empty: all)
-	Deny          []string `toml:"deny"`            // ACL: these CIDRs get REFUSED
-	RRL           RRLTable `toml:"rrl"`
+	// Per-client TCP limits (issue 13): connections per client network,
+	// its size, slots kept for allow_transfer addresses, lifetime.
+	MaxTCPConnsPerClient int      `toml:"max_tcp_conns_per_client"` // default 16
+	TCPClientPrefix4     int      `toml:"tcp_client_prefix4"`       // default 24
+	TCPClientPrefix6     int      `toml:"tcp_client_prefix6"`       // default 64
+	TCPTransferReserve   int      `toml:"tcp_transfer_reserve"`     // default 8; -1: none
+	TCPLifetime          Duration `toml:"tcp_lifetime"`             // default 2m
+	Cookies              bool     `toml:"cookies"`                  // DNS cookies (RFC 7873/9018)
+	CookieSecret         string   `toml:"cookie_secret"`            // 32 hex digits, shared by anycast siblings; empty: random
+	Allow                []string `toml:"allow"`                    // ACL: only these CIDRs may query (empty: all)
+	Deny                 []string `toml:"deny"`                     // ACL: these CIDRs get REFUSED
+	RRL                  RRLTable `toml:"rrl"`
 }
 
 // RRLTable is [dns_server.rrl]: response-rate limiting per client network.
@@ -65,7 +72,8 @@ func prefixes(what string, ss []string) ([]netip.Prefix, error) {
 func (d *DNSConfig) dnsd() (dnsd.Config, error) {
 	c := dnsd.Config{NS: d.NS, Hostmaster: d.Hostmaster, TTL: time.Duration(d.TTL), NegTTL: time.Duration(d.NegTTL),
 		UDPSockets: d.UDPSockets, TCPIdle: time.Duration(d.TCPIdle), MaxTCPQueries: d.MaxTCPQueries, MaxTCPConns: d.MaxTCPConns,
-		Cookies: d.Cookies}
+		Cookies: d.Cookies, MaxTCPConnsPerClient: d.MaxTCPConnsPerClient, TCPClientPrefix4: d.TCPClientPrefix4,
+		TCPClientPrefix6: d.TCPClientPrefix6, TCPTransferReserve: d.TCPTransferReserve, TCPLifetime: time.Duration(d.TCPLifetime)}
 	var errs []error
 	if d.UDPSize != 0 {
 		if d.UDPSize < 512 || d.UDPSize > 4096 {
