@@ -84,6 +84,14 @@ type Config struct {
 	// CookieSecret is the 16-byte server secret; random when empty. Servers
 	// behind one anycast address share it.
 	CookieSecret []byte
+	// Policy refuses queries from public resolvers and over a budget
+	// (policy.go); off by default.
+	Policy Policy
+	// Keys, when set, enables keyed names <reversed-ip>.<key>.<zone>
+	// (keys.go); with RequireKey only keyed names with a valid key are
+	// answered.
+	Keys       *Keys
+	RequireKey bool
 }
 
 func (c *Config) defaults() {
@@ -153,6 +161,12 @@ func (c Config) Validate() error {
 	if c.TCPClientPrefix4 < 0 || c.TCPClientPrefix4 > 32 || c.TCPClientPrefix6 < 0 || c.TCPClientPrefix6 > 128 {
 		errs = append(errs, fmt.Errorf("%w: TCP client prefix length out of range", ErrConfig))
 	}
+	if err := c.Policy.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RequireKey && c.Keys == nil {
+		errs = append(errs, fmt.Errorf("%w: keys required but no key store", ErrConfig))
+	}
 	if err := c.RRL.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -169,6 +183,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	rrl     *rrl
+	policy  *policyState // nil: policy off
 	cookies *cookieJar
 	xfr     xfrSlot // zone transfers (xfr.go)
 
@@ -189,6 +204,9 @@ func New(cfg Config, cur *zones.Current, log *slog.Logger, reg prometheus.Regist
 	s.metrics = newMetrics(reg, cur)
 	if cfg.RRL.Rate > 0 {
 		s.rrl = newRRL(cfg.RRL)
+	}
+	if cfg.Policy.On() {
+		s.policy = newPolicy(cfg.Policy)
 	}
 	if cfg.Cookies {
 		secret := cfg.CookieSecret
@@ -264,6 +282,9 @@ func (s *Server) Start(addr string) error {
 	return nil
 }
 
+// Keys returns the consumer key store (nil when keyed access is off).
+func (s *Server) Keys() *Keys { return s.cfg.Keys }
+
 // Addr returns the bound UDP address (and TCP on the same port).
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
@@ -320,7 +341,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		src = ap.Addr().Unmap()
 	}
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	resp, _ := s.answer(req, src, tcp)
+	v := allow
+	if s.policy != nil {
+		v = s.policy.check(src, start)
+	}
+	resp, _ := s.answer(req, src, tcp, v)
 	if resp == nil {
 		return // dropped
 	}
@@ -335,13 +360,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // truncation), without the per-client parts (ACL, cookies). nil means no
 // answer at all.
 func (s *Server) Answer(req *dns.Msg, tcp bool) *dns.Msg {
-	m, _ := s.answer(req, netip.Addr{}, tcp)
+	m, _ := s.answer(req, netip.Addr{}, tcp, allow)
 	return m
 }
 
 // answer is the slow path. src (invalid when unknown) is the client, for the
-// ACL and cookies. cookieOK reports a valid server cookie (exempt from RRL).
-func (s *Server) answer(req *dns.Msg, src netip.Addr, tcp bool) (m *dns.Msg, cookieOK bool) {
+// ACL and cookies; v is the refused-query policy's verdict on the client
+// (policy.go), applied to names below the apex. cookieOK reports a valid
+// server cookie (exempt from RRL).
+func (s *Server) answer(req *dns.Msg, src netip.Addr, tcp bool, v verdict) (m *dns.Msg, cookieOK bool) {
 	if req.Response {
 		return nil, false // never answer answers
 	}
@@ -416,8 +443,54 @@ func (s *Server) answer(req *dns.Msg, src netip.Addr, tcp bool) (m *dns.Msg, coo
 		m.Authoritative = false
 		return m, cookieOK
 	}
+	if rel != "" {
+		var keyedApex bool
+		rel, keyedApex, v = s.checkKey(rel, v, time.Now())
+		if v != allow {
+			s.refuse(m, q, v, src, snap)
+			return m, cookieOK
+		}
+		if keyedApex {
+			// <key>.<zone> exists (the names below it do): NODATA.
+			m.Ns = append(m.Ns, s.apexOf(snap).negSOA())
+			return m, cookieOK
+		}
+	}
 	s.answerIn(m, snap, q, rel)
 	return m, cookieOK
+}
+
+// checkKey takes the key label off rel (the name below the zone) when
+// keys are on, counts the query for it and returns the verdict: v when v
+// already refuses, else the key's. keyedApex is a name of just a key.
+func (s *Server) checkKey(rel string, v verdict, now time.Time) (string, bool, verdict) {
+	keys := s.cfg.Keys
+	if keys == nil {
+		return rel, false, v
+	}
+	i := strings.LastIndexByte(rel, '.')
+	last := rel[i+1:]
+	if len(last) < minKeyLen { // an address label, not a key
+		if v == allow && s.cfg.RequireKey {
+			v = denyKeyMissing
+		}
+		return rel, false, v
+	}
+	rest := ""
+	if i >= 0 {
+		rest = rel[:i]
+	}
+	if v != allow {
+		return rest, rest == "", v
+	}
+	st := keys.lookup([]byte(last))
+	switch {
+	case st == nil:
+		v = denyKeyUnknown
+	case !st.take(keys.windowOf(now)):
+		v = denyKeyQuota
+	}
+	return rest, rest == "", v
 }
 
 // inZone returns the labels of name below zone (lower-cased zone, no dot).

@@ -461,11 +461,11 @@ func fastEqualsSlow(t testing.TB, s *Server, pkt []byte) (took bool) {
 	var fz fastZone
 	s.fastZoneFor(&fz, s.cur.Load())
 	var scratch []byte
-	fast, _, ok := s.fastAnswer(pkt, make([]byte, 0, bufSize), &fz, &scratch)
+	fast, _, ok := s.fastAnswer(pkt, make([]byte, 0, bufSize), &fz, &scratch, time.Now())
 	if !ok {
 		return false
 	}
-	slow, _, _ := s.slowUDP(pkt, netip.MustParseAddr("192.0.2.200"), make([]byte, 0, bufSize))
+	slow, _, _ := s.slowUDP(pkt, netip.MustParseAddr("192.0.2.200"), make([]byte, 0, bufSize), allow)
 	var fm, sm dns.Msg
 	if err := fm.Unpack(fast); err != nil {
 		t.Fatalf("fast answer does not parse: %v\n%x", err, fast)

@@ -18,6 +18,7 @@ import (
 //	reason: malformed, response, send_error
 //	result: valid, new, malformed
 //	reason (tcp_rejected): max_conns, per_client
+//	reason (policy_refused): resolver, quota, key_missing, key_unknown, key_quota
 var (
 	qtypeLabels = [...]string{"A", "AAAA", "TXT", "ANY", "SOA", "NS", "other"}
 	rcodeLabels = [...]string{"NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "SERVFAIL", "BADVERS", "other"}
@@ -29,6 +30,7 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 	tcpRejected *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 	cookies     *prometheus.CounterVec
 	slow        *counters // TCP and Answer
 
@@ -109,6 +111,10 @@ func newMetrics(reg prometheus.Registerer, cur *zones.Current) *metrics {
 			Name: "blowback_dns_tcp_rejected_total",
 			Help: "TCP connections closed at accept, by reason (max_conns: every slot open to the client taken; per_client: its network's share taken).",
 		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_dns_policy_refused_total",
+			Help: "Queries refused by the refused-query policy or keyed access, by reason (resolver, quota, key_missing, key_unknown, key_quota).",
+		}, []string{"reason"}),
 		cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_dns_cookies_total",
 			Help: "DNS cookies seen (RFC 7873), by result (valid server cookie, new: none or stale, malformed).",
@@ -116,7 +122,7 @@ func newMetrics(reg prometheus.Registerer, cur *zones.Current) *metrics {
 	}
 	m.slow = m.newCounters()
 	if reg != nil {
-		reg.MustRegister(m.duration, m.panics, m.rateLimited, m.dropped, m.tcpRejected, m.cookies, &queryCollector{m})
+		reg.MustRegister(m.duration, m.panics, m.rateLimited, m.dropped, m.tcpRejected, m.refused, m.cookies, &queryCollector{m})
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "blowback_dns_snapshot_entries",
 			Help: "Entries in the zone snapshot being served.",

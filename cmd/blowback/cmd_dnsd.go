@@ -104,7 +104,11 @@ func serveDnsd(ctx context.Context, o dnsdOptions, cfg Config, log *slog.Logger,
 	if err := zf.Load(); err != nil {
 		return err
 	}
-	srv := dnsd.New(cfg.dnsConfig(), cur, log, reg)
+	dc, err := cfg.dnsServerConfig()
+	if err != nil {
+		return err
+	}
+	srv := dnsd.New(dc, cur, log, reg)
 	if err := srv.Start(o.dns); err != nil {
 		return err
 	}
