@@ -184,6 +184,9 @@ func (c *Config) dnsServerConfig() (dnsd.Config, error) {
 	if err != nil {
 		return d, err
 	}
+	// The process is ours: let the DNS server keep a P free beside its
+	// blocking UDP readers (dnsd.Config.RaiseGOMAXPROCS).
+	d.RaiseGOMAXPROCS = true
 	if k := c.DNSCfg.Keys; k.Enabled {
 		path := k.File
 		if path == "" {
