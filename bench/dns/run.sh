@@ -61,7 +61,7 @@ need() { # tool:package...
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
 }
-need rbldnsd:rbldnsd dnsperf:dnsperf dig:dnsutils taskset:util-linux python3:python3
+need rbldnsd:rbldnsd dnsperf:dnsperf dig:dnsutils taskset:util-linux python3:python3 curl:curl
 command -v go >/dev/null || { echo "go is needed" >&2; exit 1; }
 RBLDNSD=$(command -v rbldnsd || echo /usr/sbin/rbldnsd)
 
@@ -167,12 +167,31 @@ kill "$RB"; wait "$RB" 2>/dev/null || true
 
 echo "== blowback dnsd" >&2
 PORT=$(freeport)
-run_server blowback "$PORT" env ${BLOWBACK_ENV:-} "$WORK/blowback" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$PORT" --poll 500ms
+run_server blowback "$PORT" env ${BLOWBACK_ENV:-} "$WORK/blowback" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$PORT" --poll 500ms --metrics 127.0.0.1:0
 BB=$SPID
+MADDR=$(sed -n 's/.*msg="metrics listening".*addr=\([0-9.:]*\).*/\1/p' "$WORK/blowback.log" | head -1)
+scrape() { curl -s "http://$MADDR/metrics" | awk '/^blowback_dns_(udp_queue_delay|request_duration)_seconds_bucket/ || /^go_gc_duration_seconds_count/'; }
+# where a run's latency went, from the server's own histograms (differences
+# of two scrapes): p99 upper bound of the time queries waited in the socket
+# buffer (kernel receive timestamp to read), the same for a batch's answering
+# time, and the GC cycles in between.
+inside() { # before after -> "wait_p99 answer_p99 gcs"
+	awk 'function q(name,   i,n,tot,b) { n=0; for (k in A) if (index(k, name)==1) { split(k, p, "\""); n++; le[n]=p[2]+0; c[n]=A[k] }
+		# sort by le
+		for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (le[j]<le[i]) { t=le[i]; le[i]=le[j]; le[j]=t; t=c[i]; c[i]=c[j]; c[j]=t }
+		tot=c[n]; if (tot<=0) return "-"
+		for (i=1;i<=n;i++) if (c[i] >= 0.99*tot) return (le[i] >= 1e308 ? ">100" : le[i]*1000)
+		return "-" }
+	FNR==NR { B[$1]=$2; next } { A[$1]=$2-B[$1] }
+	END { printf "%s %s %d\n", q("blowback_dns_udp_queue_delay_seconds_bucket"), q("blowback_dns_request_duration_seconds_bucket"), A["go_gc_duration_seconds_count"] }' "$1" "$2"
+}
 R[blowback,loadlog]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p' "$WORK/blowback.log" | head -1)
 perf blowback "$PORT" "$BB"
 for RATE in "${RATE_LIST[@]}"; do
+	scrape >"$WORK/m0"
 	read -r R[blowback,p50,$RATE] R[blowback,p99,$RATE] R[blowback,p999,$RATE] R[blowback,max,$RATE] R[blowback,cpur,$RATE] < <(p99 "$PORT" "$RATE" "$LATDUR" "$BB" blowback)
+	scrape >"$WORK/m1"
+	read -r R[in,wait,$RATE] R[in,answer,$RATE] R[in,gc,$RATE] < <(inside "$WORK/m0" "$WORK/m1")
 done
 R[blowback,rss1]=$(rss "$BB")
 
@@ -235,6 +254,12 @@ echo
 HF=()
 for RATE in "${RATE_LIST[@]}"; do HF+=("$WORK/lat.rbldnsd.$RATE" "$WORK/lat.blowback.$RATE"); done
 hist "${HF[@]}"
+echo
+echo "blowback from the inside (its own histograms, bucket upper bounds):"
+for RATE in "${RATE_LIST[@]}"; do
+	printf "  at %s QPS: p99 <= %s ms waiting in the socket buffer for the server to read, p99 <= %s ms answering a batch, %s GC cycles (client p99 %s ms)\n" \
+		"$RATE" "${R[in,wait,$RATE]}" "${R[in,answer,$RATE]}" "${R[in,gc,$RATE]}" "${R[blowback,p99,$RATE]}"
+done
 [ "$SKIPRELOAD" = 1 ] && exit 0
 echo
 [ "$HOG" = 1 ] && echo "(with a busy loop on the server's CPU during both runs)"
