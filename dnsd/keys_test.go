@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,4 +91,34 @@ func newCur(t *testing.T) *zones.Current {
 	cur := &zones.Current{}
 	cur.Store(testSnapshot())
 	return cur
+}
+
+// TestFastEqualsSlowKeyed: with keys on, keyed names answered on the fast
+// path get the same answer from the slow path; refusals are left to it.
+func TestFastEqualsSlowKeyed(t *testing.T) {
+	keys, err := NewKeys("", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.Put(KeyInfo{Key: "fastkey123"})
+	s := New(Config{Keys: keys}, newCur(t), nil, nil)
+	k := func(name, key string) string { return strings.Replace(name, "."+zone+".", "."+key+"."+zone+".", 1) }
+	v6 := QueryName(netip.MustParseAddr("2001:db8:1:2::99"), zone)
+	for _, c := range []struct {
+		m    *dns.Msg
+		fast bool
+	}{
+		{query(k(v4name("192.0.2.1"), "fastkey123"), dns.TypeA), true},
+		{query(k(v4name("192.0.2.1"), "FASTkey123"), dns.TypeTXT, edns(1232, false)), true},
+		{query(k(v4name("192.0.2.2"), "fastkey123"), dns.TypeA), true},
+		{query(k(v6, "fastkey123"), dns.TypeTXT), true},
+		{query(v4name("192.0.2.1"), dns.TypeA), true}, // keys not required
+		{query(k(v4name("192.0.2.1"), "otherkey12"), dns.TypeA), false},
+		{query(k(v4name("192.0.2.1"), "9"), dns.TypeA), false},
+		{query("fastkey123."+zone+".", dns.TypeA), false},
+	} {
+		if got := fastEqualsSlow(t, s, pack(t, c.m)); got != c.fast {
+			t.Errorf("%v: fast path took it: %v, want %v", c.m.Question, got, c.fast)
+		}
+	}
 }
