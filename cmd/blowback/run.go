@@ -220,7 +220,11 @@ func (n *node) Start(ctx context.Context) error {
 			return n.eng.Start(ctx)
 		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
 		{"dns", func(ctx context.Context) error {
-			n.dns = dnsd.New(cfg.dnsConfig(), n.cur, n.log, n.reg)
+			dc, err := cfg.dnsServerConfig()
+			if err != nil {
+				return err
+			}
+			n.dns = dnsd.New(dc, n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
 		}, func(ctx context.Context) error { return n.dns.Stop(ctx) }},
 		{"trap", func(ctx context.Context) error {
@@ -232,7 +236,11 @@ func (n *node) Start(ctx context.Context) error {
 			return n.trap.Start(cfg.SMTP)
 		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
 		{"http", func(ctx context.Context) error {
-			n.web = web.New(cfg.webConfig(tokens), n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
+			wc := cfg.webConfig(tokens)
+			if k := n.dns.Keys(); k != nil {
+				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
+			}
+			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
 			return n.web.Start(cfg.HTTP)
 		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
 	}
