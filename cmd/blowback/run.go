@@ -22,6 +22,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/selftest"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -160,6 +161,7 @@ type node struct {
 	dns     *dnsd.Server
 	trap    *trap.Server
 	web     *web.Server
+	tester  *selftest.Tester // operator self-tests (nil: off)
 	started []component
 	ready   bool
 	mu      sync.Mutex
@@ -216,6 +218,10 @@ func (n *node) Start(ctx context.Context) error {
 			n.subscribeZones()
 			return n.eng.Start(ctx)
 		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		{"selftest", func(ctx context.Context) error {
+			n.tester = newTester(cfg, n.st, n.eng, n.cur, n.log, n.reg)
+			return nil
+		}, func(ctx context.Context) error { return n.tester.Stop(ctx) }},
 		{"dns", func(ctx context.Context) error {
 			n.dns = dnsd.New(cfg.dnsConfig(), n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
@@ -225,16 +231,20 @@ func (n *node) Start(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			n.trap = trap.New(tc, n.eng, n.log, n.reg)
+			n.trap = trap.New(tc, n.tester.Tap(n.eng), n.log, n.reg) // replies to self-tests go to the tester
 			return n.trap.Start(cfg.SMTP)
 		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
 		{"http", func(ctx context.Context) error {
-			n.web = web.New(cfg.webConfig(tokens), n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
+			wc := cfg.webConfig(tokens)
+			if n.tester.Enabled() {
+				wc.SelfTest = n.tester
+			}
+			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
 			return n.web.Start(cfg.HTTP)
 		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
 	}
 	// Zone distribution (AXFR/IXFR, NOTIFY) starts after DNS, stops before it.
-	comps = append(comps[:3], append(n.zoneComponents(), comps[3:]...)...)
+	comps = append(comps[:4], append(n.zoneComponents(), comps[4:]...)...)
 	for _, c := range comps {
 		if err := c.start(ctx); err != nil {
 			return fmt.Errorf("start %s: %w", c.name, err)
