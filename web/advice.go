@@ -1,6 +1,7 @@
 package web
 
 import (
+	"net/url"
 	"sort"
 	"strings"
 
@@ -29,6 +30,8 @@ type AdviceStep struct {
 	Text    string `json:"text"`
 	Setting string `json:"setting,omitempty"`
 	Docs    string `json:"docs,omitempty"`
+	// DocsSite names the documentation's site for the link text.
+	DocsSite string `json:"-"`
 }
 
 var mtaNames = map[string]string{
@@ -151,8 +154,26 @@ var adviceTable = map[string]struct {
 	}},
 }
 
+// withSites fills DocsSite from each step's link.
+func withSites(steps []AdviceStep) []AdviceStep {
+	out := make([]AdviceStep, len(steps))
+	for i, s := range steps {
+		if u, err := url.Parse(s.Docs); err == nil && u.Host != "" {
+			s.DocsSite = strings.TrimPrefix(u.Host, "www.")
+		}
+		out[i] = s
+	}
+	return out
+}
+
 // adviceFor returns the advice for one (mta, kind).
 func adviceFor(mta, kind string) Advice {
+	a := adviceFor0(mta, kind)
+	a.Steps = withSites(a.Steps)
+	return a
+}
+
+func adviceFor0(mta, kind string) Advice {
 	a := Advice{MTA: mta, Kind: kind, MTAName: mtaNames[mta]}
 	if a.MTAName == "" && mta != "" {
 		a.MTAName = mta

@@ -257,10 +257,33 @@ func (f *fakeTester) Start(req selftest.Request) (string, error) {
 	f.reqs = append(f.reqs, req)
 	id := fmt.Sprintf("%032x", len(f.reqs))
 	end := time.Now().UTC()
-	f.res[id] = selftest.Result{ID: id, IP: req.IP.String(), Unit: req.Unit.String(), Domain: d, Started: end, Ended: &end,
-		Verdict: selftest.Fail, Summary: "Something came back <b>", Probe: selftest.ProbeAccepted,
-		Replies: []selftest.Reply{{Time: end, Kind: "bounce", ClientIP: "192.0.2.30", HELO: "<script>x</script>", MTA: "exim", Subject: "Mail delivery failed"}},
-		MX:      []selftest.MXHost{{Host: "mx." + d, Pref: 10, Addrs: []string{"192.0.2.30"}}}}
+	r := selftest.Result{ID: id, IP: req.IP.String(), Unit: req.Unit.String(), Domain: d, Started: end.Add(-95 * time.Second), Ended: &end,
+		Verdict: selftest.Fail, Summary: "Something came back to the test's sender address: your server sends backscatter. See the replies below and the advice on the lookup page.", Probe: selftest.ProbeAccepted, ProbedAt: "192.0.2.30:25",
+		Sender: "bbst-…@trap.blowback.test", Recipient: "blowback-probe-4f1c2a9e0b7d@" + d,
+		Replies: []selftest.Reply{{Time: end, Kind: "bounce", ClientIP: "192.0.2.30", HELO: "mx." + d, MTA: "exim", Subject: "Mail delivery failed: returning message to sender", Status: "5.1.1"}},
+		MX:      []selftest.MXHost{{Host: "mx." + d, Pref: 10, Addrs: []string{"192.0.2.30"}}, {Host: "mx2." + d, Pref: 20, Addrs: []string{"198.51.100.9"}}},
+		Steps: []selftest.Step{{Addr: "192.0.2.30:25", Command: "EHLO blowback-selftest.invalid", Reply: "accepted"},
+			{Addr: "192.0.2.30:25", Command: "MAIL FROM:<bbst-…@trap.blowback.test>", Reply: "accepted"},
+			{Addr: "192.0.2.30:25", Command: "RCPT TO:<blowback-probe-4f1c2a9e0b7d@" + d + ">", Reply: "accepted"},
+			{Addr: "192.0.2.30:25", Command: "DATA (message)", Reply: "accepted"}}}
+	switch {
+	case d == "example.org": // hostile strings, to check escaping
+		r.Summary, r.Replies[0].HELO = "Something came back <b>", "<script>x</script>"
+	case strings.HasPrefix(d, "pass."):
+		r.Verdict, r.Probe, r.Replies, r.Tied = selftest.Pass, selftest.ProbeRejectedRcpt, nil, true
+		r.Summary = "The server rejected the unknown recipient during the SMTP session (at RCPT TO) and sent nothing back: no backscatter."
+		r.Steps = append(r.Steps[:2], selftest.Step{Addr: "192.0.2.30:25", Command: "RCPT TO:<blowback-probe-4f1c2a9e0b7d@" + d + ">",
+			Reply: "SMTP error 550: 5.1.1 <blowback-probe-4f1c2a9e0b7d@" + d + ">: Recipient address rejected: User unknown in local recipient table"})
+		r.Delisted = []string{req.Unit.String()}
+	case strings.HasPrefix(d, "running."):
+		till := end.Add(8 * time.Minute)
+		r.Verdict, r.Ended, r.Replies, r.WatchTill = selftest.Running, nil, nil, &till
+		r.Summary = "Probe accepted; watching for a bounce, reply or callout until " + till.Format("15:04:05 UTC") + "."
+	case strings.HasPrefix(d, "nomx."):
+		r.Verdict, r.Probe, r.Replies, r.Steps, r.MX = selftest.Error, "", nil, nil, []selftest.MXHost{{Host: ".", Addrs: []string{}}}
+		r.Summary = d + " publishes a null MX (RFC 7505): it accepts no mail, so it cannot be tested."
+	}
+	f.res[id] = r
 	return id, nil
 }
 
