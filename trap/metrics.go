@@ -11,6 +11,7 @@ type metrics struct {
 	starttls      prometheus.Counter
 	messages      *prometheus.CounterVec
 	classified    *prometheus.CounterVec
+	mta           *prometheus.CounterVec
 	relayDenied   prometheus.Counter
 	abandoned     prometheus.Counter
 	commitSeconds prometheus.Histogram
@@ -52,6 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blowback_trap_evidence_total",
 			Help: "Evidence recorded by the trap, by kind.",
 		}, []string{"kind"}),
+		mta: newMTACounter(),
 		relayDenied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "blowback_trap_relay_denied_total",
 			Help: "RCPT commands refused because the address is not at a trap domain.",
@@ -81,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.limitHits.WithLabelValues(l)
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.active, m.limitHits, m.sessions, m.starttls, m.messages, m.classified,
+		reg.MustRegister(m.connections, m.active, m.limitHits, m.sessions, m.starttls, m.messages, m.classified, m.mta,
 			m.relayDenied, m.abandoned, m.commitSeconds, m.panics)
 	}
 	return m

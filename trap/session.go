@@ -178,6 +178,7 @@ func (ss *session) Data(r io.Reader) (err error) {
 	}
 	ss.srv.metrics.messages.WithLabelValues("accepted").Inc()
 	ss.srv.metrics.classified.WithLabelValues(ev.Kind.String()).Inc()
+	ss.srv.metrics.countMTA(res)
 	ss.srv.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	ss.srv.log.Debug("evidence committed", "id", ev.ID, "client", ss.ip, "kind", ev.Kind, "subkind", ev.SubKind)
 	if ss.srv.cfg.RejectAfterData {
@@ -218,7 +219,7 @@ func (ss *session) event(res Result, from string, rcpts []string) *store.Event {
 		ClientIP: ss.ip, HELO: helo, MailFrom: from, Rcpts: rcpts,
 		TrapDomain: dom, TLS: isTLS, Kind: res.Kind, SubKind: res.SubKind, Signals: res.Signals,
 		MessageID: res.MessageID, From: res.From, Subject: res.Subject, Headers: res.Headers,
-		DSN: res.DSN, Original: res.Original, TrapField: res.TrapField,
+		DSN: res.DSN, Original: res.Original, TrapField: res.TrapField, MTA: res.MTA,
 	}
 }
 
