@@ -160,10 +160,6 @@ type Event struct {
 	Kind       Kind       `json:"kind"`
 	SubKind    string     `json:"sub_kind,omitempty"`
 	Signals    []string   `json:"signals,omitempty"`
-	// MTA is the software family that produced the message when its format
-	// says so (lower case: postfix, exim, sendmail, exchange, ...), empty
-	// when unknown (CONTRACT.md "Additions": classify's mta).
-	MTA string `json:"mta,omitempty"`
 
 	// Outer message.
 	MessageID string            `json:"message_id,omitempty"`
