@@ -87,7 +87,7 @@ func TestSelfTestPostfix(t *testing.T) {
 	waitPostfix(t, pf, time.Minute, "the bounce lists "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
 	var l web.Lookup
 	fetchJSON(t, base+"/api/v1/lookup/"+listed, &l)
-	if len(l.Advice) == 0 || l.Advice[0].MTA != "postfix" || !l.Advice[0].Known || l.Advice[0].Kind != "bounce" {
+	if len(l.Advice) == 0 || l.Advice[0].MTA != "postfix" || !l.Advice[0].Known || l.Advice[0].Guessed || l.Advice[0].Kind != "bounce" {
 		t.Fatalf("advice for the real Postfix bounce: %+v", l.Advice)
 	}
 	page := getBody(t, base+"/lookup?ip="+listed)
