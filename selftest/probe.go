@@ -265,37 +265,46 @@ func (t *Tester) message(ts *test) string {
 	return strings.Join(body, "\r\n") + "\r\n"
 }
 
-// finish records the verdict (once), acts on a pass and stores the outcome.
+// finish records the verdict (once), acts on a pass and stores the
+// outcome. The verdict is published only after the delist, so a reader
+// that sees "pass" sees what it removed.
 func (t *Tester) finish(ts *test, verdict, summary string) {
 	t.mu.Lock()
-	if ts.Ended != nil {
+	if ts.finishing {
 		t.mu.Unlock()
 		return
 	}
-	now := t.now().UTC()
+	ts.finishing = true
 	if verdict == Fail && summary == "" {
 		summary = "Something came back to the test's sender address: your server sends backscatter. See the replies below and the advice on the lookup page."
 		if ts.Probe == ProbeRejectedRcpt || ts.Probe == ProbeRejectedData {
 			summary = "The server rejected the probe, but something still came back to the test's sender address (a callout or a reply). See below."
 		}
 	}
-	ts.Ended, ts.Verdict, ts.Summary, ts.WatchTill = &now, verdict, summary, nil
-	t.running--
-	t.metrics.running.Set(float64(t.running))
-	req, res, line := ts.req, ts.Result, ts.summaryLine()
+	req, res := ts.req, ts.Result
 	t.mu.Unlock()
-	t.metrics.tests.WithLabelValues(verdict).Inc()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var delisted []string
+	var tied bool
+	var why string
+	delisted := []string{}
 	if verdict == Pass {
-		tied, why := t.tie(req, res)
-		t.update(ts, func(r *Result) { r.Tied, r.TieReason = tied, why })
+		tied, why = t.tie(req, res)
 		if tied {
-			delisted = t.delist(ctx, ts, req, res)
+			delisted = t.delist(ctx, req, res)
 		}
 	}
+	now := t.now().UTC()
+	t.mu.Lock()
+	ts.Ended, ts.Verdict, ts.Summary, ts.WatchTill = &now, verdict, summary, nil
+	ts.Tied, ts.TieReason, ts.Delisted = tied, why, delisted
+	line := ts.summaryLine()
+	t.running--
+	t.metrics.running.Set(float64(t.running))
+	t.mu.Unlock()
+	t.metrics.tests.WithLabelValues(verdict).Inc()
+
 	rec := store.SelfTestRecord{ID: res.ID, Started: res.Started, Time: now, Unit: req.Unit, Domain: res.Domain,
 		Verdict: verdict, Summary: clip(line, 500), Delisted: len(delisted) > 0}
 	if t.rec != nil {
@@ -348,9 +357,10 @@ func (t *Tester) tie(req Request, res Result) (bool, string) {
 
 // delist removes the listings the pass clears: the tested unit, and listed
 // MX addresses of the domain.
-func (t *Tester) delist(ctx context.Context, ts *test, req Request, res Result) []string {
+func (t *Tester) delist(ctx context.Context, req Request, res Result) []string {
+	out := []string{}
 	if t.lst == nil {
-		return nil
+		return out
 	}
 	units := []netip.Prefix{req.Unit}
 	for _, h := range res.MX {
@@ -363,7 +373,6 @@ func (t *Tester) delist(ctx context.Context, ts *test, req Request, res Result) 
 			}
 		}
 	}
-	var out []string
 	for _, u := range units {
 		if !t.lst.Listed(u.Addr()) {
 			continue
@@ -377,7 +386,6 @@ func (t *Tester) delist(ctx context.Context, ts *test, req Request, res Result) 
 		t.metrics.delists.Inc()
 		out = append(out, u.String())
 	}
-	t.update(ts, func(r *Result) { r.Delisted = append(r.Delisted, out...) })
 	return out
 }
 

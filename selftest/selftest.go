@@ -229,6 +229,8 @@ type test struct {
 	rcpt   string
 	reply  chan struct{} // closed at the first reply
 	once   sync.Once
+	// finishing: the verdict is being reached (under Tester.mu).
+	finishing bool
 }
 
 // Sink is the trap's evidence sink (trap.Sink).
