@@ -218,6 +218,12 @@ type selfTestResult struct {
 // runSelfTest starts a test through the API and waits for its verdict.
 func runSelfTest(t *testing.T, pf *livePostfix, base, ip, domain string) selfTestResult {
 	t.Helper()
+	return runSelfTestLog(t, pf.maillog, base, ip, domain)
+}
+
+// runSelfTestLog is runSelfTest with the MTA's log for failures.
+func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) selfTestResult {
+	t.Helper()
 	resp, err := http.Post(base+"/api/v1/selftest", "application/json", strings.NewReader(fmt.Sprintf(`{"ip":%q,"domain":%q}`, ip, domain)))
 	if err != nil {
 		t.Fatal(err)
@@ -230,10 +236,17 @@ func runSelfTest(t *testing.T, pf *livePostfix, base, ip, domain string) selfTes
 	var started struct{ ID string }
 	json.Unmarshal(b, &started)
 	var res selfTestResult
-	waitPostfix(t, pf, 2*time.Minute, "the self-test verdict", func() bool {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
 		fetchJSON(t, base+"/api/v1/selftest/"+started.ID, &res)
-		return res.Verdict != "running"
-	})
+		if res.Verdict != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no self-test verdict\n%s", log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	t.Logf("self-test %s: %s: %s", res.ID, res.Verdict, res.Summary)
 	return res
 }
