@@ -399,6 +399,22 @@ func unitOf(a netip.Addr) netip.Prefix {
 	return p
 }
 
+// Divert takes ev when it was sent to a test's sender address (a reply to
+// our own probe is not evidence) and reports whether it did; for
+// listing.Config.Divert, which sees the trap's and forwarded events alike.
+// A nil or disabled Tester takes nothing.
+func (t *Tester) Divert(ev *store.Event) bool {
+	if !t.Enabled() {
+		return false
+	}
+	ts := t.match(ev)
+	if ts == nil {
+		return false
+	}
+	t.observe(ts, ev)
+	return true
+}
+
 // Tap wraps the trap's sink: mail to a test's sender address goes to the
 // test (a reply to our own probe is not evidence); everything else goes on.
 func (t *Tester) Tap(next Sink) Sink {

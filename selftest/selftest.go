@@ -12,9 +12,11 @@
 // allowed for tests), one probe per test, rate-limited per domain, per MX
 // address and per requester.
 //
-// The trap hands mail for test addresses here through Tap, a wrapper of
-// its evidence sink: mail we asked for is not evidence and is never stored
-// as such (a bounce of our own probe is not backscatter).
+// Mail for test addresses reaches the tester through Divert, which
+// listing.Config.Divert calls for every event before it is stored (the
+// trap's and those forwarded by trap nodes alike), or through Tap, a
+// wrapper of a trap's sink: mail we asked for is not evidence and is never
+// stored as such (a bounce of our own probe is not backscatter).
 package selftest
 
 import (

@@ -238,11 +238,19 @@ func TestAcceptThenBounceFails(t *testing.T) {
 	other := &store.Event{ID: store.NewEventID(), Time: time.Now(), ClientIP: netip.MustParseAddr("127.0.0.1"),
 		Rcpts: []string{localPrefix + "0000@trap.blowback.test"}, Kind: store.KindBounce}
 	sink.Ingest(context.Background(), other, nil)
+	if e.ts.Divert(other) {
+		t.Error("Divert took mail to an address of no test")
+	}
+	late := *bounce
+	late.Kind = store.KindAutoreply
+	if !e.ts.Divert(&late) {
+		t.Error("Divert did not take a reply to the test's address")
+	}
 	if next.n != 1 {
 		t.Errorf("%d events passed on, want 1 (the reply to the test is not evidence, the unknown address is)", next.n)
 	}
 	r = e.wait(id, ended)
-	if r.Verdict != Fail || len(r.Replies) != 1 || r.Replies[0].MTA != "postfix" || len(r.Delisted) != 0 {
+	if r.Verdict != Fail || len(r.Replies) < 1 || r.Replies[0].MTA != "postfix" || len(r.Delisted) != 0 {
 		t.Fatalf("result %+v", r)
 	}
 	e.lst.mu.Lock()
@@ -336,7 +344,7 @@ func TestDisabled(t *testing.T) {
 		t.Errorf("disabled: %v", err)
 	}
 	var nilT *Tester
-	if nilT.Enabled() {
+	if nilT.Enabled() || nilT.Divert(&store.Event{Rcpts: []string{localPrefix + "x@trap.blowback.test"}}) {
 		t.Error("nil tester enabled")
 	}
 }

@@ -214,7 +214,11 @@ func (n *node) Start(ctx context.Context) error {
 			return err
 		}, func(ctx context.Context) error { return n.st.Close() }},
 		{"listing", func(ctx context.Context) error {
-			n.eng = listing.New(cfg.listingConfig(pol), n.st, n.cur, n.log, n.reg)
+			lc := cfg.listingConfig(pol)
+			// Replies to self-test probes, from the trap or forwarded by trap
+			// nodes, go to the tester, not into the evidence (config_operator.go).
+			lc.Divert = func(ev *store.Event) bool { return n.tester.Divert(ev) }
+			n.eng = listing.New(lc, n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
 		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
@@ -231,7 +235,7 @@ func (n *node) Start(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			n.trap = trap.New(tc, n.tester.Tap(n.eng), n.log, n.reg) // replies to self-tests go to the tester
+			n.trap = trap.New(tc, n.eng, n.log, n.reg)
 			return n.trap.Start(cfg.SMTP)
 		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
 		{"http", func(ctx context.Context) error {
