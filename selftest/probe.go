@@ -373,9 +373,17 @@ func (t *Tester) delist(ctx context.Context, req Request, res Result) []string {
 			}
 		}
 	}
-	for _, u := range units {
+	for i, u := range units {
 		if !t.lst.Listed(u.Addr()) {
 			continue
+		}
+		if i > 0 { // another listed MX address: it spends its own daily budget
+			t.mu.Lock()
+			ok := t.allowLocked("unit:"+u.String(), t.cfg.PerDomainPerDay, 24*time.Hour, true)
+			t.mu.Unlock()
+			if !ok {
+				continue
+			}
 		}
 		err := t.lst.Delist(ctx, store.Action{Prefix: u, Op: store.OpDelist, Who: "selftest",
 			Reason: "self-test " + res.ID + " passed for " + res.Domain + ": " + outcomeText(res.Probe)})

@@ -351,6 +351,9 @@ func (t *Tester) Start(req Request) (string, error) {
 	}{
 		{"req:" + req.Requester, t.cfg.PerRequesterPerHour, time.Hour},
 		{"dom:" + dom, t.cfg.PerDomainPerDay, 24 * time.Hour},
+		// A pass delists: at most as many tests per listed unit a day as
+		// per domain, whatever domains are named.
+		{"unit:" + req.Unit.String(), t.cfg.PerDomainPerDay, 24 * time.Hour},
 	}
 	for _, k := range keys {
 		if !t.allowLocked(k.k, k.n, k.w, false) {

@@ -277,12 +277,22 @@ func TestLimits(t *testing.T) {
 	if !errors.Is(err, ErrRateLimited) {
 		t.Errorf("third test of a domain: %v", err)
 	}
-	e.wait(e.start("other.test"), ended) // requester's third
-	_, err = e.ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: "third.test", Requester: "198.51.100.1"})
+	// A listed unit gets no more tests a day than a domain, whatever the domain.
+	_, err = e.ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: "other.test", Requester: "y"})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Errorf("third test of a unit: %v", err)
+	}
+	other := netip.MustParseAddr("192.0.2.26")
+	id, err := e.ts.Start(Request{IP: other, Unit: netip.PrefixFrom(other, 32), Domain: "other.test", Requester: "198.51.100.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wait(id, ended) // the requester's third
+	_, err = e.ts.Start(Request{IP: other, Unit: netip.PrefixFrom(other, 32), Domain: "third.test", Requester: "198.51.100.1"})
 	if !errors.Is(err, ErrRateLimited) {
 		t.Errorf("fourth test of a requester: %v", err)
 	}
-	if n := metricValue(e.reg, "blowback_selftest_requests_total", "rate_limited"); n != 2 {
+	if n := metricValue(e.reg, "blowback_selftest_requests_total", "rate_limited"); n != 3 {
 		t.Errorf("rate_limited %v", n)
 	}
 }

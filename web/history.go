@@ -16,19 +16,19 @@ import (
 // Listing history per address, and a per-network view: how many addresses
 // of the address's IPv4 /24 (IPv6 /48) are listed now and were in the last
 // 90 days. Every read is bounded (newest N); the history is the policy
-// replayed at the moments the listing can change (scoring is pure).
+// replayed (scoring is pure), walking back from one listing to the one
+// before.
 
 // Bounds of the public history.
 const (
-	historyRefs        = 2000  // newest refs of the unit replayed
-	historyCheckpoints = 300   // newest moments at which the decision is taken
-	historyEvents      = 50    // newest history entries shown
-	historySelfTests   = 10    // newest self-test outcomes shown
-	networkRefs        = 20000 // refs read for the network view
-	networkUnits       = 512   // units decided for the network view
-	networkPoints      = 40    // moments per unit in the 90-day window
-	networkWindow      = 90 * 24 * time.Hour
-	networkCacheTTL    = time.Minute
+	historyRefs      = 2000  // newest refs of the unit replayed
+	historyEvents    = 50    // newest history entries shown
+	historySelfTests = 10    // newest self-test outcomes shown
+	networkRefs      = 20000 // refs read for the network view
+	networkUnits     = 512   // units decided for the network view
+	historyCacheTTL  = 30 * time.Second
+	networkWindow    = 90 * 24 * time.Hour
+	networkCacheTTL  = time.Minute
 )
 
 // History is an address's listing history (newest first).
@@ -84,7 +84,7 @@ func (s *Server) history(ctx context.Context, a netip.Addr) (*History, error) {
 	}
 	now := s.now()
 	p := s.eng.Policy()
-	h.Events = replay(p, unit, refs, acts, now)
+	h.Events = s.replayCached(scoring.NewDecider(p), unit, refs, acts, now)
 	if len(h.Events) > historyEvents {
 		h.Events, h.Partial = h.Events[:historyEvents], true
 	}
@@ -100,36 +100,19 @@ func (s *Server) history(ctx context.Context, a netip.Addr) (*History, error) {
 	return h, err
 }
 
-// replay decides the unit at every moment its listing can change (each
-// hit and action, and just before each), newest historyCheckpoints of
-// them, and reports the changes, newest first.
-func replay(p *scoring.Policy, unit netip.Prefix, refs []store.Ref, acts []store.Action, now time.Time) []HistoryEvent {
-	var pts []time.Time
-	for _, r := range refs {
-		pts = append(pts, r.Time.Add(-time.Nanosecond), r.Time)
-	}
-	for _, a := range acts {
-		pts = append(pts, a.Time.Add(-time.Nanosecond), a.Time)
-	}
-	pts = append(pts, now)
-	slices.SortFunc(pts, func(a, b time.Time) int { return a.Compare(b) })
-	pts = slices.Compact(pts)
-	for len(pts) > 0 && pts[len(pts)-1].After(now) {
-		pts = pts[:len(pts)-1]
-	}
-	if len(pts) > historyCheckpoints {
-		pts = pts[len(pts)-historyCheckpoints:]
-	}
-	dec := scoring.NewDecider(p)
+// replay walks the unit's listings backwards from now: a listing's start
+// is the decision's Since, the end of the one before is the decision's
+// Lapsed (expiry) or the last delist action that found it listed. Two
+// decisions per change at most, newest historyEvents changes; newest first.
+// It stops at changes before stop (zero: none).
+func replay(dec *scoring.Decider, unit netip.Prefix, refs []store.Ref, acts []store.Action, now, stop time.Time) []HistoryEvent {
 	var out []HistoryEvent
-	prev, prevT := false, time.Time{}
-	first := true
-	for _, t := range pts {
+	t := now
+	for steps := 0; len(out) < historyEvents && steps < 4*historyEvents && !t.Before(stop); steps++ {
 		d := dec.Decide(unit, refs, acts, t)
-		switch {
-		case d.Listed && (!prev || first):
+		if d.Listed {
 			when := d.Since
-			if when.IsZero() {
+			if when.IsZero() || when.After(t) {
 				when = t
 			}
 			why := "backscatter reached the listing threshold (" + kindList(d.Kinds) + ")"
@@ -140,28 +123,71 @@ func replay(p *scoring.Policy, unit netip.Prefix, refs []store.Ref, acts []store
 				}
 			}
 			out = append(out, HistoryEvent{Time: when.UTC(), Event: "listed", Why: why})
-		case !d.Listed && prev:
-			if a := actionBetween(acts, prevT, t, store.OpDelist); a != nil {
-				out = append(out, HistoryEvent{Time: a.Time.UTC(), Event: "delisted", Why: delistWhy(a)})
-			} else {
-				when := d.Lapsed
-				if when.IsZero() {
-					when = t
-				}
-				why := d.Reason
-				if _, after, ok := strings.Cut(why, ": "); ok && strings.HasPrefix(why, "listing lapsed") {
-					why = after
-				}
-				out = append(out, HistoryEvent{Time: when.UTC(), Event: "expired", Why: why})
-			}
+			t = when.Add(-time.Nanosecond)
+			continue
 		}
-		prev, prevT, first = d.Listed, t, false
+		a := lastAction(acts, t, store.OpDelist)
+		if a != nil && (d.Lapsed.IsZero() || a.Time.After(d.Lapsed)) {
+			if dec.Decide(unit, refs, acts, a.Time.Add(-time.Nanosecond)).Listed {
+				out = append(out, HistoryEvent{Time: a.Time.UTC(), Event: "delisted", Why: delistWhy(a)})
+			}
+			t = a.Time.Add(-time.Nanosecond)
+			continue
+		}
+		if d.Lapsed.IsZero() {
+			break // never listed before t
+		}
+		why := d.Reason
+		if _, after, ok := strings.Cut(why, ": "); ok && strings.HasPrefix(why, "listing lapsed") {
+			why = after
+		}
+		out = append(out, HistoryEvent{Time: d.Lapsed.UTC(), Event: "expired", Why: why})
+		t = d.Lapsed.Add(-time.Nanosecond)
 	}
-	slices.Reverse(out)
 	for i := range out {
 		out[i].Time = out[i].Time.Truncate(time.Second)
 	}
 	return out
+}
+
+// histKey identifies the input of a unit's replay.
+type histKey struct {
+	unit             netip.Prefix
+	refs, acts       int
+	lastRef, lastAct time.Time
+}
+
+type histCached struct {
+	at  time.Time
+	evs []HistoryEvent
+}
+
+// replayCached is replay from now, reused for historyCacheTTL while the
+// unit's evidence and actions stay the same (lookups repeat).
+func (s *Server) replayCached(dec *scoring.Decider, unit netip.Prefix, refs []store.Ref, acts []store.Action, now time.Time) []HistoryEvent {
+	k := histKey{unit: unit, refs: len(refs), acts: len(acts)}
+	if len(refs) > 0 {
+		k.lastRef = refs[len(refs)-1].Time
+	}
+	for _, a := range acts {
+		if a.Time.After(k.lastAct) {
+			k.lastAct = a.Time
+		}
+	}
+	s.op.histMu.Lock()
+	c, ok := s.op.hist[k]
+	s.op.histMu.Unlock()
+	if ok && now.Sub(c.at) < historyCacheTTL && !now.Before(c.at) {
+		return append([]HistoryEvent(nil), c.evs...)
+	}
+	evs := replay(dec, unit, refs, acts, now, time.Time{})
+	s.op.histMu.Lock()
+	if s.op.hist == nil || len(s.op.hist) > 10000 {
+		s.op.hist = map[histKey]histCached{}
+	}
+	s.op.hist[k] = histCached{at: now, evs: evs}
+	s.op.histMu.Unlock()
+	return append([]HistoryEvent(nil), evs...)
 }
 
 func kindList(ks store.KindSet) string {
@@ -183,15 +209,6 @@ func lastAction(acts []store.Action, at time.Time, op string) *store.Action {
 		}
 	}
 	return out
-}
-
-func actionBetween(acts []store.Action, from, to time.Time, op string) *store.Action {
-	for i := range acts {
-		if acts[i].Op == op && acts[i].Time.After(from) && !acts[i].Time.After(to) {
-			return &acts[i]
-		}
-	}
-	return nil
 }
 
 // delistWhy says who removed a listing, without the requester's address.
@@ -275,32 +292,19 @@ func (s *Server) network(ctx context.Context, a netip.Addr) (*NetworkActivity, e
 		if len(rs) > 0 {
 			v.WithEvid++
 		}
-		if dec.Decide(u, rs, as, now).Listed {
+		// Listed at some time in the window: listed now, or a listing
+		// ended (expired or delisted) inside it.
+		evs := replay(dec, u, rs, as, now, from)
+		switch {
+		case len(evs) > 0 && evs[0].Event == "listed": // the walk starts at now
 			v.ListedNow++
 			v.Listed90d++
-			continue
-		}
-		// Listings start at a hit or an action: decide at those in the
-		// window (the newest networkPoints) and at its start.
-		pts := []time.Time{from}
-		for _, r := range rs {
-			if r.Time.After(from) {
-				pts = append(pts, r.Time)
-			}
-		}
-		for _, x := range as {
-			if x.Time.After(from) {
-				pts = append(pts, x.Time)
-			}
-		}
-		if len(pts) > networkPoints {
-			slices.SortFunc(pts, func(a, b time.Time) int { return a.Compare(b) })
-			pts, v.Partial = append(pts[:1], pts[len(pts)-networkPoints+1:]...), true
-		}
-		for _, t := range pts {
-			if t.Before(now) && dec.Decide(u, rs, as, t).Listed {
-				v.Listed90d++
-				break
+		default:
+			for _, e := range evs {
+				if e.Event != "listed" && !e.Time.Before(from.Truncate(time.Second)) {
+					v.Listed90d++
+					break
+				}
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/scoring"
@@ -28,7 +29,9 @@ var _ SelfTester = (*selftest.Tester)(nil)
 
 // operator is the operator pages' state in Server.
 type operator struct {
-	netc netCache
+	netc   netCache
+	histMu sync.Mutex
+	hist   map[histKey]histCached
 }
 
 func (s *Server) operatorRoutes(h func(pattern, name string, fn http.HandlerFunc)) {
