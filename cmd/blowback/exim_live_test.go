@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -69,13 +71,25 @@ func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 	_, port, _ := net.SplitHostPort(trapAddr)
 	e := &liveExim{dir: dir, bin: filepath.Join(dir, "usr", "sbin", "exim4"), conf: filepath.Join(dir, "exim.conf"), port: smtpPort}
 	e.trapPort, _ = strconv.Atoi(port)
+	// Exim's user: the host's Debian-exim when there is one, else nobody
+	// under that name in the namespace's passwd and group.
 	passwd, _ := os.ReadFile("/etc/passwd")
 	group, _ := os.ReadFile("/etc/group")
-	os.WriteFile(filepath.Join(dir, "passwd"), append(passwd, "Debian-exim:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"...), 0o644)
-	os.WriteFile(filepath.Join(dir, "group"), append(group, "Debian-exim:x:65534:\n"...), 0o644)
+	uid, gid := 65534, 65534
+	if u, err := user.Lookup("Debian-exim"); err == nil {
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	} else {
+		passwd = append(passwd, "Debian-exim:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"...)
+	}
+	if _, err := user.LookupGroup("Debian-exim"); err != nil {
+		group = append(group, fmt.Sprintf("Debian-exim:x:%d:\n", gid)...)
+	}
+	os.WriteFile(filepath.Join(dir, "passwd"), passwd, 0o644)
+	os.WriteFile(filepath.Join(dir, "group"), group, 0o644)
 	for _, d := range []string{"spool", "log"} {
 		os.Mkdir(filepath.Join(dir, d), 0o750)
-		os.Chown(filepath.Join(dir, d), 65534, 65534)
+		os.Chown(filepath.Join(dir, d), uid, gid)
 	}
 	t.Cleanup(e.stop)
 	return e
@@ -138,7 +152,24 @@ func (e *liveExim) start(t *testing.T) {
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitBanner(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			b := make([]byte, 4)
+			_, err = io.ReadFull(c, b)
+			c.Close()
+			if err == nil && string(b[:3]) == "220" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Exim greeting on %s: %v\n%s", addr, err, e.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // reload restarts the daemon with the new configuration.

@@ -295,14 +295,24 @@ func serveTestZone(t *testing.T, rrs map[string][]dns.RR) string {
 		}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	tl, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// The same port for UDP and TCP: retry when another process holds
+	// the TCP side of the UDP port we got.
+	var pc net.PacketConn
+	var tl net.Listener
+	var addr string
+	for i := 0; ; i++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		addr = pc.LocalAddr().String()
+		if tl, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		pc.Close()
+		if i == 20 {
+			t.Fatal(err)
+		}
 	}
 	udp := &dns.Server{PacketConn: pc, Handler: h}
 	tcp := &dns.Server{Listener: tl, Handler: h}
