@@ -52,7 +52,8 @@ type Card struct {
 	Usage       CardUsage     `json:"usage"`
 	Mirroring   CardMirroring `json:"mirroring"`
 	Contact     string        `json:"contact"`
-	Lookup      string        `json:"lookup"` // lookup page URL template, $ for the address
+	Lookup      string        `json:"lookup"`    // lookup page URL template, $ for the address
+	SelfTest    bool          `json:"self_test"` // listed operators can run the self-test
 	API         []string      `json:"api"`
 }
 
@@ -112,8 +113,11 @@ func (s *Server) card() Card {
 	c := Card{Zone: zone, Title: s.cfg.Title, Contact: s.cfg.Contact,
 		NotListed: "NXDOMAIN, with the zone's SOA in the authority section",
 		Lookup:    s.cfg.PublicURL + "/lookup?ip=$",
-		API: []string{"GET /api/v1/lookup/{ip}", "GET /api/v1/history/{ip}", "GET /api/v1/zone", "POST /api/v1/delist",
-			"POST /api/v1/selftest", "GET /api/v1/selftest/{id}"}}
+		SelfTest:  s.cfg.SelfTest != nil,
+		API:       []string{"GET /api/v1/lookup/{ip}", "GET /api/v1/history/{ip}", "GET /api/v1/zone", "POST /api/v1/delist"}}
+	if c.SelfTest {
+		c.API = append(c.API, "POST /api/v1/selftest", "GET /api/v1/selftest/{id}")
+	}
 	if snap := s.cur.Load(); snap != nil {
 		c.Serial, c.Entries, c.LastChange = snap.Serial, snap.Len(), tptr(snap.Built)
 	}

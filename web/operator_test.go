@@ -92,6 +92,15 @@ func TestZoneCard(t *testing.T) {
 	if !pf {
 		t.Error("the card lacks the Postfix snippet")
 	}
+	if c.SelfTest || strings.Contains(strings.Join(c.API, " "), "selftest") {
+		t.Errorf("self-test announced while off: %v", c.API)
+	}
+	if l := e.lookupJSON("127.0.0.2"); !l.Listed || l.History != nil {
+		t.Errorf("test point: listed %v, history %+v", l.Listed, l.History)
+	}
+	if p := e.do(nil, "GET", "/lookup?ip=127.0.0.2", "", nil).body; strings.Contains(p, "never been listed") {
+		t.Error("the test point's page says it was never listed")
+	}
 
 	// The page, and the link to it from every page.
 	r := e.do(nil, "GET", "/zone", "", map[string]string{"Accept": "text/html"})

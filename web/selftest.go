@@ -46,6 +46,7 @@ func (s *Server) operatorRoutes(h func(pattern, name string, fn http.HandlerFunc
 
 // opView is what the lookup page adds: advice, history, the self-test form.
 type opView struct {
+	ShowHistory  bool
 	Advice       []Advice
 	UnknownMTA   bool
 	History      []historyRow
@@ -74,6 +75,7 @@ func (s *Server) opView(l Lookup) *opView {
 		}
 	}
 	if h := l.History; h != nil {
+		v.ShowHistory = true
 		v.Partial, v.Network = h.Partial, h.Network
 		for _, e := range h.Events {
 			t, iso := minute(&e.Time)
@@ -94,6 +96,9 @@ func (s *Server) opView(l Lookup) *opView {
 // lookupExtras fills the lookup answer's advice and history.
 func (s *Server) lookupExtras(out *Lookup, a netip.Addr, evs []store.Event) error {
 	out.Advice = adviceOf(evs)
+	if out.TestPoint {
+		return nil // RFC 5782 test point: no history of its own
+	}
 	h, err := s.history(context.Background(), a)
 	if err != nil {
 		return err
