@@ -73,6 +73,8 @@ type Config struct {
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
+	// DNSKeys, when set, is the DNS consumer-key admin API (dnsd.Keys.Handler), mounted by keys.go.
+	DNSKeys http.Handler
 }
 
 // Server is the HTTP server.
@@ -158,6 +160,7 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
 	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
 	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.apiAdminRevokeNode))
+	s.keyRoutes(h)
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
 	h("POST /delist", "page_delist", s.pageDelist)

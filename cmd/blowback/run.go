@@ -227,7 +227,11 @@ func (n *node) Start(ctx context.Context) error {
 			return nil
 		}, func(ctx context.Context) error { return n.tester.Stop(ctx) }},
 		{"dns", func(ctx context.Context) error {
-			n.dns = dnsd.New(cfg.dnsConfig(), n.cur, n.log, n.reg)
+			dc, err := cfg.dnsServerConfig()
+			if err != nil {
+				return err
+			}
+			n.dns = dnsd.New(dc, n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
 		}, func(ctx context.Context) error { return n.dns.Stop(ctx) }},
 		{"trap", func(ctx context.Context) error {
@@ -242,6 +246,9 @@ func (n *node) Start(ctx context.Context) error {
 			wc := cfg.webConfig(tokens)
 			if n.tester.Enabled() {
 				wc.SelfTest = n.tester
+			}
+			if k := n.dns.Keys(); k != nil {
+				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
 			}
 			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
 			return n.web.Start(cfg.HTTP)
