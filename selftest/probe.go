@@ -297,14 +297,9 @@ func (t *Tester) finish(ts *test, verdict, summary string) {
 	}
 	now := t.now().UTC()
 	t.mu.Lock()
-	ts.Ended, ts.Verdict, ts.Summary, ts.WatchTill = &now, verdict, summary, nil
-	ts.Tied, ts.TieReason, ts.Delisted = tied, why, delisted
-	line := ts.summaryLine()
-	t.running--
-	t.metrics.running.Set(float64(t.running))
+	ts.Tied, ts.TieReason, ts.Delisted, ts.Summary = tied, why, delisted, summary
+	line := ts.summaryLine(verdict)
 	t.mu.Unlock()
-	t.metrics.tests.WithLabelValues(verdict).Inc()
-
 	rec := store.SelfTestRecord{ID: res.ID, Started: res.Started, Time: now, Unit: req.Unit, Domain: res.Domain,
 		Verdict: verdict, Summary: clip(line, 500), Delisted: len(delisted) > 0}
 	if t.rec != nil {
@@ -316,11 +311,19 @@ func (t *Tester) finish(ts *test, verdict, summary string) {
 			t.log.Error("audit self-test", "err", err)
 		}
 	}
+	// Publish: a reader that sees the verdict sees the delist, the
+	// record, the audit entry and the counter.
+	t.metrics.tests.WithLabelValues(verdict).Inc()
+	t.mu.Lock()
+	ts.Ended, ts.Verdict, ts.WatchTill = &now, verdict, nil
+	t.running--
+	t.metrics.running.Set(float64(t.running))
+	t.mu.Unlock()
 	t.log.Info("self-test finished", "id", res.ID, "domain", res.Domain, "verdict", verdict, "delisted", len(delisted))
 }
 
-func (ts *test) summaryLine() string {
-	s := ts.Domain + ": " + ts.Verdict
+func (ts *test) summaryLine(verdict string) string {
+	s := ts.Domain + ": " + verdict
 	if ts.Probe != "" {
 		s += ", probe " + outcomeText(ts.Probe)
 	}
