@@ -22,6 +22,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/selftest"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -160,6 +161,7 @@ type node struct {
 	dns     *dnsd.Server
 	trap    *trap.Server
 	web     *web.Server
+	tester  *selftest.Tester // operator self-tests (nil: off)
 	started []component
 	ready   bool
 	mu      sync.Mutex
@@ -215,10 +217,18 @@ func (n *node) Start(ctx context.Context) error {
 			return err
 		}, func(ctx context.Context) error { return n.st.Close() }},
 		{"listing", func(ctx context.Context) error {
-			n.eng = listing.New(cfg.listingConfig(pol), n.st, n.cur, n.log, n.reg)
+			lc := cfg.listingConfig(pol)
+			// Replies to self-test probes, from the trap or forwarded by trap
+			// nodes, go to the tester, not into the evidence (config_operator.go).
+			lc.Divert = func(ev *store.Event) bool { return n.tester.Divert(ev) }
+			n.eng = listing.New(lc, n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
 		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		{"selftest", func(ctx context.Context) error {
+			n.tester = newTester(cfg, n.st, n.eng, n.cur, n.log, n.reg)
+			return nil
+		}, func(ctx context.Context) error { return n.tester.Stop(ctx) }},
 		{"dns", func(ctx context.Context) error {
 			dc, err := cfg.dnsServerConfig()
 			if err != nil {
@@ -237,6 +247,9 @@ func (n *node) Start(ctx context.Context) error {
 		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
 		{"http", func(ctx context.Context) error {
 			wc := cfg.webConfig(tokens)
+			if n.tester.Enabled() {
+				wc.SelfTest = n.tester
+			}
 			if k := n.dns.Keys(); k != nil {
 				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
 			}
@@ -245,7 +258,7 @@ func (n *node) Start(ctx context.Context) error {
 		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
 	}
 	// Zone distribution (AXFR/IXFR, NOTIFY) starts after DNS, stops before it.
-	comps = append(comps[:3], append(n.zoneComponents(), comps[3:]...)...)
+	comps = append(comps[:4], append(n.zoneComponents(), comps[4:]...)...)
 	for _, c := range comps {
 		if err := c.start(ctx); err != nil {
 			return fmt.Errorf("start %s: %w", c.name, err)
