@@ -146,3 +146,19 @@ func TestTCPLifetime(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPReserveOnlyWithTransfer: without zone transfer, no slot is kept
+// back: MaxTCPConns clients from as many networks are all served.
+func TestTCPReserveOnlyWithTransfer(t *testing.T) {
+	s, addr, _ := startServer(t, Config{MaxTCPConns: 8, TCPTransferReserve: 2}, testSnapshot())
+	for n := range s.cfg.MaxTCPConns {
+		c, err := dialFrom(t, netip.AddrFrom4([4]byte{127, 20, byte(n), 1}).String(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if !served(c, v4name("192.0.2.1")) {
+			t.Fatalf("connection %d of %d turned away", n+1, s.cfg.MaxTCPConns)
+		}
+	}
+}
