@@ -162,3 +162,22 @@ func TestTCPReserveOnlyWithTransfer(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPQueriesPerConnection: a connection answers MaxTCPQueries queries,
+// then the server closes it.
+func TestTCPQueriesPerConnection(t *testing.T) {
+	_, addr, _ := startServer(t, Config{MaxTCPQueries: 3}, testSnapshot())
+	c, err := dialFrom(t, "127.0.0.1", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 3 {
+		if !served(c, v4name("192.0.2.1")) {
+			t.Fatalf("query %d not answered", i+1)
+		}
+	}
+	if served(c, v4name("192.0.2.1")) {
+		t.Error("a 4th query answered on a connection limited to 3")
+	}
+}
