@@ -211,6 +211,9 @@ func (n *node) Start(ctx context.Context) error {
 	comps := []component{
 		{"store", func(ctx context.Context) error {
 			n.st, err = store.Open(filepath.Join(cfg.Data, "store"), cfg.storeOptions(), n.log)
+			if err == nil {
+				n.st.RegisterMetrics(n.reg)
+			}
 			return err
 		}, func(ctx context.Context) error { return n.st.Close() }},
 		{"listing", func(ctx context.Context) error {
