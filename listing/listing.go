@@ -51,6 +51,11 @@ type Config struct {
 	// memory of every decision (lookup, explain, re-score, rebuild)
 	// whatever one unit has stored.
 	MaxRefs int
+	// Divert, when set, takes events that are not evidence before they are
+	// stored (the operator self-test's replies to its own probe, selftest
+	// package); Ingest then returns nil. It sees the trap's and forwarded
+	// events alike.
+	Divert func(ev *store.Event) bool
 }
 
 // DefaultMaxRefs is the default Config.MaxRefs: far above what lists an
@@ -342,6 +347,9 @@ func expUnix(t time.Time) uint32 {
 // dropped, not stored; that is not an error either (the sender gets no
 // reason to retry).
 func (e *Engine) Ingest(ctx context.Context, ev *store.Event, raw []byte) error {
+	if e.cfg.Divert != nil && e.cfg.Divert(ev) {
+		return nil
+	}
 	if !scoring.Listable(ev.ClientIP) {
 		e.metrics.refused.Inc()
 		e.log.Debug("evidence for a never-listed address dropped", "client", ev.ClientIP.String(), "kind", ev.Kind.String())

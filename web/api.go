@@ -74,6 +74,10 @@ type Lookup struct {
 	// Summarised counts, by kind, more events the store only counted (past
 	// its per-unit cap), not kept one by one.
 	Summarised map[string]int `json:"summarised,omitempty"`
+	// Advice is the fix for the software and kinds in the evidence (advice.go).
+	Advice []Advice `json:"advice"`
+	// History is the listing history and the network view (history.go).
+	History *History `json:"history"`
 }
 
 // tptr truncates to the second (CONTRACT.md: RFC 3339 UTC), nil for zero.
@@ -166,6 +170,9 @@ func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 		// Widen to whole minutes: the operator's log clock is not ours.
 		from, to := lo.UTC().Truncate(time.Minute).Add(-time.Minute), hi.UTC().Truncate(time.Minute).Add(2*time.Minute)
 		out.Grep.From, out.Grep.To = &from, &to
+	}
+	if err := s.lookupExtras(&out, a, evs); err != nil {
+		return Lookup{}, err
 	}
 	return out, nil
 }

@@ -66,6 +66,10 @@ type Config struct {
 	SOA zones.SOA
 	// Intake configures POST /api/v1/evidence (evidence.go).
 	Intake IntakeConfig
+	// Card is what the list's card says beyond zone and policy (card.go).
+	Card CardConfig
+	// SelfTest runs operator self-tests (selftest.go); nil: off.
+	SelfTest SelfTester
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
@@ -78,6 +82,8 @@ type Config struct {
 	MaxConnsPerClient int
 	IdleTimeout       time.Duration
 	ShortIdle         time.Duration
+	// DNSKeys, when set, is the DNS consumer-key admin API (dnsd.Keys.Handler), mounted by keys.go.
+	DNSKeys http.Handler
 }
 
 // Server is the HTTP server.
@@ -100,9 +106,11 @@ type Server struct {
 	// What the public pages read and the public delist writes (seams.go).
 	read     Reader
 	delister Delister
+	op       operator // card, advice, history, self-test pages (selftest.go)
 
-	// Public delist limits: per requester (address, IPv6 /64) and per listed unit.
-	limReq, limAddr *limiter
+	// Public delist limits: per requester (address, IPv6 /64) and per
+	// listed unit; history API requests per requester.
+	limReq, limAddr, limHist *limiter
 
 	srv  *http.Server
 	addr net.Addr
@@ -173,6 +181,7 @@ func NewWith(cfg Config, rd Reader, dl Delister, cur *zones.Current, log *slog.L
 		metrics: newMetrics(reg), now: time.Now, ready: ready,
 		limReq:  newLimiter(cfg.DelistPerIPPerHour, time.Hour, limiterKeys),
 		limAddr: newLimiter(cfg.DelistPerAddrPerDay, 24*time.Hour, limiterKeys),
+		limHist: newLimiter(120, time.Minute, limiterKeys),
 		csrfKey: key, routes: map[string]string{}, stop: make(chan struct{})}
 	s.stats = newHitStats()
 	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.ShortIdle, s.trusted)
@@ -201,11 +210,13 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
 	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
 	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.jsonPost(s.apiAdminRevokeNode)))
+	s.keyRoutes(h)
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
 	h("POST /delist", "page_delist", s.pageDelist)
 	h("GET /status", "page_status", s.pageStatus)
 	h("GET /static/", "static", s.static)
+	s.operatorRoutes(h) // card.go, history.go, selftest.go
 	if s.gather != nil {
 		ph := promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})
 		h("GET /metrics", "metrics", ph.ServeHTTP)
