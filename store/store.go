@@ -54,8 +54,14 @@
 // # Backup
 //
 // Backup writes badger's backup stream (every live key with its TTL);
-// Restore loads one into an empty store. `blowback backup` / `restore`
-// use the same stream.
+// Restore loads one into an empty store. `blowback backup` / `restore` and
+// the admin backup API use these two; no badger type leaves this package.
+//
+// # Errors
+//
+// Callers match the exported sentinels with errors.Is: ErrLocked (another
+// process holds the database: go through the running node), ErrDiskFull,
+// ErrNotFound, ErrDuplicate, ErrInvalid, ErrClosed.
 package store
 
 import (
@@ -88,6 +94,9 @@ var (
 	// ErrDiskFull: the data filesystem is below Options.MinFreeBytes;
 	// nothing was written (space.go).
 	ErrDiskFull = errors.New("store: disk full")
+	// ErrLocked: Open found the database held by another open store (a
+	// running node); the caller may go through that node instead.
+	ErrLocked = errors.New("store: in use by another process")
 )
 
 const valueVersion = 1
@@ -213,6 +222,9 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
+		if !opts.InMemory && heldElsewhere(dir) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	if opts.GCInterval <= 0 {
@@ -241,9 +253,6 @@ func (s *Store) Close() error {
 	})
 	return err
 }
-
-// DB exposes the badger handle for backup and restore.
-func (s *Store) DB() *badger.DB { return s.db }
 
 func (s *Store) maintain() {
 	defer s.wg.Done()

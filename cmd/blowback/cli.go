@@ -71,7 +71,7 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 	}
 	st, err := store.Open(dir, a.cfg.storeOptions(), slog.New(slog.DiscardHandler))
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
+		if errors.Is(err, store.ErrLocked) {
 			return errLocked
 		}
 		return err

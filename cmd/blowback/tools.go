@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/atomicfile"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -187,16 +189,21 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A backup holds raw messages and trap addresses: owner-only, like
+	// admin.token (issue 13 item 12).
 	st, err := store.Open(filepath.Join(a.cfg.Data, "store"), a.cfg.storeOptions(), nil)
+	if errors.Is(err, store.ErrLocked) {
+		return atomicfile.Write(*out, backupPerm, func(w io.Writer) error { return a.call("GET", "/api/v1/admin/backup", nil, w) })
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
-			return zones.WriteFileAtomic(*out, func(w io.Writer) error { return a.call("GET", "/api/v1/admin/backup", nil, w) })
-		}
 		return err
 	}
 	defer st.Close()
-	return zones.WriteFileAtomic(*out, func(w io.Writer) error { _, err := st.DB().Backup(w, 0); return err })
+	return atomicfile.Write(*out, backupPerm, st.Backup)
 }
+
+// backupPerm is the mode of a backup file.
+const backupPerm = 0o600
 
 func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("restore", "--in FILE [flags]", stderr)
@@ -226,8 +233,8 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.DB().Load(f, 256); err != nil {
-		return fmt.Errorf("restore: %w", err)
+	if err := st.Restore(f); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "restored %s into %s\n", *in, dir)
 	return nil
