@@ -1,6 +1,9 @@
 // Package web serves blowback's HTTP surface: the JSON API, the human
 // lookup, delist and status pages, /metrics and the health endpoints.
 //
+// POST /api/v1/evidence and the trap-node admin calls are routed to
+// package intake, which owns the central side of the forwarding protocol.
+//
 // Pages are server-rendered (html/template) and work without JavaScript;
 // the one stylesheet is embedded. Every error, from a handler or from the
 // router (404, 405), has one JSON shape: {"error": "..."}; browsers asking
@@ -26,6 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -41,8 +46,6 @@ var (
 type Config struct {
 	// AdminTokens may call admin endpoints (Authorization: Bearer <token>).
 	AdminTokens []string
-	// NodeTokens authenticate trap nodes posting evidence, by node id.
-	NodeTokens map[string]string
 	// PublicURL is the base URL of this site, used in links and as the
 	// allowed Origin of form posts.
 	PublicURL string
@@ -64,8 +67,9 @@ type Config struct {
 	FormSecret []byte
 	// SOA is used for zone downloads.
 	SOA zones.SOA
-	// Intake configures POST /api/v1/evidence (evidence.go).
-	Intake IntakeConfig
+	// Intake configures POST /api/v1/evidence and the node admin calls
+	// (package intake: node tokens, limits).
+	Intake intake.Config
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
@@ -86,7 +90,7 @@ type Server struct {
 	stats    *hitStats
 	seedOnce sync.Once
 	routes   map[string]string // mux pattern -> handler label
-	intake   *intake
+	intake   *intake.Intake
 
 	limMu sync.Mutex
 	lim   map[string][]time.Time
@@ -129,7 +133,10 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 		metrics: newMetrics(reg), now: time.Now, ready: ready, lim: map[string][]time.Time{},
 		csrfKey: key, routes: map[string]string{}, stop: make(chan struct{})}
 	s.stats = newHitStats()
-	s.intake = newIntake(cfg, st, s.log, reg)
+	ic := cfg.Intake
+	ic.IsAdmin = func(tok string) bool { return tokenMatch(tok, cfg.AdminTokens) }
+	ic.AuthFailures, ic.Panics = s.metrics.authFailures, s.metrics.panics
+	s.intake = intake.New(ic, eng, st, log, reg)
 	return s
 }
 
@@ -144,15 +151,15 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/explain/{ip}", "api_explain", s.apiExplain)
 	h("GET /api/v1/status", "api_status", s.apiStatus)
 	h("POST /api/v1/delist", "api_delist", s.apiDelist)
-	h("POST /api/v1/evidence", "api_evidence", s.apiEvidence)
+	h("POST "+forward.Path, "api_evidence", s.intake.ServeHTTP)
 	h("POST /api/v1/admin/list", "api_admin", s.admin(s.apiAdminAction(store.OpList)))
 	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.apiAdminAction(store.OpDelist)))
 	h("GET /api/v1/admin/evidence/{ip}", "api_admin", s.admin(s.apiAdminEvidence))
 	h("GET /api/v1/admin/audit", "api_admin", s.admin(s.apiAdminAudit))
 	h("GET /api/v1/admin/zone", "api_admin", s.admin(s.apiAdminZone))
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
-	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
-	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.apiAdminRevokeNode))
+	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.intake.ServeNodes))
+	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.intake.ServeRevoke))
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
 	h("POST /delist", "page_delist", s.pageDelist)
