@@ -73,6 +73,9 @@ type Config struct {
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
+	// ServeFailed, when set, is called if a listener stops serving by
+	// itself (not through Stop); the node turns /readyz red.
+	ServeFailed func(error)
 }
 
 // Server is the HTTP server.
@@ -320,6 +323,9 @@ func (s *Server) Start(addr string) error {
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
+			if s.cfg.ServeFailed != nil {
+				s.cfg.ServeFailed(err)
+			}
 		}
 	}()
 	s.wg.Add(1)

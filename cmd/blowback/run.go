@@ -4,16 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
@@ -141,11 +141,20 @@ func waitForSignal(log *slog.Logger, sig chan os.Signal) {
 	}()
 }
 
-// component is something with a start and a stop.
-type component struct {
-	name  string
-	start func(ctx context.Context) error
-	stop  func(ctx context.Context) error
+// component is one part of a node (started in order, stopped in reverse).
+type component = lifecycle.Component
+
+// stopTimeout is the one deadline for stopping all of a node's components
+// (the systemd units give 45 s).
+const stopTimeout = 30 * time.Second
+
+// stopAll stops life's components under one deadline and logs "stopped".
+func stopAll(life *lifecycle.Group, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	err := life.Stop(ctx)
+	log.Info("stopped")
+	return err
 }
 
 // node is an all-in-one blowback: store, listing, DNS, trap, HTTP.
@@ -154,21 +163,24 @@ type node struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	st      *store.Store
-	cur     *zones.Current
-	eng     *listing.Engine
-	dns     *dnsd.Server
-	trap    *trap.Server
-	web     *web.Server
-	started []component
-	ready   bool
-	mu      sync.Mutex
+	life  *lifecycle.Group
+	st    *store.Store
+	cur   *zones.Current
+	eng   *listing.Engine
+	dns   *dnsd.Server
+	trap  smtpTrap
+	web   *web.Server
 }
 
 func newNode(cfg Config, log *slog.Logger) *node {
+	return &node{cfg: cfg, log: log, reg: newRegistry(), cur: &zones.Current{}, life: lifecycle.New(log)}
+}
+
+// newRegistry is a node's metrics registry, with the Go and process collectors.
+func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &node{cfg: cfg, log: log, reg: reg, cur: &zones.Current{}}
+	return reg
 }
 
 // adminTokens returns the configured tokens, or the one kept in
@@ -207,73 +219,67 @@ func (n *node) Start(ctx context.Context) error {
 		return err
 	}
 	comps := []component{
-		{"store", func(ctx context.Context) error {
+		{Name: "store", Start: func(ctx context.Context) error {
 			n.st, err = store.Open(filepath.Join(cfg.Data, "store"), cfg.storeOptions(), n.log)
 			return err
-		}, func(ctx context.Context) error { return n.st.Close() }},
-		{"listing", func(ctx context.Context) error {
+		}, Stop: func(ctx context.Context) error { return n.st.Close() }},
+		{Name: "listing", Start: func(ctx context.Context) error {
 			n.eng = listing.New(cfg.listingConfig(pol), n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
-		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
-		{"dns", func(ctx context.Context) error {
-			n.dns = dnsd.New(cfg.dnsConfig(), n.cur, n.log, n.reg)
+		}, Stop: func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		{Name: "dns", Start: func(ctx context.Context) error {
+			dc := cfg.dnsConfig()
+			dc.ServeFailed = n.life.Failer("dns")
+			n.dns = dnsd.New(dc, n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
-		}, func(ctx context.Context) error { return n.dns.Stop(ctx) }},
-		{"trap", func(ctx context.Context) error {
-			tc, err := cfg.trapConfig()
-			if err != nil {
-				return err
-			}
-			n.trap = trap.New(tc, n.eng, n.log, n.reg)
-			return n.trap.Start(cfg.SMTP)
-		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
-		{"http", func(ctx context.Context) error {
-			n.web = web.New(cfg.webConfig(tokens), n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
-			return n.web.Start(cfg.HTTP)
-		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
+		}, Stop: func(ctx context.Context) error { return n.dns.Stop(ctx) }},
 	}
 	// Zone distribution (AXFR/IXFR, NOTIFY) starts after DNS, stops before it.
-	comps = append(comps[:3], append(n.zoneComponents(), comps[3:]...)...)
-	for _, c := range comps {
-		if err := c.start(ctx); err != nil {
-			return fmt.Errorf("start %s: %w", c.name, err)
-		}
-		n.mu.Lock()
-		n.started = append(n.started, c)
-		n.mu.Unlock()
+	comps = append(comps, n.zoneComponents()...)
+	comps = append(comps,
+		n.trap.component(cfg, n.life, n.log, n.reg, func() trap.Sink { return n.eng }),
+		component{Name: "http", Start: func(ctx context.Context) error {
+			wc := cfg.webConfig(tokens)
+			wc.ServeFailed = n.life.Failer("http")
+			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.life.Ready)
+			return n.web.Start(cfg.HTTP)
+		}, Stop: func(ctx context.Context) error { return n.web.Stop(ctx) }})
+	if err := n.life.Start(ctx, comps...); err != nil {
+		return err
 	}
-	n.mu.Lock()
-	n.ready = true
-	n.mu.Unlock()
 	n.log.Info("blowback running", "zone", cfg.Zone, "smtp", n.trap.Addr().String(), "dns", n.dns.Addr().String(),
 		"http", n.web.Addr().String(), "data", cfg.Data)
 	return nil
 }
 
-func (n *node) isReady() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ready
+// Stop stops the components in reverse order under one deadline.
+func (n *node) Stop() error { return stopAll(n.life, n.log) }
+
+// smtpTrap is the SMTP trap of either node, with its listener.
+type smtpTrap struct {
+	*trap.Server
+	l net.Listener
 }
 
-// Stop stops components in reverse order, each with a deadline.
-func (n *node) Stop() error {
-	n.mu.Lock()
-	n.ready = false
-	started := n.started
-	n.started = nil
-	n.mu.Unlock()
-	var errs []error
-	for i := len(started) - 1; i >= 0; i-- {
-		c := started[i]
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := c.stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			n.log.Warn("stop", "component", c.name, "err", err)
-			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+// component listens on cfg.SMTP and serves the trap, committing through
+// the sink that sink returns (known once the components before it
+// started); a serve loop that dies reports to life.
+func (t *smtpTrap) component(cfg Config, life *lifecycle.Group, log *slog.Logger, reg prometheus.Registerer, sink func() trap.Sink) component {
+	return component{Name: "trap", Start: func(ctx context.Context) error {
+		tc, err := cfg.trapConfig()
+		if err != nil {
+			return err
 		}
-		cancel()
-	}
-	n.log.Info("stopped")
-	return errors.Join(errs...)
+		tc.ServeFailed = life.Failer("trap")
+		l, err := net.Listen("tcp", cfg.SMTP)
+		if err != nil {
+			return fmt.Errorf("trap: listen %s: %w", cfg.SMTP, err)
+		}
+		t.l, t.Server = l, trap.New(tc, sink(), log, reg)
+		t.Serve(l)
+		log.Info("trap listening", "addr", l.Addr().String(), "domains", tc.Domains, "starttls", tc.TLS != nil,
+			"proxy_trusted", len(tc.ProxyTrusted))
+		return nil
+	}, Stop: func(ctx context.Context) error { return t.Server.Stop(ctx) }}
 }

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// readyz is the status of GET url (0 when it cannot be fetched).
+func readyz(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitReadyz waits until url answers want (a condition, not a sleep).
+func waitReadyz(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := readyz(t, url)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d, want %d", url, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A node whose SMTP listener stops serving by itself turns /readyz red
+// (the lifecycle records the dead component), and still stops.
+func TestRunReadyzDeadComponent(t *testing.T) {
+	n := startTestNode(t, newDataDir(t))
+	url := "http://" + n.web.Addr().String() + "/readyz"
+	waitReadyz(t, url, http.StatusOK)
+	n.trap.l.Close() // the accept loop fails: not a Stop
+	waitReadyz(t, url, http.StatusServiceUnavailable)
+	if err := n.life.Err(); err == nil {
+		t.Error("no dead component recorded")
+	}
+	n.Stop() // may say the listener was already closed
+	if n.life.Ready() {
+		t.Error("ready after stop")
+	}
+}
+
+func TestTrapReadyzDeadComponent(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.SMTP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
+	n := newTrapNode(cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	url := "http://" + n.httpL.Addr().String() + "/readyz"
+	waitReadyz(t, url, http.StatusOK)
+	n.trap.l.Close()
+	waitReadyz(t, url, http.StatusServiceUnavailable)
+	n.Stop()
+	if n.life.Ready() {
+		t.Error("ready after stop")
+	}
+}
