@@ -163,13 +163,13 @@ type node struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	life  *lifecycle.Group
-	st    *store.Store
-	cur   *zones.Current
-	eng   *listing.Engine
-	dns   *dnsd.Server
-	trap  smtpTrap
-	web   *web.Server
+	life *lifecycle.Group
+	st   *store.Store
+	cur  *zones.Current
+	eng  *listing.Engine
+	dns  *dnsd.Server
+	trap smtpTrap
+	web  *web.Server
 }
 
 func newNode(cfg Config, log *slog.Logger) *node {
