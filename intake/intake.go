@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -190,12 +191,12 @@ func New(cfg Config, eng Ingester, st Store, log *slog.Logger, reg prometheus.Re
 
 // ServeHTTP takes POST /api/v1/evidence (forward.Path).
 func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tok := bearer(r)
+	tok := httpjson.Bearer(r)
 	node, ok, err := in.authenticate(tok)
 	if err != nil {
 		in.log.Error("node authentication", "err", err)
 		in.m.batch("error")
-		jsonError(w, http.StatusServiceUnavailable, "internal error; retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "internal error; retry")
 		return
 	}
 	if !ok && in.cfg.IsAdmin(tok) {
@@ -205,12 +206,12 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		inc(in.cfg.AuthFailures)
 		in.m.batch("unauthorized")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
-		jsonError(w, http.StatusUnauthorized, "node token required")
+		httpjson.Error(w, http.StatusUnauthorized, "node token required")
 		return
 	}
 	if in.cfg.RequireClientCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
 		in.m.batch("forbidden")
-		jsonError(w, http.StatusForbidden, "a verified TLS client certificate is required")
+		httpjson.Error(w, http.StatusForbidden, "a verified TLS client certificate is required")
 		return
 	}
 	select {
@@ -219,17 +220,17 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		in.m.batch("busy")
 		w.Header().Set("Retry-After", "1")
-		jsonError(w, http.StatusServiceUnavailable, "too many batches in flight; retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "too many batches in flight; retry")
 		return
 	}
 	batch, err := in.readBatch(w, r)
 	if err != nil {
 		in.m.batch("bad_request")
 		if errors.Is(err, ErrTooLarge) {
-			jsonError(w, http.StatusRequestEntityTooLarge, err.Error())
+			httpjson.Error(w, http.StatusRequestEntityTooLarge, err.Error())
 			return
 		}
-		jsonError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	res, err := in.commit(r.Context(), node, batch)
@@ -237,11 +238,11 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.log.Error("forwarded evidence", "err", err, "node", node)
 		in.m.batch("error")
 		w.Header().Set("Retry-After", "1")
-		jsonError(w, http.StatusServiceUnavailable, "could not store evidence; retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "could not store evidence; retry")
 		return
 	}
 	in.m.batch("ok")
-	writeJSON(w, http.StatusOK, res)
+	httpjson.Write(w, http.StatusOK, res)
 }
 
 // readBatch decodes the body, gzip or identity (RFC 9110 §8.4), within
@@ -392,31 +393,4 @@ func inc(c prometheus.Counter) {
 	if c != nil {
 		c.Inc()
 	}
-}
-
-// The HTTP helpers below give the web server's one error shape,
-// {"error": "..."}.
-
-func jsonError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, struct {
-		Error string `json:"error"`
-	}{msg})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }

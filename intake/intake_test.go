@@ -27,6 +27,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -106,8 +107,8 @@ func startIntakeTLS(t *testing.T, dir string, mod func(*Config), tc *tls.Config)
 	in := New(cfg, eng, st, log, reg)
 	admin := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if !isAdmin(bearer(r)) {
-				jsonError(w, http.StatusUnauthorized, "admin token required")
+			if !isAdmin(httpjson.Bearer(r)) {
+				httpjson.Error(w, http.StatusUnauthorized, "admin token required")
 				return
 			}
 			h(w, r)

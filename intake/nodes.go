@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -273,10 +274,10 @@ func (in *Intake) ServeNodes(w http.ResponseWriter, r *http.Request) {
 	nodes, err := in.Nodes()
 	if err != nil {
 		in.log.Error("admin nodes", "err", err)
-		jsonError(w, http.StatusInternalServerError, "internal error")
+		httpjson.Error(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+	httpjson.Write(w, http.StatusOK, map[string]any{"nodes": nodes})
 }
 
 // ServeRevoke answers POST /api/v1/admin/nodes/{node}/revoke with an
@@ -291,18 +292,18 @@ func (in *Intake) ServeRevoke(w http.ResponseWriter, r *http.Request) {
 		err = json.Unmarshal(body, &req)
 	}
 	if err != nil {
-		jsonError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
 		return
 	}
 	n, err := in.Revoke(r.Context(), node, strings.TrimSpace(req.Reason))
 	if err != nil {
 		in.log.Error("revoke node", "err", err, "node", node)
-		jsonError(w, http.StatusInternalServerError, "internal error")
+		httpjson.Error(w, http.StatusInternalServerError, "internal error")
 		return
 	}
 	if n == 0 {
-		jsonError(w, http.StatusNotFound, "no unrevoked token for node "+node)
+		httpjson.Error(w, http.StatusNotFound, "no unrevoked token for node "+node)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"node": node, "revoked": n})
+	httpjson.Write(w, http.StatusOK, map[string]any{"node": node, "revoked": n})
 }

@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/intake"
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -351,32 +351,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// apiError is the one JSON error shape.
-type apiError struct {
-	Error string `json:"error"`
-}
+// apiError is the one JSON error shape (shared with package intake).
+type apiError = httpjson.ErrorBody
 
-func jsonError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, apiError{Error: msg})
-}
+func jsonError(w http.ResponseWriter, code int, msg string) { httpjson.Error(w, code, msg) }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }
 
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
+func bearer(r *http.Request) string { return httpjson.Bearer(r) }
 
 // tokenMatch compares in constant time against every token (no early exit,
 // so the time taken says nothing about which token nearly matched).
