@@ -24,55 +24,24 @@ import (
 // trapFlags registers the flags of `blowback trap` and returns a function
 // that loads the config file and applies the flags given.
 func trapFlags(fs *flag.FlagSet) func() (Config, error) {
-	def := defaultConfig()
-	cfgPath := fs.String("config", "", "TOML config `FILE` (flags override it)")
-	data := fs.String("data", def.Data, "data `DIR` (the spool lives in DIR/spool)")
-	smtpAddr := fs.String("smtp", def.SMTP, "trap SMTP listen `ADDR`")
-	httpAddr := fs.String("http", def.HTTP, "HTTP listen `ADDR` (/metrics, /healthz, /readyz)")
-	domains := &stringList{vals: def.TrapDomains}
-	fs.Var(domains, "trap-domain", "trap `DOMAIN` (repeatable)")
+	set := sharedNodeFlags(fs, "data `DIR` (the spool lives in DIR/spool)", "HTTP listen `ADDR` (/metrics, /healthz, /readyz)")
 	node := fs.String("node", "", "this trap node's `ID` (sent for information; the central node records its token's node)")
 	fwd := fs.String("forward", "", "central node `URL` (https://central:8443) to forward evidence to")
 	token := fs.String("token", "", "node `TOKEN` on the central node (prefer --token-file: ps shows arguments)")
 	tokenFile := fs.String("token-file", "", "read the node token from `FILE`")
 	caFile := fs.String("ca-file", "", "CA certificates (PEM `FILE`) that sign the central node's certificate")
-	logLevel := fs.String("log-level", def.LogLevel, "log `LEVEL`: debug, info, warn, error")
+	set["node"] = func(c *Config) { c.Trap.Node = *node }
+	set["forward"] = func(c *Config) { c.Forward.URL = *fwd }
+	set["token"] = func(c *Config) { c.Forward.Token, c.Forward.TokenFile = *token, "" }
+	set["token-file"] = func(c *Config) { c.Forward.TokenFile, c.Forward.Token = *tokenFile, "" }
+	set["ca-file"] = func(c *Config) { c.Forward.CAFile = *caFile }
+	load := configLoader(fs, set)
 	return func() (Config, error) {
-		c, err := loadConfig(*cfgPath)
-		if err != nil {
-			return c, usageError("%v", err)
+		c, err := load()
+		if err == nil && c.Forward.URL != "" && c.Forward.Token == "" && c.Forward.TokenFile == "" {
+			err = usageError("--forward needs --token or --token-file")
 		}
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "data":
-				c.Data = *data
-			case "smtp":
-				c.SMTP = *smtpAddr
-			case "http":
-				c.HTTP = *httpAddr
-			case "trap-domain":
-				c.TrapDomains = domains.vals
-			case "node":
-				c.Trap.Node = *node
-			case "forward":
-				c.Forward.URL = *fwd
-			case "token":
-				c.Forward.Token, c.Forward.TokenFile = *token, ""
-			case "token-file":
-				c.Forward.TokenFile, c.Forward.Token = *tokenFile, ""
-			case "ca-file":
-				c.Forward.CAFile = *caFile
-			case "log-level":
-				c.LogLevel = *logLevel
-			}
-		})
-		if err := c.validate(); err != nil {
-			return c, usageError("%v", err)
-		}
-		if c.Forward.URL != "" && c.Forward.Token == "" && c.Forward.TokenFile == "" {
-			return c, usageError("--forward needs --token or --token-file")
-		}
-		return c, nil
+		return c, err
 	}
 }
 

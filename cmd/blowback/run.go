@@ -28,43 +28,53 @@ import (
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
-// nodeFlags registers the flags shared by run (CONTRACT.md) and returns a
+// nodeFlags registers the flags of `run` (CONTRACT.md) and returns a
 // function that loads the config file and applies the flags given.
 func nodeFlags(fs *flag.FlagSet) func() (Config, error) {
 	def := defaultConfig()
-	cfgPath := fs.String("config", "", "TOML config `FILE` (flags override it)")
-	data := fs.String("data", def.Data, "data `DIR` (badger store, admin token)")
-	smtpAddr := fs.String("smtp", def.SMTP, "trap SMTP listen `ADDR`")
+	set := sharedNodeFlags(fs, "data `DIR` (badger store, admin token)", "HTTP listen `ADDR` (API, lookup page, /metrics)")
 	dnsAddr := fs.String("dns", def.DNS, "DNS listen `ADDR` (UDP and TCP)")
-	httpAddr := fs.String("http", def.HTTP, "HTTP listen `ADDR` (API, lookup page, /metrics)")
 	zone := fs.String("zone", def.Zone, "DNSBL zone `NAME`")
+	exportDir := fs.String("export-dir", "", "keep <zone>.rbldnsd and <zone>.zone current in `DIR`")
+	set["dns"] = func(c *Config) { c.DNS = *dnsAddr }
+	set["zone"] = func(c *Config) { c.Zone = *zone }
+	set["export-dir"] = func(c *Config) { c.ExportDir = *exportDir }
+	return configLoader(fs, set)
+}
+
+// flagSetters sets, for each flag name, its value in a Config.
+type flagSetters map[string]func(*Config)
+
+// sharedNodeFlags registers the flags `run` and `trap` share.
+func sharedNodeFlags(fs *flag.FlagSet, dataUsage, httpUsage string) flagSetters {
+	def := defaultConfig()
+	data := fs.String("data", def.Data, dataUsage)
+	smtpAddr := fs.String("smtp", def.SMTP, "trap SMTP listen `ADDR`")
+	httpAddr := fs.String("http", def.HTTP, httpUsage)
 	domains := &stringList{vals: def.TrapDomains}
 	fs.Var(domains, "trap-domain", "trap `DOMAIN` (repeatable)")
-	exportDir := fs.String("export-dir", "", "keep <zone>.rbldnsd and <zone>.zone current in `DIR`")
 	logLevel := fs.String("log-level", def.LogLevel, "log `LEVEL`: debug, info, warn, error")
+	return flagSetters{
+		"data":        func(c *Config) { c.Data = *data },
+		"smtp":        func(c *Config) { c.SMTP = *smtpAddr },
+		"http":        func(c *Config) { c.HTTP = *httpAddr },
+		"trap-domain": func(c *Config) { c.TrapDomains = domains.vals },
+		"log-level":   func(c *Config) { c.LogLevel = *logLevel },
+	}
+}
+
+// configLoader registers --config and returns a function that loads the
+// config file, applies the flags given (set) and validates the result.
+func configLoader(fs *flag.FlagSet, set flagSetters) func() (Config, error) {
+	cfgPath := fs.String("config", "", "TOML config `FILE` (flags override it)")
 	return func() (Config, error) {
 		c, err := loadConfig(*cfgPath)
 		if err != nil {
 			return c, usageError("%v", err)
 		}
 		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "data":
-				c.Data = *data
-			case "smtp":
-				c.SMTP = *smtpAddr
-			case "dns":
-				c.DNS = *dnsAddr
-			case "http":
-				c.HTTP = *httpAddr
-			case "zone":
-				c.Zone = *zone
-			case "trap-domain":
-				c.TrapDomains = domains.vals
-			case "export-dir":
-				c.ExportDir = *exportDir
-			case "log-level":
-				c.LogLevel = *logLevel
+			if s := set[f.Name]; s != nil {
+				s(&c)
 			}
 		})
 		if err := c.validate(); err != nil {

@@ -16,68 +16,60 @@ type Registry struct{ reg prometheus.Registerer }
 // registering them (tests, and packages used without metrics).
 func New(reg prometheus.Registerer) Registry { return Registry{reg} }
 
-func (r Registry) register(c prometheus.Collector) {
+// add registers c on r and returns it.
+func add[C prometheus.Collector](r Registry, c C) C {
 	if r.reg != nil {
 		r.reg.MustRegister(c)
 	}
+	return c
+}
+
+// addVec creates values in v (c's vector, with one label) and registers c.
+func addVec[C prometheus.Collector](r Registry, c C, v *prometheus.MetricVec, values []string) C {
+	for _, x := range values {
+		if _, err := v.GetMetricWithLabelValues(x); err != nil {
+			panic(err) // a vector with more than one label, or a bad value: a bug at the call
+		}
+	}
+	return add(r, c)
 }
 
 // Counter is a counter (name ends in _total).
 func (r Registry) Counter(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-	r.register(c)
-	return c
+	return add(r, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
 }
 
 // CounterVec is a counter with labels; values, for a one-label vector, are
 // created at zero.
 func (r Registry) CounterVec(name, help string, labels []string, values ...string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-	for _, v := range values {
-		c.WithLabelValues(v)
-	}
-	r.register(c)
-	return c
+	return addVec(r, c, c.MetricVec, values)
 }
 
 // Gauge is a gauge.
 func (r Registry) Gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	r.register(g)
-	return g
+	return add(r, prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help}))
 }
 
 // GaugeVec is a gauge with labels; values as for CounterVec.
 func (r Registry) GaugeVec(name, help string, labels []string, values ...string) *prometheus.GaugeVec {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	for _, v := range values {
-		g.WithLabelValues(v)
-	}
-	r.register(g)
-	return g
+	return addVec(r, g, g.MetricVec, values)
 }
 
 // GaugeFunc is a gauge read from fn at every scrape.
 func (r Registry) GaugeFunc(name, help string, fn func() float64) prometheus.GaugeFunc {
-	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn)
-	r.register(g)
-	return g
+	return add(r, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
 }
 
 // Histogram is a histogram with the given buckets (name ends in the unit,
 // e.g. _seconds).
 func (r Registry) Histogram(name, help string, buckets []float64) prometheus.Histogram {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
-	r.register(h)
-	return h
+	return add(r, prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}))
 }
 
 // HistogramVec is a histogram with labels; values as for CounterVec.
 func (r Registry) HistogramVec(name, help string, buckets []float64, labels []string, values ...string) *prometheus.HistogramVec {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
-	for _, v := range values {
-		h.WithLabelValues(v)
-	}
-	r.register(h)
-	return h
+	return addVec(r, h, h.MetricVec, values)
 }
