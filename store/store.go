@@ -453,15 +453,47 @@ func compress(raw []byte, max int) ([]byte, error) {
 
 var gzipWriters sync.Pool
 
+// view runs fn in a read transaction; a missing key is ErrNotFound.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	err := s.db.View(fn)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// decodeItem decodes the JSON value of item (version byte first).
+func decodeItem[T any](item *badger.Item) (T, error) {
+	var v T
+	err := item.Value(func(b []byte) error { return decodeJSON(b, &v) })
+	return v, err
+}
+
+// appendItem appends the decoded value of item to *out and reports
+// whether *out reached limit (0: no limit).
+func appendItem[T any](out *[]T, item *badger.Item, limit int) (bool, error) {
+	v, err := decodeItem[T](item)
+	if err != nil {
+		return false, err
+	}
+	*out = append(*out, v)
+	return limit > 0 && len(*out) >= limit, nil
+}
+
+// value calls fn with the value stored under key (valid only during fn).
+func value(txn *badger.Txn, key []byte, fn func(v []byte) error) error {
+	it, err := txn.Get(key)
+	if err != nil {
+		return err
+	}
+	return it.Value(fn)
+}
+
 // Raw returns the stored raw message of an event.
 func (s *Store) Raw(id EventID) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(append([]byte{pRaw}, id[:]...))
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
+	err := s.view(func(txn *badger.Txn) error {
+		return value(txn, append([]byte{pRaw}, id[:]...), func(v []byte) error {
 			if len(v) == 0 || v[0] != valueVersion {
 				return fmt.Errorf("%w: unknown value version", ErrInvalid)
 			}
@@ -473,19 +505,16 @@ func (s *Store) Raw(id EventID) ([]byte, error) {
 			return err
 		})
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
 	return out, err
 }
 
 // Has reports whether an event with this id is stored.
 func (s *Store) Has(id EventID) (bool, error) {
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		_, err := txn.Get(append([]byte{pIndex}, id[:]...))
 		return err
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
@@ -494,25 +523,17 @@ func (s *Store) Has(id EventID) (bool, error) {
 // Get returns one event by id.
 func (s *Store) Get(id EventID) (*Event, error) {
 	var e Event
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(append([]byte{pIndex}, id[:]...))
-		if err != nil {
+	err := s.view(func(txn *badger.Txn) error {
+		var key []byte
+		if err := value(txn, append([]byte{pIndex}, id[:]...), func(v []byte) error { key = append(key, v...); return nil }); err != nil {
 			return err
 		}
-		key, err := it.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		it, err = txn.Get(key)
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error { return decodeJSON(v, &e) })
+		return value(txn, key, func(v []byte) error { return decodeJSON(v, &e) })
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
+	if err != nil {
+		return nil, err
 	}
-	return &e, err
+	return &e, nil
 }
 
 // Refs returns the compact evidence of every address in p, oldest first per address.
@@ -576,13 +597,8 @@ func (s *Store) Events(p netip.Prefix, limit int) ([]Event, error) {
 			if !ok || !p.Contains(r.Addr) {
 				continue
 			}
-			var e Event
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+			if full, err := appendItem(&out, it.Item(), limit); err != nil || full {
 				return err
-			}
-			out = append(out, e)
-			if limit > 0 && len(out) >= limit {
-				break
 			}
 		}
 		return nil
@@ -647,8 +663,8 @@ func (s *Store) Actions(p netip.Prefix) ([]Action, error) {
 		it := txn.NewIterator(o)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var a Action
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &a) }); err != nil {
+			a, err := decodeItem[Action](it.Item())
+			if err != nil {
 				return err
 			}
 			if a.Prefix.Overlaps(p) {
@@ -672,8 +688,8 @@ func (s *Store) AllActions(ctx context.Context, fn func(a Action) error) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			var a Action
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &a) }); err != nil {
+			a, err := decodeItem[Action](it.Item())
+			if err != nil {
 				return err
 			}
 			if err := fn(a); err != nil {
@@ -731,13 +747,8 @@ func (s *Store) AuditLog(since time.Time, limit int) ([]AuditEntry, error) {
 			start = binary.BigEndian.AppendUint64(start, uint64(since.UnixNano()))
 		}
 		for it.Seek(start); it.Valid(); it.Next() {
-			var e AuditEntry
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+			if full, err := appendItem(&out, it.Item(), limit); err != nil || full {
 				return err
-			}
-			out = append(out, e)
-			if limit > 0 && len(out) >= limit {
-				break
 			}
 		}
 		return nil
@@ -748,17 +759,9 @@ func (s *Store) AuditLog(since time.Time, limit int) ([]AuditEntry, error) {
 // GetMeta reads a metadata value; ErrNotFound when unset.
 func (s *Store) GetMeta(name string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(append([]byte{pMeta}, name...))
-		if err != nil {
-			return err
-		}
-		out, err = it.ValueCopy(nil)
-		return err
+	err := s.view(func(txn *badger.Txn) error {
+		return value(txn, append([]byte{pMeta}, name...), func(v []byte) error { out = append([]byte{}, v...); return nil })
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
 	return out, err
 }
 
