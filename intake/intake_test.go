@@ -28,6 +28,7 @@ import (
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
 	"github.com/blowback-dnsbl/blowback/internal/httpjson"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -40,24 +41,6 @@ const (
 	tokB        = "node-b-token-0123456789"
 )
 
-// syncBuffer collects log output (to check that no token is ever logged).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type intakeEnv struct {
 	t      *testing.T
 	st     *store.Store
@@ -66,7 +49,7 @@ type intakeEnv struct {
 	reg    *prometheus.Registry
 	base   string
 	client *http.Client
-	logs   *syncBuffer
+	logs   *testenv.Output
 	stop   func()
 }
 
@@ -81,7 +64,7 @@ func startIntake(t *testing.T, dir string, mod func(*Config)) *intakeEnv {
 
 func startIntakeTLS(t *testing.T, dir string, mod func(*Config), tc *tls.Config) *intakeEnv {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Output{} // to check that no token is ever logged
 	var w io.Writer = logs
 	if testing.Verbose() {
 		w = io.MultiWriter(logs, os.Stderr)
@@ -305,24 +288,7 @@ func TestEvidenceBadBodies(t *testing.T) {
 		{"too big", bytes.Repeat([]byte(" "), 1<<20+1), "", 413},
 		{"empty batch", []byte(`{"events":[]}`), "", 200},
 	} {
-		enc := tc.enc
-		req := func() (int, string) {
-			if enc == "gzip-raw" {
-				req, _ := http.NewRequest("POST", e.base+"/api/v1/evidence", bytes.NewReader(tc.body))
-				req.Header.Set("Authorization", "Bearer "+tokA)
-				req.Header.Set("Content-Encoding", "gzip")
-				resp, err := e.client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return resp.StatusCode, string(b)
-			}
-			code, _, body := e.post(tokA, tc.body, enc)
-			return code, body
-		}
-		if code, body := req(); code != tc.code {
+		if code, _, body := e.post(tokA, tc.body, tc.enc); code != tc.code {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.code)
 		}
 	}
@@ -578,14 +544,14 @@ func FuzzParseNodeTokens(f *testing.F) {
 
 // countingReader counts the bytes read through it.
 type countingReader struct {
-	r io.Reader
+	io.Reader
 	n int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
+func (c *countingReader) Read(p []byte) (n int, err error) {
+	n, err = c.Reader.Read(p)
 	c.n += int64(n)
-	return n, err
+	return
 }
 
 // A gzip bomb stops at the decompressed limit while it is read (issue 13
@@ -606,7 +572,7 @@ func TestEvidenceGzipBomb(t *testing.T) {
 	zw.Close()
 	bomb := buf.Bytes()
 
-	body := &countingReader{r: bytes.NewReader(bomb)}
+	body := &countingReader{Reader: bytes.NewReader(bomb)}
 	req := httptest.NewRequest("POST", forward.Path, body)
 	req.Header.Set("Authorization", "Bearer "+tokA)
 	req.Header.Set("Content-Encoding", "gzip")

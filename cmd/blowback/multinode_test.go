@@ -8,7 +8,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -61,37 +60,19 @@ func mnBuildBinary(t testing.TB) string {
 	return mnBuildOnce.path
 }
 
-// mnBuffer is a goroutine-safe log sink.
-type mnBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *mnBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *mnBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // mnProc is a child process whose stderr (the log) is kept and watched for
 // the "blowback running" line.
 type mnProc struct {
 	name  string
 	cmd   *exec.Cmd
-	log   *mnBuffer
+	log   *testenv.Output
 	ready chan map[string]string
 	done  chan struct{}
 }
 
 func mnStartProc(t testing.TB, name, bin string, args ...string) *mnProc {
 	t.Helper()
-	p := &mnProc{name: name, log: &mnBuffer{}, ready: make(chan map[string]string, 1), done: make(chan struct{})}
+	p := &mnProc{name: name, log: &testenv.Output{}, ready: make(chan map[string]string, 1), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = p.log, pw
