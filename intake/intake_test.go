@@ -22,12 +22,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
 	"github.com/blowback-dnsbl/blowback/internal/httpjson"
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
@@ -401,12 +401,8 @@ func TestEvidenceRevokeNode(t *testing.T) {
 	if c := send(e2, "node-a-token-renewed-0123"); c != 200 {
 		t.Fatalf("new token: %d", c)
 	}
-	mfs, err := e2.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if probs, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil || len(probs) > 0 {
-		t.Errorf("promlint: %v %v", probs, err)
+	if err := metric.Lint(e2.reg); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -7,7 +7,12 @@
 // are listed in a comment where it is built.
 package metric
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
 
 // Registry builds collectors registered on one Registerer.
 type Registry struct{ reg prometheus.Registerer }
@@ -72,4 +77,21 @@ func (r Registry) Histogram(name, help string, buckets []float64) prometheus.His
 func (r Registry) HistogramVec(name, help string, buckets []float64, labels []string, values ...string) *prometheus.HistogramVec {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 	return addVec(r, h, h.MetricVec, values)
+}
+
+// Lint gathers g and runs promlint over it (STYLE.md: a test runs it over
+// every package's registry); nil when every metric passes.
+func Lint(g prometheus.Gatherer) error {
+	mfs, err := g.Gather()
+	if err != nil {
+		return err
+	}
+	probs, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		return err
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("promlint: %v", probs)
+	}
+	return nil
 }

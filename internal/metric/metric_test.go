@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // Every constructor registers its collector, vectors show their listed
@@ -34,8 +33,13 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("%s: %d series, want %d", name, got[name], n)
 		}
 	}
-	if probs, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil || len(probs) > 0 {
-		t.Errorf("promlint: %v %v", probs, err)
+	if err := Lint(reg); err != nil {
+		t.Error(err)
+	}
+	bad := prometheus.NewRegistry()
+	New(bad).Counter("blowback_test_events", "Not a counter name.")
+	if Lint(bad) == nil {
+		t.Error("a counter without _total passed")
 	}
 	// Without a registry nothing is registered, and nothing panics.
 	New(nil).CounterVec("blowback_test_results_total", "Results.", []string{"result"}, "ok")
