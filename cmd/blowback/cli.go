@@ -154,6 +154,15 @@ func (a *access) call(method, path string, body any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
+// parseIPArgs parses the flags and the one IP address argument.
+func parseIPArgs(fs *flag.FlagSet, args []string) (netip.Addr, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return oneIP(pos)
+}
+
 func oneIP(pos []string) (netip.Addr, error) {
 	if len(pos) != 1 {
 		return netip.Addr{}, usageError("want exactly one IP address")
@@ -169,11 +178,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("explain", "IP [flags]", stderr)
 	get := accessFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	ip, err := oneIP(pos)
+	ip, err := parseIPArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -280,11 +285,7 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 	reason := fs.String("reason", "", "why (recorded in the audit log; required)")
 	who := fs.String("who", os.Getenv("USER"), "who acts (recorded in the audit log)")
 	kinds := fs.String("kinds", "", "for list: comma-separated kinds to publish (default bounce)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	ip, err := oneIP(pos)
+	ip, err := parseIPArgs(fs, args)
 	if err != nil {
 		return err
 	}

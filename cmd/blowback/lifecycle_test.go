@@ -52,7 +52,9 @@ func TestRunReadyzDeadComponent(t *testing.T) {
 	}
 }
 
-func TestTrapReadyzDeadComponent(t *testing.T) {
+// startTrapNode starts a trap-only node on free ports (no forwarding).
+func startTrapNode(t *testing.T) *trapNode {
+	t.Helper()
 	cfg := defaultConfig()
 	cfg.Data = t.TempDir()
 	cfg.SMTP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
@@ -60,9 +62,15 @@ func TestTrapReadyzDeadComponent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := n.Start(ctx); err != nil {
+		n.Stop()
 		t.Fatal(err)
 	}
-	defer n.Stop()
+	t.Cleanup(func() { n.Stop() })
+	return n
+}
+
+func TestTrapReadyzDeadComponent(t *testing.T) {
+	n := startTrapNode(t)
 	url := "http://" + n.httpL.Addr().String() + "/readyz"
 	waitReadyz(t, url, http.StatusOK)
 	n.trap.l.Close()
