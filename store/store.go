@@ -83,6 +83,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 )
 
 // Errors.
@@ -261,24 +263,21 @@ func (s *Store) maintain() {
 			s.log.Error("panic in store maintenance", "panic", r)
 		}
 	}()
-	t := time.NewTicker(s.opts.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			// GC rewrites live values before it deletes a file: put it
-			// off while space is short.
-			if err := s.guard(s.db.Opts().ValueLogFileSize / 2); err != nil {
-				s.log.Warn("value-log GC put off", "err", err)
-				continue
-			}
-			for i := 0; i < 10; i++ {
-				if err := s.db.RunValueLogGC(0.5); err != nil {
-					break
-				}
-			}
+	lifecycle.Every(s.stop, s.opts.GCInterval, s.valueLogGC)
+}
+
+// valueLogGC runs badger's value-log GC until it finds nothing to do (at
+// most 10 files).
+func (s *Store) valueLogGC() {
+	// GC rewrites live values before it deletes a file: put it off while
+	// space is short.
+	if err := s.guard(s.db.Opts().ValueLogFileSize / 2); err != nil {
+		s.log.Warn("value-log GC put off", "err", err)
+		return
+	}
+	for i := 0; i < 10; i++ {
+		if s.db.RunValueLogGC(0.5) != nil {
+			return // nothing (more) to collect
 		}
 	}
 }

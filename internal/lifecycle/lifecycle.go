@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // Component is one part of a node. Stop is called only after Start
@@ -122,4 +123,20 @@ func (g *Group) Stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Every calls fn every interval until stop is closed: the background loop
+// of a component (value-log GC, sweeps). A panic in fn is the caller's to
+// recover, around Every.
+func Every(stop <-chan struct{}, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }
