@@ -379,6 +379,17 @@ func encodeJSON(v any) ([]byte, error) {
 	return append([]byte{valueVersion}, b...), nil
 }
 
+// encodeEvent normalises e (UTC time, unmapped address) and encodes it.
+func encodeEvent(e *Event) ([]byte, error) {
+	e.Time = e.Time.UTC()
+	e.ClientIP = e.ClientIP.Unmap()
+	val, err := encodeJSON(e)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode event: %w", err)
+	}
+	return val, nil
+}
+
 func decodeJSON(b []byte, v any) error {
 	if len(b) == 0 || b[0] != valueVersion {
 		return fmt.Errorf("%w: unknown value version", ErrInvalid)
@@ -408,11 +419,9 @@ func (s *Store) Put(ctx context.Context, e *Event, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	e.Time = e.Time.UTC()
-	e.ClientIP = e.ClientIP.Unmap()
-	val, err := encodeJSON(e)
+	val, err := encodeEvent(e)
 	if err != nil {
-		return fmt.Errorf("store: encode event: %w", err)
+		return err
 	}
 	r := &putReq{key: eventKey(e), idx: append([]byte{pIndex}, e.ID[:]...), val: val, done: make(chan error, 1)}
 	if raw != nil {

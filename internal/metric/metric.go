@@ -95,3 +95,35 @@ func Lint(g prometheus.Gatherer) error {
 	}
 	return nil
 }
+
+// Value is the value of the counter or gauge name in g whose labels
+// include the given name/value pairs (tests and checks read it).
+func Value(g prometheus.Gatherer, name string, labelPairs ...string) (float64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			match := true
+			for i := 0; i+1 < len(labelPairs); i += 2 {
+				match = match && have[labelPairs[i]] == labelPairs[i+1]
+			}
+			switch {
+			case !match:
+			case m.Counter != nil:
+				return m.Counter.GetValue(), nil
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("metric %s%v not found", name, labelPairs)
+}

@@ -33,6 +33,15 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("%s: %d series, want %d", name, got[name], n)
 		}
 	}
+	if v, err := Value(reg, "blowback_test_backlog_events"); v != 3 || err != nil {
+		t.Errorf("Value = %v, %v; want 3", v, err)
+	}
+	if v, err := Value(reg, "blowback_test_results_total", "result", "error"); v != 0 || err != nil {
+		t.Errorf("Value of a preset label = %v, %v", v, err)
+	}
+	if _, err := Value(reg, "blowback_test_results_total", "result", "nosuch"); err == nil {
+		t.Error("Value of a missing label found")
+	}
 	if err := Lint(reg); err != nil {
 		t.Error(err)
 	}
