@@ -609,13 +609,7 @@ func TestEvidenceInFlightCap(t *testing.T) {
 	}()
 	body := batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent("192.0.2.51")}})
 	pw.Write(body[:10])
-	deadline := time.Now().Add(30 * time.Second)
-	for len(e.in.slots) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("first batch never took its slot")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, "the first batch to take its slot", func() bool { return len(e.in.slots) == 1 })
 	req2, _ := http.NewRequest("POST", e.base+forward.Path, bytes.NewReader(body))
 	req2.Header.Set("Authorization", "Bearer "+tokA)
 	resp, err := e.client.Do(req2)

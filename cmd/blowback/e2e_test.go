@@ -95,16 +95,10 @@ func check(t *testing.T, server string, ip string) dnsd.Result {
 	return r
 }
 
-// eventually polls cond for up to a second (listing is near real time).
+// eventually waits for cond (listing is near real time).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, cond)
 }
 
 func TestEndToEnd(t *testing.T) {

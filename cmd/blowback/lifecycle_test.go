@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
 // readyz is the status of GET url (0 when it cannot be fetched).
@@ -22,17 +25,7 @@ func readyz(t *testing.T, url string) int {
 // waitReadyz waits until url answers want (a condition, not a sleep).
 func waitReadyz(t *testing.T, url string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := readyz(t, url)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d, want %d", url, got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, fmt.Sprintf("%s to answer %d", url, want), func() bool { return readyz(t, url) == want })
 }
 
 // A node whose SMTP listener stops serving by itself turns /readyz red
