@@ -76,6 +76,8 @@ type Config struct {
 	// ServeFailed, when set, is called if a listener stops serving by
 	// itself (not through Stop); the node turns /readyz red.
 	ServeFailed func(error)
+	// DNSKeys, when set, is the DNS consumer-key admin API (dnsd.Keys.Handler), mounted by keys.go.
+	DNSKeys http.Handler
 }
 
 // Server is the HTTP server.
@@ -163,6 +165,7 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
 	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.intake.ServeNodes))
 	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.intake.ServeRevoke))
+	s.keyRoutes(h)
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
 	h("POST /delist", "page_delist", s.pageDelist)

@@ -95,7 +95,8 @@ func check(t *testing.T, server string, ip string) dnsd.Result {
 	return r
 }
 
-// eventually waits for cond (listing is near real time).
+// eventually waits for cond (listing is near real time; the bound is
+// generous for busy machines, a pass takes milliseconds).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, what, cond)

@@ -239,7 +239,10 @@ func (n *node) Start(ctx context.Context) error {
 			return n.eng.Start(ctx)
 		}, Stop: func(ctx context.Context) error { return n.eng.Stop(ctx) }},
 		{Name: "dns", Start: func(ctx context.Context) error {
-			dc := cfg.dnsConfig()
+			dc, err := cfg.dnsServerConfig()
+			if err != nil {
+				return err
+			}
 			dc.ServeFailed = n.life.Failer("dns")
 			n.dns = dnsd.New(dc, n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
@@ -251,6 +254,9 @@ func (n *node) Start(ctx context.Context) error {
 		n.trap.component(cfg, n.life, n.log, n.reg, func() trap.Sink { return n.eng }),
 		component{Name: "http", Start: func(ctx context.Context) error {
 			wc := cfg.webConfig(tokens)
+			if k := n.dns.Keys(); k != nil {
+				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
+			}
 			wc.ServeFailed = n.life.Failer("http")
 			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.life.Ready)
 			return n.web.Start(cfg.HTTP)
