@@ -46,14 +46,14 @@ import (
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// Errors.
+// Errors: ErrTokens, a malformed node tokens file; ErrTooLarge, a body
+// over MaxBody, or over MaxInflate once decompressed.
 var (
-	// ErrTokens: a node tokens file (or configured token) is malformed.
-	ErrTokens = errors.New("intake: bad node tokens")
-	// ErrTooLarge: a body over MaxBody, or over MaxInflate once decompressed.
+	ErrTokens   = errors.New("intake: bad node tokens")
 	ErrTooLarge = errors.New("intake: body too large")
-	errNoStore  = errors.New("intake: no store to keep revocations")
 )
+
+var errNoStore = errors.New("intake: no store to keep revocations")
 
 // Ingester commits one event (and its raw message) durably and re-scores
 // its unit; *listing.Engine is one.

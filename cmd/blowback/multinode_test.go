@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -170,26 +169,6 @@ func mnLogfmt(line string) map[string]string {
 	return kv
 }
 
-// mnFreePort finds a port free for both UDP and TCP on 127.0.0.1
-// (for daemons that cannot report the port they bound).
-func mnFreePort(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // mnMetric scrapes url (Prometheus text) for the sample of name whose
 // labels contain every given "k=\"v\"" string; -1 when absent.
@@ -247,7 +226,7 @@ func mnListed(t *testing.T, server, ip string) bool {
 // --zone-file` or with rbldnsd, and returns the DNS address.
 func mnStartMirror(t *testing.T, kind, bin, file string) string {
 	t.Helper()
-	port := mnFreePort(t)
+	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	var p *mnProc
 	switch kind {
