@@ -169,7 +169,6 @@ func mnLogfmt(line string) map[string]string {
 	return kv
 }
 
-
 // mnMetric scrapes url (Prometheus text) for the sample of name whose
 // labels contain every given "k=\"v\"" string; -1 when absent.
 func mnMetric(t testing.TB, url, name string, labels ...string) float64 {
