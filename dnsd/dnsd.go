@@ -66,8 +66,8 @@ type Config struct {
 	// MaxTCPConnsPerClient; default 24 and 64.
 	TCPClientPrefix4, TCPClientPrefix6 int
 	// TCPTransferReserve of the MaxTCPConns slots are kept for addresses
-	// allowed to transfer the zone; default 8 (at most a quarter of
-	// MaxTCPConns). Negative: none.
+	// allowed to transfer the zone (while zone transfer is on); default 8
+	// (at most a quarter of MaxTCPConns). Negative: none.
 	TCPTransferReserve int
 	// TCPLifetime bounds how long one TCP connection is served; an answer
 	// under way (a zone transfer) finishes. Default 2m.

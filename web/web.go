@@ -70,6 +70,10 @@ type Config struct {
 	// Intake configures POST /api/v1/evidence and the node admin calls
 	// (package intake: node tokens, limits).
 	Intake intake.Config
+	// Card is what the list's card says beyond zone and policy (card.go).
+	Card CardConfig
+	// SelfTest runs operator self-tests (selftest.go); nil: off.
+	SelfTest SelfTester
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
@@ -96,6 +100,7 @@ type Server struct {
 	seedOnce sync.Once
 	routes   map[string]string // mux pattern -> handler label
 	intake   *intake.Intake
+	op       operator // card, advice, history, self-test pages (selftest.go)
 
 	limMu sync.Mutex
 	lim   map[string][]time.Time
@@ -171,6 +176,7 @@ func (s *Server) Handler() http.Handler {
 	h("POST /delist", "page_delist", s.pageDelist)
 	h("GET /status", "page_status", s.pageStatus)
 	h("GET /static/", "static", s.static)
+	s.operatorRoutes(h) // card.go, history.go, selftest.go
 	if s.gather != nil {
 		ph := promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})
 		h("GET /metrics", "metrics", ph.ServeHTTP)

@@ -22,6 +22,7 @@ import (
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/selftest"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -173,13 +174,14 @@ type node struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	life *lifecycle.Group
-	st   *store.Store
-	cur  *zones.Current
-	eng  *listing.Engine
-	dns  *dnsd.Server
-	trap smtpTrap
-	web  *web.Server
+	life   *lifecycle.Group
+	st     *store.Store
+	cur    *zones.Current
+	eng    *listing.Engine
+	dns    *dnsd.Server
+	trap   smtpTrap
+	web    *web.Server
+	tester *selftest.Tester // operator self-tests (nil: off)
 }
 
 func newNode(cfg Config, log *slog.Logger) *node {
@@ -231,13 +233,24 @@ func (n *node) Start(ctx context.Context) error {
 	comps := []component{
 		{Name: "store", Start: func(ctx context.Context) error {
 			n.st, err = store.Open(filepath.Join(cfg.Data, "store"), cfg.storeOptions(), n.log)
+			if err == nil {
+				n.st.RegisterMetrics(n.reg)
+			}
 			return err
 		}, Stop: func(ctx context.Context) error { return n.st.Close() }},
 		{Name: "listing", Start: func(ctx context.Context) error {
-			n.eng = listing.New(cfg.listingConfig(pol), n.st, n.cur, n.log, n.reg)
+			lc := cfg.listingConfig(pol)
+			// Replies to self-test probes, from the trap or forwarded by trap
+			// nodes, go to the tester, not into the evidence (config_operator.go).
+			lc.Divert = func(ev *store.Event) bool { return n.tester.Divert(ev) }
+			n.eng = listing.New(lc, n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
 		}, Stop: func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		{Name: "selftest", Start: func(ctx context.Context) error {
+			n.tester = newTester(cfg, n.st, n.eng, n.cur, n.log, n.reg)
+			return nil
+		}, Stop: func(ctx context.Context) error { return n.tester.Stop(ctx) }},
 		{Name: "dns", Start: func(ctx context.Context) error {
 			dc, err := cfg.dnsServerConfig()
 			if err != nil {
@@ -254,6 +267,9 @@ func (n *node) Start(ctx context.Context) error {
 		n.trap.component(cfg, n.life, n.log, n.reg, func() trap.Sink { return n.eng }),
 		component{Name: "http", Start: func(ctx context.Context) error {
 			wc := cfg.webConfig(tokens)
+			if n.tester.Enabled() {
+				wc.SelfTest = n.tester
+			}
 			if k := n.dns.Keys(); k != nil {
 				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
 			}
