@@ -444,7 +444,7 @@ func (s *Store) Put(ctx context.Context, e *Event, raw []byte) error {
 	}
 	r := &putReq{key: eventKey(e), idx: append([]byte{pIndex}, e.ID[:]...), val: val, done: make(chan error, 1)}
 	if s.capsOn() {
-		r.unit, r.window, r.time, r.kind = unitOf(e.ClientIP), s.capWindow(e.Time), e.Time, e.Kind
+		r.unit, r.window, r.time, r.kind = Unit(e.ClientIP), s.capWindow(e.Time), e.Time, e.Kind
 		r.capKey = unitCapKey(r.unit, r.window)
 	}
 	if raw != nil {
@@ -509,6 +509,18 @@ func appendItem[T any](out *[]T, item *badger.Item, limit int) (bool, error) {
 	}
 	*out = append(*out, v)
 	return limit > 0 && len(*out) >= limit, nil
+}
+
+// newestFirst iterates the keys under prefix from the largest down; tail
+// is at least the longest key's length past the prefix (a reverse
+// iteration starts at the seek key or below it).
+func newestFirst(txn *badger.Txn, prefix []byte, tail int) *badger.Iterator {
+	o := badger.DefaultIteratorOptions
+	o.Reverse = true
+	o.Prefix = prefix
+	it := txn.NewIterator(o)
+	it.Seek(append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, tail)...))
+	return it
 }
 
 // value calls fn with the value stored under key (valid only during fn).
@@ -616,14 +628,9 @@ func (s *Store) Events(p netip.Prefix, limit int) ([]Event, error) {
 	var out []Event
 	prefix := addrPrefixKey(pEvent, p)
 	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Reverse = true
-		o.Prefix = prefix
-		it := txn.NewIterator(o)
+		it := newestFirst(txn, prefix, 60)
 		defer it.Close()
-		// Reverse iteration starts at the largest key with this prefix.
-		seek := append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, 60)...)
-		for it.Seek(seek); it.Valid(); it.Next() {
+		for ; it.Valid(); it.Next() {
 			r, ok := parseRef(it.Item().Key())
 			if !ok || !p.Contains(r.Addr) {
 				continue
