@@ -170,7 +170,7 @@ func (n *node) zoneComponents() []component {
 		return nil
 	}
 	var d *distributor
-	return []component{{"zones", func(ctx context.Context) error {
+	return []component{{Name: "zones", Start: func(ctx context.Context) error {
 		var err error
 		if d, err = newDistributor(n.cfg, n.log, n.reg, n.dns); err != nil {
 			return err
@@ -180,7 +180,7 @@ func (n *node) zoneComponents() []component {
 			d.update(s)
 		}
 		return nil
-	}, func(ctx context.Context) error { return d.stop(ctx) }}}
+	}, Stop: func(ctx context.Context) error { return d.stop(ctx) }}}
 }
 
 // exportMetrics; format is rbldnsd, bind or plain.
