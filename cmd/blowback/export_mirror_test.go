@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -64,8 +65,8 @@ func TestRsyncServesExportDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.stop(t.Context())
-	d.update(exportZone(77, 500))
+	defer d.Stop(context.Background())
+	d.Update(exportZone(77, 500))
 	rbl := filepath.Join(export, "bl.blowback.test.rbldnsd")
 	waitFor(t, "export", func() bool { return headerOf(t, rbl).Serial == 77 })
 	// A half-written temp file must never be served.
@@ -147,7 +148,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 		}
 	}
 	// The next version reaches the mirror on the next run.
-	d.update(exportZone(78, 501))
+	d.Update(exportZone(78, 501))
 	waitFor(t, "second export", func() bool { return headerOf(t, rbl).Serial == 78 })
 	if b, err := exec.Command(rsync, "-rt", fmt.Sprintf("rsync://127.0.0.1:%d/blowback/", port), mirror+"/").CombinedOutput(); err != nil {
 		t.Fatalf("rsync client: %v\n%s", err, b)
