@@ -18,6 +18,7 @@ import (
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/zones"
 	"github.com/blowback-dnsbl/blowback/zones/distrib"
+	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
 
 // ExportConfig is the [export] table: the files kept in --export-dir, the
@@ -55,6 +56,9 @@ type ExportConfig struct {
 	NotifyKey      string   `toml:"notify_key"`
 	// JournalChanges bounds the changes kept for IXFR (default 100000).
 	JournalChanges int `toml:"journal_changes"`
+	// SignKey is a minisign secret key file (blowback keygen): every file
+	// in --export-dir then gets a detached signature, FILE.minisig.
+	SignKey string `toml:"sign_key"`
 }
 
 // TSIGKeyConfig is one [[export.tsig]] key.
@@ -204,6 +208,13 @@ func newDistributor(cfg Config, log *slog.Logger, reg prometheus.Registerer, srv
 	ec := cfg.Export
 	o := distrib.Options{Zone: cfg.Zone, Dir: cfg.ExportDir, Plain: ec.Plain, TXT: cfg.txt(), SOA: cfg.soa(),
 		Guard: ec.guard(), Force: ec.Force, Interval: time.Duration(ec.Interval), Baseline: cfg.baselineFile()}
+	if ec.SignKey != "" {
+		sg, err := signing.LoadSigner(ec.SignKey)
+		if err != nil {
+			return nil, fmt.Errorf("export.sign_key: %w", err)
+		}
+		o.Signer = sg
+	}
 	if len(ec.AllowTransfer) > 0 || len(ec.Notify) > 0 {
 		allow, err := ec.allow()
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/zones"
+	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
 
 // Options say where and how a Distributor publishes.
@@ -32,6 +33,9 @@ type Options struct {
 	Dir string
 	// Plain also writes <zone>.txt.
 	Plain bool
+	// Signer, when set, signs every export file (FILE.minisig, written
+	// after FILE; see zones/signing).
+	Signer *signing.Signer
 	// TXT is the zone's TXT template, checked once for the exports.
 	TXT string
 	// SOA is what the exports write at the apex.
@@ -254,6 +258,11 @@ func (d *Distributor) writeFile(f zones.Format, s *zones.Snapshot) error {
 	})
 	if err != nil {
 		return err
+	}
+	if d.o.Signer != nil {
+		if err := d.o.Signer.SignFile(d.Path(f), s.Zone, s.Serial); err != nil {
+			return fmt.Errorf("sign: %w", err)
+		}
 	}
 	d.m.duration.WithLabelValues(string(f)).Observe(time.Since(start).Seconds())
 	d.m.bytes.WithLabelValues(string(f)).Set(float64(n))

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/zones"
+	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
 
 const zone = "bl.blowback.test"
@@ -255,5 +256,35 @@ func TestMetricsLint(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+// With a signer every export file gets a signature that verifies and
+// vouches for the version's serial.
+func TestSignedExports(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(t.TempDir(), "k")
+	pub, err := signing.GenerateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := signing.LoadSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := signing.LoadPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := start(t, Options{Zone: zone, Dir: dir, Plain: true, Interval: 10 * time.Millisecond, Signer: sg})
+	for _, serial := range []uint32{5, 6} {
+		d.Update(snap(serial, 20))
+		for _, f := range []zones.Format{zones.FormatRbldnsd, zones.FormatBIND, zones.FormatPlain} {
+			p := FilePath(dir, zone, f)
+			waitFor(t, "signed "+string(f), func() bool {
+				s, err := signing.VerifyFile(pk, p)
+				return err == nil && s.Serial == serial
+			})
+		}
 	}
 }

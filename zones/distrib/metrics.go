@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"format"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "blowback_export_duration_seconds",
-			Help:    "Time to write an export file, by format.",
+			Help:    "Time to write an export file (and sign it, with export.sign_key), by format.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
 		}, []string{"format"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{

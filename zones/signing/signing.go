@@ -49,6 +49,9 @@ const Suffix = ".minisig"
 // most 8 KiB).
 const maxSig = 16 << 10
 
+// PublicKey is a minisign public key (LoadPublicKey).
+type PublicKey = minisign.PublicKey
+
 // Signed is what a good signature vouches for.
 type Signed struct {
 	Zone      string
@@ -159,7 +162,7 @@ func keyID(id uint64) string { return strings.ToUpper(strconv.FormatUint(id, 16)
 // key itself as the base64 string minisign prints (RW...).
 func LoadPublicKey(s string) (minisign.PublicKey, error) {
 	var pk minisign.PublicKey
-	if strings.HasPrefix(s, "RW") && !strings.ContainsAny(s, "/\\") {
+	if _, err := os.Stat(s); err != nil && strings.HasPrefix(s, "RW") {
 		if err := pk.UnmarshalText([]byte(s)); err == nil {
 			return pk, nil
 		}
