@@ -133,8 +133,14 @@ func (e *ExportConfig) guard() zones.Guard {
 	return zones.Guard{MaxShrink: e.MaxShrink, MinBits4: e.MinPrefix4, MinBits6: e.MinPrefix6, AllowEmpty: e.AllowEmpty}
 }
 
+// listingConfig; the last published snapshot is kept in DATA/snapshot.bin
+// so that a restart serves it at once while the listing is rebuilt.
 func (c *Config) listingConfig(pol scoring.Policy) listing.Config {
-	return listing.Config{Zone: c.Zone, TXT: c.txt(), TTL: time.Duration(c.DNSCfg.TTL), Policy: pol}
+	lc := listing.Config{Zone: c.Zone, TXT: c.txt(), TTL: time.Duration(c.DNSCfg.TTL), Policy: pol}
+	if c.Data != "" {
+		lc.SnapshotFile = filepath.Join(c.Data, "snapshot.bin")
+	}
+	return lc
 }
 
 // soa is what the exports write at the apex: the DNS server's SOA and NS,

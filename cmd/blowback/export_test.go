@@ -256,49 +256,67 @@ func axfr(addr string) (serial uint32, names []string, err error) {
 	return serial, names, nil
 }
 
+
+
 // Issue 13: a node that feeds its secondaries only by zone transfer (no
 // export dir) loses its store and restarts. The guard's baseline lives in
 // the data dir beside the store, so the empty zone, with its newer serial,
-// is held back from AXFR instead of wiping the secondaries.
+// is held back from AXFR instead of wiping the secondaries; with the
+// persisted snapshot (DATA/snapshot.bin) still there, AXFR keeps serving
+// the last published zone.
 func TestNodeGuardAfterLostStore(t *testing.T) {
-	dir := t.TempDir()
-	cfg := defaultConfig()
-	cfg.Data = dir
-	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Export.AllowTransfer = []string{"127.0.0.1/32"}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	n := newNode(cfg, slog.New(slog.DiscardHandler))
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 4 {
-		ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})
-		if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.PrefixFrom(ip, 32), Op: store.OpList, Who: "test", Reason: "guard test"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var before uint32
-	waitFor(t, "AXFR with the listings", func() bool {
-		s, names, err := axfr(n.dns.Addr().String())
-		before = s
-		return err == nil && slices.Contains(names, "13.2.0.192.bl.blowback.test.")
-	})
-	if err := n.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	for _, lost := range [][]string{{"store"}, {"store", "snapshot.bin"}} {
+		t.Run(strings.Join(lost, "+"), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := defaultConfig()
+			cfg.Data = dir
+			cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+			cfg.Export.AllowTransfer = []string{"127.0.0.1/32"}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			n := newNode(cfg, slog.New(slog.DiscardHandler))
+			if err := n.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})
+				if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.PrefixFrom(ip, 32), Op: store.OpList, Who: "test", Reason: "guard test"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var before uint32
+			waitFor(t, "AXFR with the listings", func() bool {
+				s, names, err := axfr(n.dns.Addr().String())
+				before = s
+				return err == nil && slices.Contains(names, "13.2.0.192.bl.blowback.test.")
+			})
+			if err := n.Stop(); err != nil {
+				t.Fatal(err)
+			}
 
-	// The store is lost; the node restarts on an empty one.
-	if err := os.RemoveAll(filepath.Join(dir, "store")); err != nil {
-		t.Fatal(err)
-	}
-	n2 := newNode(cfg, slog.New(slog.DiscardHandler))
-	if err := n2.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer n2.Stop()
-	waitFor(t, "guard holds back the empty zone", func() bool { return gaugeValue(t, n2.reg, "blowback_export_held_back") == 1 })
-	if s, names, err := axfr(n2.dns.Addr().String()); err == nil {
-		t.Fatalf("AXFR after a lost store gave serial %d (had %d) with %d names: the secondaries would drop every listing", s, before, len(names))
+			// The store is lost; the node restarts on an empty one.
+			for _, p := range lost {
+				if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n2 := newNode(cfg, slog.New(slog.DiscardHandler))
+			if err := n2.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer n2.Stop()
+			waitFor(t, "guard holds back the empty zone", func() bool { return gaugeValue(t, n2.reg, "blowback_export_held_back") == 1 })
+			s, names, err := axfr(n2.dns.Addr().String())
+			switch {
+			case err != nil: // nothing published since the restart: secondaries keep theirs
+			case s == before && slices.Contains(names, "13.2.0.192.bl.blowback.test."):
+				// the persisted snapshot: what was published before
+			default:
+				t.Fatalf("AXFR after a lost store gave serial %d (had %d) with %d names: the secondaries would drop every listing", s, before, len(names))
+			}
+			if len(lost) == 2 && err == nil {
+				t.Errorf("without store and snapshot, AXFR served serial %d", s)
+			}
+		})
 	}
 }
