@@ -256,8 +256,6 @@ func axfr(addr string) (serial uint32, names []string, err error) {
 	return serial, names, nil
 }
 
-
-
 // Issue 13: a node that feeds its secondaries only by zone transfer (no
 // export dir) loses its store and restarts. The guard's baseline lives in
 // the data dir beside the store, so the empty zone, with its newer serial,
