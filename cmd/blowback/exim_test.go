@@ -65,23 +65,7 @@ acl_check_rcpt:
 		{Prefix: netip.MustParsePrefix("192.0.2.254/32"), Value: &zones.Value{A: []netip.Addr{netip.MustParseAddr("127.255.255.254")},
 			TXT: "query refused: use your own resolver", OwnTXT: true}},
 	})
-	cur := &zones.Current{}
-	cur.Store(zone)
-	cfg := defaultConfig()
-	var srv *dnsd.Server
-	var ns string
-	for try := 0; ; try++ {
-		ns = fmt.Sprintf("127.53.%d.%d", 1+rand.IntN(250), 1+rand.IntN(250))
-		srv = dnsd.New(cfg.dnsConfig(), cur, nil, nil)
-		err := srv.Start(ns + ":53")
-		if err == nil {
-			break
-		}
-		if try == 5 {
-			testenv.Missing(t, "cannot serve DNS on a loopback port 53: "+err.Error())
-		}
-	}
-	defer srv.Stop(context.Background())
+	ns := serveOn53(t, zone)
 	// The refusal code is what the server answers (else this test proves nothing).
 	if r, err := dnsd.Check(context.Background(), ns+":53", "bl.blowback.test", netip.MustParseAddr("192.0.2.254")); err != nil ||
 		len(r.Codes) != 1 || r.Codes[0].String() != "127.255.255.254" {
@@ -125,5 +109,27 @@ acl_check_rcpt:
 				t.Errorf("Exim saw a DNS error:\n%s", dbg)
 			}
 		})
+	}
+}
+
+// serveOn53 serves zone with blowback's DNS server on port 53 of a
+// loopback address of its own (127.53.x.y), for consumers whose resolver
+// knows no other port; it returns the address.
+func serveOn53(t *testing.T, zone *zones.Snapshot) string {
+	t.Helper()
+	cur := &zones.Current{}
+	cur.Store(zone)
+	cfg := defaultConfig()
+	for try := 0; ; try++ {
+		ns := fmt.Sprintf("127.53.%d.%d", 1+rand.IntN(250), 1+rand.IntN(250))
+		srv := dnsd.New(cfg.dnsConfig(), cur, nil, nil)
+		err := srv.Start(ns + ":53")
+		if err == nil {
+			t.Cleanup(func() { srv.Stop(context.Background()) })
+			return ns
+		}
+		if try == 5 {
+			testenv.Missing(t, "cannot serve DNS on a loopback port 53: "+err.Error())
+		}
 	}
 }
