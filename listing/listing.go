@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,12 +52,21 @@ type Config struct {
 	// store behind it (see Start).
 	SnapshotFile string
 	PersistEvery time.Duration
+	// MaxRefs is how many pieces of evidence of one unit, the newest, a
+	// decision considers; default DefaultMaxRefs. It bounds the time and
+	// memory of every decision (lookup, explain, re-score, rebuild)
+	// whatever one unit has stored.
+	MaxRefs int
 	// Divert, when set, takes events that are not evidence before they are
 	// stored (the operator self-test's replies to its own probe, selftest
 	// package); Ingest then returns nil. It sees the trap's and forwarded
 	// events alike.
 	Divert func(ev *store.Event) bool
 }
+
+// DefaultMaxRefs is the default Config.MaxRefs: far above what lists an
+// address (a few hits), small enough to decide in milliseconds.
+const DefaultMaxRefs = 4096
 
 const stripes = 64
 
@@ -129,6 +139,9 @@ func New(cfg Config, st *store.Store, cur *zones.Current, log *slog.Logger, reg 
 	}
 	if cfg.PersistEvery == 0 {
 		cfg.PersistEvery = 10 * time.Second
+	}
+	if cfg.MaxRefs <= 0 {
+		cfg.MaxRefs = DefaultMaxRefs
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -284,7 +297,7 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 			return
 		}
 		units++
-		d := dec.Decide(unit, refs, actions[unit], now)
+		d := dec.Decide(unit, newestRefs(refs, e.cfg.MaxRefs), actions[unit], now)
 		delete(actions, unit)
 		if d.Listed {
 			if c := zones.CodesOf(d.Kinds); c != 0 {
@@ -394,9 +407,18 @@ func expUnix(t time.Time) uint32 {
 // at once when the engine is not started). It returns after the commit: the
 // caller may acknowledge the message; the DNS answer follows within
 // milliseconds. A duplicate event id
-// is not an error (forwarding is at-least-once).
+// is not an error (forwarding is at-least-once). Evidence for an address
+// that can never be listed (scoring.Listable: the RFC 5782 test point
+// 127.0.0.1, loopback ::1, link-local, multicast, reserved) is counted and
+// dropped, not stored; that is not an error either (the sender gets no
+// reason to retry).
 func (e *Engine) Ingest(ctx context.Context, ev *store.Event, raw []byte) error {
 	if e.cfg.Divert != nil && e.cfg.Divert(ev) {
+		return nil
+	}
+	if !scoring.Listable(ev.ClientIP) {
+		e.metrics.refused.Inc()
+		e.log.Debug("evidence for a never-listed address dropped", "client", ev.ClientIP.String(), "kind", ev.Kind.String())
 		return nil
 	}
 	err := e.st.Put(ctx, ev, raw)
@@ -489,10 +511,26 @@ func (e *Engine) lock(unit netip.Prefix) *sync.Mutex {
 	return &e.locks[maphash.Bytes(e.seed, b[:])%stripes]
 }
 
-// Decide returns the current decision for the unit holding a, from the store.
+// newestRefs keeps the newest max refs (by time, then id), in place.
+func newestRefs(refs []store.Ref, max int) []store.Ref {
+	if len(refs) <= max {
+		return refs
+	}
+	slices.SortFunc(refs, func(a, b store.Ref) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	return refs[len(refs)-max:]
+}
+
+// Decide returns the current decision for the unit holding a, from the
+// store: from its newest Config.MaxRefs refs (store.RefsNewest), so its
+// time and memory are bounded whatever the unit has stored.
 func (e *Engine) Decide(a netip.Addr) (scoring.Decision, []store.Ref, []store.Action, error) {
 	unit := scoring.Unit(a)
-	refs, err := e.st.Refs(unit)
+	refs, _, err := e.st.RefsNewest(unit, e.cfg.MaxRefs)
 	if err != nil {
 		return scoring.Decision{}, nil, nil, err
 	}
@@ -502,6 +540,9 @@ func (e *Engine) Decide(a netip.Addr) (scoring.Decision, []store.Ref, []store.Ac
 	}
 	return scoring.Decide(&e.cfg.Policy, unit, refs, acts, e.cfg.Now()), refs, acts, nil
 }
+
+// MaxRefs is how many refs of a unit a decision considers (Config.MaxRefs).
+func (e *Engine) MaxRefs() int { return e.cfg.MaxRefs }
 
 // Policy returns the engine's policy.
 func (e *Engine) Policy() *scoring.Policy { return &e.cfg.Policy }

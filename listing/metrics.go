@@ -9,6 +9,7 @@ import (
 type metrics struct {
 	events         *prometheus.CounterVec
 	duplicates     prometheus.Counter
+	refused        prometheus.Counter
 	entries        prometheus.Gauge
 	serial         prometheus.Gauge
 	publishedAt    prometheus.Gauge
@@ -27,6 +28,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "blowback_listing_duplicate_events_total",
 			Help: "Evidence events received again with an id already stored (ignored).",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blowback_listing_refused_events_total",
+			Help: "Evidence events refused at intake because their address can never be listed (scoring.Listable).",
 		}),
 		entries: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "blowback_zone_entries",
@@ -55,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.duplicates, m.entries, m.serial, m.publishedAt, m.publishSeconds, m.panics, m.rebuildSeconds)
+		reg.MustRegister(m.events, m.duplicates, m.refused, m.entries, m.serial, m.publishedAt, m.publishSeconds, m.panics, m.rebuildSeconds)
 	}
 	return m
 }

@@ -199,6 +199,15 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		cutoffN = cutoff.Time.UnixNano()
 	}
 
+	if !Listable(unit.Addr()) {
+		dec.Reason = notListableReason(unit.Addr())
+		if items != nil {
+			for _, r := range d.refs {
+				*items = append(*items, Item{Ref: r, Weight: p.Weight(r.Kind), Why: "address never listed"})
+			}
+		}
+		return dec
+	}
 	if a, ok := p.Allowed(unit); ok {
 		dec.Allowed = a
 		dec.Reason = "allowlisted (" + a.String() + "): evidence is kept, the address is never listed"

@@ -137,6 +137,7 @@ func (e *intakeEnv) post(token string, body []byte, enc string) (int, forward.Re
 		body = buf.Bytes()
 	}
 	req, _ := http.NewRequest("POST", e.base+"/api/v1/evidence", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -278,6 +279,7 @@ func TestEvidenceBadBodies(t *testing.T) {
 				req, _ := http.NewRequest("POST", e.base+"/api/v1/evidence", bytes.NewReader(tc.body))
 				req.Header.Set("Authorization", "Bearer "+tokA)
 				req.Header.Set("Content-Encoding", "gzip")
+				req.Header.Set("Content-Type", "application/json")
 				resp, err := e.client.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -349,6 +351,7 @@ func TestEvidenceRevokeNode(t *testing.T) {
 	admin := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, e.base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+intakeAdmin)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := e.client.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -73,6 +73,15 @@ type Config struct {
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
+	// Connection caps (conns.go): open connections overall (default
+	// DefaultMaxConns) and per client, an IPv4 /24 or IPv6 /64 (default
+	// DefaultMaxConnsPerClient; trusted proxies count only overall);
+	// keep-alive idle timeout (default DefaultIdleTimeout), and the one
+	// under pressure (default DefaultShortIdle).
+	MaxConns          int
+	MaxConnsPerClient int
+	IdleTimeout       time.Duration
+	ShortIdle         time.Duration
 	// DNSKeys, when set, is the DNS consumer-key admin API (dnsd.Keys.Handler), mounted by keys.go.
 	DNSKeys http.Handler
 }
@@ -93,10 +102,15 @@ type Server struct {
 	seedOnce sync.Once
 	routes   map[string]string // mux pattern -> handler label
 	intake   *intake
+	conns    *connLimiter
+	// What the public pages read and the public delist writes (seams.go).
+	read     Reader
+	delister Delister
 	op       operator // card, advice, history, self-test pages (selftest.go)
 
-	limMu sync.Mutex
-	lim   map[string][]time.Time
+	// Public delist limits: per requester (address, IPv6 /64) and per
+	// listed unit; history API requests per requester.
+	limReq, limAddr, limHist *limiter
 
 	srv  *http.Server
 	addr net.Addr
@@ -107,6 +121,25 @@ type Server struct {
 // New returns the HTTP server. gather serves /metrics (and feeds the hit
 // chart from blowback_listing_events_total); ready reports readiness.
 func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, log *slog.Logger,
+	reg prometheus.Registerer, gather prometheus.Gatherer, ready func() bool) *Server {
+	var (
+		rd Reader
+		dl Delister
+	)
+	if eng != nil {
+		rd, dl = engineReader{Engine: eng, st: st}, eng
+	}
+	s := NewWith(cfg, rd, dl, cur, log, reg, gather, ready)
+	s.eng, s.st = eng, st
+	s.intake = newIntake(s.cfg, st, s.log, reg)
+	return s
+}
+
+// NewWith returns a server whose public pages and APIs (index, lookup,
+// delist form, lookup, explain and delist APIs) read rd and delist through
+// dl: for tests with FakeListing. The admin API, the evidence intake and
+// the status page need New (the engine and the store).
+func NewWith(cfg Config, rd Reader, dl Delister, cur *zones.Current, log *slog.Logger,
 	reg prometheus.Registerer, gather prometheus.Gatherer, ready func() bool) *Server {
 	if cfg.DelistPerIPPerHour == 0 {
 		cfg.DelistPerIPPerHour = 5
@@ -120,6 +153,18 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = time.Hour
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ShortIdle <= 0 {
+		cfg.ShortIdle = DefaultShortIdle
+	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -132,11 +177,16 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
-	s := &Server{cfg: cfg, eng: eng, st: st, cur: cur, log: log.With("pkg", "web"), gather: gather,
-		metrics: newMetrics(reg), now: time.Now, ready: ready, lim: map[string][]time.Time{},
+	s := &Server{cfg: cfg, read: rd, delister: dl, cur: cur, log: log.With("pkg", "web"), gather: gather,
+		metrics: newMetrics(reg), now: time.Now, ready: ready,
+		limReq:  newLimiter(cfg.DelistPerIPPerHour, time.Hour, limiterKeys),
+		limAddr: newLimiter(cfg.DelistPerAddrPerDay, 24*time.Hour, limiterKeys),
+		limHist: newLimiter(120, time.Minute, limiterKeys),
 		csrfKey: key, routes: map[string]string{}, stop: make(chan struct{})}
 	s.stats = newHitStats()
-	s.intake = newIntake(cfg, st, s.log, reg)
+	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.ShortIdle, s.trusted)
+	s.conns.onRefuse = func(reason string) { s.metrics.connsRefused.WithLabelValues(reason).Inc() }
+	s.metrics.registerConns(reg, s.conns)
 	return s
 }
 
@@ -150,16 +200,16 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/lookup/{ip}", "api_lookup", s.apiLookup)
 	h("GET /api/v1/explain/{ip}", "api_explain", s.apiExplain)
 	h("GET /api/v1/status", "api_status", s.apiStatus)
-	h("POST /api/v1/delist", "api_delist", s.apiDelist)
-	h("POST /api/v1/evidence", "api_evidence", s.apiEvidence)
-	h("POST /api/v1/admin/list", "api_admin", s.admin(s.apiAdminAction(store.OpList)))
-	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.apiAdminAction(store.OpDelist)))
+	h("POST /api/v1/delist", "api_delist", s.jsonPost(s.apiDelist))
+	h("POST /api/v1/evidence", "api_evidence", s.jsonPost(s.apiEvidence))
+	h("POST /api/v1/admin/list", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpList))))
+	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpDelist))))
 	h("GET /api/v1/admin/evidence/{ip}", "api_admin", s.admin(s.apiAdminEvidence))
 	h("GET /api/v1/admin/audit", "api_admin", s.admin(s.apiAdminAudit))
 	h("GET /api/v1/admin/zone", "api_admin", s.admin(s.apiAdminZone))
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
 	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
-	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.apiAdminRevokeNode))
+	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.jsonPost(s.apiAdminRevokeNode)))
 	s.keyRoutes(h)
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
@@ -313,12 +363,15 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("web: listen %s: %w", addr, err)
 	}
 	s.addr = l.Addr()
+	// The caps count TCP connections, under TLS.
+	s.conns.plain = s.cfg.TLS == nil
+	l = &limitListener{Listener: l, l: s.conns}
 	if s.cfg.TLS != nil {
 		l = tls.NewListener(l, s.cfg.TLS)
 	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		WriteTimeout: 5 * time.Minute, IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ConnState: s.conns.connState, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
@@ -388,6 +441,10 @@ func tokenMatch(got string, tokens []string) bool {
 
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.eng == nil || s.st == nil { // NewWith: pages only
+			jsonError(w, http.StatusServiceUnavailable, "no admin API on this server")
+			return
+		}
 		if !tokenMatch(bearer(r), s.cfg.AdminTokens) {
 			s.metrics.authFailures.Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
@@ -398,16 +455,29 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// requester is the rate-limit key of r: the TCP peer, or for a trusted
-// proxy the last address in X-Forwarded-For that is not a trusted proxy.
+// limiterKeys bounds the keys each delist limiter remembers.
+const limiterKeys = 100000
+
+// requester names the requester of r (recorded with a public delist).
 func (s *Server) requester(r *http.Request) string {
+	a := s.requesterAddr(r)
+	if !a.IsValid() {
+		return r.RemoteAddr
+	}
+	return a.String()
+}
+
+// requesterAddr is the requester of r: the TCP peer, or for a trusted
+// proxy the last address in X-Forwarded-For that is not a trusted proxy.
+// Invalid when the peer address cannot be parsed.
+func (s *Server) requesterAddr(r *http.Request) netip.Addr {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
 	a := peer.Addr().Unmap()
 	if !s.trusted(a) {
-		return a.String()
+		return a
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -420,7 +490,7 @@ func (s *Server) requester(r *http.Request) string {
 			break
 		}
 	}
-	return a.String()
+	return a
 }
 
 func (s *Server) trusted(a netip.Addr) bool {

@@ -291,7 +291,7 @@ func TestMetricsLive(t *testing.T) {
 		defer n.Stop()
 		base := "http://" + n.web.Addr().String()
 		// Traffic through every component.
-		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
+		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.9", "", "x@trap.blowback.test", testDSN); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "listing", func() bool { return n.eng.Listed() > 0 })

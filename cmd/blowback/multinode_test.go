@@ -304,6 +304,9 @@ func (a *mnAdmin) do(method, path string, body io.Reader, out any) int {
 	a.t.Helper()
 	req, _ := http.NewRequest(method, a.base+path, body)
 	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json") // JSON POSTs require it (CONTRACT.md)
+	}
 	resp, err := a.c.Do(req)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", method, path, err)

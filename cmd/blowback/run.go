@@ -109,6 +109,7 @@ func nodeCommand(name, synopsis string, args []string, stderr io.Writer,
 // serve starts n, waits for SIGINT or SIGTERM and stops it (the shell of
 // `run` and `trap`).
 func serve(log *slog.Logger, n startStopper) error {
+	raiseNoFile(log)
 	sig := notifyShutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	err := n.Start(ctx)

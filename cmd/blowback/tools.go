@@ -196,12 +196,13 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 	st, err := store.Open(filepath.Join(a.cfg.Data, "store"), a.cfg.storeOptions(), nil)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
-			return zones.WriteFileAtomic(*out, func(w io.Writer) error { return a.call("GET", "/api/v1/admin/backup", nil, w) })
+			return writePrivateFileAtomic(*out, func(w io.Writer) error { return a.call("GET", "/api/v1/admin/backup", nil, w) })
 		}
 		return err
 	}
 	defer st.Close()
-	return zones.WriteFileAtomic(*out, func(w io.Writer) error { _, err := st.DB().Backup(w, 0); return err })
+	// The backup holds raw messages and trap addresses: 0600, like admin.token.
+	return writePrivateFileAtomic(*out, func(w io.Writer) error { _, err := st.DB().Backup(w, 0); return err })
 }
 
 func cmdRestore(args []string, stdout, stderr io.Writer) error {
