@@ -86,6 +86,9 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 	if err := eng.Rebuild(context.Background()); err != nil {
 		return err
 	}
+	// Stop keeps DATA/snapshot.bin in step with what was done here, so that
+	// the node does not serve an older listing at its next start.
+	defer eng.Stop(context.Background())
 	return fn(eng, st, cur)
 }
 

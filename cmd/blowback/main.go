@@ -31,6 +31,8 @@ func commands() []command {
 		{"list", "IP --reason TEXT", "list an address manually", cmdList},
 		{"delist", "IP --reason TEXT", "delist an address manually", cmdDelist},
 		{"export", "--format rbldnsd|bind|plain --out FILE", "write the current zone atomically", cmdExport},
+		{"keygen", "--out FILE", "a key pair for signing the exports (FILE, FILE.pub)", cmdKeygen},
+		{"verify", "FILE [--key KEY]", "check an export's signature: exit 0 valid, 1 not, 2 error", cmdVerify},
 		{"import", "--mbox FILE", "load historical backscatter from an mbox", cmdImport},
 		{"backup", "--out FILE", "write a backup of the store", cmdBackup},
 		{"restore", "--in FILE", "restore a backup into an empty data directory", cmdRestore},
