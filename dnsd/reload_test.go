@@ -131,7 +131,7 @@ func TestZoneFile(t *testing.T) {
 	if cur.Load().Serial != 10 {
 		t.Error("bad file replaced the zone")
 	}
-	if v := metricValue(t, reg, "blowback_dns_zone_reloads_total", "error"); v != 1 {
+	if v := metricValue(t, reg, "blowback_dns_zone_reloads_total", "result", "error"); v != 1 {
 		t.Errorf("reload errors %v", v)
 	}
 	if err := os.Remove(path); err != nil {

@@ -52,7 +52,7 @@ func TestTCPSlotsPerClient(t *testing.T) {
 	if held == 0 || held > env.srv.cfg.MaxTCPConnsPerClient {
 		t.Errorf("one client holds %d connections, want 1..%d", held, env.srv.cfg.MaxTCPConnsPerClient)
 	}
-	if v := metricValue(t, env.reg, "blowback_dns_tcp_rejected_total", rejectPerClient); v != float64(300-held) {
+	if v := metricValue(t, env.reg, "blowback_dns_tcp_rejected_total", "reason", rejectPerClient); v != float64(300-held) {
 		t.Errorf("rejected per client: %v, want %d", v, 300-held)
 	}
 	// Another client (another /24) gets an answer.

@@ -97,7 +97,7 @@ func check(t *testing.T, server string, ip string) dnsd.Result {
 
 // eventually waits for cond (listing is near real time; the bound is
 // generous for busy machines, a pass takes milliseconds).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, what, cond)
 }

@@ -251,7 +251,7 @@ func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) se
 	return res
 }
 
-// waitFor polls cond until it holds or d passes (then fails with the
+// waitPostfix polls cond until it holds or d passes (then fails with the
 // Postfix log).
 func waitPostfix(t *testing.T, pf *livePostfix, d time.Duration, what string, cond func() bool) {
 	t.Helper()

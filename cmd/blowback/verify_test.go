@@ -50,7 +50,7 @@ func TestVerifyCommand(t *testing.T) {
 	d.Update(exportZone(31, 40))
 	rbl := filepath.Join(dir, "bl.blowback.test.rbldnsd")
 	bind := filepath.Join(dir, "bl.blowback.test.zone")
-	waitFor(t, "signed exports", func() bool {
+	eventually(t, "signed exports", func() bool {
 		_, err1 := os.Stat(bind + signing.Suffix)
 		return headerOf(t, bind).Serial == 31 && err1 == nil
 	})
@@ -173,20 +173,20 @@ func TestDnsdVerifyKey(t *testing.T) {
 	writeZone(t, file, 11, "192.0.2.2")
 	os.Remove(file + signing.Suffix)
 	n := refusals()
-	waitFor(t, "unsigned file refused", func() bool { return refusals() > n })
+	eventually(t, "unsigned file refused", func() bool { return refusals() > n })
 	if !listed("192.0.2.1") || listed("192.0.2.2") {
 		t.Error("an unsigned file replaced the zone")
 	}
 	// A signed file with an older serial (a replayed export): refused.
 	signed(9, "192.0.2.3")
 	n = refusals()
-	waitFor(t, "older file refused", func() bool { return refusals() > n })
+	eventually(t, "older file refused", func() bool { return refusals() > n })
 	if !listed("192.0.2.1") || listed("192.0.2.3") {
 		t.Error("an older signed file replaced the zone")
 	}
 	// A signed, newer file: served.
 	signed(12, "192.0.2.4")
-	waitFor(t, "newer signed file served", func() bool { return listed("192.0.2.4") })
+	eventually(t, "newer signed file served", func() bool { return listed("192.0.2.4") })
 }
 
 // The check behind --verify-key says why it refuses.
