@@ -2,7 +2,6 @@ package trap
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -165,9 +163,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 func (p *postfix) smtpd() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
 
 func (p *postfix) run(args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, p.bin, append([]string{"-c", p.etc}, args...)...).CombinedOutput()
+	return testenv.PostfixCommand(p.bin, p.etc, args...)
 }
 
 func (p *postfix) maillog() string {
@@ -176,24 +172,7 @@ func (p *postfix) maillog() string {
 }
 
 // stop aborts the instance and makes sure its master and children are gone.
-func (p *postfix) stop() {
-	pid := 0
-	if b, err := os.ReadFile(filepath.Join(p.dir, "queue", "pid", "master.pid")); err == nil {
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	}
-	_, _ = p.run("abort")
-	if pid <= 0 {
-		return
-	}
-	for range 50 {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // the master leads its process group
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
+func (p *postfix) stop() { testenv.StopPostfix(p.bin, p.etc, p.dir) }
 
 // submit sends one message to Postfix's smtpd and returns the RCPT error
 // (nil when accepted and queued).
@@ -202,27 +181,7 @@ func (p *postfix) submit(from, to, msg string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := c.Hello("client.example.org"); err != nil {
-		return err
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return testenv.Deliver(c, "client.example.org", from, to, msg)
 }
 
 // waitKind waits (at most 60s) for an event of kind in sink; it fails with

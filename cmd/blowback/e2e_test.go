@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -55,33 +54,11 @@ func startNode(t *testing.T, dir string) *node {
 // sendFrom delivers msg over SMTP from the local address src.
 func sendFrom(t *testing.T, server, src, from, to, msg string) error {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", server)
+	conn, err := testenv.DialFrom(src, server, 5*time.Second)
 	if err != nil {
 		testenv.Missing(t, fmt.Sprintf("cannot bind %s (all of 127.0.0.0/8 on lo needed): %v", src, err))
 	}
-	c := smtp.NewClient(conn)
-	defer c.Close()
-	if err := c.Hello("mx.sender.example"); err != nil {
-		return err
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return testenv.Deliver(smtp.NewClient(conn), "mx.sender.example", from, to, msg)
 }
 
 func check(t *testing.T, server string, ip string) dnsd.Result {

@@ -290,30 +290,11 @@ func waitBanner(t *testing.T, addr string) {
 // smtpAttempt sends one message from the local address src; it returns the
 // first error (a rejection is an *smtp.SMTPError).
 func smtpAttempt(addr, src, from, rcpt string) error {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
-	conn, err := d.Dial("tcp", addr)
+	conn, err := testenv.DialFrom(src, addr, 10*time.Second)
 	if err != nil {
 		return err
 	}
 	conn.SetDeadline(time.Now().Add(time.Minute))
-	c := smtp.NewClient(conn)
-	defer c.Close()
-	if err := c.Hello("client.example"); err != nil {
-		return err
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	io.WriteString(w, "From: "+from+"\r\nTo: "+rcpt+"\r\nSubject: test\r\n\r\nhello\r\n")
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return testenv.Deliver(smtp.NewClient(conn), "client.example", from, rcpt,
+		"From: "+from+"\r\nTo: "+rcpt+"\r\nSubject: test\r\n\r\nhello\r\n")
 }

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -417,31 +416,12 @@ func (p *livePostfix) reconfigure(t *testing.T, recipients string) {
 }
 
 func (p *livePostfix) run(args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, p.bin, append([]string{"-c", p.etc}, args...)...).CombinedOutput()
+	return testenv.PostfixCommand(p.bin, p.etc, args...)
 }
 
 func (p *livePostfix) maillog() string { return readFile(filepath.Join(p.dir, "maillog")) }
 
-func (p *livePostfix) stop() {
-	pid := 0
-	if b, err := os.ReadFile(filepath.Join(p.dir, "queue", "pid", "master.pid")); err == nil {
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	}
-	_, _ = p.run("abort")
-	if pid <= 0 {
-		return
-	}
-	for range 50 {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // the master leads its process group
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
+func (p *livePostfix) stop() { testenv.StopPostfix(p.bin, p.etc, p.dir) }
 
 // submit sends a message through Postfix's smtpd (from 127.0.0.1).
 func (p *livePostfix) submit(from, to string) error {
