@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,9 +62,15 @@ func sendFrom(t *testing.T, server, src, from, to, msg string) error {
 
 func check(t *testing.T, server string, ip string) dnsd.Result {
 	t.Helper()
+	return checkZone(t, server, "bl.blowback.test", ip)
+}
+
+// checkZone asks server whether ip is listed in zone.
+func checkZone(t *testing.T, server, zone, ip string) dnsd.Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := dnsd.Check(ctx, server, "bl.blowback.test", netip.MustParseAddr(ip))
+	r, err := dnsd.Check(ctx, server, zone, netip.MustParseAddr(ip))
 	if err != nil {
 		t.Fatalf("check %s: %v", ip, err)
 	}
@@ -150,7 +155,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-func getJSON(t *testing.T, url string, v any) {
+// httpGet GETs url and returns the status code and the body.
+func httpGet(t *testing.T, url string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -158,10 +164,23 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	return resp.StatusCode, b
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	_, b := httpGet(t, url)
+	return string(b)
+}
+
+// getJSON GETs url, which must answer 200, into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	code, b := httpGet(t, url)
+	if code != 200 {
+		t.Fatalf("GET %s: %d %s", url, code, b)
 	}
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }

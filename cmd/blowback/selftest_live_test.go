@@ -85,7 +85,7 @@ func TestSelfTestPostfix(t *testing.T) {
 	}
 	waitPostfix(t, pf, time.Minute, "the bounce lists "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
 	var l web.Lookup
-	fetchJSON(t, base+"/api/v1/lookup/"+listed, &l)
+	getJSON(t, base+"/api/v1/lookup/"+listed, &l)
 	if len(l.Advice) == 0 || l.Advice[0].MTA != "postfix" || !l.Advice[0].Known || l.Advice[0].Guessed || l.Advice[0].Kind != "bounce" {
 		t.Fatalf("advice for the real Postfix bounce: %+v", l.Advice)
 	}
@@ -155,7 +155,7 @@ func TestSelfTestPostfix(t *testing.T) {
 		t.Errorf("audit: %d self-test delists, %d self-test entries:\n%+v", delist, tests, audit)
 	}
 	var h web.History
-	fetchJSON(t, base+"/api/v1/history/"+listed, &h)
+	getJSON(t, base+"/api/v1/history/"+listed, &h)
 	if len(h.SelfTests) != 2 || h.SelfTests[0].Verdict != "pass" || !h.SelfTests[0].Delisted || h.Events[0].Event != "delisted" ||
 		!strings.Contains(h.Events[0].Why, "self-test passed") {
 		t.Errorf("history %+v", h)
@@ -174,32 +174,8 @@ func netipPrefix(t *testing.T, s string) netip.Prefix {
 	return p
 }
 
-func fetchJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("%s: %d %s", url, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func getBody(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
+// fetchJSON is getJSON (exim_live_test.go calls it so).
+func fetchJSON(t *testing.T, url string, v any) { t.Helper(); getJSON(t, url, v) }
 
 type selfTestResult struct {
 	ID        string `json:"id"`
@@ -237,7 +213,7 @@ func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) se
 	var res selfTestResult
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		fetchJSON(t, base+"/api/v1/selftest/"+started.ID, &res)
+		getJSON(t, base+"/api/v1/selftest/"+started.ID, &res)
 		if res.Verdict != "running" {
 			break
 		}

@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/zones"
 	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
@@ -127,44 +122,11 @@ func TestDnsdVerifyKey(t *testing.T) {
 	}
 
 	signed(10, "192.0.2.1")
-	type addrs struct{ dns, metrics net.Addr }
-	ready := make(chan addrs, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serveDnsd(ctx, opts, defaultConfig(), log, nil, func(d, m net.Addr) { ready <- addrs{d, m} })
-	}()
-	var a addrs
-	select {
-	case a = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		<-done
-	}()
-	listed := func(ip string) bool {
-		t.Helper()
-		r, err := dnsd.Check(context.Background(), a.dns.String(), "bl.mirror.test", netip.MustParseAddr(ip))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.Listed
-	}
+	a := startDnsd(t, opts)
+	listed := func(ip string) bool { t.Helper(); return checkZone(t, a.dns.String(), "bl.mirror.test", ip).Listed }
 	refusals := func() int {
-		resp, err := http.Get("http://" + a.metrics.String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, `blowback_dns_zone_reloads_total{result="error"} `); ok {
-				n, _ := strconv.Atoi(v)
-				return n
-			}
-		}
-		return 0
+		n, _ := strconv.Atoi(scrapeValue(t, "http://"+a.metrics.String()+"/metrics", `blowback_dns_zone_reloads_total{result="error"}`))
+		return n
 	}
 	if !listed("192.0.2.1") {
 		t.Fatal("signed zone not served")
