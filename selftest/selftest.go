@@ -20,6 +20,7 @@
 package selftest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -88,9 +89,7 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.HELO == "" {
-		c.HELO = "blowback-selftest.invalid"
-	}
+	c.HELO = cmp.Or(c.HELO, "blowback-selftest.invalid")
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -114,9 +113,7 @@ func (c *Config) defaults() {
 	dur(&c.DialTimeout, 10*time.Second)
 	dur(&c.CommandTimeout, 60*time.Second)
 	dur(&c.SessionTimeout, 3*time.Minute)
-	if c.ListName == "" {
-		c.ListName = "blowback"
-	}
+	c.ListName = cmp.Or(c.ListName, "blowback")
 }
 
 // Validate reports a configuration that cannot work.

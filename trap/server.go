@@ -11,6 +11,7 @@
 package trap
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -134,9 +135,7 @@ func (c *Config) defaults() {
 			*v = d
 		}
 	}
-	if c.Hostname == "" {
-		c.Hostname = "blowback-trap"
-	}
+	c.Hostname = cmp.Or(c.Hostname, "blowback-trap")
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 10 << 20
 	}
