@@ -91,7 +91,7 @@ func startPostfix(t *testing.T, trapAddr string, transports []string, extra ...s
 		"maximal_backoff_time = 2s",
 	}
 	main = append(main, extra...)
-	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + postfixServices
+	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + testenv.PostfixServices
 	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -134,32 +134,6 @@ func wrapInline(kv []string) []string {
 	return out
 }
 
-const postfixServices = `pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`
-
 func (p *postfix) smtpd() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
 
 func (p *postfix) run(args ...string) ([]byte, error) {
@@ -172,7 +146,7 @@ func (p *postfix) maillog() string {
 }
 
 // stop aborts the instance and makes sure its master and children are gone.
-func (p *postfix) stop() { testenv.StopPostfix(p.bin, p.etc, p.dir) }
+func (p *postfix) stop() { testenv.StopPostfix(p.bin, p.etc, filepath.Join(p.dir, "queue")) }
 
 // submit sends one message to Postfix's smtpd and returns the RCPT error
 // (nil when accepted and queued).

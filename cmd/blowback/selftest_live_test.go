@@ -361,7 +361,7 @@ func (p *livePostfix) writeConfig(t *testing.T, recipients string) {
 	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + livePostfixServices
+	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + testenv.PostfixServices
 	if err := os.WriteFile(filepath.Join(p.etc, "master.cf"), []byte(master), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func (p *livePostfix) run(args ...string) ([]byte, error) {
 
 func (p *livePostfix) maillog() string { return readFile(filepath.Join(p.dir, "maillog")) }
 
-func (p *livePostfix) stop() { testenv.StopPostfix(p.bin, p.etc, p.dir) }
+func (p *livePostfix) stop() { testenv.StopPostfix(p.bin, p.etc, filepath.Join(p.dir, "queue")) }
 
 // submit sends a message through Postfix's smtpd (from 127.0.0.1).
 func (p *livePostfix) submit(from, to string) error {
@@ -422,26 +422,3 @@ func (p *livePostfix) probeRcpt(to string) error {
 	c.Quit()
 	return err
 }
-
-const livePostfixServices = `pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`

@@ -57,11 +57,11 @@ func PostfixCommand(bin, etc string, args ...string) ([]byte, error) {
 }
 
 // StopPostfix aborts the throwaway Postfix instance whose configuration is
-// in etc and whose queue is under dir, and makes sure its master and
+// in etc and whose queue_directory is queue, and makes sure its master and
 // children are gone.
-func StopPostfix(bin, etc, dir string) {
+func StopPostfix(bin, etc, queue string) {
 	pid := 0
-	if b, err := os.ReadFile(filepath.Join(dir, "queue", "pid", "master.pid")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(queue, "pid", "master.pid")); err == nil {
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
 	_, _ = PostfixCommand(bin, etc, "abort")
@@ -77,3 +77,31 @@ func StopPostfix(bin, etc, dir string) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL) // the master leads its process group
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
+
+// PostfixServices are the master.cf lines of Postfix's own services, for a
+// throwaway instance: the test adds its smtpd listeners in front.
+const PostfixServices = `pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`
