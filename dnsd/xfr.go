@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -199,12 +200,7 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 		w.WriteMsg(m)
 		return
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			t.m.panics.Inc()
-			t.log.Error("panic in zone transfer", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(t.log, t.m.panics, "panic in zone transfer")
 	start := time.Now()
 	typ := "axfr"
 	q := req.Question[0]

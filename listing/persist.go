@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -46,12 +47,7 @@ func (e *Engine) loadPersisted() *zones.Snapshot {
 // rebuildBehind rebuilds the listing behind a persisted snapshot.
 func (e *Engine) rebuildBehind() {
 	defer e.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			e.metrics.panics.Inc()
-			e.log.Error("panic rebuilding", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(e.log, e.metrics.panics, "panic rebuilding")
 	if e.holdRebuild != nil {
 		e.holdRebuild()
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -100,12 +101,7 @@ func (h *hitStats) series(now time.Time) (hourly map[string][]uint64, hstart tim
 // event counter every minute until Stop.
 func (s *Server) runStats() {
 	defer s.wg.Done()
-	defer func() {
-		if v := recover(); v != nil {
-			s.metrics.panics.Inc()
-			s.log.Error("panic in hit statistics", "panic", v)
-		}
-	}()
+	defer lifecycle.Recover(s.log, s.metrics.panics, "panic in hit statistics")
 	s.startSeeding()
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -128,12 +124,7 @@ func (s *Server) startSeeding() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() {
-				if v := recover(); v != nil {
-					s.metrics.panics.Inc()
-					s.log.Error("panic seeding hit statistics", "panic", v)
-				}
-			}()
+			defer lifecycle.Recover(s.log, s.metrics.panics, "panic seeding hit statistics")
 			s.seedStats()
 		}()
 	})

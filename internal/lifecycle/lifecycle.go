@@ -140,3 +140,15 @@ func Every(stop <-chan struct{}, interval time.Duration, fn func()) {
 		}
 	}
 }
+
+// Recover, deferred at the top of a goroutine or a background operation,
+// ends a panic there: it is counted on panics (when not nil) and logged as
+// msg with the panic value (STYLE.md: recover, count, go on).
+func Recover(log *slog.Logger, panics interface{ Inc() }, msg string) {
+	if v := recover(); v != nil {
+		if panics != nil {
+			panics.Inc()
+		}
+		log.Error(msg, "panic", v)
+	}
+}

@@ -1,8 +1,10 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +133,30 @@ func TestStopErrors(t *testing.T) {
 	err := g.Stop(context.Background())
 	if !errors.Is(err, bad) || !strings.Contains(err.Error(), "stop store") || strings.Contains(err.Error(), "web") {
 		t.Errorf("err %v", err)
+	}
+}
+
+type count int
+
+func (c *count) Inc() { *c++ }
+
+// Recover ends a panic, counts it and logs it; without a panic it does
+// nothing.
+func TestRecover(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var n count
+	func() {
+		defer Recover(log, &n, "panic in test")
+		panic("boom")
+	}()
+	func() {
+		defer Recover(log, nil, "panic without a counter")
+		panic("bang")
+	}()
+	func() { defer Recover(log, &n, "no panic") }()
+	if n != 1 || !strings.Contains(buf.String(), `msg="panic in test" panic=boom`) ||
+		!strings.Contains(buf.String(), "panic=bang") || strings.Contains(buf.String(), "no panic") {
+		t.Errorf("count %d, log:\n%s", n, buf.String())
 	}
 }

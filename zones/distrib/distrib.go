@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/zones"
 	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
@@ -165,12 +166,7 @@ func (d *Distributor) Held() string {
 
 func (d *Distributor) run() {
 	defer d.busy.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			d.m.panics.Inc()
-			d.log.Error("panic exporting", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(d.log, d.m.panics, "panic exporting")
 	d.mu.Lock()
 	s := d.next
 	d.tmr = nil
