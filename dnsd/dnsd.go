@@ -30,6 +30,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -293,12 +294,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	for _, w := range udp {
 		w.close()
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		errs = append(errs, ctx.Err())
+	if err := lifecycle.Wait(ctx, &s.wg); err != nil {
+		errs = append(errs, err)
 	}
 	if tcp != nil {
 		if err := tcp.ShutdownContext(ctx); err != nil {

@@ -1,7 +1,6 @@
 package listing
 
 import (
-	"context"
 	"errors"
 	"os"
 	"sync"
@@ -51,15 +50,8 @@ func (e *Engine) rebuildBehind() {
 	if e.holdRebuild != nil {
 		e.holdRebuild()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := lifecycle.StopContext(e.stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-e.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if err := e.Rebuild(ctx); err != nil && ctx.Err() != nil {
 		e.log.Info("rebuild behind the persisted snapshot abandoned at stop")
 	} else if err != nil {
@@ -75,16 +67,7 @@ func (e *Engine) persister() {
 	if e.cfg.SnapshotFile == "" {
 		return
 	}
-	t := time.NewTicker(e.cfg.PersistEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-			e.savePersisted()
-		}
-	}
+	lifecycle.Every(e.stop, e.cfg.PersistEvery, e.savePersisted)
 }
 
 // savePersisted writes the current snapshot unless it is already on disk.

@@ -34,6 +34,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -297,14 +298,7 @@ func (t *Tester) Stop(ctx context.Context) error {
 	default:
 		close(t.stop)
 	}
-	done := make(chan struct{})
-	go func() { t.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return lifecycle.Wait(ctx, &t.wg)
 }
 
 func randHex(n int) string {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -103,16 +102,7 @@ func (s *Server) runStats() {
 	defer s.wg.Done()
 	defer lifecycle.Recover(s.log, s.metrics.panics, "panic in hit statistics")
 	s.startSeeding()
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.sampleCounters()
-		}
-	}
+	lifecycle.Every(s.stop, time.Minute, s.sampleCounters)
 }
 
 // startSeeding seeds the statistics once, in the background.
@@ -137,15 +127,8 @@ func (s *Server) startSeeding() {
 func (s *Server) seedStats() {
 	start := s.now()
 	s.sampleCounters() // baseline
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := lifecycle.StopContext(s.stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	oldest := start.Add(-dailyBuckets * 24 * time.Hour)
 	local := newHitStats()
 	err := s.st.ScanRefs(ctx, func(r store.Ref) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -158,5 +159,29 @@ func TestRecover(t *testing.T) {
 	if n != 1 || !strings.Contains(buf.String(), `msg="panic in test" panic=boom`) ||
 		!strings.Contains(buf.String(), "panic=bang") || strings.Contains(buf.String(), "no panic") {
 		t.Errorf("count %d, log:\n%s", n, buf.String())
+	}
+}
+
+// StopContext ends with stop; Wait returns when the group is done, or
+// with the context's error first.
+func TestStopContextAndWait(t *testing.T) {
+	stop := make(chan struct{})
+	ctx, cancel := StopContext(stop)
+	defer cancel()
+	if ctx.Err() != nil {
+		t.Fatal("ended before stop")
+	}
+	close(stop)
+	<-ctx.Done()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	ended, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if err := Wait(ended, &wg); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait on an ended context: %v", err)
+	}
+	wg.Done()
+	if err := Wait(context.Background(), &wg); err != nil {
+		t.Errorf("Wait on a done group: %v", err)
 	}
 }

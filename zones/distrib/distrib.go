@@ -289,14 +289,7 @@ func (d *Distributor) Stop(ctx context.Context) error {
 		d.busy.Done()
 	}
 	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { d.busy.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return lifecycle.Wait(ctx, &d.busy)
 }
 
 // CheckFile is the guard for a one-off export (`blowback export`): an
