@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -64,12 +63,7 @@ func startDnsd(t *testing.T, opts dnsdOptions) dnsdAddrs {
 // any) in the Prometheus text at url; "" when absent.
 func scrapeValue(t *testing.T, url, series string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	_, b := httpGet(t, url)
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, series+" "); ok {
 			return v
