@@ -428,18 +428,7 @@ func TestForwardIsolatesRefusedEvents(t *testing.T) {
 	}
 	// Spool first, forward after: the first batch holds them all.
 	dir := t.TempDir()
-	sp, err := forward.OpenSpool(dir, forward.SpoolOptions{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []*store.Event
-	for i := 0; i < 40; i++ {
-		evs = append(evs, event(i))
-		if err := sp.Put(context.Background(), evs[i], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sp.Close()
+	evs := spoolBacklog(t, dir, 40)
 	poison.Store(evs[17].ID)
 	rejected.Store(evs[30].ID)
 	r := start(t, dir, srv.URL, nil)
@@ -536,22 +525,29 @@ func TestForwardTLS(t *testing.T) {
 	}
 }
 
-// A spool left with a backlog by a stopped trap is sent at the next start.
-func TestForwardBacklogSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
+// spoolBacklog leaves n events in a spool in dir, as a stopped trap does,
+// and returns them.
+func spoolBacklog(t *testing.T, dir string, n int) []*store.Event {
+	t.Helper()
 	sp, err := forward.OpenSpool(dir, forward.SpoolOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sp.Close()
 	var evs []*store.Event
-	for i := 0; i < 7; i++ {
-		ev := event(i)
-		if err := sp.Put(context.Background(), ev, nil); err != nil {
+	for i := range n {
+		evs = append(evs, event(i))
+		if err := sp.Put(context.Background(), evs[i], nil); err != nil {
 			t.Fatal(err)
 		}
-		evs = append(evs, ev)
 	}
-	sp.Close()
+	return evs
+}
+
+// A spool left with a backlog by a stopped trap is sent at the next start.
+func TestForwardBacklogSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	evs := spoolBacklog(t, dir, 7)
 	c := newCentral()
 	srv := httptest.NewServer(c)
 	defer srv.Close()
