@@ -38,23 +38,23 @@ func (h *hitStats) add(k store.Kind, t time.Time, n uint64, now time.Time) {
 	if int(k) >= kindCount {
 		return
 	}
-	hr, day := t.Unix()/3600, t.Unix()/86400
-	if hr > now.Unix()/3600-hourlyBuckets && hr <= now.Unix()/3600 {
-		b := h.hours[hr]
-		if b == nil {
-			b = new([kindCount]uint64)
-			h.hours[hr] = b
-		}
-		b[k] += n
+	addBucket(h.hours, t, now, 3600, hourlyBuckets, k, n)
+	addBucket(h.days, t, now, 86400, dailyBuckets, k, n)
+}
+
+// addBucket adds n events of kind k at t to the bucket of width seconds
+// that holds t in m, when it is one of the last count buckets up to now.
+func addBucket(m map[int64]*[kindCount]uint64, t, now time.Time, width, count int64, k store.Kind, n uint64) {
+	i := t.Unix() / width
+	if i <= now.Unix()/width-count || i > now.Unix()/width {
+		return
 	}
-	if day > now.Unix()/86400-dailyBuckets && day <= now.Unix()/86400 {
-		b := h.days[day]
-		if b == nil {
-			b = new([kindCount]uint64)
-			h.days[day] = b
-		}
-		b[k] += n
+	b := m[i]
+	if b == nil {
+		b = new([kindCount]uint64)
+		m[i] = b
 	}
+	b[k] += n
 }
 
 // prune forgets buckets that left the windows.
