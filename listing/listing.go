@@ -28,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -740,16 +741,7 @@ func (e *Engine) publish() {
 
 func (e *Engine) sweeper() {
 	defer e.wg.Done()
-	t := time.NewTicker(e.cfg.SweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-			e.Sweep(context.Background())
-		}
-	}
+	lifecycle.Every(e.stop, e.cfg.SweepEvery, func() { e.Sweep(context.Background()) })
 }
 
 // Sweep re-scores every listed unit whose decision is due for review: its

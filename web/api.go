@@ -566,7 +566,7 @@ func (s *Server) apiAdminZone(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) apiAdminBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if _, err := s.st.DB().Backup(w, 0); err != nil {
+	if err := s.st.Backup(w); err != nil {
 		s.log.Error("backup", "err", err)
 	}
 }

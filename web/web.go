@@ -1,6 +1,9 @@
 // Package web serves blowback's HTTP surface: the JSON API, the human
 // lookup, delist and status pages, /metrics and the health endpoints.
 //
+// POST /api/v1/evidence and the trap-node admin calls are routed to
+// package intake, which owns the central side of the forwarding protocol.
+//
 // Pages are server-rendered (html/template) and work without JavaScript;
 // the one stylesheet is embedded. Every error, from a handler or from the
 // router (404, 405), has one JSON shape: {"error": "..."}; browsers asking
@@ -12,7 +15,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +28,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/intake"
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -41,8 +46,6 @@ var (
 type Config struct {
 	// AdminTokens may call admin endpoints (Authorization: Bearer <token>).
 	AdminTokens []string
-	// NodeTokens authenticate trap nodes posting evidence, by node id.
-	NodeTokens map[string]string
 	// PublicURL is the base URL of this site, used in links and as the
 	// allowed Origin of form posts.
 	PublicURL string
@@ -64,8 +67,9 @@ type Config struct {
 	FormSecret []byte
 	// SOA is used for zone downloads.
 	SOA zones.SOA
-	// Intake configures POST /api/v1/evidence (evidence.go).
-	Intake IntakeConfig
+	// Intake configures POST /api/v1/evidence and the node admin calls
+	// (package intake: node tokens, limits).
+	Intake intake.Config
 	// Card is what the list's card says beyond zone and policy (card.go).
 	Card CardConfig
 	// SelfTest runs operator self-tests (selftest.go); nil: off.
@@ -82,6 +86,9 @@ type Config struct {
 	MaxConnsPerClient int
 	IdleTimeout       time.Duration
 	ShortIdle         time.Duration
+	// ServeFailed, when set, is called if a listener stops serving by
+	// itself (not through Stop); the node turns /readyz red.
+	ServeFailed func(error)
 	// DNSKeys, when set, is the DNS consumer-key admin API (dnsd.Keys.Handler), mounted by keys.go.
 	DNSKeys http.Handler
 }
@@ -101,7 +108,7 @@ type Server struct {
 	stats    *hitStats
 	seedOnce sync.Once
 	routes   map[string]string // mux pattern -> handler label
-	intake   *intake
+	intake   *intake.Intake
 	conns    *connLimiter
 	// What the public pages read and the public delist writes (seams.go).
 	read     Reader
@@ -131,7 +138,10 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 	}
 	s := NewWith(cfg, rd, dl, cur, log, reg, gather, ready)
 	s.eng, s.st = eng, st
-	s.intake = newIntake(s.cfg, st, s.log, reg)
+	ic := s.cfg.Intake
+	ic.IsAdmin = func(tok string) bool { return tokenMatch(tok, s.cfg.AdminTokens) }
+	ic.AuthFailures, ic.Panics = s.metrics.authFailures, s.metrics.panics
+	s.intake = intake.New(ic, eng, st, log, reg)
 	return s
 }
 
@@ -190,6 +200,37 @@ func NewWith(cfg Config, rd Reader, dl Delister, cur *zones.Current, log *slog.L
 	return s
 }
 
+// serveIntake, serveIntakeNodes and serveIntakeRevoke route to the
+// evidence intake, which only a server made by New has.
+func (s *Server) serveIntake(w http.ResponseWriter, r *http.Request) {
+	if s.noIntake(w) {
+		return
+	}
+	s.intake.ServeHTTP(w, r)
+}
+
+func (s *Server) serveIntakeNodes(w http.ResponseWriter, r *http.Request) {
+	if s.noIntake(w) {
+		return
+	}
+	s.intake.ServeNodes(w, r)
+}
+
+func (s *Server) serveIntakeRevoke(w http.ResponseWriter, r *http.Request) {
+	if s.noIntake(w) {
+		return
+	}
+	s.intake.ServeRevoke(w, r)
+}
+
+func (s *Server) noIntake(w http.ResponseWriter) bool {
+	if s.intake == nil {
+		http.Error(w, "evidence intake not configured", http.StatusServiceUnavailable)
+		return true
+	}
+	return false
+}
+
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -201,15 +242,15 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/explain/{ip}", "api_explain", s.apiExplain)
 	h("GET /api/v1/status", "api_status", s.apiStatus)
 	h("POST /api/v1/delist", "api_delist", s.jsonPost(s.apiDelist))
-	h("POST /api/v1/evidence", "api_evidence", s.jsonPost(s.apiEvidence))
+	h("POST "+forward.Path, "api_evidence", s.jsonPost(s.serveIntake))
 	h("POST /api/v1/admin/list", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpList))))
 	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpDelist))))
 	h("GET /api/v1/admin/evidence/{ip}", "api_admin", s.admin(s.apiAdminEvidence))
 	h("GET /api/v1/admin/audit", "api_admin", s.admin(s.apiAdminAudit))
 	h("GET /api/v1/admin/zone", "api_admin", s.admin(s.apiAdminZone))
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
-	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
-	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.jsonPost(s.apiAdminRevokeNode)))
+	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.serveIntakeNodes))
+	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.jsonPost(s.serveIntakeRevoke)))
 	s.keyRoutes(h)
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
@@ -375,6 +416,9 @@ func (s *Server) Start(addr string) error {
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
+			if s.cfg.ServeFailed != nil {
+				s.cfg.ServeFailed(err)
+			}
 		}
 	}()
 	s.wg.Add(1)
@@ -400,32 +444,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// apiError is the one JSON error shape.
-type apiError struct {
-	Error string `json:"error"`
-}
+// apiError is the one JSON error shape (shared with package intake).
+type apiError = httpjson.ErrorBody
 
-func jsonError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, apiError{Error: msg})
-}
+func jsonError(w http.ResponseWriter, code int, msg string) { httpjson.Error(w, code, msg) }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }
 
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
+func bearer(r *http.Request) string { return httpjson.Bearer(r) }
 
 // tokenMatch compares in constant time against every token (no early exit,
 // so the time taken says nothing about which token nearly matched).

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -75,7 +76,7 @@ func newEnvPolicy(t *testing.T, mod func(*Config), pre func(*env), pol scoring.P
 	if pre != nil {
 		pre(e)
 	}
-	cfg := Config{AdminTokens: []string{testToken}, NodeTokens: map[string]string{"trap1": "node-token"}, Contact: "postmaster@blowback.test"}
+	cfg := Config{AdminTokens: []string{testToken}, Intake: intake.Config{NodeTokens: map[string]string{"trap1": "node-token"}}, Contact: "postmaster@blowback.test"}
 	if mod != nil {
 		mod(&cfg)
 	}

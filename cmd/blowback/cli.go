@@ -71,7 +71,7 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 	}
 	st, err := store.Open(dir, a.cfg.storeOptions(), slog.New(slog.DiscardHandler))
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
+		if errors.Is(err, store.ErrLocked) {
 			return errLocked
 		}
 		return err
@@ -157,6 +157,15 @@ func (a *access) call(method, path string, body any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
+// parseIPArgs parses the flags and the one IP address argument.
+func parseIPArgs(fs *flag.FlagSet, args []string) (netip.Addr, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return oneIP(pos)
+}
+
 func oneIP(pos []string) (netip.Addr, error) {
 	if len(pos) != 1 {
 		return netip.Addr{}, usageError("want exactly one IP address")
@@ -174,11 +183,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	offset := fs.Int("offset", 0, "skip the newest `N` pieces of evidence (pages)")
 	limit := fs.Int("limit", listing.DefaultExplainLimit, "print at most `N` pieces of evidence (at most 1000)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	ip, err := oneIP(pos)
+	ip, err := parseIPArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -314,11 +319,7 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 	reason := fs.String("reason", "", "why (recorded in the audit log; required)")
 	who := fs.String("who", os.Getenv("USER"), "who acts (recorded in the audit log)")
 	kinds := fs.String("kinds", "", "for list: comma-separated kinds to publish (default bounce)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	ip, err := oneIP(pos)
+	ip, err := parseIPArgs(fs, args)
 	if err != nil {
 		return err
 	}

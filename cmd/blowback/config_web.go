@@ -87,7 +87,7 @@ func (w *WebConfig) validate() error {
 // webConfig is the HTTP server's configuration.
 func (c *Config) webConfig(adminTokens []string) web.Config {
 	w := c.Web
-	wc := web.Config{AdminTokens: adminTokens, NodeTokens: c.NodeTokens, PublicURL: c.publicURL(), SOA: c.soa(),
+	wc := web.Config{AdminTokens: adminTokens, PublicURL: c.publicURL(), SOA: c.soa(),
 		Title: w.Title, Contact: w.Contact, DelistPerIPPerHour: w.DelistPerRequesterPerHour,
 		DelistPerAddrPerDay: w.DelistPerAddressPerDay, StaleAfter: time.Duration(w.StaleAfter),
 		MaxConns: w.MaxConns, MaxConnsPerClient: w.MaxConnsPerClient, IdleTimeout: time.Duration(w.IdleTimeout),

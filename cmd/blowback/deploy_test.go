@@ -307,16 +307,7 @@ func TestMetricsLive(t *testing.T) {
 	})
 
 	t.Run("trap", func(t *testing.T) {
-		cfg := defaultConfig()
-		cfg.Data = t.TempDir()
-		cfg.SMTP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
-		n := newTrapNode(cfg, slog.New(slog.DiscardHandler))
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer n.Stop()
+		n := startTrapNode(t)
 		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
 			t.Fatal(err)
 		}

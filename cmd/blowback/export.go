@@ -180,7 +180,7 @@ func (n *node) zoneComponents() []component {
 		return nil
 	}
 	var d *distrib.Distributor
-	return []component{{"zones", func(ctx context.Context) error {
+	return []component{{Name: "zones", Start: func(ctx context.Context) error {
 		var err error
 		if d, err = newDistributor(n.cfg, n.log, n.reg, n.dns); err != nil {
 			return err
@@ -190,7 +190,7 @@ func (n *node) zoneComponents() []component {
 			d.Update(s)
 		}
 		return nil
-	}, func(ctx context.Context) error {
+	}, Stop: func(ctx context.Context) error {
 		err := d.Stop(ctx)
 		if n.dns != nil && (len(ec.AllowTransfer) > 0 || len(ec.Notify) > 0) {
 			n.dns.StopTransfer()

@@ -348,18 +348,18 @@ func htmlUnescape(s string) string {
 
 func redact(h, tok string) string { return strings.ReplaceAll(h, tok, "<admin token>") }
 
-// inspectCompare reads the web package's sources: token and CSRF checks
+// inspectCompare reads the web, intake and forward packages' sources: token and CSRF checks
 // must use crypto/subtle or hmac.Equal, and no token may be compared with
 // == or !=.
 func (c *checker) inspectCompare() row {
-	r := row{Scenario: "Constant-time compare (source)", Load: "web/*.go, forward/*.go", Faults: "-", Events: "-"}
+	r := row{Scenario: "Constant-time compare (source)", Load: "web/*.go, intake/*.go, forward/*.go", Faults: "-", Events: "-"}
 	src := os.Getenv("RELCHECK_SRC")
 	if src == "" {
 		src = "."
 	}
 	var good, bad []string
 	cmpRE := regexp.MustCompile(`(?i)(tok(en)?s?\b|secret|\bmac\b)[^=!\n]*(==|!=)|(==|!=)[^=\n]*(tok(en)?\b|secret)`)
-	for _, dir := range []string{"web", "forward"} {
+	for _, dir := range []string{"web", "intake", "forward"} {
 		files, _ := filepath.Glob(filepath.Join(src, dir, "*.go"))
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {
