@@ -481,20 +481,82 @@ func (a *analysis) deliveryReport() bool {
 	return true
 }
 
-// linkCheck turns a bounce without any returned message or report fields
-// whose text links to unrelated sites into a fake bounce.
+// linkCheck turns a bounce whose links all point away from both the
+// bouncing site and the quoted original into a fake bounce. Real notices
+// link to their own organisation ("find our contacts on
+// http://www.example-org.it"), to their provider's help pages, or quote
+// the original's links; a fake's links lead elsewhere. A report with a returned
+// message or RFC 3464 fields is never judged by its links.
 func (a *analysis) linkCheck() {
 	if a.kind != store.KindBounce || a.orig != nil || a.dsn != nil && !a.dsnText {
 		return
 	}
+	var own []string // sites of the bouncer and of the quoted original
 	for _, h := range a.links {
 		if a.benignHost(h) {
+			continue
+		}
+		if own == nil {
+			own = a.ownSites()
+		}
+		if hostInSites(h, own) {
+			a.signal("link:own-site")
 			continue
 		}
 		a.kind, a.subKind = store.KindSpam, "fake-bounce-link"
 		a.signal("link:unrelated")
 		return
 	}
+}
+
+// ownSites are the registrable domains of the bouncer (From, Message-ID,
+// Reporting-MTA, the hosts of its Received fields) and of the quoted
+// original (its addresses, Message-ID and links).
+func (a *analysis) ownSites() []string {
+	sites := []string{}
+	add := func(v string) {
+		v = strings.ToLower(strings.Trim(strings.TrimSpace(v), "<>[]. "))
+		if i := strings.LastIndexByte(v, '@'); i >= 0 {
+			v = v[i+1:]
+		}
+		v = strings.Trim(v, "<>[]. ")
+		if v == "" || !strings.Contains(v, ".") || isIPLiteral(v) || a.isTrapAddr("x@"+v) {
+			return
+		}
+		sites = append(sites, site(v))
+	}
+	add(a.fromDomain)
+	add(a.hdr.get("Message-Id"))
+	if a.dsn != nil {
+		add(a.dsn.ReportingMTA)
+	}
+	for _, r := range a.hdr.values("Received") {
+		hop := ParseReceived(r)
+		add(hop.By)
+	}
+	if a.orig != nil {
+		for _, f := range []string{"From", "To", "Sender", "Reply-To", "Return-Path", "Message-Id"} {
+			if _, addr := parseAddr(a.orig.get(f)); addr != "" {
+				add(addr)
+			}
+		}
+	}
+	if a.tailRaw != "" {
+		for _, h := range linkHosts(a.tailRaw) {
+			add(h)
+		}
+	}
+	return sites
+}
+
+func hostInSites(h string, sites []string) bool {
+	s := site(h)
+	for _, x := range sites {
+		if s == x {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *analysis) benignHost(h string) bool {
