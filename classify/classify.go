@@ -499,7 +499,7 @@ func (a *analysis) linkCheck() {
 		if own == nil {
 			own = a.ownSites()
 		}
-		if hostInSites(h, own) {
+		if hostInSites(h, own) && !a.lure() {
 			a.signal("link:own-site")
 			continue
 		}
@@ -547,6 +547,25 @@ func (a *analysis) ownSites() []string {
 		}
 	}
 	return sites
+}
+
+// lure: the notice asks the reader to click, claim, release or log in, as
+// fakes do; a real notice's own links are for information ("our
+// contacts", "help").
+func (a *analysis) lure() bool {
+	p, ok := containsAny(a.notice, lurePhrases)
+	if ok {
+		a.signal("lure:" + token(p))
+	}
+	return ok
+}
+
+var lurePhrases = []string{
+	"click here", "click below", "click the link", "click on the link", "claim", "reward", "release your",
+	"release the", "pending messages", "held messages", "undelivered messages are", "log in", "login", "sign in",
+	"verify your account", "confirm your account", "update your account", "unlock", "download", "open the attached",
+	"view attachment", "view the document", "recover your messages", "restore your messages", "cliquez ici",
+	"klicken sie hier", "haga clic", "clique aqui", "clicca qui", "kliknij tutaj", "нажмите",
 }
 
 func hostInSites(h string, sites []string) bool {
