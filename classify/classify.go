@@ -338,7 +338,10 @@ func (a *analysis) challenge() bool {
 			}
 		}
 		if hit == "" {
-			if p, ok := containsAny(a.subj, s.subjects); ok {
+			// A generic subject ("please confirm your email") is also what a
+			// sign-up confirmation says: it counts for a challenge only with
+			// a held message (a hold phrase, a returned copy or a reply).
+			if p, ok := containsAny(a.subj, s.subjects); ok && (s.name != "generic" || a.heldMessage()) {
 				hit = "subject:" + token(p)
 			}
 		}
@@ -360,6 +363,13 @@ func (a *analysis) challenge() bool {
 		return true
 	}
 	return false
+}
+
+// heldMessage: the text speaks of a message held until the sender acts,
+// or the notice answers a message (returned copy, In-Reply-To).
+func (a *analysis) heldMessage() bool {
+	_, hold := containsAny(a.notice, challengeHold)
+	return hold || a.orig != nil || a.hdr.has("In-Reply-To") || a.hdr.has("References")
 }
 
 // readReceipt: RFC 8098 MDNs, and the text receipts of mail clients that
@@ -774,6 +784,20 @@ func (a *analysis) envTrapDomain() bool {
 	return a.env.Known && a.env.MailFrom != "" && a.isTrapAddr(strings.Trim(a.env.MailFrom, "<> "))
 }
 
+// automatedReply is automated without Auto-Submitted: auto-generated.
+func (a *analysis) automatedReply() bool {
+	if a.envNull() || a.envDaemon() {
+		return true
+	}
+	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); strings.HasPrefix(as, "auto-replied") || strings.HasPrefix(as, "auto-notified") {
+		return true
+	}
+	if strings.EqualFold(strings.TrimSpace(a.hdr.get("Precedence")), "auto_reply") {
+		return true
+	}
+	return a.daemonFrom() || a.hdr.has("X-Autoreply") || a.hdr.has("X-Autorespond")
+}
+
 func (a *analysis) isDelay() bool {
 	if a.dsn != nil && a.dsn.action() == "delayed" {
 		return true
@@ -866,8 +890,21 @@ func (a *analysis) autoReplyStrong() bool {
 			return true
 		}
 	}
-	_, ok := containsPrefix(a.subj, strongAutoreplyPrefixes)
+	_, ok := autoreplyPrefix(a.subj)
 	return ok
+}
+
+// autoreplyPrefix: the subject starts with an auto-reply marker, after
+// forward and tag prefixes but not after a reply prefix: "Re: Out of
+// office" is a person answering one.
+func autoreplyPrefix(subj string) (string, bool) {
+	s := strings.TrimSpace(subj)
+	for _, pre := range []string{"re:", "aw:", "sv:", "antw:", "r:", "vs:", "odp:", "ответ:", "回复:", "答复:"} {
+		if strings.HasPrefix(s, pre) {
+			return "", false
+		}
+	}
+	return containsPrefix(s, strongAutoreplyPrefixes)
 }
 
 var strongAutoreplyPrefixes = []string{
@@ -933,7 +970,10 @@ func (a *analysis) autoReply() bool {
 		a.signal("auto-submitted:auto-replied")
 		found = true
 	}
-	if p, ok := containsPrefix(a.subj, strongAutoreplyPrefixes); ok {
+	// A subject alone does not make a newsletter ("Out of office? Book
+	// your holiday") an auto-reply.
+	listy := a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe")
+	if p, ok := autoreplyPrefix(a.subj); ok && (found || !listy) {
 		a.signal("subject:" + token(p))
 		found = true
 	}
@@ -942,7 +982,7 @@ func (a *analysis) autoReply() bool {
 	}
 	// Weaker: a reply-ish subject or text, in reply to a message or from
 	// software; never a list or newsletter.
-	if a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe") {
+	if listy {
 		return false
 	}
 	// A localised auto-reply subject with Precedence: junk or bulk (what
@@ -958,8 +998,18 @@ func (a *analysis) autoReply() bool {
 			return set(vacation())
 		}
 	}
-	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || a.automated()
-	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish {
+	// Auto-Submitted: auto-generated alone marks a notification (an order
+	// confirmation to an address typed into a form), not a reply (RFC 3834
+	// §5): it needs In-Reply-To or References to count.
+	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || a.automatedReply()
+	// "Re: Out of office" from a person is a reply to an auto-reply.
+	personReply := false
+	if _, ok := autoreplyPrefix(a.subj); !ok && !a.automatedReply() {
+		for _, pre := range []string{"re:", "aw:", "sv:", "antw:", "r:", "vs:", "odp:"} {
+			personReply = personReply || strings.HasPrefix(a.subj, pre)
+		}
+	}
+	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish && !personReply {
 		a.signal("subject:" + token(p))
 		if strings.HasPrefix(as, "auto-generated") {
 			a.signal("auto-submitted:auto-generated")

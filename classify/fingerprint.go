@@ -168,6 +168,18 @@ func (a *analysis) fingerprint() (family, signal string) {
 		strings.Contains(strings.ToLower(a.hdr.get("Auto-Submitted")), "(vacation)") {
 		return "sieve", "sieve-vacation"
 	}
+	// A Received field without a from clause (or from the local host) at
+	// the bottom: the notice was made there, by the software it names.
+	if recv := a.hdr.values("Received"); len(recv) > 0 {
+		if hop := ParseReceived(recv[len(recv)-1]); hop.HELO == "" || hop.HELO == "localhost" || hop.IP.IsLoopback() {
+			low := strings.ToLower(recv[len(recv)-1])
+			for _, m := range receivedMarks {
+				if strings.Contains(low, m.pat) {
+					return m.family, "received:local"
+				}
+			}
+		}
+	}
 	// The wording of the notice: the software that wrote it. A gateway
 	// names itself before the MTA that carried its notice.
 	if a.gateway == "" && a.kind == store.KindBounce {
