@@ -551,7 +551,7 @@ func genReports() []genMsg {
 		xml := base64.StdEncoding.EncodeToString([]byte("<?xml version=\"1.0\"?><feedback><report_metadata><org_name>" + org + "</org_name></report_metadata></feedback>"))
 		out = append(out, genMsg{name: fmt.Sprintf("nb-report-dmarc-%d.eml", i), truth: store.KindReport, mailFrom: "dmarc-bounces@" + org,
 			source: "DMARC aggregate report (RFC 7489 §7.2); written for blowback",
-			data: m.body("--R\nContent-Type: text/plain\n\nThis is an aggregate report from " + org + ".\n--R\nContent-Type: application/gzip; name=\"" + org + "!trap.blowback.test!1!2.xml.gz\"\nContent-Disposition: attachment; filename=\"" + org + "!trap.blowback.test!1!2.xml.gz\"\nContent-Transfer-Encoding: base64\n\n" + xml + "\n--R--\n")})
+			data:   m.body("--R\nContent-Type: text/plain\n\nThis is an aggregate report from " + org + ".\n--R\nContent-Type: application/gzip; name=\"" + org + "!trap.blowback.test!1!2.xml.gz\"\nContent-Disposition: attachment; filename=\"" + org + "!trap.blowback.test!1!2.xml.gz\"\nContent-Transfer-Encoding: base64\n\n" + xml + "\n--R--\n")})
 	}
 	for i, org := range []string{"google.example", "example-isp.test", "microsoft.example"} {
 		var m msgBuilder
@@ -561,7 +561,7 @@ func genReports() []genMsg {
 			h("MIME-Version", "1.0").h("Content-Type", "multipart/report; report-type=tlsrpt; boundary=\"T\"")
 		out = append(out, genMsg{name: fmt.Sprintf("nb-report-tlsrpt-%d.eml", i), truth: store.KindReport, mailFrom: "tlsrpt@" + org,
 			source: "SMTP TLS report (RFC 8460 §5.3); written for blowback",
-			data: m.body("--T\nContent-Type: text/plain\n\nThis is an aggregate TLS report from " + org + ".\n--T\nContent-Type: application/tlsrpt+gzip\nContent-Disposition: attachment; filename=\"" + org + "!trap.blowback.test!1!2.json.gz\"\nContent-Transfer-Encoding: base64\n\nH4sIAAAAAAAAA6tWKkktLlGyUlAqS8wpTQUAAAD//w==\n--T--\n")})
+			data:   m.body("--T\nContent-Type: text/plain\n\nThis is an aggregate TLS report from " + org + ".\n--T\nContent-Type: application/tlsrpt+gzip\nContent-Disposition: attachment; filename=\"" + org + "!trap.blowback.test!1!2.json.gz\"\nContent-Transfer-Encoding: base64\n\nH4sIAAAAAAAAA6tWKkktLlGyUlAqS8wpTQUAAAD//w==\n--T--\n")})
 	}
 	for i, ft := range []string{"abuse", "fraud", "auth-failure", "abuse", "not-spam"} {
 		var m msgBuilder
@@ -570,7 +570,7 @@ func genReports() []genMsg {
 			h("MIME-Version", "1.0").h("Content-Type", "multipart/report; report-type=feedback-report; boundary=\"F\"")
 		out = append(out, genMsg{name: fmt.Sprintf("nb-report-arf-%d.eml", i), truth: store.KindReport, mailFrom: "fbl-bounces@example-isp.test",
 			source: "ARF complaint (RFC 5965), feedback type " + ft + "; written for blowback",
-			data: m.body("--F\nContent-Type: text/plain\n\nThis is an email abuse report.\n--F\nContent-Type: message/feedback-report\n\nFeedback-Type: " + ft + "\nUser-Agent: ExampleFBL/1.0\nVersion: 1\nSource-IP: 198.51.100.7\n\n--F\nContent-Type: message/rfc822\n\n" + inlineOriginal(80+i) + "\nBuy now\n--F--\n")})
+			data:   m.body("--F\nContent-Type: text/plain\n\nThis is an email abuse report.\n--F\nContent-Type: message/feedback-report\n\nFeedback-Type: " + ft + "\nUser-Agent: ExampleFBL/1.0\nVersion: 1\nSource-IP: 198.51.100.7\n\n--F\nContent-Type: message/rfc822\n\n" + inlineOriginal(80+i) + "\nBuy now\n--F--\n")})
 	}
 	return out
 }
