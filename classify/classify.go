@@ -127,7 +127,8 @@ type analysis struct {
 	attachments []attachment
 	links       []string // hosts of links in the notice
 
-	ndr, ndrDone bool // strongNDR's answer, once computed
+	ndr, ndrDone bool        // strongNDR's answer, once computed
+	nh, fh       *phraseHits // phrase index hits of notice and full, once computed
 
 	kind    store.Kind
 	subKind string
@@ -353,8 +354,11 @@ func (a *analysis) challenge() bool {
 		}
 	}
 	// A text that asks the sender to act so that a held message passes.
-	act, ok1 := containsAffirmed(a.notice, challengeAct)
-	hold, ok2 := containsAny(a.notice, challengeHold)
+	act, ok1 := "", false
+	if _, any := a.noticeHits().any(challengeAct); any {
+		act, ok1 = containsAffirmed(a.notice, challengeAct)
+	}
+	hold, ok2 := a.noticeHits().any(challengeHold)
 	if ok1 && ok2 && a.automated() && !a.strongNDR() {
 		a.kind, a.subKind = store.KindChallenge, "generic"
 		a.signal("challenge:generic")
@@ -368,7 +372,7 @@ func (a *analysis) challenge() bool {
 // heldMessage: the text speaks of a message held until the sender acts,
 // or the notice answers a message (returned copy, In-Reply-To).
 func (a *analysis) heldMessage() bool {
-	_, hold := containsAny(a.notice, challengeHold)
+	_, hold := a.noticeHits().any(challengeHold)
 	return hold || a.orig != nil || a.hdr.has("In-Reply-To") || a.hdr.has("References")
 }
 
@@ -390,14 +394,13 @@ func (a *analysis) readReceipt() bool {
 	}
 	read := []string{"read:", "read receipt", "return receipt", "read notification", "gelesen:", "lu :", "lu:", "leído:", "letto:", "gelezen:", "läst:", "læst:", "luettu:", "odczytano:", "прочитано:", "開封", "已读", "읽음"}
 	notRead := []string{"not read:", "nicht gelesen:", "non lu :", "no leído:"}
-	body := []string{"was read on", "has been read", "was read at", "your message was read", "wurde gelesen", "a été lu", "fue leído", "è stato letto", "is gelezen", "was displayed", "開封されました"}
 	if p, ok := containsPrefix(a.subj, notRead); ok && !a.strongNDR() {
 		a.kind, a.subKind = store.KindMDN, "not-read"
 		a.signal("subject:" + token(p))
 		return true
 	}
 	if p, ok := containsPrefix(a.subj, read); ok {
-		if b, ok := containsAny(a.notice, body); ok && !a.strongNDR() {
+		if b, ok := a.noticeHits().any(receiptBody); ok && !a.strongNDR() {
 			a.kind, a.subKind = store.KindMDN, "read-notice"
 			a.signal("subject:" + token(p))
 			a.signal("phrase:" + token(b))
@@ -563,7 +566,7 @@ func (a *analysis) ownSites() []string {
 // fakes do; a real notice's own links are for information ("our
 // contacts", "help").
 func (a *analysis) lure() bool {
-	p, ok := containsAny(a.notice, lurePhrases)
+	p, ok := a.noticeHits().any(lurePhrases)
 	if ok {
 		a.signal("lure:" + token(p))
 	}
@@ -649,7 +652,7 @@ func (a *analysis) bounceScore() float64 {
 		score++
 		a.signal("returned:" + a.origKind)
 	}
-	if p, ok := containsAny(a.notice, smtpDiagnostics); ok && p != weak {
+	if p, ok := a.noticeHits().any(smtpDiagnostics); ok && p != weak {
 		score++
 		a.signal("diagnostic:" + token(p))
 	}
@@ -685,15 +688,17 @@ func (a *analysis) findStrongNDR() bool {
 		a.signal("ses:" + a.ses)
 		return true
 	}
+	full := a.fullHits()
 	for _, s := range ndrSigs {
 		if s.name == "generic" {
 			continue
 		}
-		for _, p := range s.pats {
+		ids := phrases.listIDs(s.pats)
+		for j, p := range s.pats {
 			if weakNDRPhrases[p] {
 				continue
 			}
-			if strings.Contains(a.full, p) {
+			if full.has(ids[j]) {
 				if a.vendor == "" && !strings.HasPrefix(s.name, "lang-") {
 					a.vendor = s.name
 				}
@@ -709,9 +714,11 @@ func (a *analysis) findStrongNDR() bool {
 // the first.
 func (a *analysis) weakNDR() (int, string) {
 	n, first := 0, ""
+	notice := a.noticeHits()
 	for _, s := range ndrSigs {
-		for _, p := range s.pats {
-			if (s.name == "generic" || weakNDRPhrases[p]) && strings.Contains(a.notice, p) {
+		ids := phrases.listIDs(s.pats)
+		for j, p := range s.pats {
+			if (s.name == "generic" || weakNDRPhrases[p]) && notice.has(ids[j]) {
 				if n == 0 {
 					a.signal("ndr-phrase:" + token(p))
 					first = p
@@ -806,7 +813,7 @@ func (a *analysis) isDelay() bool {
 		a.signal("delay-subject:" + token(p))
 		return true
 	}
-	if p, ok := containsAny(a.notice, delayBody); ok {
+	if p, ok := a.noticeHits().any(delayBody); ok {
 		a.signal("delay-phrase:" + token(p))
 		return true
 	}
@@ -831,7 +838,7 @@ func (a *analysis) avNotice() bool {
 	// expired: virus protection is off") is none of these.
 	aboutYours := a.orig != nil || a.dsn != nil || a.daemonFrom() || a.env.Known && (a.env.Null || a.envDaemon())
 	if !aboutYours {
-		_, aboutYours = containsAny(a.notice, aboutYourMessage)
+		_, aboutYours = a.noticeHits().any(aboutYourMessage)
 	}
 	if !aboutYours {
 		return false
@@ -851,7 +858,7 @@ func (a *analysis) avNotice() bool {
 		a.signal("av-subject:" + token(p))
 		return kind(p)
 	}
-	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil || gw != "") {
+	if p, ok := a.noticeHits().any(avBody); ok && (a.daemonFrom() || avSender || a.orig != nil || gw != "") {
 		a.signal("av-phrase:" + token(p))
 		return kind(p)
 	}
@@ -866,7 +873,7 @@ func (a *analysis) gatewayName(who string) string {
 	head := who + " " + a.subj + " " + strings.ToLower(a.hdr.get("Message-Id"))
 	for _, g := range gatewaySigs {
 		for _, p := range g.pats {
-			if strings.Contains(head, p) || len(p) > 16 && strings.Contains(a.notice, p) {
+			if strings.Contains(head, p) || len(p) > 16 && a.noticeHits().contains(p) {
 				return g.name
 			}
 		}
@@ -946,13 +953,13 @@ func (a *analysis) autoReply() bool {
 		if a.seen["x-apple-action"] || a.seen["x-vacation"] || a.seen["x-mailer:vacation"] {
 			return "vacation"
 		}
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances", "nicht im büro", "nicht im haus", "hors du bureau", "ferie", "traveling", "travelling", "out of town", "annual leave", "parental leave", "maternity leave", "sick leave"}); ok {
+		if ok := a.subjOrNotice(vacationWords); ok {
 			return "vacation"
 		}
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"no longer", "has left", "new email address", "new e-mail address", "address change", "changed my email"}); ok {
+		if ok := a.subjOrNotice(movedWords); ok {
 			return "moved"
 		}
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"ticket", "case #", "we have received", "we received", "has been received", "thank you for contacting", "will get back to you"}); ok {
+		if ok := a.subjOrNotice(ackWords); ok {
 			return "ack"
 		}
 		return "autoreply"
@@ -1016,7 +1023,7 @@ func (a *analysis) autoReply() bool {
 		}
 		return set(vacation())
 	}
-	if p, ok := containsAny(a.notice, autoreplyBody); ok && replyish {
+	if p, ok := a.noticeHits().any(autoreplyBody); ok && replyish {
 		a.signal("phrase:" + token(p))
 		if strings.HasPrefix(as, "auto-generated") {
 			a.signal("auto-submitted:auto-generated")
@@ -1033,9 +1040,6 @@ func (a *analysis) listNotice() bool {
 	rejectSubj := []string{"not allowed to post", "posting restricted", "loop alert", "post rejected",
 		"you are not a member", "not member", "non-member submission", "majordomo results", "command unknown", "unknown command"}
 	heldSubj := []string{"awaits moderator approval", "moderator approval", "message held", "held for moderation"}
-	rejectBody := []string{"you are not allowed to post", "only members can post", "not a member of", "non-member",
-		"loop alert", "duplicated message-id", "is not a member", "rejected by the list"}
-	heldBody := []string{"awaits moderator approval", "held for moderation", "is being held until the list moderator"}
 	listy := a.hdr.has("List-Id") || a.hdr.has("X-Mailman-Version") || a.hdr.has("X-ML-Name") || a.hdr.has("X-MLServer") ||
 		strings.HasSuffix(a.fromLocal, "-owner") || strings.HasSuffix(a.fromLocal, "-admin") || strings.HasSuffix(a.fromLocal, "-request") ||
 		strings.HasSuffix(a.fromLocal, "-bounces") || strings.HasPrefix(a.fromLocal, "owner-") ||
@@ -1048,7 +1052,7 @@ func (a *analysis) listNotice() bool {
 		a.signal("list:" + token(p))
 		return true
 	}
-	if p, ok := containsAny(a.notice, heldBody); ok {
+	if p, ok := a.noticeHits().any(listHeldBody); ok {
 		a.kind, a.subKind = store.KindAutoreply, "list-held"
 		a.signal("list:" + token(p))
 		return true
@@ -1058,7 +1062,7 @@ func (a *analysis) listNotice() bool {
 		a.signal("list:" + token(p))
 		return true
 	}
-	if p, ok := containsAny(a.notice, rejectBody); ok {
+	if p, ok := a.noticeHits().any(listRejectBody); ok {
 		a.kind, a.subKind = store.KindBounce, "list-reject"
 		a.signal("list:" + token(p))
 		return true
@@ -1150,4 +1154,27 @@ func sesNotification(notice string) string {
 		return ""
 	}
 	return rest[:end]
+}
+
+// Phrase lists of read receipts, list managers and auto-replies.
+var receiptBody = []string{"was read on", "has been read", "was read at", "your message was read", "wurde gelesen", "a été lu", "fue leído", "è stato letto", "is gelezen", "was displayed", "開封されました"}
+
+var listRejectBody = []string{"you are not allowed to post", "only members can post", "not a member of", "non-member",
+	"loop alert", "duplicated message-id", "is not a member", "rejected by the list"}
+
+var listHeldBody = []string{"awaits moderator approval", "held for moderation", "is being held until the list moderator"}
+
+var vacationWords = []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances", "nicht im büro", "nicht im haus", "hors du bureau", "ferie", "traveling", "travelling", "out of town", "annual leave", "parental leave", "maternity leave", "sick leave"}
+
+var movedWords = []string{"no longer", "has left", "new email address", "new e-mail address", "address change", "changed my email"}
+
+var ackWords = []string{"ticket", "case #", "we have received", "we received", "has been received", "thank you for contacting", "will get back to you"}
+
+// subjOrNotice: the subject or the notice contains one of pats.
+func (a *analysis) subjOrNotice(pats []string) bool {
+	if _, ok := containsAny(a.subj, pats); ok {
+		return true
+	}
+	_, ok := a.noticeHits().any(pats)
+	return ok
 }
