@@ -544,7 +544,7 @@ func (a *analysis) ownSites() []string {
 		add(a.dsn.ReportingMTA)
 	}
 	for _, r := range a.hdr.values("Received") {
-		hop := ParseReceived(r)
+		hop := parseHop(r, false)
 		add(hop.By)
 	}
 	if a.orig != nil {

@@ -171,7 +171,7 @@ func (a *analysis) fingerprint() (family, signal string) {
 	// A Received field without a from clause (or from the local host) at
 	// the bottom: the notice was made there, by the software it names.
 	if recv := a.hdr.values("Received"); len(recv) > 0 {
-		if hop := ParseReceived(recv[len(recv)-1]); hop.HELO == "" || hop.HELO == "localhost" || hop.IP.IsLoopback() {
+		if hop := parseHop(recv[len(recv)-1], false); hop.HELO == "" || hop.HELO == "localhost" || hop.IP.IsLoopback() {
 			low := strings.ToLower(recv[len(recv)-1])
 			for _, m := range receivedMarks {
 				if strings.Contains(low, m.pat) {

@@ -183,7 +183,11 @@ var smtpReplyLineRE = regexp.MustCompile(`(?m)^[ \t>]*[245][0-9][0-9][ -].*$|sai
 func linkHosts(text string) []string {
 	var hosts []string
 	seen := map[string]bool{}
-	text = smtpReplyLineRE.ReplaceAllString(clip(text, 64<<10), "")
+	text = clip(text, 64<<10)
+	if !linkRE.MatchString(text) {
+		return nil // taking lines out finds no more
+	}
+	text = smtpReplyLineRE.ReplaceAllString(text, "")
 	for _, m := range linkRE.FindAllStringSubmatch(text, 50) {
 		h := strings.ToLower(strings.TrimSuffix(m[1], "."))
 		if strings.HasPrefix(strings.ToLower(m[0]), "www.") {
@@ -244,10 +248,59 @@ func (d *dsnReport) textEvidence() bool {
 }
 
 var (
-	enhancedStatusRE = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
-	smtpReplyRE      = regexp.MustCompile(`\b[245]\d\d[ -]`)
 	reportingHostRE  = regexp.MustCompile(`(?i)(?:this is the (?:mail system|qmail-send program|postfix program|mailer-daemon) at(?: host)?|generating server:|reporting-mta: dns;)\s*([A-Za-z0-9.-]+\.[A-Za-z]{2,})`)
 )
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isWordByte is RE2's \w for ASCII ([0-9A-Za-z_]); \b looks at bytes.
+func isWordByte(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' }
+
+// smtpReplyIndex is the index of the first `\b[245]\d\d[ -]` in s, or -1.
+func smtpReplyIndex(s string) int {
+	for i := 0; i+4 <= len(s); i++ {
+		c := s[i]
+		if (c == '2' || c == '4' || c == '5') && (i == 0 || !isWordByte(s[i-1])) && isDigit(s[i+1]) && isDigit(s[i+2]) && (s[i+3] == ' ' || s[i+3] == '-') {
+			return i
+		}
+	}
+	return -1
+}
+
+// enhancedStatus is the first `\b[245]\.\d{1,3}\.\d{1,3}\b` in s (RFC
+// 3463 codes), or "".
+func enhancedStatus(s string) string {
+	for i := 0; i+5 <= len(s); i++ {
+		c := s[i]
+		if c != '2' && c != '4' && c != '5' || i > 0 && isWordByte(s[i-1]) || s[i+1] != '.' {
+			continue
+		}
+		j := i + 2
+		n := 0
+		for j < len(s) && isDigit(s[j]) && n < 3 {
+			j, n = j+1, n+1
+		}
+		if n == 0 || j >= len(s) || s[j] != '.' {
+			continue
+		}
+		// \d{1,3} then \b: backtracking may take fewer digits, but a
+		// word boundary after fewer digits would need a non-word byte
+		// among digits: impossible. So the run must end at a non-digit.
+		if j < len(s) && isDigit(s[j]) {
+			continue
+		}
+		k := j + 1
+		m := 0
+		for k < len(s) && isDigit(s[k]) && m < 3 {
+			k, m = k+1, m+1
+		}
+		if m == 0 || k < len(s) && isWordByte(s[k]) {
+			continue
+		}
+		return s[i:k]
+	}
+	return ""
+}
 
 // textDSN fills report fields from a non-standard bounce: the failed
 // recipient (X-Failed-Recipients or the first address in the notice), the
@@ -268,18 +321,22 @@ func (a *analysis) textDSN() *store.DSN {
 			break
 		}
 	}
-	if loc := smtpReplyRE.FindStringIndex(clip(a.noticeRaw, 32<<10)); loc != nil {
-		line := a.noticeRaw[loc[0]:]
+	if loc := smtpReplyIndex(clip(a.noticeRaw, 32<<10)); loc >= 0 {
+		line := a.noticeRaw[loc:]
 		if i := strings.IndexByte(line, '\n'); i >= 0 {
 			line = line[:i]
 		}
 		d.DiagnosticCode = clip(strings.TrimSpace(line), 300)
 	}
-	if m := enhancedStatusRE.FindString(clip(a.noticeRaw, 32<<10)); m != "" {
+	if m := enhancedStatus(clip(a.noticeRaw, 32<<10)); m != "" {
 		d.Status = m
 	}
-	if m := reportingHostRE.FindStringSubmatch(clip(a.noticeRaw, 16<<10)); m != nil {
-		d.ReportingMTA = strings.ToLower(m[1])
+	// The regexp's literals, whitespace collapsed, stand in the notice
+	// when it can match at all.
+	if strings.Contains(a.notice, "this is the ") || strings.Contains(a.notice, "generating server:") || strings.Contains(a.notice, "reporting-mta: dns;") {
+		if m := reportingHostRE.FindStringSubmatch(clip(a.noticeRaw, 16<<10)); m != nil {
+			d.ReportingMTA = strings.ToLower(m[1])
+		}
 	}
 	switch a.subKind {
 	case "delayed":
@@ -358,11 +415,11 @@ func (a *analysis) firstExternalHop() string {
 		addSite(a.dsn.ReportingMTA)
 	}
 	addSite(a.fromDomain)
-	if by := ParseReceived(recv[0]).By; by != "" {
+	if by := parseHop(recv[0], false).By; by != "" {
 		addSite(by)
 	}
 	for _, r := range recv {
-		hop := ParseReceived(r)
+		hop := parseHop(r, false)
 		host, ip := hop.Host, hop.IP
 		if ip.IsValid() && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()) {
 			continue
