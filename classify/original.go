@@ -174,31 +174,102 @@ func reindent(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-var linkRE = regexp.MustCompile(`(?i)\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})`)
-
-var smtpReplyLineRE = regexp.MustCompile(`(?m)^[ \t>]*[245][0-9][0-9][ -].*$|said:.*$`)
-
 // linkHosts returns the distinct lower-case hosts of links in text (at most
-// 20), leaving out links quoted in SMTP replies (blocklist lookup pages).
+// 20), leaving out links quoted in SMTP replies (blocklist lookup pages):
+// lines that are an SMTP reply, and what follows "said:". A link is
+// `\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})` (case-insensitive);
+// this is that regexp's leftmost-first, greedy answer, by hand.
 func linkHosts(text string) []string {
 	var hosts []string
 	seen := map[string]bool{}
 	text = clip(text, 64<<10)
-	if !linkRE.MatchString(text) {
-		return nil // taking lines out finds no more
-	}
-	text = smtpReplyLineRE.ReplaceAllString(text, "")
-	for _, m := range linkRE.FindAllStringSubmatch(text, 50) {
-		h := strings.ToLower(strings.TrimSuffix(m[1], "."))
-		if strings.HasPrefix(strings.ToLower(m[0]), "www.") {
-			h = "www." + h
+	matches := 0
+	for len(text) > 0 && matches < 50 {
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = ""
 		}
-		if !seen[h] && len(hosts) < 20 {
-			seen[h] = true
-			hosts = append(hosts, h)
+		if isSMTPReplyLine(line) {
+			continue
+		}
+		if i := strings.Index(line, "said:"); i >= 0 {
+			line = line[:i]
+		}
+		for i := 0; i < len(line) && matches < 50; i++ {
+			c := line[i] | 0x20
+			if c != 'h' && c != 'w' || i > 0 && isWordByte(line[i-1]) {
+				continue
+			}
+			rest := line[i:]
+			start := 0
+			www := false
+			switch {
+			case hasPrefixFold(rest, "https://"):
+				start = 8
+			case hasPrefixFold(rest, "http://"):
+				start = 7
+			case hasPrefixFold(rest, "www."):
+				start, www = 4, true
+			default:
+				continue
+			}
+			host, n := linkHost(rest[start:])
+			if n == 0 {
+				continue
+			}
+			matches++
+			h := strings.ToLower(strings.TrimSuffix(host, "."))
+			if www {
+				h = "www." + h
+			}
+			if !seen[h] && len(hosts) < 20 {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+			i += start + n - 1
 		}
 	}
 	return hosts
+}
+
+// isSMTPReplyLine: `^[ \t>]*[245][0-9][0-9][ -]`.
+func isSMTPReplyLine(l string) bool {
+	l = strings.TrimLeft(l, " \t>")
+	return len(l) >= 4 && (l[0] == '2' || l[0] == '4' || l[0] == '5') && isDigit(l[1]) && isDigit(l[2]) && (l[3] == ' ' || l[3] == '-')
+}
+
+func hasPrefixFold(s, p string) bool { return len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) }
+
+func isHostByte(c byte) bool {
+	return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'z' || c == '.' || c == '-'
+}
+
+func isLetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+// linkHost matches `[a-z0-9.-]+\.[a-z]{2,}` at the start of s the way the
+// greedy regexp does: the last dot of the host run that has two letters
+// after it; the letters after it run as far as they go. n is the length
+// matched, 0 for none.
+func linkHost(s string) (host string, n int) {
+	end := 0
+	for end < len(s) && isHostByte(s[end]) {
+		end++
+	}
+	for k := end - 1; k >= 1; k-- {
+		if s[k] != '.' {
+			continue
+		}
+		m := k + 1
+		for m < end && isLetter(s[m]) {
+			m++
+		}
+		if m-(k+1) >= 2 {
+			return s[:m], m
+		}
+	}
+	return "", 0
 }
 
 // sameSite: h is d, or they share the registrable part (approximated as the

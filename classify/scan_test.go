@@ -1,0 +1,78 @@
+package classify
+
+import (
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The hand-written scanners of the hot path must answer as the regexps
+// they replace; these are those regexps, and a fuzz target comparing them.
+var (
+	refLinkRE          = regexp.MustCompile(`(?i)\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})`)
+	refSMTPReplyLineRE = regexp.MustCompile(`(?m)^[ \t>]*[245][0-9][0-9][ -].*$|said:.*$`)
+	refEnhancedRE      = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
+	refSMTPReplyRE     = regexp.MustCompile(`\b[245]\d\d[ -]`)
+	refBracketRE       = regexp.MustCompile(`\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]`)
+)
+
+func refLinkHosts(text string) []string {
+	var hosts []string
+	seen := map[string]bool{}
+	text = refSMTPReplyLineRE.ReplaceAllString(clip(text, 64<<10), "")
+	for _, m := range refLinkRE.FindAllStringSubmatch(text, 50) {
+		h := strings.ToLower(strings.TrimSuffix(m[1], "."))
+		if strings.HasPrefix(strings.ToLower(m[0]), "www.") {
+			h = "www." + h
+		}
+		if !seen[h] && len(hosts) < 20 {
+			seen[h] = true
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+func checkScanners(t *testing.T, s string) {
+	t.Helper()
+	if got, want := linkHosts(s), refLinkHosts(s); !reflect.DeepEqual(got, want) {
+		t.Errorf("linkHosts(%q) = %q, regexp %q", s, got, want)
+	}
+	if got, want := enhancedStatus(s), refEnhancedRE.FindString(s); got != want {
+		t.Errorf("enhancedStatus(%q) = %q, regexp %q", s, got, want)
+	}
+	want := -1
+	if loc := refSMTPReplyRE.FindStringIndex(s); loc != nil {
+		want = loc[0]
+	}
+	if got := smtpReplyIndex(s); got != want {
+		t.Errorf("smtpReplyIndex(%q) = %d, regexp %d", s, got, want)
+	}
+	m := refBracketRE.FindStringSubmatch(s)
+	got, ok := bracketedIP(s)
+	if ok != (m != nil) || ok && got != m[1] {
+		t.Errorf("bracketedIP(%q) = %q %v, regexp %q", s, got, ok, m)
+	}
+}
+
+func TestScannersMatchRegexps(t *testing.T) {
+	for _, s := range []string{
+		"see http://www.Example.COM/x and https://a.b.co.uk/ and www.foo.org.",
+		"host said: 550 see http://spamhaus.org/x\nnext http://ok.example.net",
+		"> 550-5.7.1 http://blocked.example\n  451 4.7.1 try http://later.example",
+		"xhttp://no.example http://localhost/ then //www.yes.example",
+		"www.a.b www.c.d1 http://e.f.gh.i http://1.2.3.4/ http://foo.comsaid: 550",
+		"Status: 5.1.1 (user unknown) 4.4.7x 5.12.345 5.1234.5 a5.1.1 25.1.1 5.1.1_",
+		"from [IPv6:2001:db8::1] (x [192.0.2.1]) [] [IPv6:] [zz] [1.2.3.4",
+		"250 ok", "x550 no", "1550 x", "550x", "", "said:", "wwW.MiXeD.CoM", "https://a.b.c.dd.eee",
+	} {
+		checkScanners(t, s)
+	}
+}
+
+func FuzzScanners(f *testing.F) {
+	f.Add("see http://www.example.com/x said: 550 http://y.example\n> 451 4.7.1 www.z.example")
+	f.Add("from a ([IPv6:::1]) 5.1.1 421-")
+	f.Fuzz(func(t *testing.T, s string) { checkScanners(t, s) })
+}
