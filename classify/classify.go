@@ -333,7 +333,7 @@ func (a *analysis) challenge() bool {
 		}
 		for _, d := range s.domains {
 			for _, v := range domains {
-				if hit == "" && v != "" && (v == d || strings.HasSuffix(v, "."+d) || strings.Contains(v, "@"+d) || strings.Contains(v, "."+d+">") || strings.Contains(v, "/"+d)) {
+				if hit == "" && v != "" && strings.Contains(v, d) && (v == d || strings.HasSuffix(v, "."+d) || strings.Contains(v, "@"+d) || strings.Contains(v, "."+d+">") || strings.Contains(v, "/"+d)) {
 					hit = "domain:" + d
 				}
 			}

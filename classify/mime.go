@@ -43,7 +43,7 @@ type header []field
 
 func (h header) get(name string) string {
 	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
 			return f.value
 		}
 	}
@@ -52,7 +52,7 @@ func (h header) get(name string) string {
 
 func (h header) has(name string) bool {
 	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
 			return true
 		}
 	}
@@ -72,7 +72,7 @@ func (h header) hasPrefix(prefix string) bool {
 func (h header) values(name string) []string {
 	var vs []string
 	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
 			vs = append(vs, f.value)
 		}
 	}

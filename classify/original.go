@@ -18,12 +18,7 @@ import (
 // header lines. It returns the notice (marker line included) and the copy.
 func splitInlineOriginal(text string, clusters bool) (notice, tail string) {
 	lower := strings.ToLower(text)
-	best := -1
-	for _, m := range inlineOriginalMarkers {
-		if i := strings.Index(lower, m); i >= 0 && (best < 0 || i < best) {
-			best = i
-		}
-	}
+	best := markers.first(lower)
 	if best >= 0 {
 		end := strings.IndexByte(text[best:], '\n')
 		if end < 0 {

@@ -171,3 +171,25 @@ func (a *analysis) fullHits() *phraseHits {
 	}
 	return a.fh
 }
+
+// first returns the smallest offset at which any phrase of the index starts
+// in text, or -1: min over the phrases of strings.Index, in one scan.
+func (ix *phraseIndex) first(text string) int {
+	best := -1
+	for _, id := range ix.short {
+		if i := strings.Index(text, ix.pats[id]); i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	for i := 0; i+2 < len(text) && (best < 0 || i < best); i++ {
+		for _, id := range ix.table[phraseHash(text[i], text[i+1], text[i+2])] {
+			if strings.HasPrefix(text[i:], ix.pats[id]) {
+				return i
+			}
+		}
+	}
+	return best
+}
+
+// markers indexes the lines that introduce an inline copy of the original.
+var markers = newPhraseIndex(inlineOriginalMarkers)
