@@ -17,8 +17,12 @@ import (
 // the returned message: after a known marker line, or at a cluster of
 // header lines. It returns the notice (marker line included) and the copy.
 func splitInlineOriginal(text string, clusters bool) (notice, tail string) {
-	lower := strings.ToLower(text)
-	best := markers.first(lower)
+	var best int
+	if isASCII(text) {
+		best = markers.firstFoldASCII(text)
+	} else {
+		best = markers.first(strings.ToLower(text))
+	}
 	if best >= 0 {
 		end := strings.IndexByte(text[best:], '\n')
 		if end < 0 {

@@ -1,6 +1,9 @@
 package classify
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // The phrase index: the signature lists are matched against a notice's
 // text many times over (a few hundred phrases, each a substring search of
@@ -193,3 +196,46 @@ func (ix *phraseIndex) first(text string) int {
 
 // markers indexes the lines that introduce an inline copy of the original.
 var markers = newPhraseIndex(inlineOriginalMarkers)
+
+// firstFoldASCII is first(strings.ToLower(text)) for an ASCII text,
+// lowering as it goes instead of copying.
+func (ix *phraseIndex) firstFoldASCII(text string) int {
+	lower := func(c byte) byte {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	best := -1
+	for _, id := range ix.short {
+		if i := indexFoldASCII(text, ix.pats[id]); i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	for i := 0; i+2 < len(text) && (best < 0 || i < best); i++ {
+		for _, id := range ix.table[phraseHash(lower(text[i]), lower(text[i+1]), lower(text[i+2]))] {
+			if p := ix.pats[id]; len(text)-i >= len(p) && strings.EqualFold(text[i:i+len(p)], p) {
+				return i
+			}
+		}
+	}
+	return best
+}
+
+func indexFoldASCII(s, p string) int {
+	for i := 0; i+len(p) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(p)], p) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

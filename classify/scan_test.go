@@ -49,6 +49,17 @@ func checkScanners(t *testing.T, s string) {
 	if got := smtpReplyIndex(s); got != want {
 		t.Errorf("smtpReplyIndex(%q) = %d, regexp %d", s, got, want)
 	}
+	if isASCII(s) {
+		want := -1
+		for _, m := range inlineOriginalMarkers {
+			if i := strings.Index(strings.ToLower(s), m); i >= 0 && (want < 0 || i < want) {
+				want = i
+			}
+		}
+		if got := markers.firstFoldASCII(s); got != want {
+			t.Errorf("markers.firstFoldASCII(%q) = %d, strings.Index %d", s, got, want)
+		}
+	}
 	m := refBracketRE.FindStringSubmatch(s)
 	got, ok := bracketedIP(s)
 	if ok != (m != nil) || ok && got != m[1] {
@@ -65,6 +76,7 @@ func TestScannersMatchRegexps(t *testing.T) {
 		"www.a.b www.c.d1 http://e.f.gh.i http://1.2.3.4/ http://foo.comsaid: 550",
 		"Status: 5.1.1 (user unknown) 4.4.7x 5.12.345 5.1234.5 a5.1.1 25.1.1 5.1.1_",
 		"from [IPv6:2001:db8::1] (x [192.0.2.1]) [] [IPv6:] [zz] [1.2.3.4",
+		"Hello\n--- Below this line is a copy of the message.\nOriginal Message Follows", "RETURNED MESSAGE", "x original message:",
 		"250 ok", "x550 no", "1550 x", "550x", "", "said:", "wwW.MiXeD.CoM", "https://a.b.c.dd.eee",
 	} {
 		checkScanners(t, s)
