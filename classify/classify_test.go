@@ -47,6 +47,9 @@ func TestClassifyFixtures(t *testing.T) {
 	check("postfix-delay.eml", "bounce/delayed", "original Return-Path", "<spam-2@spambot.example.net>", "[198.51.100.23]")
 	check("exim-bounce.eml", "bounce/failed", "original Return-Path", "<20260302100110.777@bot77.example.org>", "from [203.0.113.77] (helo=bot77.example.org)")
 	check("exim-delay.eml", "bounce/delayed", "To", "", "")
+	// Real Exim 4.96 reports, made by gen-exim.sh.
+	check("exim-real-bounce.eml", "bounce/failed", "original Return-Path", "<spam-3@spambot.example.net>", "[198.51.100.23]")
+	check("exim-real-delay.eml", "bounce/delayed", "original Return-Path", "<spam-4@spambot.example.net>", "[198.51.100.23]")
 	check("qmail-bounce.eml", "bounce/failed", "original Return-Path", "<qm-0042@pc-17.example.com>", "(198.51.100.17)")
 	check("exchange-ndr.eml", "bounce/failed", "original From", "<x55@bot55.example.org>", "from bot55.example.org (192.0.2.55)")
 	check("sendmail-bounce.eml", "bounce/failed", "original Return-Path", "<hs-3@bot3.example.org>", "[192.0.2.3]")
