@@ -168,11 +168,13 @@ func (a *analysis) fingerprint() (family, signal string) {
 		strings.Contains(strings.ToLower(a.hdr.get("Auto-Submitted")), "(vacation)") {
 		return "sieve", "sieve-vacation"
 	}
-	// A Received field without a from clause (or from the local host) at
-	// the bottom: the notice was made there, by the software it names.
+	// A Received field without a from clause, or "with local", at the
+	// bottom: the notice was made there, by the software it names. (A
+	// "from localhost" is a content filter handing mail back: not the
+	// maker.)
 	if recv := a.hdr.values("Received"); len(recv) > 0 {
-		if hop := parseHop(recv[len(recv)-1], false); hop.HELO == "" || hop.HELO == "localhost" || hop.IP.IsLoopback() {
-			low := strings.ToLower(recv[len(recv)-1])
+		low := strings.ToLower(recv[len(recv)-1])
+		if hop := parseHop(recv[len(recv)-1], false); hop.HELO == "" || strings.Contains(low, " with local") {
 			for _, m := range receivedMarks {
 				if strings.Contains(low, m.pat) {
 					return m.family, "received:local"

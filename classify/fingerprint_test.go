@@ -101,7 +101,10 @@ func TestMTACorpus(t *testing.T) {
 	for _, w := range wrong {
 		t.Logf("WRONG %s", w)
 	}
-	if total.wrong*50 > total.files {
-		t.Errorf("%d of %d named a wrong family (more than 2%%)", total.wrong, total.files)
+	if total.wrong*100 > total.files {
+		t.Errorf("%d of %d named a wrong family (more than 1%%)", total.wrong, total.files)
+	}
+	if total.right*100 < 95*total.files {
+		t.Errorf("only %d of %d named right (want 95%%)", total.right, total.files)
 	}
 }

@@ -318,13 +318,15 @@ func (d *dsnReport) textEvidence() bool {
 }
 
 var (
-	reportingHostRE  = regexp.MustCompile(`(?i)(?:this is the (?:mail system|qmail-send program|postfix program|mailer-daemon) at(?: host)?|generating server:|reporting-mta: dns;)\s*([A-Za-z0-9.-]+\.[A-Za-z]{2,})`)
+	reportingHostRE = regexp.MustCompile(`(?i)(?:this is the (?:mail system|qmail-send program|postfix program|mailer-daemon) at(?: host)?|generating server:|reporting-mta: dns;)\s*([A-Za-z0-9.-]+\.[A-Za-z]{2,})`)
 )
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // isWordByte is RE2's \w for ASCII ([0-9A-Za-z_]); \b looks at bytes.
-func isWordByte(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' }
+func isWordByte(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
+}
 
 // smtpReplyIndex is the index of the first `\b[245]\d\d[ -]` in s, or -1.
 func smtpReplyIndex(s string) int {
