@@ -319,6 +319,15 @@ func (a *analysis) challenge() bool {
 		}
 	}
 	domains = append(domains, a.links...)
+	lowCache := map[string]string{}
+	lowered := func(name string) string {
+		v, ok := lowCache[name]
+		if !ok {
+			v = strings.ToLower(a.hdr.get(name))
+			lowCache[name] = v
+		}
+		return v
+	}
 	for _, s := range challengeSigs {
 		hit := ""
 		for _, h := range s.headers {
@@ -327,7 +336,7 @@ func (a *analysis) challenge() bool {
 			}
 		}
 		for _, m := range s.hdrMatch {
-			if hit == "" && strings.Contains(strings.ToLower(a.hdr.get(m[0])), m[1]) {
+			if hit == "" && strings.Contains(lowered(m[0]), m[1]) {
 				hit = "header:" + strings.ToLower(m[0])
 			}
 		}

@@ -17,8 +17,11 @@ const phraseHashBits = 14
 
 // phraseIndex is built once from the signature tables and never changes.
 type phraseIndex struct {
-	pats   []string // by id
-	table  [1 << phraseHashBits][]int32
+	pats  []string // by id
+	table [1 << phraseHashBits][]int32
+	// used has a bit per non-empty table slot: 2 KiB that stay in cache,
+	// so most text positions cost one bit test.
+	used   [1 << phraseHashBits / 64]uint64
 	short  []int32             // phrases under 3 bytes: searched directly
 	lists  map[*string][]int32 // first element of a registered list -> its ids, in list order
 	ids    map[string]int32
@@ -54,6 +57,7 @@ func (ix *phraseIndex) register(l []string) {
 			} else {
 				h := phraseHash(p[0], p[1], p[2])
 				ix.table[h] = append(ix.table[h], id)
+				ix.used[h/64] |= 1 << (h % 64)
 			}
 		}
 		ids[i] = id
@@ -92,8 +96,11 @@ func (h *phraseHits) extend(text string) *phraseHits {
 func (h *phraseHits) scanFrom(start int) {
 	ix, text := h.ix, h.text
 	for i := start; i+2 < len(text); i++ {
-		cands := ix.table[phraseHash(text[i], text[i+1], text[i+2])]
-		for _, id := range cands {
+		hv := phraseHash(text[i], text[i+1], text[i+2])
+		if ix.used[hv/64]&(1<<(hv%64)) == 0 {
+			continue
+		}
+		for _, id := range ix.table[hv] {
 			if h.hit[id/64]&(1<<(id%64)) != 0 {
 				continue
 			}
@@ -185,7 +192,11 @@ func (ix *phraseIndex) first(text string) int {
 		}
 	}
 	for i := 0; i+2 < len(text) && (best < 0 || i < best); i++ {
-		for _, id := range ix.table[phraseHash(text[i], text[i+1], text[i+2])] {
+		hv := phraseHash(text[i], text[i+1], text[i+2])
+		if ix.used[hv/64]&(1<<(hv%64)) == 0 {
+			continue
+		}
+		for _, id := range ix.table[hv] {
 			if strings.HasPrefix(text[i:], ix.pats[id]) {
 				return i
 			}
@@ -213,7 +224,11 @@ func (ix *phraseIndex) firstFoldASCII(text string) int {
 		}
 	}
 	for i := 0; i+2 < len(text) && (best < 0 || i < best); i++ {
-		for _, id := range ix.table[phraseHash(lower(text[i]), lower(text[i+1]), lower(text[i+2]))] {
+		hv := phraseHash(lower(text[i]), lower(text[i+1]), lower(text[i+2]))
+		if ix.used[hv/64]&(1<<(hv%64)) == 0 {
+			continue
+		}
+		for _, id := range ix.table[hv] {
 			if p := ix.pats[id]; len(text)-i >= len(p) && strings.EqualFold(text[i:i+len(p)], p) {
 				return i
 			}
