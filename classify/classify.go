@@ -698,44 +698,51 @@ func (a *analysis) findStrongNDR() bool {
 		return true
 	}
 	full := a.fullHits()
-	for _, s := range ndrSigs {
-		if s.name == "generic" {
-			continue
-		}
-		ids := phrases.listIDs(s.pats)
-		for j, p := range s.pats {
-			if weakNDRPhrases[p] {
-				continue
+	for _, ph := range ndrPhrases {
+		if !ph.weak && full.has(ph.id) {
+			if a.vendor == "" && !strings.HasPrefix(ph.sig, "lang-") {
+				a.vendor = ph.sig
 			}
-			if full.has(ids[j]) {
-				if a.vendor == "" && !strings.HasPrefix(s.name, "lang-") {
-					a.vendor = s.name
-				}
-				a.signal("ndr:" + s.name)
-				return true
-			}
+			a.signal("ndr:" + ph.sig)
+			return true
 		}
 	}
 	return false
 }
+
+// ndrPhrase is one phrase of ndrSigs, in table order, with its index id
+// and whether it only adds weight (generic or weakNDRPhrases).
+type ndrPhrase struct {
+	sig, pat string
+	id       int32
+	weak     bool
+}
+
+var ndrPhrases = func() []ndrPhrase {
+	var out []ndrPhrase
+	for _, s := range ndrSigs {
+		ids := phrases.listIDs(s.pats)
+		for j, p := range s.pats {
+			out = append(out, ndrPhrase{sig: s.name, pat: p, id: ids[j], weak: s.name == "generic" || weakNDRPhrases[p]})
+		}
+	}
+	return out
+}()
 
 // weakNDR counts generic and weak report phrases (up to 2) and returns
 // the first.
 func (a *analysis) weakNDR() (int, string) {
 	n, first := 0, ""
 	notice := a.noticeHits()
-	for _, s := range ndrSigs {
-		ids := phrases.listIDs(s.pats)
-		for j, p := range s.pats {
-			if (s.name == "generic" || weakNDRPhrases[p]) && notice.has(ids[j]) {
-				if n == 0 {
-					a.signal("ndr-phrase:" + token(p))
-					first = p
-				}
-				n++
-				if n >= 2 {
-					return n, first
-				}
+	for _, ph := range ndrPhrases {
+		if ph.weak && notice.has(ph.id) {
+			if n == 0 {
+				a.signal("ndr-phrase:" + token(ph.pat))
+				first = ph.pat
+			}
+			n++
+			if n >= 2 {
+				return n, first
 			}
 		}
 	}
