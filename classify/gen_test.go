@@ -161,11 +161,9 @@ func genFreeText() []genMsg {
 	var out []genMsg
 	for i, l := range langs {
 		var m msgBuilder
-		subj := l.subject
+		subj := string(encodeText(l.enc, l.subject)) // raw 8-bit without a charset
 		if l.charset != "" {
 			subj = encWord(l.charset, l.enc, l.subject)
-		} else {
-			subj = string(encodeText(l.enc, l.subject))
 		}
 		from := l.from
 		if strings.ContainsFunc(from, func(r rune) bool { return r > 127 }) {
