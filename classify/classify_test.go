@@ -1,6 +1,9 @@
 package classify
 
 import (
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/simplifiedchinese"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,4 +274,18 @@ func TestFindAddrs(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("findAddrs = %q, want %q", got, want)
 	}
+}
+
+func TestGuessCharset(t *testing.T) {
+	check := func(text string, enc encoding.Encoding, want string) {
+		t.Helper()
+		if got := guessCharset(encodeText(enc, text)); got != want {
+			t.Errorf("guessCharset(%q in %s) = %s", text, want, got)
+		}
+	}
+	check("Die Nachricht an <k@example.at> konnte nicht ausgeliefert werden: Empfänger unbekannt.", charmap.ISO8859_1, "windows-1252")
+	check("Votre message n'a pas pu être délivré à l'adresse indiquée.", charmap.Windows1252, "windows-1252")
+	check("您的邮件无法投递：收件人 zhao@example.cn 不存在。", simplifiedchinese.GBK, "gbk")
+	check("Ваше сообщение не было доставлено адресату: адресат не найден.", charmap.KOI8R, "koi8-r")
+	check("Не удалось доставить письмо получателю, получатель не найден.", charmap.Windows1251, "windows-1251")
 }

@@ -155,6 +155,9 @@ func genFreeText() []genMsg {
 		{"zh-gbk-8bit", "gbk", "8bit", simplifiedchinese.GBK, "退信通知", "很抱歉，您发送的邮件未能送达 li.na@example.com.cn。", "MAILER-DAEMON@smtp.example.com.cn"},
 		{"zh-big5", "big5", "base64", traditionalchinese.Big5, "郵件無法傳遞", "您的郵件無法傳遞給下列收件人：chen@example.com.tw（收件人不存在）", "postmaster@mail.example.com.tw"},
 		{"ja-iso2022jp", "iso-2022-jp", "7bit", japanese.ISO2022JP, "配信エラー", "次の宛先へメールを配信できませんでした。\n\n  tanaka@example.co.jp  宛先不明", "MAILER-DAEMON@mail.example.co.jp"},
+		{"zh-gbk-nocharset", "", "8bit", simplifiedchinese.GBK, "退信通知", "您的邮件无法投递：收件人 zhao@example.cn 不存在。", "MAILER-DAEMON@mx.example.cn"},
+		{"ru-koi8-nocharset", "", "8bit", charmap.KOI8R, "Сообщение не доставлено", "Ваше сообщение не было доставлено адресату smirnov@example.ru: адресат не найден.", "MAILER-DAEMON@relay.example.ru"},
+		{"ru-cp1251-nocharset", "", "8bit", charmap.Windows1251, "Ошибка доставки", "Не удалось доставить письмо получателю kuznetsov@example.ru, получатель не найден.", "MAILER-DAEMON@smtp.example.ru"},
 		{"nl-latin1", "iso-8859-1", "8bit", charmap.ISO8859_1, "Onbestelbaar bericht", "Uw bericht kon niet worden bezorgd aan <j.jansen@example.nl>: onbekende ontvanger.", "MAILER-DAEMON@mx.example.nl"},
 		{"en-webmail", "", "8bit", nil, "Message delivery failed", "Hello,\n\nWe're sorry, your message could not be delivered to bob@example-webmail.com because the mailbox is full.\n\n-- The Webmail Team", "Webmail Notification <noreply@example-webmail.com>"},
 	}

@@ -504,7 +504,8 @@ func lookupCharset(name string) encoding.Encoding {
 // toUTF8 converts b from charset to UTF-8. Unknown charsets, and bytes that
 // are not valid in the declared one, degrade gracefully: ISO-2022-JP escape
 // sequences are detected without a label (Japanese carriers often omit it),
-// then anything that is not UTF-8 is read as Windows-1252.
+// then anything that is not UTF-8 is read in the charset guessCharset
+// picks from the shape of its 8-bit bytes.
 func (w *walker) toUTF8(b []byte, charset string) string {
 	enc := lookupCharset(charset)
 	if enc == nil && bytes.Contains(b, []byte("\x1b$B")) || enc == nil && bytes.Contains(b, []byte("\x1b$@")) {
@@ -528,12 +529,66 @@ func (w *walker) toUTF8(b []byte, charset string) string {
 	if utf8.Valid(b) {
 		return string(b)
 	}
-	if e := lookupCharset("windows-1252"); e != nil {
+	if e := lookupCharset(guessCharset(b)); e != nil {
 		if out, _, err := transform.Bytes(e.NewDecoder(), b); err == nil {
 			return string(out)
 		}
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// guessCharset names the likely charset of unlabelled 8-bit text that is
+// not UTF-8, from the shape of its bytes: isolated high bytes inside ASCII
+// words are Latin (Windows-1252); runs of high bytes all in 0xA1-0xFE and
+// of even length are a double-byte CJK text (GB2312/GBK, the commonest
+// unlabelled one in mail); other runs mostly in 0xC0-0xFF are Cyrillic
+// words, KOI8-R when most of them are in 0xC0-0xDF (its lower case),
+// Windows-1251 when most are in 0xE0-0xFF (its lower case).
+func guessCharset(b []byte) string {
+	var high, runs, isolated, oddRuns, outsideGB, c0df, e0ff int
+	run := 0
+	end := func() {
+		if run == 0 {
+			return
+		}
+		runs++
+		if run == 1 {
+			isolated++
+		}
+		if run%2 == 1 {
+			oddRuns++
+		}
+		run = 0
+	}
+	for _, c := range b {
+		if c < 0x80 {
+			end()
+			continue
+		}
+		high++
+		run++
+		if c < 0xA1 || c == 0xFF {
+			outsideGB++
+		}
+		switch {
+		case c >= 0xE0:
+			e0ff++
+		case c >= 0xC0:
+			c0df++
+		}
+	}
+	end()
+	switch {
+	case runs == 0 || isolated*2 >= runs:
+		return "windows-1252"
+	case oddRuns == 0 && outsideGB == 0:
+		return "gbk"
+	case (c0df+e0ff)*4 >= high*3 && c0df > e0ff:
+		return "koi8-r"
+	case (c0df+e0ff)*4 >= high*3:
+		return "windows-1251"
+	}
+	return "windows-1252"
 }
 
 func (w *walker) toText(b []byte, charset string, p *part) string {
