@@ -122,6 +122,24 @@ func parseHeader(b []byte) (header, []byte) {
 		_, off = nextLine(b, 0)
 	}
 	start := off
+	// One string for the header block (up to the first blank line, within
+	// the bounds), so that names and values are slices of it rather than a
+	// copy each; past it (rare), lines are copied one by one.
+	end := len(b)
+	if i := bytes.Index(b[start:], []byte("\n\n")); i >= 0 {
+		end = start + i + 1
+	}
+	if i := bytes.Index(b[start:end], []byte("\n\r\n")); i >= 0 {
+		end = start + i + 1
+	}
+	end = min(end, start+maxHeaderBytes+2*maxFieldBytes)
+	block := string(b[start:end])
+	str := func(lo, hi int) string {
+		if hi <= end {
+			return block[lo-start : hi-start]
+		}
+		return string(b[lo:hi])
+	}
 	for off < len(b) {
 		if off-start > maxHeaderBytes {
 			return h, b[off:]
@@ -136,7 +154,7 @@ func parseHeader(b []byte) (header, []byte) {
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if n := len(h); n > 0 && len(h[n-1].value) < maxFieldBytes {
-				v := strings.TrimSpace(string(line))
+				v := strings.TrimSpace(str(off, off+len(line)))
 				if h[n-1].value == "" {
 					h[n-1].value = v
 				} else if v != "" {
@@ -149,7 +167,7 @@ func parseHeader(b []byte) (header, []byte) {
 		colon := bytes.IndexByte(line, ':')
 		name := ""
 		if colon > 0 {
-			name = strings.TrimRight(string(line[:colon]), " \t")
+			name = strings.TrimRight(str(off, off+colon), " \t")
 		}
 		if !isFieldName(name) {
 			if len(h) == 0 {
@@ -159,7 +177,7 @@ func parseHeader(b []byte) (header, []byte) {
 			continue
 		}
 		if len(h) < maxFields {
-			v := string(line[colon+1:])
+			v := str(off+colon+1, off+len(line))
 			if len(v) > maxFieldBytes {
 				v = v[:maxFieldBytes]
 			}
