@@ -56,7 +56,9 @@ func ParseReceived(v string) Hop { return parseHop(v, true) }
 // parseHop is ParseReceived; the classifier needs no date.
 func parseHop(v string, withDate bool) Hop {
 	var h Hop
-	v = strings.Join(strings.Fields(v), " ") // unfold
+	if !unfolded(v) {
+		v = strings.Join(strings.Fields(v), " ") // unfold
+	}
 	clauses, date := v, ""
 	if i := strings.LastIndexByte(v, ';'); i >= 0 {
 		clauses, date = v[:i], v[i+1:]
@@ -189,4 +191,21 @@ func (r HopRule) Client(received []string) (Hop, bool) {
 	}
 	h := ParseReceived(received[n-1])
 	return h, h.IP.IsValid()
+}
+
+// unfolded: v is ASCII with single spaces between words and none at the
+// ends, so strings.Join(strings.Fields(v), " ") would return it unchanged.
+func unfolded(v string) bool {
+	if v == "" || v[0] == ' ' || v[len(v)-1] == ' ' {
+		return v == ""
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= 0x80, c == '\t', c == '\n', c == '\r', c == '\v', c == '\f':
+			return false
+		case c == ' ' && v[i+1] == ' ':
+			return false
+		}
+	}
+	return true
 }

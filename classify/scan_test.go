@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The hand-written scanners of the hot path must answer as the regexps
@@ -59,6 +60,12 @@ func checkScanners(t *testing.T, s string) {
 		if got := markers.firstFoldASCII(s); got != want {
 			t.Errorf("markers.firstFoldASCII(%q) = %d, strings.Index %d", s, got, want)
 		}
+	}
+	if unfolded(s) && strings.Join(strings.Fields(s), " ") != s {
+		t.Errorf("unfolded(%q) but Fields/Join changes it", s)
+	}
+	if c := cleanString(s); !utf8.ValidString(c) || strings.ContainsAny(c, "\x00\r\n\x7f") {
+		t.Errorf("cleanString(%q) = %q", s, c)
 	}
 	m := refBracketRE.FindStringSubmatch(s)
 	got, ok := bracketedIP(s)

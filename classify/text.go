@@ -161,6 +161,14 @@ func containsAffirmed(s string, pats []string) (string, bool) {
 
 // cleanString drops control characters other than tab and invalid UTF-8.
 func cleanString(s string) string {
+	clean := true
+	for i := 0; i < len(s) && clean; i++ {
+		c := s[i]
+		clean = c >= 32 && c < 0x7f || c == '\t'
+	}
+	if clean { // printable ASCII: nothing to do
+		return s
+	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.Map(func(r rune) rune {
 		if r < 32 && r != '\t' || r == 0x7f {
