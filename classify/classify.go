@@ -129,12 +129,26 @@ type analysis struct {
 
 	ndr, ndrDone bool        // strongNDR's answer, once computed
 	nh, fh       *phraseHits // phrase index hits of notice and full, once computed
+	lowHdr       map[string]string
 
 	kind    store.Kind
 	subKind string
 	vendor  string
 	signals []string
 	seen    map[string]bool
+}
+
+// lowerHdr is the first value of an outer field, lower case, computed once.
+func (a *analysis) lowerHdr(name string) string {
+	if v, ok := a.lowHdr[name]; ok {
+		return v
+	}
+	if a.lowHdr == nil {
+		a.lowHdr = map[string]string{}
+	}
+	v := strings.ToLower(a.hdr.get(name))
+	a.lowHdr[name] = v
+	return v
 }
 
 func (a *analysis) signal(s string) {
@@ -319,15 +333,6 @@ func (a *analysis) challenge() bool {
 		}
 	}
 	domains = append(domains, a.links...)
-	lowCache := map[string]string{}
-	lowered := func(name string) string {
-		v, ok := lowCache[name]
-		if !ok {
-			v = strings.ToLower(a.hdr.get(name))
-			lowCache[name] = v
-		}
-		return v
-	}
 	for _, s := range challengeSigs {
 		hit := ""
 		for _, h := range s.headers {
@@ -336,7 +341,7 @@ func (a *analysis) challenge() bool {
 			}
 		}
 		for _, m := range s.hdrMatch {
-			if hit == "" && strings.Contains(lowered(m[0]), m[1]) {
+			if hit == "" && strings.Contains(a.lowerHdr(m[0]), m[1]) {
 				hit = "header:" + strings.ToLower(m[0])
 			}
 		}
@@ -674,7 +679,7 @@ func (a *analysis) bounceScore() float64 {
 	case a.envTrapDomain():
 		score++
 	}
-	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
+	if as := a.lowerHdr("Auto-Submitted"); as != "" && !strings.HasPrefix(as, "no") {
 		score += 0.5
 	}
 	return score
@@ -781,7 +786,7 @@ func (a *analysis) automated() bool {
 	if a.envNull() || a.envDaemon() {
 		return true
 	}
-	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
+	if as := a.lowerHdr("Auto-Submitted"); as != "" && !strings.HasPrefix(as, "no") {
 		return true
 	}
 	if strings.EqualFold(strings.TrimSpace(a.hdr.get("Precedence")), "auto_reply") {
@@ -812,7 +817,7 @@ func (a *analysis) automatedReply() bool {
 	if a.envNull() || a.envDaemon() {
 		return true
 	}
-	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); strings.HasPrefix(as, "auto-replied") || strings.HasPrefix(as, "auto-notified") {
+	if as := a.lowerHdr("Auto-Submitted"); strings.HasPrefix(as, "auto-replied") || strings.HasPrefix(as, "auto-notified") {
 		return true
 	}
 	if strings.EqualFold(strings.TrimSpace(a.hdr.get("Precedence")), "auto_reply") {
@@ -886,7 +891,7 @@ func (a *analysis) avNotice() bool {
 // only the longer template phrases do (a bounce may quote a remote
 // gateway's name in its diagnostic).
 func (a *analysis) gatewayName(who string) string {
-	head := who + " " + a.subj + " " + strings.ToLower(a.hdr.get("Message-Id"))
+	head := who + " " + a.subj + " " + a.lowerHdr("Message-Id")
 	for _, g := range gatewaySigs {
 		for _, p := range g.pats {
 			if strings.Contains(head, p) || len(p) > 16 && a.noticeHits().contains(p) {
@@ -908,7 +913,7 @@ var aboutYourMessage = []string{
 // autoReplyStrong: markers only auto-responders set.
 func (a *analysis) autoReplyStrong() bool {
 	for _, m := range autoreplyHeaders {
-		v := strings.ToLower(a.hdr.get(m.name))
+		v := a.lowerHdr(m.name)
 		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
 			return true
 		}
@@ -982,7 +987,7 @@ func (a *analysis) autoReply() bool {
 	}
 	found := false
 	for _, m := range autoreplyHeaders {
-		v := strings.ToLower(a.hdr.get(m.name))
+		v := a.lowerHdr(m.name)
 		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
 			a.signal(m.signal)
 			found = true

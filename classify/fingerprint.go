@@ -132,7 +132,7 @@ func (a *analysis) headerMark(marks []struct{ family, name, value string }) (str
 			}
 			continue
 		}
-		if v := a.hdr.get(m.name); a.hdr.has(m.name) && (m.value == "" || strings.Contains(strings.ToLower(v), m.value)) {
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(a.lowerHdr(m.name), m.value)) {
 			return m.family, "header:" + strings.ToLower(m.name), true
 		}
 	}
@@ -164,16 +164,21 @@ func (a *analysis) fingerprint() (family, signal string) {
 	if f, sig, ok := a.headerMark(headerMarks); ok {
 		return f, sig
 	}
-	if strings.HasPrefix(strings.ToLower(a.hdr.get("Message-Id")), "<dovecot-sieve-") ||
-		strings.Contains(strings.ToLower(a.hdr.get("Auto-Submitted")), "(vacation)") {
+	if strings.HasPrefix(a.lowerHdr("Message-Id"), "<dovecot-sieve-") ||
+		strings.Contains(a.lowerHdr("Auto-Submitted"), "(vacation)") {
 		return "sieve", "sieve-vacation"
 	}
 	// A Received field without a from clause, or "with local", at the
 	// bottom: the notice was made there, by the software it names. (A
 	// "from localhost" is a content filter handing mail back: not the
 	// maker.)
-	if recv := a.hdr.values("Received"); len(recv) > 0 {
-		low := strings.ToLower(recv[len(recv)-1])
+	recv := a.hdr.values("Received")
+	lowBottom := ""
+	if len(recv) > 0 {
+		lowBottom = strings.ToLower(recv[len(recv)-1])
+	}
+	if len(recv) > 0 {
+		low := lowBottom
 		if hop := parseHop(recv[len(recv)-1], false); hop.HELO == "" || strings.Contains(low, " with local") {
 			for _, m := range receivedMarks {
 				if strings.Contains(low, m.pat) {
@@ -196,8 +201,8 @@ func (a *analysis) fingerprint() (family, signal string) {
 	// The report's own Received fields, origin first: the software that
 	// generated it writes the bottom one ("by host (Postfix) id ..." without
 	// a from clause for a locally made notice).
-	if recv := a.hdr.values("Received"); len(recv) > 0 {
-		low := strings.ToLower(recv[len(recv)-1])
+	if len(recv) > 0 {
+		low := lowBottom
 		for _, m := range receivedMarks {
 			if strings.Contains(low, m.pat) {
 				return m.family, "received"
