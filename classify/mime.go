@@ -140,30 +140,59 @@ func parseHeader(b []byte) (header, []byte) {
 		}
 		return string(b[lo:hi])
 	}
+	// cont is the field whose folded lines cb is gathering, or -1.
+	cont := -1
+	var cb strings.Builder
+	curLen := func(i int) int {
+		if i == cont {
+			return cb.Len()
+		}
+		return len(h[i].value)
+	}
+	flush := func() {
+		if cont >= 0 {
+			h[cont].value = cb.String()
+			cont = -1
+		}
+	}
 	for off < len(b) {
 		if off-start > maxHeaderBytes {
+			flush()
 			return h, b[off:]
 		}
 		line, next := nextLine(b, off)
 		if len(bytes.TrimSpace(line)) == 0 {
 			if len(line) == 0 || len(h) > 0 {
+				flush()
 				return h, b[next:]
 			}
 			off = next
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if n := len(h); n > 0 && len(h[n-1].value) < maxFieldBytes {
+			if n := len(h); n > 0 && curLen(n-1) < maxFieldBytes {
 				v := strings.TrimSpace(str(off, off+len(line)))
-				if h[n-1].value == "" {
+				switch {
+				case cont < 0 && h[n-1].value == "":
 					h[n-1].value = v
-				} else if v != "" {
-					h[n-1].value += " " + v
+				case v != "":
+					// Folded lines are joined with one space, in a builder:
+					// a long Received field is many lines.
+					if cont < 0 {
+						cont = n - 1
+						cb.Reset()
+						cb.WriteString(h[n-1].value)
+					}
+					if cb.Len() > 0 {
+						cb.WriteByte(' ')
+					}
+					cb.WriteString(v)
 				}
 			}
 			off = next
 			continue
 		}
+		flush()
 		colon := bytes.IndexByte(line, ':')
 		name := ""
 		if colon > 0 {
@@ -185,6 +214,7 @@ func parseHeader(b []byte) (header, []byte) {
 		}
 		off = next
 	}
+	flush()
 	return h, nil
 }
 
