@@ -35,8 +35,30 @@ func refLinkHosts(text string) []string {
 	return hosts
 }
 
+// refNormText is normText as it was: strings.ToLower, then a rune loop.
+func refNormText(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.ToLower(s) {
+		switch r {
+		case ' ', '\t', '\n', '\r', '\v', '\f', '\u00a0', '\u3000':
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 func checkScanners(t *testing.T, s string) {
 	t.Helper()
+	if got, want := normText(s), refNormText(s); got != want {
+		t.Errorf("normText(%q) = %q, want %q", s, got, want)
+	}
 	if got, want := linkHosts(s), refLinkHosts(s); !reflect.DeepEqual(got, want) {
 		t.Errorf("linkHosts(%q) = %q, regexp %q", s, got, want)
 	}

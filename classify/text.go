@@ -53,6 +53,19 @@ func normText(s string) string {
 	space := false
 	for i := 0; i < len(s); {
 		c := s[i]
+		// A run of bytes that stay as they are is copied at once.
+		if j := i; c < utf8.RuneSelf && c > ' ' && !('A' <= c && c <= 'Z') {
+			for j < len(s) && s[j] < utf8.RuneSelf && s[j] > ' ' && !('A' <= s[j] && s[j] <= 'Z') {
+				j++
+			}
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteString(s[i:j])
+			i = j
+			continue
+		}
 		if c < utf8.RuneSelf {
 			i++
 			switch c {
