@@ -913,8 +913,7 @@ var aboutYourMessage = []string{
 // autoReplyStrong: markers only auto-responders set.
 func (a *analysis) autoReplyStrong() bool {
 	for _, m := range autoreplyHeaders {
-		v := a.lowerHdr(m.name)
-		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(a.lowerHdr(m.name), m.value)) {
 			return true
 		}
 	}
@@ -987,8 +986,7 @@ func (a *analysis) autoReply() bool {
 	}
 	found := false
 	for _, m := range autoreplyHeaders {
-		v := a.lowerHdr(m.name)
-		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(a.lowerHdr(m.name), m.value)) {
 			a.signal(m.signal)
 			found = true
 		}
