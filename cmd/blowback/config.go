@@ -74,6 +74,9 @@ type Config struct {
 	Export  ExportConfig  `toml:"export"`     // config_zones.go
 	Web     WebConfig     `toml:"web"`        // config_web.go
 	Forward ForwardConfig `toml:"forward"`    // config_forward.go
+	// The list's card and the operator self-test (config_operator.go).
+	Card     CardConfig     `toml:"card"`
+	SelfTest SelfTestConfig `toml:"selftest"`
 }
 
 func defaultConfig() Config {
@@ -130,7 +133,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("at least one trap domain is needed"))
 	}
 	errs = append(errs, c.Trap.validate(), c.DNSCfg.validate(), c.Policy.validate(), c.Store.validate(),
-		c.Export.validate(), c.Web.validate(), c.Forward.validate())
+		c.Export.validate(), c.Web.validate(), c.Forward.validate(), c.SelfTest.validate())
 	switch c.LogFormat {
 	case "text", "json":
 	default:
