@@ -588,6 +588,8 @@ func (a *analysis) lure() bool {
 }
 
 var lurePhrases = []string{
+	"pay the", "customs fee", "reschedule", "renew now", "renew your", "update your payment", "confirm your identity",
+	"verify your identity", "your subscription",
 	"click here", "click below", "click the link", "click on the link", "claim", "reward", "release your",
 	"release the", "pending messages", "held messages", "undelivered messages are", "log in", "login", "sign in",
 	"verify your account", "confirm your account", "update your account", "unlock", "download", "open the attached",
@@ -681,6 +683,13 @@ func (a *analysis) bounceScore() float64 {
 	}
 	if as := a.lowerHdr("Auto-Submitted"); as != "" && !strings.HasPrefix(as, "no") {
 		score += 0.5
+	}
+	// List mail and newsletters carry List-Id or List-Unsubscribe (RFC
+	// 2369, 2919); reports do not, so a list post that talks about bounces
+	// needs more than words.
+	if a.reportType == "" && a.dsn == nil && a.orig == nil && (a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe")) {
+		score -= 2
+		a.signal("list-mail")
 	}
 	return score
 }
@@ -812,6 +821,19 @@ func (a *analysis) envTrapDomain() bool {
 	return a.env.Known && a.env.MailFrom != "" && a.isTrapAddr(strings.Trim(a.env.MailFrom, "<> "))
 }
 
+// replyPrefixes start the subject of a person's reply.
+var replyPrefixes = []string{"re:", "aw:", "sv:", "antw:", "r:", "vs:", "odp:", "ответ:", "回复:", "答复:"}
+
+// containsPrefixOnly: s starts with one of pats (no prefix stripping).
+func containsPrefixOnly(s string, pats []string) (string, bool) {
+	for _, p := range pats {
+		if strings.HasPrefix(s, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
 // automatedReply is automated without Auto-Submitted: auto-generated.
 func (a *analysis) automatedReply() bool {
 	if a.envNull() || a.envDaemon() {
@@ -857,7 +879,7 @@ func (a *analysis) avNotice() bool {
 	// About a message the recipient sent: a returned copy, report fields,
 	// or words that say so. A vendor's advert ("your McAfee subscription
 	// expired: virus protection is off") is none of these.
-	aboutYours := a.orig != nil || a.dsn != nil || a.daemonFrom() || a.env.Known && (a.env.Null || a.envDaemon())
+	aboutYours := a.orig != nil || a.dsn != nil || a.daemonFrom()
 	if !aboutYours {
 		_, aboutYours = a.noticeHits().any(aboutYourMessage)
 	}
@@ -1015,7 +1037,8 @@ func (a *analysis) autoReply() bool {
 	// vacation(1) and many responders set, RFC 3834 §3.1.8 discourages it
 	// but it is there) or an envelope that says software sent it.
 	prec := strings.ToLower(strings.TrimSpace(a.hdr.get("Precedence")))
-	if prec == "junk" || prec == "bulk" || a.envNull() || a.envDaemon() || a.envTrapDomain() {
+	_, replyPrefixed := containsPrefixOnly(a.subj, replyPrefixes)
+	if (prec == "junk" || prec == "bulk" || a.envNull() || a.envDaemon() || a.envTrapDomain()) && !replyPrefixed {
 		if p, ok := containsAny(a.subj, autoreplyOnlySubjects); ok {
 			a.signal("subject:" + token(p))
 			if prec != "" {
@@ -1027,15 +1050,12 @@ func (a *analysis) autoReply() bool {
 	// Auto-Submitted: auto-generated alone marks a notification (an order
 	// confirmation to an address typed into a form), not a reply (RFC 3834
 	// §5): it needs In-Reply-To or References to count.
-	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || a.automatedReply()
-	// "Re: Out of office" from a person is a reply to an auto-reply.
-	personReply := false
-	if _, ok := autoreplyPrefix(a.subj); !ok && !a.automatedReply() {
-		for _, pre := range []string{"re:", "aw:", "sv:", "antw:", "r:", "vs:", "odp:"} {
-			personReply = personReply || strings.HasPrefix(a.subj, pre)
-		}
-	}
-	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish && !personReply {
+	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") ||
+		a.automatedReply() && !strings.HasPrefix(as, "auto-generated")
+	// "Re: Out of office" is a person answering an auto-reply: responders
+	// put their own marker first ("Automatic reply: Re: ..."), and one
+	// that keeps "Re:" is found by its text below.
+	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish && !replyPrefixed {
 		a.signal("subject:" + token(p))
 		if strings.HasPrefix(as, "auto-generated") {
 			a.signal("auto-submitted:auto-generated")
