@@ -962,7 +962,7 @@ var strongAutoreplyPrefixes = []string{
 	"out of the office", "out-of-office", "abwesenheitsnotiz", "automatische antwort", "réponse automatique",
 	"risposta automatica", "respuesta automática", "automatisch antwoord", "autosvar", "automaattinen vastaus",
 	"automatyczna odpowiedź", "автоматический ответ", "自動応答", "自動返信", "自动回复", "自動回覆", "자동 응답",
-	"yahoo! auto response", "автоответ", "auto-antwort", "autoantwort", "auto-réponse", "réponse automatique d'absence",
+	"yahoo! auto response", "away from my mail", "автоответ", "auto-antwort", "autoantwort", "auto-réponse", "réponse automatique d'absence",
 	"respuesta automática de", "resposta automática", "automatické odpovědi", "automatická odpověď", "automatikus válasz",
 	"otomatik yanıt", "αυτόματη απάντηση", "自動回覆", "自动答复", "自動応答メッセージ", "不在通知", "休暇中",
 }
@@ -971,7 +971,7 @@ var strongAutoreplyPrefixes = []string{
 // uses, in many languages; with Precedence junk/bulk or a software
 // envelope they decide alone.
 var autoreplyOnlySubjects = []string{
-	"auto:", "[auto]", "automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "autoresponse",
+	"away from my mail", "auto:", "[auto]", "automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "autoresponse",
 	"out of office", "out of the office", "out-of-office", "ooo:", "on vacation", "vacation reply", "away from the office",
 	"abwesenheit", "automatische antwort", "autoantwort", "auto-antwort", "nicht im büro",
 	"réponse automatique", "reponse automatique", "absence du bureau", "absent du bureau", "message d'absence",

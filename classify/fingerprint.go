@@ -164,6 +164,13 @@ func (a *analysis) fingerprint() (family, signal string) {
 	if f, sig, ok := a.headerMark(headerMarks); ok {
 		return f, sig
 	}
+	// vacation(1)'s default message (Debian's vacation 3.3: no marker
+	// header at all).
+	if a.kind == store.KindAutoreply && a.subj == "away from my mail" {
+		if _, ok := containsAny(a.notice, []string{"i will not be reading my mail for a while", "will be read when i'm back"}); ok {
+			return "vacation", "text:vacation-default"
+		}
+	}
 	if strings.HasPrefix(a.lowerHdr("Message-Id"), "<dovecot-sieve-") ||
 		strings.Contains(a.lowerHdr("Auto-Submitted"), "(vacation)") {
 		return "sieve", "sieve-vacation"

@@ -288,11 +288,6 @@ func genAutoreplies() []genMsg {
 		h("Message-ID", "<pfa-1@example-shop.test>").h("MIME-Version", "1.0").h("Content-Type", "text/plain; charset=utf-8")
 	out = append(out, genMsg{name: "bs-vacation-postfixadmin.eml", truth: store.KindAutoreply, mta: "postfixadmin-vacation", mailFrom: "sales#example-shop.test@autoreply.example-shop.test",
 		source: "Postfix Admin virtual vacation reply (X-Loop marker); written for blowback", data: m.body("We are closed for the holidays.")})
-	m = msgBuilder{}
-	m.h("From", "<ann@example-host.test>").h("To", "<"+trap+">").h("Subject", "away from my mail").h("Precedence", "bulk").
-		h("X-Mailer", "vacation 1.2.7").h("Date", "Thu, 5 Mar 2026 10:10:00 +0000").h("Message-ID", "<vac-1@example-host.test>")
-	out = append(out, genMsg{name: "bs-vacation-classic.eml", truth: store.KindAutoreply, mta: "vacation", mailFrom: "ann@example-host.test",
-		source: "classic vacation(1) reply (X-Mailer vacation, Precedence bulk); written for blowback", data: m.body("I will not be reading my mail for a while.")})
 	return out
 }
 
