@@ -680,7 +680,25 @@ func charsetReader(charset string, input io.Reader) (io.Reader, error) {
 func htmlText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) / 2)
-	lower := strings.ToLower(s)
+	// ASCII text (the usual) is matched case-insensitively in place;
+	// anything else against a lowered copy, as before.
+	ascii := isASCII(s)
+	lower := s
+	if !ascii {
+		lower = strings.ToLower(s)
+	}
+	hasP := func(t, p string) bool {
+		if ascii {
+			return hasPrefixFold(t, p)
+		}
+		return strings.HasPrefix(t, p)
+	}
+	idx := func(h, p string) int {
+		if ascii {
+			return indexFoldASCII(h, p)
+		}
+		return strings.Index(h, p)
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '<' {
@@ -694,27 +712,29 @@ func htmlText(s string) string {
 		}
 		tag := lower[i : i+end]
 		switch {
-		case strings.HasPrefix(tag, "<script"), strings.HasPrefix(tag, "<style"):
+		case hasP(tag, "<script"), hasP(tag, "<style"):
 			name := "</script"
-			if strings.HasPrefix(tag, "<style") {
+			if hasP(tag, "<style") {
 				name = "</style"
 			}
-			if j := strings.Index(lower[i:], name); j >= 0 {
+			if j := idx(lower[i:], name); j >= 0 {
 				i += j
 				continue
 			}
 			return b.String()
-		case strings.HasPrefix(tag, "<br"), strings.HasPrefix(tag, "<p"), strings.HasPrefix(tag, "</p"),
-			strings.HasPrefix(tag, "<div"), strings.HasPrefix(tag, "</div"), strings.HasPrefix(tag, "<tr"), strings.HasPrefix(tag, "<li"):
+		case hasP(tag, "<br"), hasP(tag, "<p"), hasP(tag, "</p"),
+			hasP(tag, "<div"), hasP(tag, "</div"), hasP(tag, "<tr"), hasP(tag, "<li"):
 			b.WriteByte('\n')
 		}
-		if k := strings.Index(tag, "href="); k >= 0 {
+		if k := idx(tag, "href="); k >= 0 {
 			v := s[i+k+5 : i+end]
 			v = strings.Trim(strings.Fields(v + " ")[0], "\"'")
 			b.WriteString(" " + v + " ")
 		}
 		i += end + 1
 	}
-	r := strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", "\"", "&#39;", "'")
-	return r.Replace(b.String())
+	return htmlEntities.Replace(b.String())
 }
+
+// htmlEntities are the entities htmlText decodes.
+var htmlEntities = strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", "\"", "&#39;", "'")

@@ -54,8 +54,52 @@ func refNormText(s string) string {
 	return b.String()
 }
 
+// refHTMLText is htmlText as it was: tags matched in a lowered copy.
+func refHTMLText(s string) string {
+	var b strings.Builder
+	lower := strings.ToLower(s)
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '<' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		end := strings.IndexByte(s[i:], '>')
+		if end < 0 {
+			break
+		}
+		tag := lower[i : i+end]
+		switch {
+		case strings.HasPrefix(tag, "<script"), strings.HasPrefix(tag, "<style"):
+			name := "</script"
+			if strings.HasPrefix(tag, "<style") {
+				name = "</style"
+			}
+			if j := strings.Index(lower[i:], name); j >= 0 {
+				i += j
+				continue
+			}
+			return b.String()
+		case strings.HasPrefix(tag, "<br"), strings.HasPrefix(tag, "<p"), strings.HasPrefix(tag, "</p"),
+			strings.HasPrefix(tag, "<div"), strings.HasPrefix(tag, "</div"), strings.HasPrefix(tag, "<tr"), strings.HasPrefix(tag, "<li"):
+			b.WriteByte('\n')
+		}
+		if k := strings.Index(tag, "href="); k >= 0 {
+			v := s[i+k+5 : i+end]
+			v = strings.Trim(strings.Fields(v + " ")[0], "\"'")
+			b.WriteString(" " + v + " ")
+		}
+		i += end + 1
+	}
+	return htmlEntities.Replace(b.String())
+}
+
 func checkScanners(t *testing.T, s string) {
 	t.Helper()
+	if got, want := htmlText(s), refHTMLText(s); got != want {
+		t.Errorf("htmlText(%q) = %q, want %q", s, got, want)
+	}
 	if got, want := normText(s), refNormText(s); got != want {
 		t.Errorf("normText(%q) = %q, want %q", s, got, want)
 	}
@@ -106,6 +150,7 @@ func TestScannersMatchRegexps(t *testing.T) {
 		"Status: 5.1.1 (user unknown) 4.4.7x 5.12.345 5.1234.5 a5.1.1 25.1.1 5.1.1_",
 		"from [IPv6:2001:db8::1] (x [192.0.2.1]) [] [IPv6:] [zz] [1.2.3.4",
 		"Hello\n--- Below this line is a copy of the message.\nOriginal Message Follows", "RETURNED MESSAGE", "x original message:",
+		"<P>Hi <A HREF='http://x.example/'>x</A><BR><SCRIPT>bad()</SCRIPT>ok &amp; <Style>p{}</STYLE>end",
 		"250 ok", "x550 no", "1550 x", "550x", "", "said:", "wwW.MiXeD.CoM", "https://a.b.c.dd.eee",
 	} {
 		checkScanners(t, s)
