@@ -22,7 +22,7 @@ var MTAFamilies = []string{
 	// MTAs and mail systems
 	"postfix", "exim", "sendmail", "qmail", "exchange", "domino", "gmail", "yahoo", "groupwise", "zimbra",
 	"mdaemon", "kerio", "icewarp", "communigate", "courier", "opensmtpd", "haraka", "amazonses", "dma",
-	"messagingserver", "imail", "mailru", "aol",
+	"messagingserver", "imail", "mailru", "aol", "powermta",
 	// gateways and filters
 	"interscan", "mcafee", "sophos", "symantec", "barracuda", "proofpoint", "mimecast", "mailscanner", "amavis",
 	// auto-responders
@@ -69,6 +69,7 @@ var receivedMarks = []mtaMark{
 	{"imail", "ipswitch imail"}, {"imail", "(imail"},
 	{"messagingserver", "oracle communications messaging server"}, {"messagingserver", "sun java(tm) system messaging server"},
 	{"amavis", "(amavisd"},
+	{"powermta", "(powermta"},
 }
 
 // sendmailVersionRE: "(8.15.2/8.15.2)", sendmail's version/config pair in
@@ -121,6 +122,9 @@ var gatewayMarks = []struct{ family, name, value string }{
 	{"mcafee", "X-NAI-Spam-", ""},
 	{"exchange", "X-MS-Exchange-Organization-", ""},
 	{"exchange", "X-MS-Exchange-CrossTenant-", ""},
+	{"powermta", "X-PowerMTA-", ""},
+	{"amazonses", "X-SES-Outgoing", ""},
+	{"amazonses", "Feedback-ID", ":amazonses"},
 }
 
 // headerMark reports the first of marks the header carries.
@@ -174,6 +178,9 @@ func (a *analysis) fingerprint() (family, signal string) {
 	if strings.HasPrefix(a.lowerHdr("Message-Id"), "<dovecot-sieve-") ||
 		strings.Contains(a.lowerHdr("Auto-Submitted"), "(vacation)") {
 		return "sieve", "sieve-vacation"
+	}
+	if a.dsn != nil && a.dsn.Vendor != "" {
+		return a.dsn.Vendor, "dsn:x-" + a.dsn.Vendor
 	}
 	// A Received field without a from clause, or "with local", at the
 	// bottom: the notice was made there, by the software it names. (A
@@ -237,6 +244,8 @@ func (a *analysis) fingerprint() (family, signal string) {
 		return "gmail", "message-id"
 	case strings.Contains(strings.ToLower(mid), ".outlook.com>"):
 		return "exchange", "message-id"
+	case strings.HasSuffix(strings.ToLower(mid), "amazonses.com>"):
+		return "amazonses", "message-id"
 	}
 	if a.hdr.has("X-Failed-Recipients") && !strings.Contains(a.fromDomain, "google") && !strings.Contains(a.fromDomain, "gmail") {
 		// Exim writes it (Gmail too).

@@ -21,10 +21,12 @@ func corpusMTA(name string) string {
 	}
 	switch fam {
 	case "postfix", "exim", "sendmail", "qmail", "gmail", "yahoo", "opensmtpd", "courier", "domino",
-		"amazonses", "mcafee", "amavis", "barracuda", "mimecast", "messagingserver", "mailru":
+		"amazonses", "mcafee", "amavis", "barracuda", "mimecast", "messagingserver", "mailru", "powermta":
 		return fam
 	case "v5sendmail":
 		return "sendmail"
+	case "receivingses":
+		return "amazonses"
 	case "exchange2003", "exchange2007", "office365", "outlook":
 		return "exchange"
 	case "notes":
