@@ -681,11 +681,12 @@ func htmlText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) / 2)
 	// ASCII text (the usual) is matched case-insensitively in place;
-	// anything else against a lowered copy, as before.
+	// anything else against a copy with ASCII lowered (same length as s:
+	// indexes carry over, which strings.ToLower's need not).
 	ascii := isASCII(s)
 	lower := s
 	if !ascii {
-		lower = strings.ToLower(s)
+		lower = asciiLower(s)
 	}
 	hasP := func(t, p string) bool {
 		if ascii {

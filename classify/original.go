@@ -17,11 +17,13 @@ import (
 // the returned message: after a known marker line, or at a cluster of
 // header lines. It returns the notice (marker line included) and the copy.
 func splitInlineOriginal(text string, clusters bool) (notice, tail string) {
+	// ASCII lowered only (same length as text: indexes carry over, which
+	// strings.ToLower's need not); ASCII text is folded in place.
 	var best int
 	if isASCII(text) {
 		best = markers.firstFoldASCII(text)
 	} else {
-		best = markers.first(strings.ToLower(text))
+		best = markers.first(asciiLower(text))
 	}
 	if best >= 0 {
 		end := strings.IndexByte(text[best:], '\n')

@@ -54,10 +54,11 @@ func refNormText(s string) string {
 	return b.String()
 }
 
-// refHTMLText is htmlText as it was: tags matched in a lowered copy.
+// refHTMLText is htmlText as it was: tags matched in a copy with ASCII
+// lowered.
 func refHTMLText(s string) string {
 	var b strings.Builder
-	lower := strings.ToLower(s)
+	lower := asciiLower(s)
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '<' {
