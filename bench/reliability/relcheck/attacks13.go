@@ -226,7 +226,7 @@ func (c *checker) atkBoundedReads(n *node) row {
 	}
 	waitLookup(n, ip, func(l lookupView) bool { return l.total() > 0 })
 	base := "http://" + n.http
-	size := map[string]int{}
+	size, shown := map[string]int{}, map[string]int{}
 	var slowest time.Duration
 	var codes tally
 	for _, u := range []struct{ name, path, auth string }{
@@ -239,6 +239,13 @@ func (c *checker) atkBoundedReads(n *node) row {
 		codes.add(strconv.Itoa(code))
 		size[u.name] = len(body)
 		slowest = max(slowest, d)
+		if strings.Contains(u.name, "explain") {
+			var x struct {
+				Evidence []json.RawMessage `json:"evidence"`
+			}
+			json.Unmarshal([]byte(body), &x)
+			shown[u.name] = len(x.Evidence)
+		}
 	}
 	// Six concurrent explains (the issue's 700 MB), twice.
 	hwm0 := peakRSS(n)
@@ -254,17 +261,25 @@ func (c *checker) atkBoundedReads(n *node) row {
 		wg.Wait()
 	}
 	hwm := peakRSS(n)
+	// Public answers: what the page shows (tens of events); an admin
+	// page: at most 1000 events (listing's explain limit).
 	var parts []string
-	biggest := 0
+	public := 0
 	for _, k := range []string{"lookup page", "lookup API", "public explain", "admin explain", "explain limit=1000000", "callout source explain"} {
-		parts = append(parts, fmt.Sprintf("%s %.0f KB", k, float64(size[k])/1000))
-		biggest = max(biggest, size[k])
+		p := fmt.Sprintf("%s %.0f KB", k, float64(size[k])/1000)
+		if e, ok := shown[k]; ok {
+			p += fmt.Sprintf(" (%d events)", e)
+		}
+		parts = append(parts, p)
+		if k != "explain limit=1000000" {
+			public = max(public, size[k])
+		}
 	}
 	r.Load = fmt.Sprintf("%d events acked for %s over %d hours via the intake; 2 connections × 2000 pipelined MAIL/RCPT/RSET from 127.0.81.1; 12 admin explains, 6 at a time", acked, ip, hours)
 	r.Events = strings.Join(parts, ", ")
 	r.Errors = fmt.Sprintf("answers: %s, concurrent: %s; slowest single read %v; node peak RSS %d MiB before, %d MiB after the concurrent explains",
 		codes.String(), conc.String(), slowest.Round(time.Millisecond), hwm0>>20, hwm>>20)
-	r.OK = acked > 0 && codes.get("200") == 6 && conc.get("200") == 12 && biggest < 2<<20 && hwm < 400<<20
+	r.OK = acked > 0 && codes.get("200") == 6 && conc.get("200") == 12 && public < 100<<10 && shown["explain limit=1000000"] <= 1000 && hwm < 400<<20
 	return r
 }
 
@@ -516,7 +531,7 @@ func (c *checker) atkUntrustedText(n *node) row {
 	r.Events = "-"
 	r.Errors = fmt.Sprintf("list %d, hostile delist %d; page %d, done= page %d; leaks: %d %s; admin explain names the allowlist: %v; blowback explain: %d bytes, raw ESC %d, raw CR %d, reason shown escaped %v, err %s",
 		lc, dc, pc, dn, len(leaks), strings.Join(leaks, "; "), strings.Contains(admAllow, "198.18.7.0/24"), len(out), esc, crs, escaped, errStr(cliErr))
-	r.OK = lc == 200 && dc == 200 && pc == 200 && dn == 200 && len(leaks) == 0 && cliErr == nil && esc == 0 && crs == 0 && escaped
+	r.OK = lc == 200 && dc == 200 && pc == 200 && dn == 200 && len(leaks) == 0 && strings.Contains(admAllow, "198.18.7.0/24") && cliErr == nil && esc == 0 && crs == 0 && escaped
 	return r
 }
 
