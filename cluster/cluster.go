@@ -228,8 +228,8 @@ func serialBase(md map[string]string) (uint32, error) {
 
 // Subjects.
 func (c *Conn) eventSubject(node string) string { return c.cfg.Subject + ".event." + token(node) }
-func (c *Conn) actionSubject() string         { return c.cfg.Subject + ".action" }
-func (c *Conn) tickSubject() string           { return c.cfg.Subject + ".tick" }
+func (c *Conn) actionSubject() string           { return c.cfg.Subject + ".action" }
+func (c *Conn) tickSubject() string             { return c.cfg.Subject + ".tick" }
 
 // token makes s usable as one subject token.
 func token(s string) string {

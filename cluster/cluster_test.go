@@ -121,7 +121,9 @@ func (tr *trapNode) stop() {
 	tr.snd = nil
 }
 
-func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+func addr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
 
 func event(i int, node string) *store.Event {
 	return &store.Event{ID: store.NewEventID(), Time: time.Now().UTC(), Node: node, ClientIP: addr(i),
@@ -266,4 +268,7 @@ func testLog(t *testing.T, name string) *slog.Logger {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
