@@ -328,3 +328,44 @@ func (c *Conn) StreamLastSeq(ctx context.Context) (uint64, error) {
 	}
 	return info.State.LastSeq, nil
 }
+
+// Status describes the stream and its consumers (`blowback cluster status`).
+type Status struct {
+	Stream                      string
+	Messages, FirstSeq, LastSeq uint64
+	SerialBase                  uint32
+	Leader                      string
+	Peers                       []string
+	Consumers                   []ConsumerStatus
+}
+
+// ConsumerStatus is one replica's durable consumer.
+type ConsumerStatus struct {
+	Name     string
+	AckFloor uint64 // last stream sequence the replica acknowledged (applied)
+}
+
+// Status reads the stream's state.
+func (c *Conn) Status(ctx context.Context) (Status, error) {
+	s, err := c.js.Stream(ctx, c.cfg.Stream)
+	if err != nil {
+		return Status{}, fmt.Errorf("cluster: stream %s: %w", c.cfg.Stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{Stream: info.Config.Name, Messages: info.State.Msgs, FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq}
+	st.SerialBase, _ = serialBase(info.Config.Metadata)
+	if ci := info.Cluster; ci != nil {
+		st.Leader = ci.Leader
+		for _, p := range ci.Replicas {
+			st.Peers = append(st.Peers, fmt.Sprintf("%s(current=%v)", p.Name, p.Current))
+		}
+	}
+	l := s.ListConsumers(ctx)
+	for ci := range l.Info() {
+		st.Consumers = append(st.Consumers, ConsumerStatus{Name: ci.Name, AckFloor: ci.AckFloor.Stream})
+	}
+	return st, l.Err()
+}

@@ -97,6 +97,7 @@ type trapNode struct {
 	httpL   net.Listener
 	ready   atomic.Bool
 	started []component
+	cl      *clusterParts // [cluster]: the spool drains into the log (cmd_cluster.go)
 }
 
 func newTrapNode(cfg Config, log *slog.Logger) *trapNode {
@@ -124,6 +125,11 @@ func (n *trapNode) Start(ctx context.Context) error {
 			return err
 		}, func(ctx context.Context) error { return n.spool.Close() }},
 		{"forward", func(ctx context.Context) error {
+			if cfg.Cluster.enabled() {
+				var err error
+				sink, err = n.startClusterSender(n.spool)
+				return err
+			}
 			if cfg.Forward.URL == "" {
 				n.log.Warn("no --forward URL: evidence is spooled here and not sent anywhere", "spool", filepath.Join(cfg.Data, "spool"))
 				return nil
@@ -139,6 +145,9 @@ func (n *trapNode) Start(ctx context.Context) error {
 			n.fwd.Start()
 			return nil
 		}, func(ctx context.Context) error {
+			if n.cl != nil {
+				return n.cl.stop(ctx)
+			}
 			if n.fwd == nil {
 				return nil
 			}

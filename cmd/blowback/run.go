@@ -163,6 +163,7 @@ type node struct {
 	started []component
 	ready   bool
 	mu      sync.Mutex
+	cl      *clusterParts // [cluster]: this node is a replica of the log (cmd_cluster.go)
 }
 
 func newNode(cfg Config, log *slog.Logger) *node {
@@ -212,10 +213,18 @@ func (n *node) Start(ctx context.Context) error {
 			return err
 		}, func(ctx context.Context) error { return n.st.Close() }},
 		{"listing", func(ctx context.Context) error {
+			if cfg.Cluster.enabled() {
+				return n.startReplica(ctx, pol)
+			}
 			n.eng = listing.New(cfg.listingConfig(pol), n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
-		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		}, func(ctx context.Context) error {
+			if n.cl != nil {
+				return n.stopReplica(ctx)
+			}
+			return n.eng.Stop(ctx)
+		}},
 		{"dns", func(ctx context.Context) error {
 			n.dns = dnsd.New(cfg.dnsConfig(), n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
