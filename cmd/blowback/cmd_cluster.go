@@ -191,14 +191,17 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if sub == "init" {
 		var b uint32
 		var err error
 		// The cluster may still be electing its JetStream leader: retry.
-		for {
-			if b, err = conn.Init(ctx, uint32(*base)); err == nil || ctx.Err() != nil {
+		for ctx.Err() == nil {
+			actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+			b, err = conn.Init(actx, uint32(*base))
+			acancel()
+			if err == nil {
 				break
 			}
 			time.Sleep(500 * time.Millisecond)
@@ -210,7 +213,9 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "stream %s (subjects %s.>, %d replicas) ready; serial base %d\n", c.Stream, c.Subject, c.Replicas, b)
 		return nil
 	}
-	st, err := conn.Status(ctx)
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	st, err := conn.Status(sctx)
 	if err != nil {
 		return err
 	}
