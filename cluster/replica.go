@@ -281,7 +281,7 @@ func (r *Replica) run() {
 	fails := 0
 	fail := func(what string, err error) {
 		fails++
-		d := min(250*time.Millisecond<<min(fails, 7), 30*time.Second)
+		d := min(100*time.Millisecond<<min(fails, 5), 2*time.Second) // short: a NATS server failing over takes seconds
 		d = d/2 + rand.N(d/2+1)
 		r.metrics.failures.Inc()
 		r.log.Warn(what, "err", err, "attempt", fails, "retry_in", d.Round(time.Millisecond))

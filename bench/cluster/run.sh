@@ -103,6 +103,7 @@ start_trap() { # name index
 		--http 127.0.0.1:0 >> "$work/$1.log" 2>&1 &
 	pids[$1]=$!
 }
+status() { "$work/blowback" cluster status --config "$work/r1.toml" || true; }
 start_replica r1; start_replica r2; start_trap t1 0; start_trap t2 1
 wait_line "$work/r1.log" 1; wait_line "$work/r2.log" 1; wait_line "$work/t1.log" 1; wait_line "$work/t2.log" 1
 field() { grep -o "$2=[0-9.:]*" "$work/$1.log" | tail -1 | cut -d= -f2; }
@@ -115,15 +116,25 @@ sender=$!
 acked() { if [ -f "$work/acked.txt" ]; then wc -l < "$work/acked.txt"; else echo 0; fi; }
 if [ "$KILL" = 1 ]; then
 	while [ "$(acked)" -lt $((N / 4)) ] && kill -0 $sender 2>/dev/null; do sleep 0.1; done
-	log "kill -9 NATS server n1 at $(acked) acked"
-	kill -9 "${pids[n1]}"; tf0=$(date +%s.%N)
+	# Kill the stream's leader: the harder case (a new leader is elected).
+	leader=$(status | sed -n 's/.* leader \(n[0-9]\),.*/\1/p'); leader=${leader:-n1}
+	log "kill -9 NATS server $leader (the stream leader) at $(acked) acked"
+	kill -9 "${pids[$leader]}"; tf0=$(date +%s.%N)
+	( # failover: until the stream has a new leader (measured beside the load)
+		for _ in $(seq 300); do
+			nl=$(status 2>/dev/null | sed -n 's/.* leader \(n[0-9]\),.*/\1/p')
+			[ -n "$nl" ] && [ "$nl" != "$leader" ] && break
+			sleep 0.1
+		done
+		log "failover: new stream leader $nl $(awk -v t0="$tf0" -v t1="$(date +%s.%N)" 'BEGIN{printf "%.1f", t1-t0}')s after the kill"
+	) &
 	while [ "$(acked)" -lt $((N / 2)) ] && kill -0 $sender 2>/dev/null; do sleep 0.1; done
 	log "kill -9 replica r2 and trap t1 at $(acked) acked"
 	kill -9 "${pids[r2]}" "${pids[t1]}"
 	sleep 1
-	start_nats 1; start_trap t1 0
+	start_nats "${leader#n}"; start_trap t1 0
 	wait_line "$work/t1.log" 2
-	log "restarted n1 and t1"
+	log "restarted $leader and t1"
 	while [ "$(acked)" -lt $((3 * N / 4)) ] && kill -0 $sender 2>/dev/null; do sleep 0.1; done
 	start_replica r2; wait_line "$work/r2.log" 2
 	log "restarted r2 at $(acked) acked"
@@ -132,7 +143,6 @@ wait $sender
 cat "$work/send.out" >&2
 A=$(acked)
 
-status() { "$work/blowback" cluster status --config "$work/r1.toml"; }
 last() { status | sed -n 's/.* last \([0-9]*\),.*/\1/p'; }
 log "waiting for the traps' spools to drain and both replicas to apply the whole stream"
 caught=""
@@ -159,6 +169,13 @@ for _ in 1 2 3 4 5; do # a clock tick may land between two reads: read again
 done
 log "serials $s1 $s2; exports $(wc -c < "$work/r1.rbldnsd") and $(wc -c < "$work/r2.rbldnsd") bytes, $(grep -c '^127\.' "$work/r1.rbldnsd") listed"
 
+if [ -n "${CATCHUP:-}" ]; then # a new replica from an empty disk
+	sed 's/name = "r1"/name = "r3"/' "$work/r1.toml" > "$work/r3.toml"
+	tc0=$(date +%s.%N); start_replica r3; wait_line "$work/r3.log" 1
+	for _ in $(seq 6000); do [ "$(metric r3 blowback_cluster_applied_sequence)" = "$(last)" ] && break; sleep 0.1; done
+	log "new replica r3 applied $(last) messages in $(awk -v t0="$tc0" -v t1="$(date +%s.%N)" 'BEGIN{printf "%.1f", t1-t0}')s (start included)"
+	kill -TERM "${pids[r3]}"
+fi
 for r in r1 r2; do kill -TERM "${pids[$r]}"; done
 for r in r1 r2; do wait "${pids[$r]}" 2>/dev/null || true; unset "pids[$r]"; done
 c1=$("$work/check" -acked "$work/acked.txt" -store "$work/r1/store")
