@@ -21,7 +21,7 @@ import (
 
 // replicaNode is one central replica: store, engine, replica.
 type replicaNode struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	dir  string
 	cfg  cluster.Config
@@ -32,7 +32,7 @@ type replicaNode struct {
 	rep  *cluster.Replica
 }
 
-func startReplica(t *testing.T, cfg cluster.Config, name, dir string) *replicaNode {
+func startReplica(t testing.TB, cfg cluster.Config, name, dir string) *replicaNode {
 	t.Helper()
 	r := &replicaNode{t: t, name: name, dir: dir, cfg: cfg}
 	r.start()
@@ -79,7 +79,7 @@ func (r *replicaNode) stop() {
 
 // trapNode is a trap's spool and sender.
 type trapNode struct {
-	t    *testing.T
+	t    testing.TB
 	node string
 	dir  string
 	cfg  cluster.Config
@@ -88,7 +88,7 @@ type trapNode struct {
 	snd  *cluster.Sender
 }
 
-func startTrap(t *testing.T, cfg cluster.Config, node, dir string) *trapNode {
+func startTrap(t testing.TB, cfg cluster.Config, node, dir string) *trapNode {
 	tr := &trapNode{t: t, node: node, dir: dir, cfg: cfg}
 	tr.start()
 	t.Cleanup(tr.stop)
@@ -132,14 +132,14 @@ func event(i int, node string) *store.Event {
 }
 
 // waitFor polls cond (conditions, not sleeps decide the test).
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	end := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(end) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -214,7 +214,6 @@ func TestClusterKillAndConverge(t *testing.T) {
 	}
 	waitFor(t, "spools drained and replicas caught up", 120*time.Second, func() bool {
 		last := stream()
-		t.Logf("spools %d %d stream %d applied %d %d", t1.sp.Len(), t2.sp.Len(), last, r1.rep.Applied(), r2.rep.Applied())
 		return t1.sp.Len() == 0 && t2.sp.Len() == 0 && last > 0 && r1.rep.Applied() == last && r2.rep.Applied() == last
 	})
 
@@ -262,11 +261,14 @@ func TestClusterKillAndConverge(t *testing.T) {
 	}
 }
 
-func testLog(t *testing.T, name string) *slog.Logger {
+func testLog(t testing.TB, name string) *slog.Logger {
+	if _, bench := t.(*testing.B); bench {
+		return nil
+	}
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimSpace(p)))

@@ -23,8 +23,8 @@ type Cluster struct {
 }
 
 // Start starts n servers forming one JetStream cluster; they are shut down
-// when the test ends.
-func Start(t testing.TB, n int) *Cluster {
+// when the test ends. opts adjust each server's options (e.g. SyncAlways).
+func Start(t testing.TB, n int, opts ...func(*server.Options)) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
 	ports := make([]int, n)
@@ -45,6 +45,9 @@ func Start(t testing.TB, n int) *Cluster {
 			NoLog:      true,
 			Cluster:    server.ClusterOpts{Name: "blowback", Host: "127.0.0.1", Port: ports[i]},
 			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		for _, f := range opts {
+			f(o)
 		}
 		c.opts = append(c.opts, o)
 		c.start(i)
