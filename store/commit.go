@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -29,9 +31,22 @@ type putReq struct {
 	key, idx, val []byte
 	rawKey, raw   []byte
 	done          chan error
+
+	// per-unit caps (unitcap.go); capKey nil: no caps
+	capKey []byte
+	unit   netip.Prefix
+	window time.Time
+	time   time.Time
+	kind   Kind
 }
 
 func (r *putReq) size() int { return len(r.key) + len(r.idx) + len(r.val) + len(r.rawKey) + len(r.raw) }
+
+// CapStats reports how many events the per-unit caps summarised instead of
+// storing, and how many were stored without their raw message (unitcap.go).
+func (s *Store) CapStats() (summarised, rawDropped uint64) {
+	return s.summarised.Load(), s.rawDropped.Load()
+}
 
 // GroupStats reports how many events were committed in how many
 // transactions (each one fsync): events/commits is the mean group size.
@@ -140,9 +155,14 @@ func (s *Store) writeGroup(group []*putReq, errs []error) error {
 		rawTTL = s.opts.Retention
 	}
 	var err error
+	summarised := make([]bool, len(group))
+	rawDropped := make([]bool, len(group))
 	for attempt := 0; attempt < 5; attempt++ {
+		clear(summarised)
+		clear(rawDropped)
 		err = s.db.Update(func(txn *badger.Txn) error {
 			seen := make(map[string]bool, len(group))
+			caps := &capState{s: s, txn: txn, sums: map[string]*UnitSummary{}}
 			for i, r := range group {
 				errs[i] = nil
 				if seen[string(r.idx)] {
@@ -156,19 +176,32 @@ func (s *Store) writeGroup(group []*putReq, errs []error) error {
 				} else if !errors.Is(err, badger.ErrKeyNotFound) {
 					return err
 				}
+				event, raw := true, r.raw != nil
+				if r.capKey != nil {
+					var err error
+					if event, raw, err = caps.admit(r); err != nil {
+						return err
+					}
+				}
+				if !event {
+					summarised[i] = true
+					continue
+				}
 				if err := txn.SetEntry(s.ttlEntry(r.key, r.val, s.opts.Retention)); err != nil {
 					return err
 				}
 				if err := txn.SetEntry(s.ttlEntry(r.idx, r.key, s.opts.Retention)); err != nil {
 					return err
 				}
-				if r.raw != nil {
+				if raw {
 					if err := txn.SetEntry(s.ttlEntry(r.rawKey, r.raw, rawTTL)); err != nil {
 						return err
 					}
+				} else if r.raw != nil {
+					rawDropped[i] = true
 				}
 			}
-			return nil
+			return caps.flush()
 		})
 		if !errors.Is(err, badger.ErrConflict) {
 			break
@@ -181,12 +214,21 @@ func (s *Store) writeGroup(group []*putReq, errs []error) error {
 		return fmt.Errorf("store: put event: %w", err)
 	}
 	s.commits.Add(1)
-	n := 0
-	for _, e := range errs {
-		if e == nil {
+	n, sum, dropped := 0, 0, 0
+	for i, e := range errs {
+		switch {
+		case e != nil:
+		case summarised[i]:
+			sum++
+		default:
 			n++
+			if rawDropped[i] {
+				dropped++
+			}
 		}
 	}
 	s.puts.Add(uint64(n))
+	s.summarised.Add(uint64(sum))
+	s.rawDropped.Add(uint64(dropped))
 	return nil
 }

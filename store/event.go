@@ -171,6 +171,7 @@ type Event struct {
 	DSN       *DSN     `json:"dsn,omitempty"`
 	Original  Original `json:"original"`
 	TrapField string   `json:"trap_field,omitempty"` // where the trap address stood (e.g. "Final-Recipient")
+	MTA       string   `json:"mta,omitempty"`        // software family that wrote it (classify.Result.MTA); "" unknown or stored before 2026-12
 }
 
 // Validate checks what the store relies on.

@@ -17,6 +17,7 @@
 //	'm' fam addr time seq                   manual action; value: version byte + JSON Action
 //	'a' time seq                            audit entry; value: version byte + JSON AuditEntry
 //	'M' name                                metadata (e.g. "serial": uint32)
+//	'u' fam unit window                     per-unit summary of one window (unitcap.go)
 //
 // Values start with a version byte (currently 1); readers reject versions
 // they do not know rather than guess. Keys are not versioned: a change of
@@ -127,6 +128,14 @@ type Options struct {
 	// filesystem has fewer bytes available (space.go). Zero: four memtables
 	// plus 64 MiB; negative: no check.
 	MinFreeBytes int64
+	// Per-unit caps (unitcap.go): per IPv4 address or IPv6 /64 and per
+	// UnitWindow of event time, at most UnitMaxEvents events are stored one
+	// by one (past it they are summarised, counted by kind; the first of
+	// each kind is still stored) and at most UnitMaxRawBytes of raw
+	// messages (compressed). Zero: no cap.
+	UnitWindow      time.Duration
+	UnitMaxEvents   int
+	UnitMaxRawBytes int64
 }
 
 // DefaultOptions are the documented defaults.
@@ -136,6 +145,10 @@ func DefaultOptions() Options {
 		RawTTL:     30 * 24 * time.Hour,
 		RawMax:     256 << 10,
 		GCInterval: 10 * time.Minute,
+
+		UnitWindow:      time.Hour,
+		UnitMaxEvents:   500,
+		UnitMaxRawBytes: 16 << 20,
 	}
 }
 
@@ -156,6 +169,10 @@ type Store struct {
 	putCh   chan *putReq
 	commits atomic.Uint64 // transactions committed by the committer
 	puts    atomic.Uint64 // events committed
+
+	// per-unit caps (unitcap.go)
+	summarised atomic.Uint64
+	rawDropped atomic.Uint64
 
 	space *spaceGuard // nil in memory
 }
@@ -389,7 +406,9 @@ func (s *Store) ttlEntry(k, v []byte, ttl time.Duration) *badger.Entry {
 // Put commits one event durably (the call returns after fsync). raw, if
 // not nil, is the message as received; it is stored gzip-compressed and
 // capped at Options.RawMax. An event whose id is already stored is not
-// written again: Put returns ErrDuplicate.
+// written again: Put returns ErrDuplicate. Past the per-unit caps
+// (Options.UnitMaxEvents, UnitMaxRawBytes; unitcap.go) the event is
+// summarised or its raw message dropped; Put still returns nil.
 //
 // Concurrent Puts are committed together (group commit, see commit.go):
 // one badger transaction and one fsync for every Put waiting at the time.
@@ -407,6 +426,10 @@ func (s *Store) Put(ctx context.Context, e *Event, raw []byte) error {
 		return fmt.Errorf("store: encode event: %w", err)
 	}
 	r := &putReq{key: eventKey(e), idx: append([]byte{pIndex}, e.ID[:]...), val: val, done: make(chan error, 1)}
+	if s.capsOn() {
+		r.unit, r.window, r.time, r.kind = unitOf(e.ClientIP), s.capWindow(e.Time), e.Time, e.Kind
+		r.capKey = unitCapKey(r.unit, r.window)
+	}
 	if raw != nil {
 		r.raw, err = compress(raw, s.opts.RawMax)
 		if err != nil {

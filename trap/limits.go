@@ -6,20 +6,25 @@ import (
 	"time"
 )
 
-// limiter bounds connections: overall, per client and per client rate. A
-// client is an IPv4 address or an IPv6 /64 (the unit the DNSBL lists), so one
-// IPv6 host cannot escape its limits by hopping addresses.
+// limiter bounds connections: overall, per client, per client prefix and
+// per client rate. A client is an IPv4 address or an IPv6 /64 (the unit the
+// DNSBL lists), so one IPv6 host cannot escape its limits by hopping
+// addresses; its prefix is the IPv4 /24 or the IPv6 /48 around it, so a
+// sender with many addresses (a /48 is 65536 /64s) cannot take every slot
+// either.
 type limiter struct {
-	maxTotal int
-	maxPerIP int
-	rate     float64 // tokens per second; 0 = no rate limit
-	burst    float64
-	maxRates int // tracked rate buckets; past it, sweeps idle ones (fails open if all are busy)
-	now      func() time.Time
+	maxTotal     int
+	maxPerIP     int
+	maxPerPrefix [2]int  // IPv4 /24, IPv6 /48
+	rate         float64 // tokens per second; 0 = no rate limit
+	burst        float64
+	maxRates     int // tracked rate buckets; past it, sweeps idle ones (fails open if all are busy)
+	now          func() time.Time
 
 	mu        sync.Mutex
 	total     int
 	perIP     map[netip.Addr]int
+	perPrefix map[netip.Addr]int
 	buckets   map[netip.Addr]*bucket
 	lastSweep time.Time
 }
@@ -29,9 +34,9 @@ type bucket struct {
 	last   time.Time
 }
 
-func newLimiter(maxTotal, maxPerIP int, perMinute, burst int, now func() time.Time) *limiter {
-	l := &limiter{maxTotal: maxTotal, maxPerIP: maxPerIP, burst: float64(burst), maxRates: 1 << 16, now: now,
-		perIP: map[netip.Addr]int{}, buckets: map[netip.Addr]*bucket{}}
+func newLimiter(maxTotal, maxPerIP, maxPer24, maxPer48 int, perMinute, burst int, now func() time.Time) *limiter {
+	l := &limiter{maxTotal: maxTotal, maxPerIP: maxPerIP, maxPerPrefix: [2]int{maxPer24, maxPer48}, burst: float64(burst),
+		maxRates: 1 << 16, now: now, perIP: map[netip.Addr]int{}, perPrefix: map[netip.Addr]int{}, buckets: map[netip.Addr]*bucket{}}
 	if perMinute > 0 {
 		l.rate = float64(perMinute) / 60
 		if l.burst < 1 {
@@ -50,6 +55,18 @@ func clientUnit(a netip.Addr) netip.Addr {
 		return p.Addr()
 	}
 	return a
+}
+
+// clientPrefix maps a unit to the wider prefix the per-prefix cap counts:
+// the /24 of an IPv4 address, the /48 of an IPv6 /64. The second result
+// indexes limiter.maxPerPrefix.
+func clientPrefix(unit netip.Addr) (netip.Addr, int) {
+	if unit.Is4() {
+		p, _ := unit.Prefix(24)
+		return p.Addr(), 0
+	}
+	p, _ := unit.Prefix(48)
+	return p.Addr(), 1
 }
 
 // acquireTotal takes an overall connection slot.
@@ -77,20 +94,31 @@ func (l *limiter) acquireClient(unit netip.Addr) string {
 	if l.perIP[unit] >= l.maxPerIP {
 		return limitConnsPerIP
 	}
+	pfx, fam := clientPrefix(unit)
+	if max := l.maxPerPrefix[fam]; max > 0 && l.perPrefix[pfx] >= max {
+		return [2]string{limitConnsPer24, limitConnsPer48}[fam]
+	}
 	if l.rate > 0 && !l.takeToken(unit) {
 		return limitConnRate
 	}
 	l.perIP[unit]++
+	l.perPrefix[pfx]++
 	return ""
 }
 
 func (l *limiter) releaseClient(unit netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n := l.perIP[unit]; n <= 1 {
-		delete(l.perIP, unit)
+	dec(l.perIP, unit)
+	pfx, _ := clientPrefix(unit)
+	dec(l.perPrefix, pfx)
+}
+
+func dec(m map[netip.Addr]int, k netip.Addr) {
+	if n := m[k]; n <= 1 {
+		delete(m, k)
 	} else {
-		l.perIP[unit] = n - 1
+		m[k] = n - 1
 	}
 }
 
@@ -137,6 +165,14 @@ func (l *limiter) stressed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return 4*l.total >= 3*l.maxTotal
+}
+
+// prefixCount returns the open connections in unit's /24 or /48 (tests).
+func (l *limiter) prefixCount(unit netip.Addr) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pfx, _ := clientPrefix(unit)
+	return l.perPrefix[pfx]
 }
 
 // counts returns the open connections overall and for unit (tests, metrics).

@@ -17,20 +17,25 @@ import (
 const (
 	limitConns          = "conns"            // Config.MaxConns
 	limitConnsPerIP     = "conns_per_ip"     // Config.MaxConnsPerIP
+	limitConnsPer24     = "conns_per_24"     // Config.MaxConnsPer24 (IPv4 /24)
+	limitConnsPer48     = "conns_per_48"     // Config.MaxConnsPer48 (IPv6 /48)
 	limitConnRate       = "conn_rate_per_ip" // Config.ConnRatePerIP
 	limitProxyHeader    = "proxy_header"     // trusted peer without a valid PROXY header
 	limitProxyUntrusted = "proxy_untrusted"  // PROXY header from a peer not in ProxyTrusted
 	limitSessionTime    = "session_time"     // Config.SessionTimeout
-	limitIdle           = "idle_timeout"     // Config.ReadTimeout / DataTimeout
+	limitIdle           = "idle_timeout"     // Config.ReadTimeout / StressReadTimeout / DataTimeout
+	limitDataRate       = "data_rate"        // Config.DataMinRate
 	limitCommands       = "commands"         // Config.MaxCommands
 	limitErrors         = "errors"           // Config.MaxErrors
 	limitMessageSize    = "message_size"     // Config.MaxMessageBytes
 	limitLineLength     = "line_length"      // Config.MaxLineLength
 	limitRecipients     = "recipients"       // Config.MaxRecipients
+	limitCallouts       = "callouts"         // Config.MaxCalloutsPerConn: a further callout is counted, not recorded
 )
 
-var allLimits = []string{limitConns, limitConnsPerIP, limitConnRate, limitProxyHeader, limitProxyUntrusted,
-	limitSessionTime, limitIdle, limitCommands, limitErrors, limitMessageSize, limitLineLength, limitRecipients}
+var allLimits = []string{limitConns, limitConnsPerIP, limitConnsPer24, limitConnsPer48, limitConnRate, limitProxyHeader,
+	limitProxyUntrusted, limitSessionTime, limitIdle, limitDataRate, limitCommands, limitErrors, limitMessageSize,
+	limitLineLength, limitRecipients, limitCallouts}
 
 // listener wraps the TCP listener: it enforces the connection limits, reads
 // PROXY headers from trusted peers (in a goroutine per connection, so a slow
@@ -198,6 +203,31 @@ type trapConn struct {
 	ended     string
 	closed    bool
 	onceCls   sync.Once
+
+	// The message transfer (DATA, or BDAT chunks), from beginData until
+	// go-smtp next arms a command deadline (after endData it still drains
+	// what is left of a refused message): every read waits at most the
+	// idle timeout (the short one under stress) and the transfer must keep
+	// Config.DataMinRate.
+	dataOn    bool // Data is running
+	drain     bool // Data returned; go-smtp may still read the rest
+	dataStart time.Time
+	dataEnd   time.Time // DataTimeout after dataStart
+	winStart  time.Time // the rate window being measured
+	winBytes  int64
+
+	callouts int // callout events recorded on this connection (over STARTTLS too)
+}
+
+// takeCallout counts one callout event of the connection; false past max.
+func (c *trapConn) takeCallout(max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.callouts >= max {
+		return false
+	}
+	c.callouts++
+	return true
 }
 
 // readProxy reads the PROXY header of a trusted peer.
@@ -240,6 +270,9 @@ func (c *trapConn) clamp(t time.Time) time.Time {
 func (c *trapConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
 func (c *trapConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
 func (c *trapConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.drain = false // go-smtp waits for a command again: the transfer is over
+	c.mu.Unlock()
 	t = c.clamp(t)
 	if c.l.lim.stressed() {
 		if s := time.Now().Add(c.l.srv.cfg.StressReadTimeout); t.IsZero() || s.Before(t) {
@@ -249,9 +282,102 @@ func (c *trapConn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// setDataDeadline sets the read deadline of a DATA transfer (not shortened
-// under stress: the sender is delivering).
-func (c *trapConn) setDataDeadline(t time.Time) error { return c.Conn.SetReadDeadline(c.clamp(t)) }
+// beginData starts the message transfer of a transaction: from here every
+// read is bounded by the idle timeout (StressReadTimeout under stress: the
+// load-shedding timeout applies inside DATA too), by DataTimeout for the
+// whole transfer, and by the minimum rate (checkRate).
+func (c *trapConn) beginData() {
+	now := time.Now()
+	c.mu.Lock()
+	c.dataOn, c.drain = true, false
+	c.dataStart, c.winStart, c.winBytes = now, now, 0
+	c.dataEnd = now.Add(c.l.srv.cfg.DataTimeout)
+	c.mu.Unlock()
+}
+
+func (c *trapConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// endData marks the end of Data. The transfer rules still hold while
+// go-smtp discards what is left of a refused message; they end when it
+// arms the next command's deadline (SetReadDeadline).
+func (c *trapConn) endData() {
+	c.mu.Lock()
+	if c.dataOn {
+		c.dataOn, c.drain = false, true
+	}
+	c.mu.Unlock()
+}
+
+// transferRead is one read of a message transfer. It waits at most the
+// idle timeout from its start (StressReadTimeout while stressed, looked at
+// again at each window's end), never past DataTimeout, and wakes at the end
+// of each rate window to check the rate even when nothing arrives.
+func (c *trapConn) transferRead(b []byte) (int, error) {
+	cfg := &c.l.srv.cfg
+	start := time.Now()
+	for {
+		idle := cfg.ReadTimeout
+		if c.l.lim.stressed() {
+			idle = cfg.StressReadTimeout
+		}
+		c.mu.Lock()
+		end, win := c.dataEnd, c.winStart.Add(cfg.DataRateWindow)
+		c.mu.Unlock()
+		dl := start.Add(idle)
+		if end.Before(dl) {
+			dl = end
+		}
+		wake := dl
+		if cfg.DataMinRate > 0 && win.Before(wake) {
+			wake = win
+		}
+		_ = c.Conn.SetReadDeadline(c.clamp(wake))
+		n, err := c.Conn.Read(b)
+		now := time.Now()
+		if c.checkRate(n, now) {
+			return n, c.abort(limitDataRate, "421 4.4.2 Data transfer too slow, closing connection")
+		}
+		var ne net.Error
+		if n == 0 && err != nil && errors.As(err, &ne) && ne.Timeout() && wake.Before(dl) && now.Before(c.clamp(dl)) {
+			continue // a window ended, the rate held: read on
+		}
+		return n, err
+	}
+}
+
+// inTransfer reports whether a message transfer is on.
+func (c *trapConn) inTransfer() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dataOn || c.drain
+}
+
+// checkRate counts n bytes of a transfer and reports whether the transfer
+// fell below Config.DataMinRate: measured over windows of DataRateWindow,
+// from DataRateGrace after its start (Postfix's smtpd_min_data_rate, as a
+// rate over a window so that a fast start does not buy a slow tail).
+func (c *trapConn) checkRate(n int, now time.Time) (tooSlow bool) {
+	cfg := &c.l.srv.cfg
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if (!c.dataOn && !c.drain) || cfg.DataMinRate <= 0 {
+		return false
+	}
+	c.winBytes += int64(n)
+	el := now.Sub(c.winStart)
+	if el < cfg.DataRateWindow {
+		return false
+	}
+	if now.Sub(c.dataStart) >= cfg.DataRateGrace && float64(c.winBytes) < float64(cfg.DataMinRate)*el.Seconds() {
+		return true
+	}
+	c.winStart, c.winBytes = now, 0
+	return false
+}
 
 // Read serves bytes left over from the PROXY header, refuses a PROXY header
 // from an untrusted peer, and ends the session at its deadline.
@@ -261,7 +387,17 @@ func (c *trapConn) Read(b []byte) (int, error) {
 		c.pre = c.pre[n:]
 		return n, nil
 	}
-	n, err := c.Conn.Read(b)
+	transfer := c.inTransfer()
+	var n int
+	var err error
+	if transfer {
+		n, err = c.transferRead(b)
+		if c.isClosed() {
+			return n, err
+		}
+	} else {
+		n, err = c.Conn.Read(b)
+	}
 	if n > 0 {
 		c.mu.Lock()
 		c.partial = b[n-1] != '\n'
@@ -284,6 +420,12 @@ func (c *trapConn) Read(b []byte) (int, error) {
 			c.mu.Lock()
 			midLine := c.partial && !c.inData && !c.binary
 			c.mu.Unlock()
+			if transfer {
+				// A message transfer that stalls ends the session: answering
+				// 451 and reading commands again would let the sender go on
+				// trickling.
+				return n, c.abort(limitIdle, "421 4.4.2 Idle timeout during data transfer, closing connection")
+			}
 			if midLine {
 				// The line reader drops an error that comes after part of a
 				// line: the fragment would be served as a command and a fresh

@@ -11,6 +11,7 @@ type metrics struct {
 	starttls      prometheus.Counter
 	messages      *prometheus.CounterVec
 	classified    *prometheus.CounterVec
+	mta           *prometheus.CounterVec
 	relayDenied   prometheus.Counter
 	abandoned     prometheus.Counter
 	commitSeconds prometheus.Histogram
@@ -27,9 +28,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blowback_trap_connections_active",
 			Help: "Open trap connections (each holds a MaxConns slot).",
 		}),
-		// limit: conns, conns_per_ip, conn_rate_per_ip, proxy_header,
-		// proxy_untrusted, session_time, idle_timeout, commands, errors,
-		// message_size, line_length, recipients (listener.go allLimits).
+		// limit: conns, conns_per_ip, conns_per_24, conns_per_48,
+		// conn_rate_per_ip, proxy_header, proxy_untrusted, session_time,
+		// idle_timeout, data_rate, commands, errors, message_size,
+		// line_length, recipients, callouts (listener.go allLimits).
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_trap_limit_hits_total",
 			Help: "Connections, sessions or commands refused or closed by a limit, by limit.",
@@ -52,6 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "blowback_trap_evidence_total",
 			Help: "Evidence recorded by the trap, by kind.",
 		}, []string{"kind"}),
+		mta: newMTACounter(),
 		relayDenied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "blowback_trap_relay_denied_total",
 			Help: "RCPT commands refused because the address is not at a trap domain.",
@@ -68,7 +71,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		// source: trap (our session and goroutines, answered 451), go-smtp
 		// (recovered inside go-smtp, answered 421 and closed),
 		// go-smtp-bdat-hangup (go-smtp's known panic when a client hangs up
-		// mid-BDAT; not paged for).
+		// mid-BDAT; not paged for), classify (the classifier recovered a
+		// panic: the message is stored as "other" and quarantined).
 		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_trap_panics_total",
 			Help: "Panics recovered in SMTP sessions and trap goroutines, by where they were recovered.",
@@ -77,11 +81,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.panics.WithLabelValues("trap")
 	m.panics.WithLabelValues("go-smtp")
 	m.panics.WithLabelValues("go-smtp-bdat-hangup")
+	m.panics.WithLabelValues(panicClassify)
 	for _, l := range allLimits {
 		m.limitHits.WithLabelValues(l)
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.active, m.limitHits, m.sessions, m.starttls, m.messages, m.classified,
+		reg.MustRegister(m.connections, m.active, m.limitHits, m.sessions, m.starttls, m.messages, m.classified, m.mta,
 			m.relayDenied, m.abandoned, m.commitSeconds, m.panics)
 	}
 	return m

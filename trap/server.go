@@ -82,9 +82,19 @@ type Config struct {
 	WriteTimeout      time.Duration // per reply; default 60s
 	DataTimeout       time.Duration // the whole DATA transfer; default 5m (RFC 5321 §4.5.3.2.6 asks 10m of clients)
 	SessionTimeout    time.Duration // the whole connection; default 10m
+	// DataMinRate is the slowest message transfer kept open, in bytes per
+	// second over each DataRateWindow, checked from DataRateGrace after the
+	// transfer began (Postfix smtpd_min_data_rate); default 500, negative:
+	// off. Each read inside the transfer also waits at most ReadTimeout
+	// (StressReadTimeout under stress).
+	DataMinRate    int
+	DataRateWindow time.Duration // default 10s
+	DataRateGrace  time.Duration // default 10s
 
 	MaxConns      int // open connections overall, 421 4.7.0 past it; default 1000
 	MaxConnsPerIP int // per client (IPv4 address or IPv6 /64); default 20
+	MaxConnsPer24 int // per IPv4 /24; default 5 x MaxConnsPerIP (100); negative: no cap
+	MaxConnsPer48 int // per IPv6 /48; default 5 x MaxConnsPerIP (100); negative: no cap
 	ConnRatePerIP int // new connections per minute per client; default 300; negative: no rate limit
 	ConnBurst     int // bucket size of that rate; default 60
 	MaxCommands   int // replies per connection before 421 4.7.0; default 1000
@@ -94,6 +104,17 @@ type Config struct {
 	// must then send. Anyone else sending one is refused.
 	ProxyTrusted       []netip.Prefix
 	ProxyHeaderTimeout time.Duration // default 5s
+
+	// MaxCalloutsPerConn: callout events (transactions without DATA)
+	// recorded per connection; more are counted in limit_hits{callouts};
+	// default 1.
+	MaxCalloutsPerConn int
+
+	// QuarantineDir: where a message that made the classifier panic is
+	// kept for a look (<event id>.eml, 0600), at most QuarantineMax files;
+	// empty: not kept apart (the store keeps it as any other).
+	QuarantineDir string
+	QuarantineMax int // default 100
 
 	RejectAfterData bool        // answer 550 after DATA (evidence still recorded)
 	TLS             *tls.Config // STARTTLS when set (see TLSConfig)
@@ -130,11 +151,18 @@ func (c *Config) defaults() {
 	dur(&c.SessionTimeout, 10*time.Minute)
 	def(&c.MaxConns, 1000)
 	def(&c.MaxConnsPerIP, 20)
+	def(&c.DataMinRate, 500)
+	dur(&c.DataRateWindow, 10*time.Second)
+	dur(&c.DataRateGrace, 10*time.Second)
+	def(&c.MaxConnsPer24, 5*c.MaxConnsPerIP)
+	def(&c.MaxConnsPer48, 5*c.MaxConnsPerIP)
 	def(&c.ConnRatePerIP, 300)
 	def(&c.ConnBurst, 60)
 	def(&c.MaxCommands, 1000)
 	def(&c.MaxErrors, 20)
 	dur(&c.ProxyHeaderTimeout, 5*time.Second)
+	def(&c.MaxCalloutsPerConn, 1)
+	def(&c.QuarantineMax, 100)
 }
 
 // Errors returned to SMTP clients: generic text, details go to the log.
@@ -158,6 +186,11 @@ type Server struct {
 	lim     *limiter
 	domains map[string]bool
 	now     func() time.Time
+	// classify is Classify; tests replace it (before Start) to make it
+	// report a recovered panic.
+	classify func([]byte, Envelope) Result
+
+	qmu sync.Mutex // quarantine
 
 	mu   sync.Mutex
 	addr net.Addr
@@ -171,9 +204,10 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) *Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, sink: sink, log: log.With("pkg", "trap"), metrics: newMetrics(reg), domains: map[string]bool{}, now: time.Now}
+	s := &Server{cfg: cfg, sink: sink, log: log.With("pkg", "trap"), metrics: newMetrics(reg), domains: map[string]bool{}, now: time.Now,
+		classify: Classify}
 	rate := max(cfg.ConnRatePerIP, 0)
-	s.lim = newLimiter(cfg.MaxConns, cfg.MaxConnsPerIP, rate, cfg.ConnBurst, time.Now)
+	s.lim = newLimiter(cfg.MaxConns, cfg.MaxConnsPerIP, max(cfg.MaxConnsPer24, 0), max(cfg.MaxConnsPer48, 0), rate, cfg.ConnBurst, time.Now)
 	for _, d := range cfg.Domains {
 		s.domains[normDomain(d)] = true
 	}

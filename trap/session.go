@@ -34,6 +34,7 @@ type session struct {
 	from      string
 	rcpts     []string
 	dataTried bool // DATA or BDAT began for this transaction
+	callouts  int  // callout events recorded (when there is no trapConn)
 }
 
 func (ss *session) recoverPanic(where string, err *error) {
@@ -136,14 +137,18 @@ func (ss *session) Data(r io.Reader) (err error) {
 	ss.dataTried = true
 	env := Envelope{MailFrom: ss.from, Null: ss.from == "", Known: true, Rcpts: append([]string(nil), ss.rcpts...)}
 	ss.mu.Unlock()
-	// The DATA transfer has its own deadline (RFC 5321 §4.5.3.2.6); go-smtp
-	// resets the per-command one at the next command.
-	if d := time.Now().Add(ss.srv.cfg.DataTimeout); ss.tc != nil {
-		_ = ss.tc.setDataDeadline(d)
+	// The DATA transfer has its own deadline (RFC 5321 §4.5.3.2.6), an idle
+	// timeout per read and a minimum rate (trapConn.beginData); go-smtp
+	// resets the per-command deadline at the next command.
+	if ss.tc != nil {
+		ss.tc.beginData()
 	} else {
-		_ = ss.conn.Conn().SetReadDeadline(d)
+		_ = ss.conn.Conn().SetReadDeadline(time.Now().Add(ss.srv.cfg.DataTimeout))
 	}
 	raw, size, err := readBounded(r, ss.srv.cfg.KeepBytes)
+	if ss.tc != nil {
+		ss.tc.endData()
+	}
 	if err != nil {
 		var se *smtp.SMTPError
 		switch {
@@ -160,8 +165,17 @@ func (ss *session) Data(r io.Reader) (err error) {
 		return ss.fail(errTemporary)
 	}
 	env = ss.fillEnvelope(env)
-	res := Classify(raw, env)
+	res := ss.srv.classify(raw, env)
 	ev := ss.event(res, env.MailFrom, env.Rcpts)
+	if res.Recovered {
+		// A classifier bug: the message is stored as "other" with the
+		// signal "classifier-panic"; count it, say so, and keep the
+		// message for a look whatever the store keeps of it.
+		ss.srv.metrics.panics.WithLabelValues(panicClassify).Inc()
+		file, qerr := ss.srv.quarantine(ev.ID, raw)
+		ss.srv.log.Error("classifier panic recovered", "id", ev.ID, "client", ss.ip, "size", size,
+			"quarantine", file, "quarantine_err", qerr)
+	}
 	ev.Size = size
 	if int64(len(raw)) < size {
 		ev.Signals = append(append([]string(nil), ev.Signals...), "raw-truncated")
@@ -178,6 +192,7 @@ func (ss *session) Data(r io.Reader) (err error) {
 	}
 	ss.srv.metrics.messages.WithLabelValues("accepted").Inc()
 	ss.srv.metrics.classified.WithLabelValues(ev.Kind.String()).Inc()
+	ss.srv.metrics.countMTA(res)
 	ss.srv.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	ss.srv.log.Debug("evidence committed", "id", ev.ID, "client", ss.ip, "kind", ev.Kind, "subkind", ev.SubKind)
 	if ss.srv.cfg.RejectAfterData {
@@ -218,7 +233,7 @@ func (ss *session) event(res Result, from string, rcpts []string) *store.Event {
 		ClientIP: ss.ip, HELO: helo, MailFrom: from, Rcpts: rcpts,
 		TrapDomain: dom, TLS: isTLS, Kind: res.Kind, SubKind: res.SubKind, Signals: res.Signals,
 		MessageID: res.MessageID, From: res.From, Subject: res.Subject, Headers: res.Headers,
-		DSN: res.DSN, Original: res.Original, TrapField: res.TrapField,
+		DSN: res.DSN, Original: res.Original, TrapField: res.TrapField, MTA: res.MTA,
 	}
 }
 
@@ -252,6 +267,13 @@ func (ss *session) endTransaction(why string) {
 		ss.srv.metrics.abandoned.Inc()
 		return
 	}
+	// One callout event per connection is plenty: a client pipelining
+	// MAIL/RCPT/RSET would otherwise write one per transaction (tens of
+	// thousands a minute). The others are counted, not stored.
+	if !ss.takeCallout() {
+		ss.srv.metrics.limitHits.WithLabelValues(limitCallouts).Inc()
+		return
+	}
 	res := Result{Kind: store.KindCallout, SubKind: sub, Signals: signals}
 	ev := ss.event(res, from, rcpts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -262,6 +284,21 @@ func (ss *session) endTransaction(why string) {
 	}
 	ss.srv.metrics.classified.WithLabelValues(store.KindCallout.String()).Inc()
 	ss.srv.log.Debug("callout recorded", "id", ev.ID, "client", ss.ip, "why", why)
+}
+
+// takeCallout reports whether this connection may still record a callout
+// (Config.MaxCalloutsPerConn), and counts it.
+func (ss *session) takeCallout() bool {
+	if ss.tc != nil {
+		return ss.tc.takeCallout(ss.srv.cfg.MaxCalloutsPerConn)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.callouts >= ss.srv.cfg.MaxCalloutsPerConn {
+		return false
+	}
+	ss.callouts++
+	return true
 }
 
 // CalloutSender reports whether a reverse-path is one that sender

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
-	"net/netip"
 	"os"
 	"regexp"
 	"sort"
@@ -19,15 +18,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
-	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 // `blowback import --mbox FILE` loads historical backscatter from a mailbox.
 //
-// Each message is classified like the trap would (trap.Classify). The
+// Each message is classified like the trap would (classify.Classify). The
 // client address is the one the operator's own MX recorded in a Received
 // header (RFC 5321 §4.4): by default the topmost header, else the first
 // from the top written "by" one of --mx, else --hop N; --received-regexp
@@ -37,14 +36,12 @@ import (
 
 // importOptions select what is imported and how the client is found.
 type importOptions struct {
-	hop         int            // 1: the topmost Received header
-	mx          []string       // trusted MX host names (the "by" part)
-	re          *regexp.Regexp // overrides the parser
-	domains     []string       // trap domains; a message to another domain is skipped
-	anyRcpt     bool           // accept any recipient domain
-	allKinds    bool           // import non-backscatter kinds too
-	allowLocal  bool           // accept private, loopback and link-local clients
-	node        string         // recorded as the event's node
+	client      classify.HopRule // which Received header names the client
+	domains     []string         // trap domains; a message to another domain is skipped
+	anyRcpt     bool             // accept any recipient domain
+	allKinds    bool             // import non-backscatter kinds too
+	allowLocal  bool             // accept private, loopback and link-local clients
+	node        string           // recorded as the event's node
 	maxSize     int64
 	rawMessages bool // keep the raw message with the evidence
 }
@@ -108,7 +105,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usageError("--progress: want auto, always or never")
 	}
-	opt := importOptions{hop: *hop, anyRcpt: *anyRcpt, allKinds: *allKinds, allowLocal: *allowLocal,
+	opt := importOptions{client: classify.HopRule{N: *hop}, anyRcpt: *anyRcpt, allKinds: *allKinds, allowLocal: *allowLocal,
 		node: *node, maxSize: 10 << 20, rawMessages: true}
 	if *reStr != "" {
 		re, err := regexp.Compile(*reStr)
@@ -118,11 +115,11 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		if re.NumSubexp() == 0 {
 			return usageError("--received-regexp: needs a group for the address")
 		}
-		opt.re = re
+		opt.client.Regexp = re
 	}
 	for _, h := range strings.Split(*mx, ",") {
 		if h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), ".")); h != "" {
-			opt.mx = append(opt.mx, h)
+			opt.client.MX = append(opt.client.MX, h)
 		}
 	}
 	a, err := get()
@@ -155,7 +152,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	cr := &countingReader{r: in}
 	bar := newProgress(stderr, *progress, size)
 	stats := &importStats{Skipped: map[string]int{}, Kinds: map[string]int{}}
-	rd := newMboxReader(cr, *format == "mboxrd")
+	rd := classify.NewMboxReader(cr, *format == "mboxrd")
 
 	// each reads the mailbox and hands each event to sink.
 	each := func(sink func(ev *store.Event, raw []byte) error) error {
@@ -403,39 +400,24 @@ func buildImportEvent(msg []byte, fromLine string, opt *importOptions) (*store.E
 		return nil, "unparseable"
 	}
 	h := m.Header
-	hop, ok := clientHop(h["Received"], opt)
+	hop, ok := opt.client.Client(h["Received"])
 	if !ok {
 		return nil, "no_client_ip"
 	}
 	if !opt.allowLocal && (hop.IP.IsPrivate() || hop.IP.IsLoopback() || hop.IP.IsLinkLocalUnicast() || hop.IP.IsUnspecified()) {
 		return nil, "private_client_ip"
 	}
-	rcpt := importRecipient(h)
+	env := classify.DeliveredEnvelope(h, fromLine)
 	dom := ""
-	if _, d, ok := strings.Cut(rcpt, "@"); ok {
-		dom = strings.ToLower(d)
+	if len(env.Rcpts) > 0 {
+		if _, d, ok := strings.Cut(env.Rcpts[0], "@"); ok {
+			dom = strings.ToLower(d)
+		}
 	}
 	if !opt.anyRcpt && !inDomains(dom, opt.domains) {
 		return nil, "not_trap_domain"
 	}
-	env := trap.Envelope{Rcpts: nil}
-	if rcpt != "" {
-		env.Rcpts = []string{rcpt}
-	}
-	// The envelope sender, as the delivering MTA recorded it (RFC 5321
-	// §4.4 Return-Path) or as the mbox From_ line has it.
-	if rp := strings.TrimSpace(h.Get("Return-Path")); rp != "" {
-		f := strings.Trim(rp, "<> ")
-		env.MailFrom, env.Null, env.Known = f, f == "", true
-	} else if fromLine != "" {
-		f := strings.ToLower(fromLine)
-		if f == "mailer-daemon" || f == "<>" || f == "" {
-			env.Null, env.Known = true, true
-		} else {
-			env.MailFrom, env.Known = fromLine, true
-		}
-	}
-	res := trap.Classify(msg, env)
+	res := classify.Classify(msg, env)
 	if !opt.allKinds && !res.Kind.Backscatter() {
 		return nil, "not_backscatter_" + res.Kind.String()
 	}
@@ -451,7 +433,7 @@ func buildImportEvent(msg []byte, fromLine string, opt *importOptions) (*store.E
 	ev := &store.Event{ID: importEventID(msg), Time: t.UTC(), Node: opt.node, ClientIP: hop.IP, HELO: hop.HELO,
 		MailFrom: env.MailFrom, Rcpts: env.Rcpts, TrapDomain: dom, Kind: res.Kind, SubKind: res.SubKind,
 		Signals: res.Signals, MessageID: res.MessageID, From: res.From, Subject: res.Subject, Headers: res.Headers,
-		Size: int64(len(msg)), DSN: res.DSN, Original: res.Original, TrapField: res.TrapField}
+		Size: int64(len(msg)), DSN: res.DSN, Original: res.Original, TrapField: res.TrapField, MTA: res.MTA}
 	if err := ev.Validate(); err != nil {
 		return nil, "invalid"
 	}
@@ -465,245 +447,6 @@ func inDomains(d string, domains []string) bool {
 		}
 	}
 	return false
-}
-
-// importRecipient is the trap address: the envelope recipient as the
-// delivering MTA recorded it, else the To header.
-func importRecipient(h mail.Header) string {
-	for _, k := range []string{"Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To"} {
-		v := strings.TrimSpace(h.Get(k))
-		if v == "" {
-			continue
-		}
-		if a, err := mail.ParseAddress(v); err == nil {
-			return strings.ToLower(a.Address)
-		}
-		if l, err := mail.ParseAddressList(v); err == nil && len(l) > 0 {
-			return strings.ToLower(l[0].Address)
-		}
-		v = strings.Trim(v, "<> ")
-		if strings.Count(v, "@") == 1 && !strings.ContainsAny(v, " ,;") {
-			return strings.ToLower(v)
-		}
-	}
-	return ""
-}
-
-// receivedHop is what one Received header says (RFC 5321 §4.4).
-type receivedHop struct {
-	HELO string
-	IP   netip.Addr
-	By   string
-	Time time.Time
-}
-
-var bracketIP = regexp.MustCompile(`\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]`)
-
-// parseReceived reads "from HELO (rdns [IP]) by HOST ...; DATE" in the
-// forms Postfix, Exim, Sendmail and others write.
-func parseReceived(v string) receivedHop {
-	var h receivedHop
-	v = strings.Join(strings.Fields(v), " ") // unfold
-	clauses, date, _ := cutLast(v, ";")
-	if t, err := mail.ParseDate(strings.TrimSpace(date)); err == nil {
-		h.Time = t
-	}
-	low := asciiLower(clauses) // same length as clauses: indexes carry over
-	fromPart := ""
-	if strings.HasPrefix(low, "from ") {
-		fromPart = clauses[5:]
-		if j := strings.Index(low[5:], " by "); j >= 0 {
-			fromPart = fromPart[:j]
-		}
-		if f := strings.Fields(fromPart); len(f) > 0 && !strings.HasPrefix(f[0], "(") {
-			h.HELO = strings.Trim(f[0], "[]")
-		}
-	}
-	rest, found := "", false
-	if strings.HasPrefix(low, "by ") {
-		rest, found = clauses[3:], true
-	} else if i := strings.Index(low, " by "); i >= 0 {
-		rest, found = clauses[i+4:], true
-	}
-	if found {
-		if f := strings.Fields(rest); len(f) > 0 {
-			h.By = strings.ToLower(strings.TrimSuffix(f[0], "."))
-		}
-	}
-	if m := bracketIP.FindStringSubmatch(fromPart); m != nil {
-		if a, err := netip.ParseAddr(m[1]); err == nil {
-			h.IP = a.Unmap()
-		}
-	}
-	if !h.IP.IsValid() { // qmail's "(192.0.2.1)", or a bare address as HELO
-		for _, f := range strings.Fields(fromPart) {
-			if a, err := netip.ParseAddr(strings.Trim(f, "()[],")); err == nil {
-				h.IP = a.Unmap()
-				break
-			}
-		}
-	}
-	return h
-}
-
-// asciiLower lowers A-Z only, keeping every byte where it is.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-func cutLast(s, sep string) (before, after string, found bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return s, "", false
-}
-
-// clientHop picks the Received header that names the client (see the
-// top of this file).
-func clientHop(received []string, opt *importOptions) (receivedHop, bool) {
-	if len(opt.mx) > 0 {
-		for _, r := range received {
-			h := parseReceived(r)
-			for _, mx := range opt.mx {
-				if h.By == mx && h.IP.IsValid() {
-					return h, true
-				}
-			}
-		}
-		return receivedHop{}, false
-	}
-	if opt.hop > len(received) {
-		return receivedHop{}, false
-	}
-	if opt.re != nil {
-		for _, r := range received[opt.hop-1:] {
-			v := strings.Join(strings.Fields(r), " ")
-			m := opt.re.FindStringSubmatch(v)
-			if len(m) < 2 {
-				continue
-			}
-			s := m[1]
-			if i := opt.re.SubexpIndex("ip"); i > 0 {
-				s = m[i]
-			}
-			if a, err := netip.ParseAddr(strings.TrimPrefix(s, "IPv6:")); err == nil {
-				h := parseReceived(r)
-				h.IP = a.Unmap()
-				return h, true
-			}
-		}
-		return receivedHop{}, false
-	}
-	h := parseReceived(received[opt.hop-1])
-	return h, h.IP.IsValid()
-}
-
-// mboxReader splits a mailbox into messages at "From " lines (RFC 4155).
-// mboxrd unquotes ">+From " by one ">"; mboxo unquotes only ">From ".
-type mboxReader struct {
-	br    *bufio.Reader
-	rd    bool
-	next  string // the From_ line that starts the next message
-	begun bool
-}
-
-func newMboxReader(r io.Reader, mboxrd bool) *mboxReader {
-	return &mboxReader{br: bufio.NewReaderSize(r, 64<<10), rd: mboxrd}
-}
-
-// maxLine bounds one line; longer lines are cut into pieces.
-const maxMboxLine = 1 << 20
-
-// Next returns the next message (CRLF line ends) and the sender of its
-// From_ line, or io.EOF.
-func (m *mboxReader) Next() ([]byte, string, error) {
-	if !m.begun {
-		m.begun = true
-		for {
-			line, err := m.readLine()
-			if err != nil {
-				return nil, "", err
-			}
-			if strings.HasPrefix(line, "From ") {
-				m.next = line
-				break
-			}
-			if strings.TrimSpace(line) != "" {
-				return nil, "", errors.New("import: not an mbox file (the first line is not a \"From \" line)")
-			}
-		}
-	}
-	if m.next == "" {
-		return nil, "", io.EOF
-	}
-	from := fromLineSender(m.next)
-	m.next = ""
-	var buf bytes.Buffer
-	blank := false // the previous line was empty
-	pendingBlank := false
-	for {
-		line, err := m.readLine()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if strings.HasPrefix(line, "From ") && (blank || buf.Len() == 0) {
-			m.next = line
-			break
-		}
-		if pendingBlank {
-			buf.WriteString("\r\n")
-			pendingBlank = false
-		}
-		if line == "" {
-			// Hold a blank line back: the one before a From_ line belongs to the mbox.
-			pendingBlank, blank = true, true
-			continue
-		}
-		blank = false
-		if q := strings.TrimLeft(line, ">"); len(q) < len(line) && strings.HasPrefix(q, "From ") && (m.rd || len(line)-len(q) == 1) {
-			line = line[1:]
-		}
-		buf.WriteString(line)
-		buf.WriteString("\r\n")
-	}
-	return buf.Bytes(), from, nil
-}
-
-func (m *mboxReader) readLine() (string, error) {
-	var sb strings.Builder
-	for {
-		frag, isPrefix, err := m.br.ReadLine()
-		if err != nil {
-			if sb.Len() > 0 && errors.Is(err, io.EOF) {
-				return sb.String(), nil
-			}
-			return "", err
-		}
-		if sb.Len() < maxMboxLine {
-			sb.Write(frag)
-		}
-		if !isPrefix {
-			return strings.TrimSuffix(sb.String(), "\r"), nil
-		}
-	}
-}
-
-// fromLineSender is the address of "From sender date".
-func fromLineSender(line string) string {
-	f := strings.Fields(line)
-	if len(f) < 2 {
-		return ""
-	}
-	return f[1]
 }
 
 // countingReader counts the bytes read (for the progress bar).

@@ -110,6 +110,12 @@ type StoreConfig struct {
 	// refused (the trap answers 452) instead of badger crashing; 0: the
 	// store's default reserve, -1: off.
 	MinFreeMB int `toml:"min_free_mb"`
+	// Per-unit caps (IPv4 address, IPv6 /64) per unit_window of event
+	// time: events stored one by one (past it they are summarised by kind)
+	// and raw-message MiB kept; 0: no cap.
+	UnitWindow    Duration `toml:"unit_window"`
+	UnitMaxEvents int      `toml:"unit_max_events"`
+	UnitMaxRawMB  int      `toml:"unit_max_raw_mb"`
 }
 
 func defaultStoreConfig() StoreConfig {
@@ -119,6 +125,10 @@ func defaultStoreConfig() StoreConfig {
 		RawTTL:     Duration(o.RawTTL),
 		RawMax:     o.RawMax,
 		GCInterval: Duration(o.GCInterval),
+
+		UnitWindow:    Duration(o.UnitWindow),
+		UnitMaxEvents: o.UnitMaxEvents,
+		UnitMaxRawMB:  int(o.UnitMaxRawBytes >> 20),
 	}
 }
 
@@ -126,7 +136,7 @@ func (s *StoreConfig) validate() error {
 	if s.MinFreeMB < -1 {
 		return fmt.Errorf("store: min_free_mb must be -1 (off), 0 (default) or positive")
 	}
-	if s.RawMax < 0 || s.MemTableMB < 0 || s.BlockCacheMB < 0 || s.IndexCacheMB < 0 {
+	if s.RawMax < 0 || s.MemTableMB < 0 || s.BlockCacheMB < 0 || s.IndexCacheMB < 0 || s.UnitMaxEvents < 0 || s.UnitMaxRawMB < 0 || s.UnitWindow < 0 {
 		return fmt.Errorf("store: sizes must not be negative")
 	}
 	return nil
@@ -152,5 +162,10 @@ func (c *Config) storeOptions() store.Options {
 	if c.Store.GCInterval > 0 {
 		o.GCInterval = time.Duration(c.Store.GCInterval)
 	}
+	if c.Store.UnitWindow > 0 {
+		o.UnitWindow = time.Duration(c.Store.UnitWindow)
+	}
+	o.UnitMaxEvents = c.Store.UnitMaxEvents
+	o.UnitMaxRawBytes = int64(c.Store.UnitMaxRawMB) << 20
 	return o
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/trap"
@@ -27,13 +28,22 @@ type TrapConfig struct {
 	WriteTimeout      Duration `toml:"write_timeout"`   // per reply
 	DataTimeout       Duration `toml:"data_timeout"`    // the whole DATA transfer
 	SessionTimeout    Duration `toml:"session_timeout"` // the whole connection
+	// DataMinRate: slowest message transfer kept open, bytes per second
+	// over each data_rate_window from data_rate_grace on (Postfix
+	// smtpd_min_data_rate); 0 turns it off.
+	DataMinRate    int      `toml:"data_min_rate"`
+	DataRateWindow Duration `toml:"data_rate_window"`
+	DataRateGrace  Duration `toml:"data_rate_grace"`
 
-	MaxConnections       int `toml:"max_connections"`         // overall, 421 4.7.0 past it
-	MaxConnectionsPerIP  int `toml:"max_connections_per_ip"`  // per IPv4 address or IPv6 /64
-	ConnectionRatePerIP  int `toml:"connection_rate_per_ip"`  // new connections per minute; 0 = off
-	ConnectionBurstPerIP int `toml:"connection_burst_per_ip"` // bucket size of that rate
-	MaxCommands          int `toml:"max_commands"`            // per connection
-	MaxErrors            int `toml:"max_errors"`              // 4xx/5xx replies per connection
+	MaxConnections       int `toml:"max_connections"`             // overall, 421 4.7.0 past it
+	MaxConnectionsPerIP  int `toml:"max_connections_per_ip"`      // per IPv4 address or IPv6 /64
+	MaxConnectionsPer24  int `toml:"max_connections_per_24"`      // per IPv4 /24
+	MaxConnectionsPer48  int `toml:"max_connections_per_48"`      // per IPv6 /48
+	ConnectionRatePerIP  int `toml:"connection_rate_per_ip"`      // new connections per minute; 0 = off
+	ConnectionBurstPerIP int `toml:"connection_burst_per_ip"`     // bucket size of that rate
+	MaxCommands          int `toml:"max_commands"`                // per connection
+	MaxErrors            int `toml:"max_errors"`                  // 4xx/5xx replies per connection
+	MaxCalloutsPerConn   int `toml:"max_callouts_per_connection"` // callout events recorded per connection
 
 	RejectAfterData bool `toml:"reject_after_data"` // 550 instead of 250 after DATA (evidence kept)
 
@@ -61,12 +71,18 @@ func defaultTrapConfig() TrapConfig {
 		WriteTimeout:         Duration(60 * time.Second),
 		DataTimeout:          Duration(5 * time.Minute),
 		SessionTimeout:       Duration(10 * time.Minute),
+		DataMinRate:          500,
+		DataRateWindow:       Duration(10 * time.Second),
+		DataRateGrace:        Duration(10 * time.Second),
 		MaxConnections:       1000,
 		MaxConnectionsPerIP:  20,
+		MaxConnectionsPer24:  100,
+		MaxConnectionsPer48:  100,
 		ConnectionRatePerIP:  300,
 		ConnectionBurstPerIP: 60,
 		MaxCommands:          1000,
 		MaxErrors:            20,
+		MaxCalloutsPerConn:   1,
 		StartTLS:             true,
 		ProxyHeaderTimeout:   Duration(5 * time.Second),
 	}
@@ -79,12 +95,18 @@ func (t *TrapConfig) validate() error {
 		"max_line_length": int64(t.MaxLineLength), "max_connections": int64(t.MaxConnections),
 		"max_connections_per_ip": int64(t.MaxConnectionsPerIP), "connection_burst_per_ip": int64(t.ConnectionBurstPerIP),
 		"max_commands": int64(t.MaxCommands), "max_errors": int64(t.MaxErrors),
+		"max_connections_per_24": int64(t.MaxConnectionsPer24), "max_connections_per_48": int64(t.MaxConnectionsPer48),
+		"max_callouts_per_connection": int64(t.MaxCalloutsPerConn),
+		"data_rate_window":            int64(t.DataRateWindow), "data_rate_grace": int64(t.DataRateGrace),
 		"read_timeout": int64(t.ReadTimeout), "stress_read_timeout": int64(t.StressReadTimeout), "write_timeout": int64(t.WriteTimeout), "data_timeout": int64(t.DataTimeout),
 		"session_timeout": int64(t.SessionTimeout), "proxy_header_timeout": int64(t.ProxyHeaderTimeout),
 	} {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("trap.%s must be positive", name))
 		}
+	}
+	if t.DataMinRate < 0 {
+		errs = append(errs, errors.New("trap.data_min_rate must be 0 (off) or positive"))
 	}
 	if t.ConnectionRatePerIP < 0 {
 		errs = append(errs, errors.New("trap.connection_rate_per_ip must be 0 (off) or positive"))
@@ -125,14 +147,23 @@ func (c *Config) trapConfig() (trap.Config, error) {
 	if rate == 0 {
 		rate = -1 // trap.Config: negative is off, zero the default
 	}
+	dataRate := t.DataMinRate
+	if dataRate == 0 {
+		dataRate = -1 // trap.Config: negative is off
+	}
 	tc := trap.Config{Domains: c.TrapDomains, Hostname: t.Hostname, Node: t.Node,
 		MaxMessageBytes: t.MaxMessageBytes, KeepBytes: t.KeepBytes, MaxRecipients: t.MaxRecipients, MaxLineLength: t.MaxLineLength,
 		ReadTimeout: time.Duration(t.ReadTimeout), StressReadTimeout: time.Duration(t.StressReadTimeout), WriteTimeout: time.Duration(t.WriteTimeout),
 		DataTimeout: time.Duration(t.DataTimeout), SessionTimeout: time.Duration(t.SessionTimeout),
+		DataMinRate: dataRate, DataRateWindow: time.Duration(t.DataRateWindow), DataRateGrace: time.Duration(t.DataRateGrace),
 		MaxConns: t.MaxConnections, MaxConnsPerIP: t.MaxConnectionsPerIP, ConnRatePerIP: rate, ConnBurst: t.ConnectionBurstPerIP,
-		MaxCommands: t.MaxCommands, MaxErrors: t.MaxErrors,
+		MaxConnsPer24: t.MaxConnectionsPer24, MaxConnsPer48: t.MaxConnectionsPer48,
+		MaxCommands: t.MaxCommands, MaxErrors: t.MaxErrors, MaxCalloutsPerConn: t.MaxCalloutsPerConn,
 		ProxyTrusted: proxies, ProxyHeaderTimeout: time.Duration(t.ProxyHeaderTimeout),
 		RejectAfterData: t.RejectAfterData}
+	if c.Data != "" {
+		tc.QuarantineDir = filepath.Join(c.Data, "quarantine")
+	}
 	if t.StartTLS || t.TLSCertFile != "" {
 		if tc.TLS, err = trap.TLSConfig(t.TLSCertFile, t.TLSKeyFile, t.Hostname); err != nil {
 			return trap.Config{}, err

@@ -251,7 +251,13 @@ func TestNodeExportsAndTransfers(t *testing.T) {
 	if !strings.Contains(string(b), "\n192.0.2.99\n") {
 		t.Errorf("listed address not in the rbldnsd export")
 	}
-	bind, _ := os.ReadFile(filepath.Join(cfg.ExportDir, "bl.blowback.test.zone"))
+	// The BIND file is written after the rbldnsd one: wait for it too
+	// (reading it at once failed on a busy machine).
+	var bind []byte
+	waitFor(t, "BIND export with the listing", func() bool {
+		bind, _ = os.ReadFile(filepath.Join(cfg.ExportDir, "bl.blowback.test.zone"))
+		return strings.Contains(string(bind), "99.2.0.192 IN A 127.0.0.2")
+	})
 	if !strings.Contains(string(bind), "99.2.0.192 IN A 127.0.0.2") || !strings.Contains(string(bind), "ns1 IN A 127.0.0.1") {
 		t.Errorf("BIND export lacks the listing or the glue:\n%.600s", bind)
 	}

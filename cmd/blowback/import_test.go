@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,135 +16,6 @@ import (
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
-
-func TestParseReceived(t *testing.T) {
-	for _, c := range []struct {
-		in, helo, ip, by string
-		date             string
-	}{
-		{"from mx.sender.example (mx.sender.example [192.0.2.7]) by mx.trap.example (Postfix) with ESMTP id 4Xy; Tue, 3 Jun 2025 10:11:12 +0000",
-			"mx.sender.example", "192.0.2.7", "mx.trap.example", "2025-06-03T10:11:12Z"},
-		{"from [198.51.100.3] (helo=bounce.example)\r\n\tby mx.trap.example with esmtp (Exim 4.96)\r\n\tid 1abc; Wed, 04 Jun 2025 01:02:03 +0200",
-			"198.51.100.3", "198.51.100.3", "mx.trap.example", "2025-06-03T23:02:03Z"},
-		{"from mail.example.org ([203.0.113.9] helo=mail.example.org) by mx.trap.example with esmtps; Thu, 5 Jun 2025 00:00:00 -0000",
-			"mail.example.org", "203.0.113.9", "mx.trap.example", "2025-06-05T00:00:00Z"},
-		{"from helo.example (rdns.example [IPv6:2001:db8::25]) by mx.trap.example (8.17/8.17) with ESMTP id x; Fri, 6 Jun 2025 12:00:00 GMT",
-			"helo.example", "2001:db8::25", "mx.trap.example", "2025-06-06T12:00:00Z"},
-		{"from email.example.com (HELO example.com) (192.0.2.4) by example.com with SMTP; 29 Apr 2009 00:00:00 -0000",
-			"email.example.com", "192.0.2.4", "example.com", "2009-04-29T00:00:00Z"},
-		{"by mx.trap.example (Postfix, from userid 0) id 1; Fri, 6 Jun 2025 12:00:00 +0000", "", "", "mx.trap.example", "2025-06-06T12:00:00Z"},
-		{"from localhost (localhost [127.0.0.1]) by mx.trap.example (amavisd) with LMTP", "localhost", "127.0.0.1", "mx.trap.example", ""},
-		{"garbage", "", "", "", ""},
-		{"", "", "", "", ""},
-	} {
-		h := parseReceived(c.in)
-		ip := ""
-		if h.IP.IsValid() {
-			ip = h.IP.String()
-		}
-		date := ""
-		if !h.Time.IsZero() {
-			date = h.Time.UTC().Format(time.RFC3339)
-		}
-		if h.HELO != c.helo || ip != c.ip || h.By != c.by || date != c.date {
-			t.Errorf("parseReceived(%q)\n = helo %q ip %q by %q date %q\nwant helo %q ip %q by %q date %q", c.in, h.HELO, ip, h.By, date, c.helo, c.ip, c.by, c.date)
-		}
-	}
-}
-
-func TestClientHop(t *testing.T) {
-	recv := []string{
-		"from localhost (localhost [127.0.0.1]) by mx1.trap.example (amavis); Tue, 3 Jun 2025 10:11:13 +0000",
-		"from out.sender.example (out.sender.example [192.0.2.50]) by mx1.trap.example (Postfix); Tue, 3 Jun 2025 10:11:12 +0000",
-		"from inner.sender.example (inner [10.1.1.1]) by out.sender.example; Tue, 3 Jun 2025 10:11:10 +0000",
-	}
-	for _, c := range []struct {
-		name string
-		opt  importOptions
-		want string
-	}{
-		{"top", importOptions{hop: 1}, "127.0.0.1"},
-		{"second", importOptions{hop: 2}, "192.0.2.50"},
-		{"beyond", importOptions{hop: 4}, ""},
-		{"mx", importOptions{hop: 1, mx: []string{"mx1.trap.example"}}, "127.0.0.1"},
-		{"mx other", importOptions{hop: 1, mx: []string{"out.sender.example"}}, "10.1.1.1"},
-		{"mx unknown", importOptions{hop: 1, mx: []string{"nope.example"}}, ""},
-		{"regexp", importOptions{hop: 1, re: regexp.MustCompile(`\(Postfix\)`)}, ""},
-		{"regexp named", importOptions{hop: 1, re: regexp.MustCompile(`\[(?P<ip>[0-9.]+)\]\) by mx1\.trap\.example \(Postfix\)`)}, "192.0.2.50"},
-		{"regexp first group", importOptions{hop: 2, re: regexp.MustCompile(`\[([0-9.]+)\]`)}, "192.0.2.50"},
-	} {
-		h, ok := clientHop(recv, &c.opt)
-		got := ""
-		if ok {
-			got = h.IP.String()
-		}
-		if got != c.want {
-			t.Errorf("%s: %q, want %q", c.name, got, c.want)
-		}
-	}
-}
-
-func TestMboxReader(t *testing.T) {
-	mbox := "From MAILER-DAEMON Tue Jun  3 10:11:12 2025\n" +
-		"Subject: one\n\nbody line\n>From quoted once\n>>From quoted twice\nFrom inside a paragraph is not a separator\n\n" +
-		"From someone@example.org Tue Jun  3 10:11:13 2025\r\n" +
-		"Subject: two\r\n\r\n\r\nlast\r\n"
-	for _, c := range []struct {
-		rd    bool
-		first string
-	}{
-		{true, "Subject: one\r\n\r\nbody line\r\nFrom quoted once\r\n>From quoted twice\r\nFrom inside a paragraph is not a separator\r\n"},
-		{false, "Subject: one\r\n\r\nbody line\r\nFrom quoted once\r\n>>From quoted twice\r\nFrom inside a paragraph is not a separator\r\n"},
-	} {
-		r := newMboxReader(strings.NewReader(mbox), c.rd)
-		m1, f1, err := r.Next()
-		if err != nil || string(m1) != c.first || f1 != "MAILER-DAEMON" {
-			t.Errorf("mboxrd=%v first: %q %q %v", c.rd, m1, f1, err)
-		}
-		m2, f2, err := r.Next()
-		if err != nil || string(m2) != "Subject: two\r\n\r\n\r\nlast\r\n" || f2 != "someone@example.org" {
-			t.Errorf("second: %q %q %v", m2, f2, err)
-		}
-		if _, _, err := r.Next(); err != io.EOF {
-			t.Errorf("third: %v, want EOF", err)
-		}
-	}
-	if _, _, err := newMboxReader(strings.NewReader("Subject: not an mbox\n\n"), true).Next(); err == nil {
-		t.Error("a plain message read as an mbox")
-	}
-	if _, _, err := newMboxReader(strings.NewReader(""), true).Next(); err != io.EOF {
-		t.Errorf("empty mbox: %v", err)
-	}
-}
-
-func FuzzMboxReader(f *testing.F) {
-	f.Add([]byte("From a b\nSubject: x\n\n>From y\n\nFrom c d\n\n"), true)
-	f.Add([]byte("From \n\n\n\nFrom \n"), false)
-	f.Fuzz(func(t *testing.T, b []byte, rd bool) {
-		r := newMboxReader(bytes.NewReader(b), rd)
-		for i := 0; i < len(b)+2; i++ {
-			m, _, err := r.Next()
-			if err != nil {
-				return
-			}
-			if len(m) > 2*len(b)+2 {
-				t.Fatalf("message of %d bytes from %d input bytes", len(m), len(b))
-			}
-		}
-		t.Fatal("reader did not end")
-	})
-}
-
-func FuzzParseReceived(f *testing.F) {
-	f.Add("from a (b [192.0.2.1]) by c; Tue, 3 Jun 2025 10:11:12 +0000")
-	f.Add("from [IPv6:::1] by ; ;")
-	f.Fuzz(func(t *testing.T, s string) {
-		h := parseReceived(s)
-		if h.IP.IsValid() && h.IP.Is4In6() {
-			t.Fatalf("mapped address kept: %v", h.IP)
-		}
-	})
-}
 
 // bounceFor is a DSN from client ip to a trap address, as the trap
 // operator's MX delivered it to a mailbox.

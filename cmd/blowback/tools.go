@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/store"
-	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -81,6 +81,8 @@ type classifyOutput struct {
 	Kind        string         `json:"kind"`
 	SubKind     string         `json:"sub_kind,omitempty"`
 	Vendor      string         `json:"vendor,omitempty"`
+	MTA         string         `json:"mta"` // software family that wrote it, "" when unknown (CONTRACT additions 2026-12)
+	MTASignal   string         `json:"mta_signal,omitempty"`
 	Backscatter bool           `json:"backscatter"`
 	Signals     []string       `json:"signals"`
 	Original    store.Original `json:"original"`
@@ -104,7 +106,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 	if len(files) == 0 {
 		return usageError("no files (use - for stdin)")
 	}
-	env := trap.Envelope{}
+	env := classify.Envelope{}
 	if *mailFrom != "" {
 		f := strings.Trim(*mailFrom, "<>")
 		env.MailFrom, env.Null, env.Known = f, f == "", true
@@ -126,10 +128,10 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 			}
 			continue
 		}
-		r := trap.Classify(msg, env)
+		r := classify.Classify(msg, env)
 		out.Kind, out.SubKind, out.Backscatter = r.Kind.String(), r.SubKind, r.Kind.Backscatter()
 		out.Original, out.DSN, out.TrapField, out.Subject = r.Original, r.DSN, r.TrapField, r.Subject
-		out.Vendor, out.MessageID = r.Vendor, r.MessageID
+		out.Vendor, out.MessageID, out.MTA, out.MTASignal = r.Vendor, r.MessageID, r.MTA, r.MTASignal
 		if r.Signals != nil {
 			out.Signals = r.Signals
 		}
@@ -143,7 +145,11 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 		if r.SubKind != "" {
 			sub = "/" + r.SubKind
 		}
-		fmt.Fprintf(stdout, "%s: %s%s backscatter=%v signals=%s\n", name, out.Kind, sub, out.Backscatter, strings.Join(out.Signals, ","))
+		mta := ""
+		if r.MTA != "" {
+			mta = " mta=" + r.MTA
+		}
+		fmt.Fprintf(stdout, "%s: %s%s backscatter=%v%s signals=%s\n", name, out.Kind, sub, out.Backscatter, mta, strings.Join(out.Signals, ","))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d files could not be read", failed, len(files))

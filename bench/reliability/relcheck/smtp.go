@@ -323,7 +323,7 @@ func countStored(dataDir string) (map[netip.Addr]int, int, error) {
 // client keeps delivering; the stored evidence is counted at the end.
 func (c *checker) smtpScenarios() {
 	dir := filepath.Join(c.work, "smtp-data")
-	n, err := c.startNode("smtp", dir, c.baseConfig(""))
+	n, err := c.startNode("smtp", dir, c.baseConfig(noCaps))
 	if err != nil {
 		c.add(row{Scenario: "SMTP node", Errors: err.Error()})
 		return

@@ -146,7 +146,7 @@ func (c *checker) crashScenario() {
 	rounds := 3
 	var restartErr error
 	for round := range rounds {
-		n, err := c.startNode("crash", dir, c.baseConfig(""))
+		n, err := c.startNode("crash", dir, c.baseConfig(noCaps))
 		if err != nil {
 			restartErr = fmt.Errorf("start %d: %w", round, err)
 			break
@@ -160,7 +160,7 @@ func (c *checker) crashScenario() {
 	// A last clean start rebuilds and stops.
 	var stopErr error
 	if restartErr == nil {
-		n, err := c.startNode("crash", dir, c.baseConfig(""))
+		n, err := c.startNode("crash", dir, c.baseConfig(noCaps))
 		if err != nil {
 			restartErr = err
 		} else {
@@ -187,7 +187,7 @@ func (c *checker) crashScenario() {
 // new table file appears, restart; every acknowledged event must be there.
 func (c *checker) compactionScenario() {
 	dir := filepath.Join(c.work, "compaction-data")
-	cfg := c.baseConfig("\n[store]\nmemtable_mb = 1\n")
+	cfg := c.baseConfig(noCaps + "memtable_mb = 1\n")
 	var acked []store.EventID
 	var notes []string
 	var startErr error
@@ -350,7 +350,7 @@ func (c *checker) fullDiskScenario() {
 		c.add(r)
 		return
 	}
-	n, err := c.startNode("fulldisk", dir, c.baseConfig("\n[store]\nlow_memory = true\n"))
+	n, err := c.startNode("fulldisk", dir, c.baseConfig(noCaps+"low_memory = true\n")) // one source fills the disk: caps off
 	if err != nil {
 		r.Errors = err.Error()
 		c.add(r)

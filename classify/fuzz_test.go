@@ -1,4 +1,4 @@
-package trap
+package classify
 
 import (
 	"os"
@@ -17,7 +17,7 @@ import (
 // the SMTP session's verdict), backscatter exactly for the contract's kinds,
 // at least one signal, short stable tokens, bounded valid UTF-8 strings.
 func FuzzClassify(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/classify/*.eml")
+	seeds, _ := filepath.Glob("testdata/*.eml")
 	if p := filepath.Join(testenv.Root(f), "..", "shared", "corpus", "sisimai", "bounces"); dirExists(p) {
 		more, _ := filepath.Glob(filepath.Join(p, "*.eml"))
 		if len(more) > 40 {

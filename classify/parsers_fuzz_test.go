@@ -1,4 +1,4 @@
-package trap
+package classify
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package trap
+package classify
 
 // Evidence extraction: the returned original (MIME part or inline copy),
 // its first external Received hop, links and attachments, report fields
@@ -358,11 +358,12 @@ func (a *analysis) firstExternalHop() string {
 		addSite(a.dsn.ReportingMTA)
 	}
 	addSite(a.fromDomain)
-	if by := receivedBy(recv[0]); by != "" {
+	if by := ParseReceived(recv[0]).By; by != "" {
 		addSite(by)
 	}
 	for _, r := range recv {
-		host, ip := receivedFrom(r)
+		hop := ParseReceived(r)
+		host, ip := hop.Host, hop.IP
 		if ip.IsValid() && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()) {
 			continue
 		}
@@ -391,67 +392,6 @@ func hopText(r string) string {
 		r = r[:i]
 	}
 	return strings.Join(strings.Fields(r), " ")
-}
-
-var (
-	ipInBracketsRE = regexp.MustCompile(`\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]`)
-	ipBareRE       = regexp.MustCompile(`\(([0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+)\)`)
-)
-
-// receivedFrom returns the reverse name (or HELO) and address of the
-// sending host of an RFC 5321 §4.4 Received field.
-func receivedFrom(r string) (string, netip.Addr) {
-	low := strings.ToLower(r)
-	i := strings.Index(low, "from ")
-	if i < 0 || i > 10 {
-		return "", netip.Addr{}
-	}
-	part := r[i+5:]
-	if j := strings.Index(strings.ToLower(part), " by "); j >= 0 {
-		part = part[:j]
-	}
-	var ip netip.Addr
-	if m := ipInBracketsRE.FindStringSubmatch(part); m != nil {
-		ip, _ = netip.ParseAddr(m[1])
-	} else if m := ipBareRE.FindStringSubmatch(part); m != nil {
-		ip, _ = netip.ParseAddr(m[1])
-	}
-	// The reverse name stands in parentheses before the address
-	// ("from helo (rdns [ip])"); else the first word is the host.
-	host := ""
-	if j := strings.IndexByte(part, '('); j >= 0 {
-		inner := strings.Fields(strings.Trim(part[j+1:], "()"))
-		if len(inner) > 0 && strings.Contains(inner[0], ".") && !strings.ContainsAny(inner[0], "[=") && !isIPLiteral(inner[0]) {
-			host = inner[0]
-		}
-	}
-	if host == "" {
-		if f := strings.Fields(part); len(f) > 0 && !strings.HasPrefix(f[0], "[") && !isIPLiteral(f[0]) {
-			host = f[0]
-		}
-	}
-	host = strings.ToLower(strings.Trim(host, "[]()."))
-	if !strings.Contains(host, ".") {
-		host = ""
-	}
-	return host, ip
-}
-
-func receivedBy(r string) string {
-	low := strings.ToLower(r)
-	i := strings.Index(low, " by ")
-	if i < 0 {
-		if strings.HasPrefix(low, "by ") {
-			i = -1
-		} else {
-			return ""
-		}
-	}
-	f := strings.Fields(r[i+4:])
-	if len(f) == 0 {
-		return ""
-	}
-	return strings.ToLower(strings.Trim(f[0], "();"))
 }
 
 // trapDomains: configured ones, else those of the envelope recipients.

@@ -1,4 +1,4 @@
-package trap
+package classify
 
 // The classifier: what did the trap receive? A trap address never sent
 // mail, so every delivery report, auto-reply, challenge or read receipt it
@@ -21,7 +21,6 @@ package trap
 //     "Auto-Submitted: auto-replied" on their bounces too.
 
 import (
-	"net/mail"
 	"strings"
 
 	"github.com/blowback-dnsbl/blowback/store"
@@ -58,6 +57,13 @@ type Result struct {
 	// Vendor names the software that wrote a non-standard report, when a
 	// signature told ("qmail", "exchange", "boxbe", ...).
 	Vendor string
+
+	// MTA is the software family that produced a backscatter message when
+	// its format says so (one of MTAFamilies, lower case), "" when unknown;
+	// MTASignal names the mark that said so ("received", "message-id",
+	// "header:x-ms-exchange-message-is-ndr", "text:postfix", ...). The
+	// signal is also in Signals as "mta:<family>".
+	MTA, MTASignal string
 
 	// Recovered is set when the classifier panicked (a bug) and the result
 	// is the fallback; callers count it like any recovered panic.
@@ -117,6 +123,7 @@ type analysis struct {
 	origBody string // start of the inline copy's body (for nothing but tests)
 
 	avKind      string // "av-notice" or "filter-notice", set by avNotice
+	gateway     string // the filter product named by a gateway notice (sophos, proofpoint, ...)
 	attachments []attachment
 	links       []string // hosts of links in the notice
 
@@ -243,9 +250,14 @@ func (a *analysis) decide() {
 		a.signal("no-header")
 	}
 	if a.env.Known {
-		if a.env.Null || a.env.MailFrom == "" {
+		switch {
+		case a.envNull():
 			a.signal("env:null-sender")
-		} else {
+		case a.envDaemon():
+			a.signal("env:daemon-sender")
+		case a.envTrapDomain():
+			a.signal("env:trap-domain-sender")
+		default:
 			a.signal("env:sender")
 		}
 	}
@@ -550,7 +562,13 @@ func (a *analysis) bounceScore() float64 {
 		score++
 		a.signal("diagnostic:" + token(p))
 	}
-	if a.env.Known && (a.env.Null || a.env.MailFrom == "") {
+	// The envelope (RFC 5321 §4.5.5: reports go out with the null
+	// reverse-path; postmaster and MAILER-DAEMON send them by convention).
+	// A sender at the trap's own domain is forged: the trap never sends.
+	switch {
+	case a.envNull() || a.envDaemon():
+		score += 2
+	case a.envTrapDomain():
 		score++
 	}
 	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
@@ -585,7 +603,7 @@ func (a *analysis) findStrongNDR() bool {
 				continue
 			}
 			if strings.Contains(a.full, p) {
-				if a.vendor == "" {
+				if a.vendor == "" && !strings.HasPrefix(s.name, "lang-") {
 					a.vendor = s.name
 				}
 				a.signal("ndr:" + s.name)
@@ -646,7 +664,7 @@ func (a *analysis) daemonFrom() bool {
 // auto-responder field. Precedence: bulk alone does not count: newsletters
 // and spam carry it.
 func (a *analysis) automated() bool {
-	if a.env.Known && (a.env.Null || a.env.MailFrom == "") {
+	if a.envNull() || a.envDaemon() {
 		return true
 	}
 	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
@@ -656,6 +674,23 @@ func (a *analysis) automated() bool {
 		return true
 	}
 	return a.daemonFrom() || a.hdr.has("X-Autoreply") || a.hdr.has("X-Autorespond")
+}
+
+// envNull: the session's reverse-path was null.
+func (a *analysis) envNull() bool { return a.env.Known && (a.env.Null || a.env.MailFrom == "") }
+
+// envDaemon: the session's reverse-path was postmaster or MAILER-DAEMON.
+func (a *analysis) envDaemon() bool {
+	if !a.env.Known || a.env.MailFrom == "" {
+		return false
+	}
+	local, _ := splitAddr(strings.ToLower(strings.Trim(a.env.MailFrom, "<> ")))
+	return local == "postmaster" || local == "mailer-daemon" || local == "mailer_daemon" || local == "double-bounce"
+}
+
+// envTrapDomain: the session's reverse-path was at a trap domain.
+func (a *analysis) envTrapDomain() bool {
+	return a.env.Known && a.env.MailFrom != "" && a.isTrapAddr(strings.Trim(a.env.MailFrom, "<> "))
 }
 
 func (a *analysis) isDelay() bool {
@@ -674,13 +709,26 @@ func (a *analysis) isDelay() bool {
 }
 
 // avNotice: an anti-virus or content-filter notice from software, about a
-// message "you" sent.
+// message "you" sent (SpamAssassin 20_vbounce.cf __VBOUNCE_*): the gateway
+// blocked mail that forged the trap as its sender and told the trap.
 func (a *analysis) avNotice() bool {
+	who := strings.ToLower(a.fromName + " " + a.fromLocal)
 	avSender := false
-	if _, ok := containsAny(strings.ToLower(a.fromName+" "+a.fromLocal), []string{"virus", "scanner", "antivirus", "anti-virus", "mailscanner", "interscan", "quarantine", "mailsweeper", "mailmarshal", "scanmail", "groupshield"}); ok {
+	if _, ok := containsAny(who, []string{"virus", "scanner", "antivirus", "anti-virus", "mailscanner", "interscan", "quarantine", "mailsweeper", "mailmarshal", "scanmail", "groupshield", "content-filter", "content filter", "mail security", "email security"}); ok {
 		avSender = true
 	}
+	gw := a.gatewayName(who)
 	if !a.automated() && !avSender {
+		return false
+	}
+	// About a message the recipient sent: a returned copy, report fields,
+	// or words that say so. A vendor's advert ("your McAfee subscription
+	// expired: virus protection is off") is none of these.
+	aboutYours := a.orig != nil || a.dsn != nil || a.daemonFrom() || a.env.Known && (a.env.Null || a.envDaemon())
+	if !aboutYours {
+		_, aboutYours = containsAny(a.notice, aboutYourMessage)
+	}
+	if !aboutYours {
 		return false
 	}
 	kind := func(p string) bool {
@@ -688,17 +736,45 @@ func (a *analysis) avNotice() bool {
 		if _, ok := containsAny(p, []string{"spam", "junk", "bulk", "policy", "content", "blocked", "rejected", "banned"}); ok {
 			a.avKind = "filter-notice"
 		}
+		if gw != "" {
+			a.gateway = gw
+			a.signal("gateway:" + gw)
+		}
 		return true
 	}
 	if p, ok := containsAny(a.subj, avSubjects); ok {
 		a.signal("av-subject:" + token(p))
 		return kind(p)
 	}
-	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil) {
+	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil || gw != "") {
 		a.signal("av-phrase:" + token(p))
 		return kind(p)
 	}
 	return false
+}
+
+// gatewayName names the filter product a notice comes from, if it says.
+// Product names count in the sender, subject and Message-ID; in the text
+// only the longer template phrases do (a bounce may quote a remote
+// gateway's name in its diagnostic).
+func (a *analysis) gatewayName(who string) string {
+	head := who + " " + a.subj + " " + strings.ToLower(a.hdr.get("Message-Id"))
+	for _, g := range gatewaySigs {
+		for _, p := range g.pats {
+			if strings.Contains(head, p) || len(p) > 16 && strings.Contains(a.notice, p) {
+				return g.name
+			}
+		}
+	}
+	return ""
+}
+
+// aboutYourMessage: words of a notice about mail the reader sent.
+var aboutYourMessage = []string{
+	"your message", "you sent", "sent by you", "message from you", "your e-mail", "your email", "your mail",
+	"the message you sent", "message sent from your address", "from: ", "sender:", "original message",
+	"ihre nachricht", "votre message", "su mensaje", "il tuo messaggio", "sua mensagem", "twoja wiadomość",
+	"ваше сообщение", "您的邮件", "您發送的郵件", "あなたが送信した", "送信されたメール",
 }
 
 // autoReplyStrong: markers only auto-responders set.
@@ -719,7 +795,27 @@ var strongAutoreplyPrefixes = []string{
 	"out of the office", "out-of-office", "abwesenheitsnotiz", "automatische antwort", "réponse automatique",
 	"risposta automatica", "respuesta automática", "automatisch antwoord", "autosvar", "automaattinen vastaus",
 	"automatyczna odpowiedź", "автоматический ответ", "自動応答", "自動返信", "自动回复", "自動回覆", "자동 응답",
-	"yahoo! auto response",
+	"yahoo! auto response", "автоответ", "auto-antwort", "autoantwort", "auto-réponse", "réponse automatique d'absence",
+	"respuesta automática de", "resposta automática", "automatické odpovědi", "automatická odpověď", "automatikus válasz",
+	"otomatik yanıt", "αυτόματη απάντηση", "自動回覆", "自动答复", "自動応答メッセージ", "不在通知", "休暇中",
+}
+
+// autoreplyOnlySubjects are subject words no one but an auto-responder
+// uses, in many languages; with Precedence junk/bulk or a software
+// envelope they decide alone.
+var autoreplyOnlySubjects = []string{
+	"auto:", "[auto]", "automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "autoresponse",
+	"out of office", "out of the office", "out-of-office", "ooo:", "on vacation", "vacation reply", "away from the office",
+	"abwesenheit", "automatische antwort", "autoantwort", "auto-antwort", "nicht im büro",
+	"réponse automatique", "reponse automatique", "absence du bureau", "absent du bureau", "message d'absence",
+	"respuesta automática", "respuesta automatica", "fuera de la oficina", "fuera de oficina",
+	"resposta automática", "resposta automatica", "ausente do escritório", "fora do escritório",
+	"risposta automatica", "fuori ufficio", "fuori sede",
+	"automatyczna odpowiedź", "automatyczna odpowiedz", "nieobecność", "poza biurem",
+	"автоответ", "автоматический ответ", "нет на месте", "в отпуске", "отсутствую",
+	"自动回复", "自动答复", "自動回覆", "自動応答", "自動返信", "不在", "休暇", "자동 응답", "부재",
+	"automatisch antwoord", "afwezig", "autosvar", "frånvaro", "fravær", "automaattinen vastaus", "poissa",
+	"automatická odpověď", "nepřítomnost", "automatikus válasz", "otomatik yanıt", "αυτόματη απάντηση",
 }
 
 // autoReply: RFC 3834 auto-responses and vendor vacation replies.
@@ -767,6 +863,19 @@ func (a *analysis) autoReply() bool {
 	// software; never a list or newsletter.
 	if a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe") {
 		return false
+	}
+	// A localised auto-reply subject with Precedence: junk or bulk (what
+	// vacation(1) and many responders set, RFC 3834 §3.1.8 discourages it
+	// but it is there) or an envelope that says software sent it.
+	prec := strings.ToLower(strings.TrimSpace(a.hdr.get("Precedence")))
+	if prec == "junk" || prec == "bulk" || a.envNull() || a.envDaemon() || a.envTrapDomain() {
+		if p, ok := containsAny(a.subj, autoreplyOnlySubjects); ok {
+			a.signal("subject:" + token(p))
+			if prec != "" {
+				a.signal("precedence:" + token(prec))
+			}
+			return set(vacation())
+		}
 	}
 	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || a.automated()
 	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish {
@@ -827,7 +936,11 @@ func (a *analysis) listNotice() bool {
 }
 
 func (a *analysis) result() Result {
-	r := Result{Kind: a.kind, SubKind: a.subKind, Signals: a.signals, Vendor: a.vendor}
+	r := Result{Kind: a.kind, SubKind: a.subKind, Vendor: a.vendor}
+	if r.MTA, r.MTASignal = a.fingerprint(); r.MTA != "" {
+		a.signal("mta:" + r.MTA)
+	}
+	r.Signals = a.signals
 	r.MessageID = clip(strings.TrimSpace(a.hdr.get("Message-Id")), 255)
 	r.From = clip(decodeWords(a.hdr.get("From")), 255)
 	r.Subject = clip(a.subject, 255)
@@ -876,16 +989,6 @@ func sanitize(r *Result) {
 	}
 }
 
-func cleanString(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if r < 32 && r != '\t' || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-}
-
 // keptHeaders are the outer fields worth keeping as evidence, capped.
 func (a *analysis) keptHeaders() map[string]string {
 	keep := []string{"Date", "To", "Auto-Submitted", "Precedence", "X-Failed-Recipients", "In-Reply-To",
@@ -901,134 +1004,6 @@ func (a *analysis) keptHeaders() map[string]string {
 		return nil
 	}
 	return m
-}
-
-// containsAny returns the first pattern contained in s.
-func containsAny(s string, pats []string) (string, bool) {
-	if s == "" {
-		return "", false
-	}
-	for _, p := range pats {
-		if strings.Contains(s, p) {
-			return p, true
-		}
-	}
-	return "", false
-}
-
-// containsPrefix returns the first pattern s starts with, after reply and
-// forward prefixes ("Re:", "AW:", "Fwd:").
-func containsPrefix(s string, pats []string) (string, bool) {
-	s = strings.TrimSpace(s)
-	for range 4 {
-		t := s
-		for _, pre := range []string{"re:", "aw:", "sv:", "fw:", "fwd:", "tr:", "wg:", "vs:", "antw:", "r:", "[auto]", "[auto-reply]"} {
-			t = strings.TrimSpace(strings.TrimPrefix(t, pre))
-		}
-		if t == s {
-			break
-		}
-		s = t
-	}
-	for _, p := range pats {
-		if strings.HasPrefix(s, p) {
-			return p, true
-		}
-	}
-	return "", false
-}
-
-// normText lowers s and collapses whitespace runs to one space.
-func normText(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	space := false
-	for _, r := range strings.ToLower(s) {
-		switch r {
-		case ' ', '\t', '\n', '\r', '\v', '\f', '\u00a0', '\u3000':
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// token makes a signal fragment from a phrase: lower case, spaces to
-// dashes, at most 40 bytes.
-func token(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == ' ' || r == '\t':
-			return '-'
-		case r < 32 || r == '"' || r == '\\':
-			return -1
-		}
-		return r
-	}, s)
-	return clip(strings.Trim(s, "-"), 40)
-}
-
-// parseAddr splits a From-style field into display name and lower-case
-// address, leniently.
-func parseAddr(s string) (name, addr string) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", ""
-	}
-	if a, err := mail.ParseAddress(s); err == nil {
-		return a.Name, strings.ToLower(a.Address)
-	}
-	if i := strings.LastIndexByte(s, '<'); i >= 0 {
-		name = strings.Trim(strings.TrimSpace(s[:i]), "\"")
-		rest := s[i+1:]
-		if j := strings.IndexByte(rest, '>'); j >= 0 {
-			rest = rest[:j]
-		}
-		return name, strings.ToLower(strings.TrimSpace(rest))
-	}
-	for _, f := range strings.Fields(s) {
-		if strings.Contains(f, "@") {
-			return strings.TrimSpace(strings.Replace(s, f, "", 1)), strings.ToLower(strings.Trim(f, "<>()\"',;"))
-		}
-	}
-	if !strings.ContainsAny(s, " \t") {
-		return "", strings.ToLower(s) // "MAILER-DAEMON" without a domain
-	}
-	return s, ""
-}
-
-func splitAddr(addr string) (local, domain string) {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return addr, ""
-	}
-	return addr[:i], strings.TrimSuffix(addr[i+1:], ".")
-}
-
-// containsAffirmed is containsAny ignoring negated matches ("do not reply
-// to this message").
-func containsAffirmed(s string, pats []string) (string, bool) {
-	for _, p := range pats {
-		for off := 0; off < len(s); {
-			i := strings.Index(s[off:], p)
-			if i < 0 {
-				break
-			}
-			at := off + i
-			before := s[max(0, at-12):at]
-			if !strings.Contains(before, "not ") && !strings.Contains(before, "n't ") && !strings.Contains(before, "never ") {
-				return p, true
-			}
-			off = at + len(p)
-		}
-	}
-	return "", false
 }
 
 // sesNotification returns the notificationType of an Amazon SES

@@ -1,4 +1,4 @@
-package trap
+package classify
 
 // Machine-readable report parts: RFC 3464 delivery-status (and RFC 6533
 // global-delivery-status), RFC 8098 disposition-notification and RFC 5965

@@ -1,4 +1,4 @@
-package trap
+package classify
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// TestClassifyFixtures: one line per fixture in testdata/classify. want is
+// TestClassifyFixtures: one line per fixture in testdata. want is
 // "kind/subkind"; field is the expected TrapField (with the trap domain
 // trap.blowback.test); msgid the returned original's Message-ID; hop a
 // substring of its first external Received hop.
@@ -17,7 +17,7 @@ func TestClassifyFixtures(t *testing.T) {
 	env := Envelope{TrapDomains: []string{"trap.blowback.test"}}
 	check := func(file, want, field, msgid, hop string) {
 		t.Helper()
-		b, err := os.ReadFile(filepath.Join("testdata/classify", file))
+		b, err := os.ReadFile(filepath.Join("testdata", file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestClassifyFixtures(t *testing.T) {
 // TestClassifyDSNFields: the per-message and per-recipient fields of a real
 // Postfix report land in the result.
 func TestClassifyDSNFields(t *testing.T) {
-	b, err := os.ReadFile("testdata/classify/postfix-bounce.eml")
+	b, err := os.ReadFile("testdata/postfix-bounce.eml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,16 +199,17 @@ func TestParseDSNRecipients(t *testing.T) {
 	}
 }
 
-func TestReceivedFrom(t *testing.T) {
+func TestReceivedHost(t *testing.T) {
 	check := func(in, host, ip string) {
 		t.Helper()
-		h, a := receivedFrom(in)
+		hop := ParseReceived(in)
+		h, a := hop.Host, hop.IP
 		gotIP := ""
 		if a.IsValid() {
 			gotIP = a.String()
 		}
 		if h != host || gotIP != ip {
-			t.Errorf("receivedFrom(%q) = %q %q, want %q %q", in, h, gotIP, host, ip)
+			t.Errorf("ParseReceived(%q) = %q %q, want %q %q", in, h, gotIP, host, ip)
 		}
 	}
 	check("from helo.example (rdns.example.net [192.0.2.1]) by mx.example with ESMTP id 1; Mon, 2 Mar 2026", "rdns.example.net", "192.0.2.1")

@@ -1,4 +1,4 @@
-package trap
+package classify
 
 // A lenient, bounded MIME reader for the classifier. Bounces are written by
 // every kind of software, many of them broken, and some of what reaches a trap
@@ -53,6 +53,16 @@ func (h header) get(name string) string {
 func (h header) has(name string) bool {
 	for _, f := range h {
 		if strings.EqualFold(f.name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPrefix reports whether a field name starts with prefix (any case).
+func (h header) hasPrefix(prefix string) bool {
+	for _, f := range h {
+		if len(f.name) >= len(prefix) && strings.EqualFold(f.name[:len(prefix)], prefix) {
 			return true
 		}
 	}

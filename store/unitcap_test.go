@@ -1,0 +1,250 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io/fs"
+	"net/netip"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/scoring"
+	"github.com/blowback-dnsbl/blowback/store"
+)
+
+// diskUsage is the space the files under dir take (allocated blocks, so
+// sparse preallocated files count for what they hold).
+func diskUsage(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		} else {
+			n += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func capEvent(ip string, at time.Time, k store.Kind) *store.Event {
+	return &store.Event{ID: store.NewEventID(), Time: at, ClientIP: netip.MustParseAddr(ip), Kind: k,
+		Rcpts: []string{"x@trap.blowback.test"}, TrapDomain: "trap.blowback.test", HELO: "flood.example.net"}
+}
+
+// TestUnitCapFlood (issue 13, item 2): one unit flooding bounces with big
+// raw messages, then callouts, cannot fill the disk: at most UnitMaxEvents
+// events and UnitMaxRawBytes of raw messages are stored per window; the rest
+// is summarised by kind. The first callout past the cap is still stored (one
+// hit per kind), the unit is listed for both kinds, and another unit is
+// untouched.
+//
+// Before: every event and raw message was stored (~7 MB/s from one address
+// with 1 MB bounces until the disk guard made the trap answer 452 to all).
+func TestUnitCapFlood(t *testing.T) {
+	dir := t.TempDir()
+	opts := store.DefaultOptions()
+	opts.MinFreeBytes = -1
+	opts.UnitWindow = time.Hour
+	opts.UnitMaxEvents = 50
+	opts.UnitMaxRawBytes = 1 << 20
+	st, err := store.Open(dir, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	raw := make([]byte, 64<<10) // incompressible: 64 KiB on disk each
+	rand.Read(raw)
+	const bounces, callouts = 400, 200
+	flood := netip.MustParseAddr("192.0.2.1")
+	for i := range bounces {
+		if err := st.Put(ctx, capEvent("192.0.2.1", base.Add(time.Duration(i)*time.Second), store.KindBounce), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range callouts {
+		if err := st.Put(ctx, capEvent("192.0.2.1", base.Add(time.Duration(bounces+i)*time.Second), store.KindCallout), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another unit, within its caps: everything kept.
+	other := netip.MustParseAddr("192.0.2.2")
+	var otherIDs []store.EventID
+	for i := range 10 {
+		e := capEvent("192.0.2.2", base.Add(time.Duration(i)*time.Second), store.KindBounce)
+		otherIDs = append(otherIDs, e.ID)
+		if err := st.Put(ctx, e, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	refs, err := st.Refs(netip.PrefixFrom(flood, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[store.Kind]int{}
+	for _, r := range refs {
+		kinds[r.Kind]++
+	}
+	if len(refs) != opts.UnitMaxEvents+1 || kinds[store.KindBounce] != opts.UnitMaxEvents || kinds[store.KindCallout] != 1 {
+		t.Errorf("flooding unit: %d events stored (%v), want %d bounces and 1 callout", len(refs), kinds, opts.UnitMaxEvents)
+	}
+	rawKept := 0
+	for _, r := range refs {
+		if _, err := st.Raw(r.ID); err == nil {
+			rawKept++
+		}
+	}
+	if max := int(opts.UnitMaxRawBytes / int64(len(raw))); rawKept > max || rawKept == 0 {
+		t.Errorf("flooding unit: %d raw messages kept, want 1..%d", rawKept, max)
+	}
+	sums, err := st.Summaries(ctx, netip.PrefixFrom(flood, 32), 0)
+	if err != nil || len(sums) != 1 {
+		t.Fatalf("summaries: %+v, %v", sums, err)
+	}
+	u := sums[0]
+	if u.Summarised[store.KindBounce] != bounces-opts.UnitMaxEvents || u.Summarised[store.KindCallout] != callouts-1 ||
+		u.Events != opts.UnitMaxEvents+1 || u.RawBytes > opts.UnitMaxRawBytes || !u.Window.Equal(base) {
+		t.Errorf("summary %+v", u)
+	}
+	if s, d := st.CapStats(); s != uint64(bounces-opts.UnitMaxEvents+callouts-1) || d == 0 {
+		t.Errorf("cap stats: summarised %d, raw dropped %d", s, d)
+	}
+
+	// The other unit is unaffected.
+	for _, id := range otherIDs {
+		if _, err := st.Raw(id); err != nil {
+			t.Errorf("other unit: raw of %s: %v", id, err)
+		}
+	}
+	if refs, _ := st.Refs(netip.PrefixFrom(other, 32)); len(refs) != 10 {
+		t.Errorf("other unit: %d events, want 10", len(refs))
+	}
+
+	// Listing still happens, for both kinds.
+	pol := scoring.DefaultPolicy()
+	d := scoring.Decide(&pol, scoring.Unit(flood), refs, nil, base.Add(time.Hour))
+	if !d.Listed || !d.Kinds.Has(store.KindBounce) || !d.Kinds.Has(store.KindCallout) {
+		t.Errorf("flooding unit not listed for bounce and callout: %+v", d)
+	}
+
+	// Bounded on disk: 400 x 64 KiB offered, about 1 MiB kept.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offered := int64(bounces * len(raw))
+	if du := diskUsage(t, dir); du > 8<<20 {
+		t.Errorf("disk usage %d bytes after %d bytes of raw messages from one unit, want under 8 MiB", du, offered)
+	} else {
+		t.Logf("disk usage %.1f MiB after %.1f MiB offered by one unit", float64(du)/(1<<20), float64(offered)/(1<<20))
+	}
+}
+
+// TestUnitCapWindowsAndV6: the cap is per window of event time and per IPv6
+// /64 (many addresses in one /64 are one unit).
+func TestUnitCapWindowsAndV6(t *testing.T) {
+	opts := store.DefaultOptions()
+	opts.InMemory = true
+	opts.UnitWindow = time.Hour
+	opts.UnitMaxEvents = 5
+	st, err := store.Open("", opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 1)}).String() // 2001:db8::N
+		if err := st.Put(ctx, capEvent(ip, base.Add(time.Duration(i)*time.Minute), store.KindBounce), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The next hour is a new window.
+	for i := range 3 {
+		if err := st.Put(ctx, capEvent("2001:db8::ff", base.Add(time.Hour+time.Duration(i)*time.Minute), store.KindBounce), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unit := netip.MustParsePrefix("2001:db8::/64")
+	refs, _ := st.Refs(unit)
+	if len(refs) != 5+3 {
+		t.Errorf("%d events stored, want 5 in the first hour and 3 in the second", len(refs))
+	}
+	sums, _ := st.Summaries(ctx, netip.MustParsePrefix("2001:db8::7/128"), 0)
+	if len(sums) != 2 || sums[0].Events != 3 || sums[1].Events != 5 || sums[1].Summarised[store.KindBounce] != 15 ||
+		sums[0].Unit != unit {
+		t.Errorf("summaries %+v", sums)
+	}
+}
+
+// TestUnitCapDeterministic: two stores given the same events in the same
+// order (a replica folding the same log) keep the same events and the same
+// summaries, whatever the host clock says.
+func TestUnitCapDeterministic(t *testing.T) {
+	opts := store.DefaultOptions()
+	opts.InMemory = true
+	opts.UnitMaxEvents = 7
+	opts.UnitMaxRawBytes = 3000
+	var evs []*store.Event
+	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC) // long ago: the host clock plays no part
+	for i := range 60 {
+		evs = append(evs, capEvent("198.51.100.7", base.Add(time.Duration(i)*97*time.Second), store.Kind(1+i%5)))
+	}
+	raw := make([]byte, 1000)
+	rand.Read(raw)
+	run := func() (ids map[store.EventID]bool, sums []store.UnitSummary) {
+		st, err := store.Open("", opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		ctx := context.Background()
+		for _, e := range evs {
+			c := *e
+			if err := st.Put(ctx, &c, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refs, _ := st.Refs(netip.MustParsePrefix("198.51.100.7/32"))
+		ids = map[store.EventID]bool{}
+		for _, r := range refs {
+			_, err := st.Raw(r.ID)
+			ids[r.ID] = err == nil
+		}
+		sums, _ = st.Summaries(ctx, netip.MustParsePrefix("198.51.100.0/24"), 0)
+		return ids, sums
+	}
+	ids1, sums1 := run()
+	ids2, sums2 := run()
+	if len(ids1) != len(ids2) || len(sums1) != len(sums2) || len(sums1) < 2 {
+		t.Fatalf("runs differ or too few windows: %d/%d events, %d/%d summaries", len(ids1), len(ids2), len(sums1), len(sums2))
+	}
+	for id, raw := range ids1 {
+		if r2, ok := ids2[id]; !ok || r2 != raw {
+			t.Errorf("event %s: first run kept (raw %v), second %v/%v", id, raw, ok, r2)
+		}
+	}
+	for i := range sums1 {
+		a, b := sums1[i], sums2[i]
+		if a.Events != b.Events || a.RawBytes != b.RawBytes || a.SummarisedTotal() != b.SummarisedTotal() || a.RawDropped != b.RawDropped ||
+			!a.Window.Equal(b.Window) || !a.First.Equal(b.First) || !a.Last.Equal(b.Last) {
+			t.Errorf("window %d: %+v vs %+v", i, a, b)
+		}
+	}
+}
