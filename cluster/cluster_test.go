@@ -50,7 +50,11 @@ func (r *replicaNode) start() {
 	if r.st, err = store.Open(r.dir, store.DefaultOptions(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.rep, err = cluster.NewReplica(cluster.ReplicaConfig{Name: r.name, TickEvery: -1, Batch: 64}, r.conn, r.st, testLog(r.t, r.name), nil); err != nil {
+	batch := 64 // several batches in the test
+	if _, bench := r.t.(*testing.B); bench {
+		batch = 0 // the default
+	}
+	if r.rep, err = cluster.NewReplica(cluster.ReplicaConfig{Name: r.name, TickEvery: -1, Batch: batch}, r.conn, r.st, testLog(r.t, r.name), nil); err != nil {
 		t.Fatal(err)
 	}
 	r.cur = &zones.Current{}
@@ -103,7 +107,11 @@ func (tr *trapNode) start() {
 	if tr.sp, err = forward.OpenSpool(tr.dir, forward.SpoolOptions{RawMax: 4096}, nil); err != nil {
 		tr.t.Fatal(err)
 	}
-	tr.snd = cluster.NewSender(cluster.SenderConfig{Node: tr.node, Batch: 50, BackoffMax: time.Second}, tr.conn, tr.sp, testLog(tr.t, tr.node), nil)
+	batch := 50
+	if _, bench := tr.t.(*testing.B); bench {
+		batch = 0 // the default
+	}
+	tr.snd = cluster.NewSender(cluster.SenderConfig{Node: tr.node, Batch: batch, BackoffMax: time.Second}, tr.conn, tr.sp, testLog(tr.t, tr.node), nil)
 	tr.snd.Start()
 }
 

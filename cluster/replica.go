@@ -332,10 +332,23 @@ func (r *Replica) run() {
 // delivered before and lost in flight would otherwise be acknowledged by a
 // later AckAll without being applied), and the last one delivered (to ack).
 func (r *Replica) fetch(ctx context.Context) ([]logMsg, jetstream.Msg, error) {
-	b, err := r.cons.Fetch(r.cfg.Batch, jetstream.FetchMaxWait(time.Second))
+	// What is there now (under load: full batches, no waiting); when
+	// nothing is, wait a little for the next messages.
+	b, err := r.cons.FetchNoWait(r.cfg.Batch)
 	if err != nil {
 		return nil, nil, err
 	}
+	msgs, last, err := r.collect(ctx, b)
+	if err != nil || last != nil {
+		return msgs, last, err
+	}
+	if b, err = r.cons.Fetch(r.cfg.Batch, jetstream.FetchMaxWait(250*time.Millisecond)); err != nil {
+		return nil, nil, err
+	}
+	return r.collect(ctx, b)
+}
+
+func (r *Replica) collect(ctx context.Context, b jetstream.MessageBatch) ([]logMsg, jetstream.Msg, error) {
 	var msgs []logMsg
 	var last jetstream.Msg
 	next := r.applied.Load() + 1
