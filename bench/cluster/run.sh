@@ -10,7 +10,7 @@
 #
 #   bench/cluster/run.sh                 # N=3000
 #   N=20000 RAW=0 bench/cluster/run.sh   # RAW=0: traps keep no raw message
-#   SYNC=always bench/cluster/run.sh     # JetStream fsyncs every write
+#   SYNC=interval bench/cluster/run.sh   # JetStream's default: fsync every 2 min, ack before it
 #   KILL=0 bench/cluster/run.sh          # no kills (throughput only)
 #
 # nats-server: the Debian package (v2.9) predates stream metadata (2.10), so
@@ -19,7 +19,7 @@
 # cluster: acked=A applied_r1=B applied_r2=C duplicates=D lost=L serials_equal=yes|no exports_equal=yes|no events_per_s=E
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-N=${N:-3000} C=${C:-16} RAW=${RAW:-65536} SYNC=${SYNC:-} KILL=${KILL:-1}
+N=${N:-3000} C=${C:-16} RAW=${RAW:-65536} SYNC=${SYNC:-always} KILL=${KILL:-1}
 work=$(mktemp -d /tmp/blowback-cluster.XXXXXX)
 declare -A pids
 cleanup() {
