@@ -333,6 +333,7 @@ func (c *Conn) StreamLastSeq(ctx context.Context) (uint64, error) {
 type Status struct {
 	Stream                      string
 	Messages, FirstSeq, LastSeq uint64
+	Bytes                       uint64
 	SerialBase                  uint32
 	Leader                      string
 	Peers                       []string
@@ -355,7 +356,8 @@ func (c *Conn) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{Stream: info.Config.Name, Messages: info.State.Msgs, FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq}
+	st := Status{Stream: info.Config.Name, Messages: info.State.Msgs, FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq,
+		Bytes: info.State.Bytes}
 	st.SerialBase, _ = serialBase(info.Config.Metadata)
 	if ci := info.Cluster; ci != nil {
 		st.Leader = ci.Leader

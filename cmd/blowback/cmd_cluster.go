@@ -219,8 +219,8 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "stream %s: %d messages, first %d, last %d, serial base %d, leader %s, replicas %s\n",
-		st.Stream, st.Messages, st.FirstSeq, st.LastSeq, st.SerialBase, st.Leader, strings.Join(st.Peers, " "))
+	fmt.Fprintf(stdout, "stream %s: %d messages, first %d, last %d, %d bytes, serial base %d, leader %s, replicas %s\n",
+		st.Stream, st.Messages, st.FirstSeq, st.LastSeq, st.Bytes, st.SerialBase, st.Leader, strings.Join(st.Peers, " "))
 	for _, c := range st.Consumers {
 		fmt.Fprintf(stdout, "consumer %s: applied up to %d, %d behind\n", c.Name, c.AckFloor, st.LastSeq-min(st.LastSeq, c.AckFloor))
 	}
