@@ -49,7 +49,7 @@ EOF
 client=(${ports[0]} ${ports[1]} ${ports[2]}) route=(${ports[3]} ${ports[4]} ${ports[5]}) smtp=(${ports[6]} ${ports[7]})
 routes="nats://127.0.0.1:${route[0]}, nats://127.0.0.1:${route[1]}, nats://127.0.0.1:${route[2]}"
 sync=""
-[ "$SYNC" = always ] && sync="sync_interval: always"
+[ "$SYNC" = always ] && sync=", sync_interval: always"
 for i in 0 1 2; do
 	cat > "$work/n$i.conf" <<EOF
 server_name: n$i
@@ -60,6 +60,8 @@ EOF
 done
 start_nats() { "$nats" -c "$work/n$1.conf" >> "$work/n$1.log" 2>&1 & pids[n$1]=$!; }
 for i in 0 1 2; do start_nats $i; done
+sleep 0.5
+for i in 0 1 2; do kill -0 "${pids[n$i]}" 2>/dev/null || { echo "nats-server n$i did not start:" >&2; cat "$work/n$i.log" >&2; exit 1; }; done
 
 urls="\"nats://127.0.0.1:${client[0]}\", \"nats://127.0.0.1:${client[1]}\", \"nats://127.0.0.1:${client[2]}\""
 token=bench-admin-token-0123456789abcdef
