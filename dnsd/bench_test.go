@@ -40,7 +40,7 @@ func BenchmarkHandle(b *testing.B) {
 			out := make([]byte, 0, bufSize)
 			b.ReportAllocs()
 			for b.Loop() {
-				if r, _, _ := s.slowUDP(c.pkt, src, out); r == nil {
+				if r, _, _ := s.slowUDP(c.pkt, src, out, allow); r == nil {
 					b.Fatal("no answer")
 				}
 			}

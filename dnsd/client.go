@@ -34,6 +34,8 @@ func QueryName(a netip.Addr, zone string) string {
 
 // Result is the answer to a DNSBL query.
 type Result struct {
+	// Listed: a listing code (127.0.0.0/8, RFC 5782 §2.3) other than a
+	// refusal code (127.255.255.0/24, policy.go) was answered.
 	Listed bool
 	Codes  []netip.Addr // A records
 	TXT    []string
@@ -77,6 +79,20 @@ func Check(ctx context.Context, server, zone string, a netip.Addr) (Result, erro
 			return res, nil
 		}
 	}
-	res.Listed = len(res.Codes) > 0
+	for _, c := range res.Codes {
+		res.Listed = res.Listed || IsListingCode(c)
+	}
 	return res, nil
+}
+
+// refusalCodes is the range of the answers that say no (policy.go): never
+// a listing.
+var refusalCodes = netip.MustParsePrefix("127.255.255.0/24")
+
+// IsListingCode reports whether an A record of a DNSBL answer means
+// "listed": in 127.0.0.0/8 (RFC 5782 §2.3) and not a refusal code in
+// 127.255.255.0/24.
+func IsListingCode(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.Is4() && a.As4()[0] == 127 && !refusalCodes.Contains(a)
 }

@@ -58,9 +58,30 @@ type Config struct {
 	// MaxTCPConns is the number of TCP connections open at once; more are
 	// closed at accept. Default 256.
 	MaxTCPConns int
+	// MaxTCPConnsPerClient caps the connections open at once from one
+	// client network (TCPClientPrefix4/6); default 16. Addresses allowed to
+	// transfer the zone are not capped per client.
+	MaxTCPConnsPerClient int
+	// TCPClientPrefix4 and TCPClientPrefix6 size a client network for
+	// MaxTCPConnsPerClient; default 24 and 64.
+	TCPClientPrefix4, TCPClientPrefix6 int
+	// TCPTransferReserve of the MaxTCPConns slots are kept for addresses
+	// allowed to transfer the zone (while zone transfer is on); default 8
+	// (at most a quarter of MaxTCPConns). Negative: none.
+	TCPTransferReserve int
+	// TCPLifetime bounds how long one TCP connection is served; an answer
+	// under way (a zone transfer) finishes. Default 2m.
+	TCPLifetime time.Duration
 	// UDPSockets is the number of SO_REUSEPORT UDP sockets, each with its
 	// own reader; default GOMAXPROCS.
 	UDPSockets int
+	// RaiseGOMAXPROCS lets Start raise the process's runtime.GOMAXPROCS to
+	// one more than the UDP sockets where each socket reader blocks in the
+	// kernel on its own thread (Linux): it keeps a P free for everything
+	// else (TCP, reloads, the runtime's own work). GOMAXPROCS is the whole
+	// process's, so the program decides (cmd/blowback turns it on); off, a
+	// blocked reader's P is handed off by the runtime, at some latency.
+	RaiseGOMAXPROCS bool
 	// RRL is response-rate limiting (off unless Rate > 0).
 	RRL RRLConfig
 	// ACL restricts who may query; empty allows everyone.
@@ -70,6 +91,14 @@ type Config struct {
 	// CookieSecret is the 16-byte server secret; random when empty. Servers
 	// behind one anycast address share it.
 	CookieSecret []byte
+	// Policy refuses queries from public resolvers and over a budget
+	// (policy.go); off by default.
+	Policy Policy
+	// Keys, when set, enables keyed names <reversed-ip>.<key>.<zone>
+	// (keys.go); with RequireKey only keyed names with a valid key are
+	// answered.
+	Keys       *Keys
+	RequireKey bool
 }
 
 func (c *Config) defaults() {
@@ -102,6 +131,25 @@ func (c *Config) defaults() {
 	if c.MaxTCPConns == 0 {
 		c.MaxTCPConns = 256
 	}
+	if c.MaxTCPConnsPerClient == 0 {
+		c.MaxTCPConnsPerClient = 16
+	}
+	if c.TCPClientPrefix4 == 0 {
+		c.TCPClientPrefix4 = 24
+	}
+	if c.TCPClientPrefix6 == 0 {
+		c.TCPClientPrefix6 = 64
+	}
+	switch {
+	case c.TCPTransferReserve == 0:
+		c.TCPTransferReserve = min(8, c.MaxTCPConns/4)
+	case c.TCPTransferReserve < 0:
+		c.TCPTransferReserve = 0
+	}
+	c.TCPTransferReserve = min(c.TCPTransferReserve, c.MaxTCPConns-1)
+	if c.TCPLifetime == 0 {
+		c.TCPLifetime = 2 * time.Minute
+	}
 	if c.UDPSockets <= 0 {
 		c.UDPSockets = runtime.GOMAXPROCS(0)
 	}
@@ -113,6 +161,18 @@ func (c Config) Validate() error {
 	var errs []error
 	if len(c.CookieSecret) != 0 && len(c.CookieSecret) != 16 {
 		errs = append(errs, fmt.Errorf("%w: cookie secret must be 16 bytes, not %d", ErrConfig, len(c.CookieSecret)))
+	}
+	if c.MaxTCPConns < 0 || c.MaxTCPConnsPerClient < 0 || c.TCPLifetime < 0 || c.TCPIdle < 0 || c.MaxTCPQueries < -1 {
+		errs = append(errs, fmt.Errorf("%w: negative TCP limit", ErrConfig))
+	}
+	if c.TCPClientPrefix4 < 0 || c.TCPClientPrefix4 > 32 || c.TCPClientPrefix6 < 0 || c.TCPClientPrefix6 > 128 {
+		errs = append(errs, fmt.Errorf("%w: TCP client prefix length out of range", ErrConfig))
+	}
+	if err := c.Policy.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RequireKey && c.Keys == nil {
+		errs = append(errs, fmt.Errorf("%w: keys required but no key store", ErrConfig))
 	}
 	if err := c.RRL.validate(); err != nil {
 		errs = append(errs, err)
@@ -130,6 +190,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	rrl     *rrl
+	policy  *policyState // nil: policy off
 	cookies *cookieJar
 	xfr     xfrSlot // zone transfers (xfr.go)
 
@@ -150,6 +211,9 @@ func New(cfg Config, cur *zones.Current, log *slog.Logger, reg prometheus.Regist
 	s.metrics = newMetrics(reg, cur)
 	if cfg.RRL.Rate > 0 {
 		s.rrl = newRRL(cfg.RRL)
+	}
+	if cfg.Policy.On() {
+		s.policy = newPolicy(cfg.Policy)
 	}
 	if cfg.Cookies {
 		secret := cfg.CookieSecret
@@ -192,12 +256,12 @@ func (s *Server) Start(addr string) error {
 			return fmt.Errorf("dnsd: listen tcp %s: %w", tcpAddr, err)
 		}
 	}
-	if blockingUDP && runtime.GOMAXPROCS(0) < len(conns)+1 {
+	if s.cfg.RaiseGOMAXPROCS && blockingUDP && runtime.GOMAXPROCS(0) < len(conns)+1 {
 		// Each socket reader blocks in the kernel on its own thread; keep a P
 		// free for everything else (TCP, reloads, the runtime's own work).
 		runtime.GOMAXPROCS(len(conns) + 1)
 	}
-	ll := &limitListener{Listener: l, sem: make(chan struct{}, s.cfg.MaxTCPConns), rejected: s.metrics.tcpRejected}
+	ll := &limitListener{Listener: l, lim: s.newTCPLimiter()}
 	tcp := &dns.Server{Listener: ll, Handler: s, IdleTimeout: func() time.Duration { return s.cfg.TCPIdle },
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: s.cfg.MaxTCPQueries}
 	s.mu.Lock()
@@ -224,6 +288,9 @@ func (s *Server) Start(addr string) error {
 	s.log.Info("dns listening", "addr", conns[0].LocalAddr().String(), "proto", "udp+tcp", "udp_sockets", len(conns), "batched", batched)
 	return nil
 }
+
+// Keys returns the consumer key store (nil when keyed access is off).
+func (s *Server) Keys() *Keys { return s.cfg.Keys }
 
 // Addr returns the bound UDP address (and TCP on the same port).
 func (s *Server) Addr() net.Addr {
@@ -281,7 +348,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		src = ap.Addr().Unmap()
 	}
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	resp, _ := s.answer(req, src, tcp)
+	v := allow
+	if s.policy != nil {
+		v = s.policy.check(src, start)
+	}
+	resp, _ := s.answer(req, src, tcp, v)
 	if resp == nil {
 		return // dropped
 	}
@@ -296,13 +367,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // truncation), without the per-client parts (ACL, cookies). nil means no
 // answer at all.
 func (s *Server) Answer(req *dns.Msg, tcp bool) *dns.Msg {
-	m, _ := s.answer(req, netip.Addr{}, tcp)
+	m, _ := s.answer(req, netip.Addr{}, tcp, allow)
 	return m
 }
 
 // answer is the slow path. src (invalid when unknown) is the client, for the
-// ACL and cookies. cookieOK reports a valid server cookie (exempt from RRL).
-func (s *Server) answer(req *dns.Msg, src netip.Addr, tcp bool) (m *dns.Msg, cookieOK bool) {
+// ACL and cookies; v is the refused-query policy's verdict on the client
+// (policy.go), applied to names below the apex. cookieOK reports a valid
+// server cookie (exempt from RRL).
+func (s *Server) answer(req *dns.Msg, src netip.Addr, tcp bool, v verdict) (m *dns.Msg, cookieOK bool) {
 	if req.Response {
 		return nil, false // never answer answers
 	}
@@ -377,24 +450,54 @@ func (s *Server) answer(req *dns.Msg, src netip.Addr, tcp bool) (m *dns.Msg, coo
 		m.Authoritative = false
 		return m, cookieOK
 	}
+	if rel != "" {
+		var keyedApex bool
+		rel, keyedApex, v = s.checkKey(rel, v, time.Now())
+		if v != allow {
+			s.refuse(m, q, v, src, snap)
+			return m, cookieOK
+		}
+		if keyedApex {
+			// <key>.<zone> exists (the names below it do): NODATA.
+			m.Ns = append(m.Ns, s.apexOf(snap).negSOA())
+			return m, cookieOK
+		}
+	}
 	s.answerIn(m, snap, q, rel)
 	return m, cookieOK
 }
 
-// inZone returns the labels of name below zone (lower-cased zone, no dot).
-func inZone(name, zone string) (string, bool) {
-	n := strings.TrimSuffix(name, ".")
-	if len(n) < len(zone) || !strings.EqualFold(n[len(n)-len(zone):], zone) {
-		return "", false
+// checkKey takes the key label off rel (the name below the zone) when
+// keys are on, counts the query for it and returns the verdict: v when v
+// already refuses, else the key's. keyedApex is a name of just a key.
+func (s *Server) checkKey(rel string, v verdict, now time.Time) (string, bool, verdict) {
+	keys := s.cfg.Keys
+	if keys == nil {
+		return rel, false, v
 	}
-	rest := n[:len(n)-len(zone)]
-	if rest == "" {
-		return "", true
+	i := strings.LastIndexByte(rel, '.')
+	last := rel[i+1:]
+	if len(last) < minKeyLen { // an address label, not a key
+		if v == allow && s.cfg.RequireKey {
+			v = denyKeyMissing
+		}
+		return rel, false, v
 	}
-	if !strings.HasSuffix(rest, ".") {
-		return "", false // e.g. "xbl.blowback.test" for zone "bl.blowback.test"
+	rest := ""
+	if i >= 0 {
+		rest = rel[:i]
 	}
-	return rest[:len(rest)-1], true
+	if v != allow {
+		return rest, rest == "", v
+	}
+	st := keys.lookup([]byte(last))
+	switch {
+	case st == nil:
+		v = denyKeyUnknown
+	case !st.take(keys.windowOf(now)):
+		v = denyKeyQuota
+	}
+	return rest, rest == "", v
 }
 
 // apex is the SOA and NS data in force for a snapshot: the zone file's when
@@ -542,210 +645,4 @@ func (s *Server) answerIn(m *dns.Msg, snap *zones.Snapshot, q dns.Question, rel 
 	default:
 		m.Ns = append(m.Ns, ax.negSOA()) // NODATA
 	}
-}
-
-// TXT expands a template: "$" becomes the queried address, "$$" a "$".
-func TXT(tmpl string, a netip.Addr) string {
-	return string(appendTXT(nil, tmpl, a))
-}
-
-func appendTXT(b []byte, tmpl string, a netip.Addr) []byte {
-	for i := 0; i < len(tmpl); i++ {
-		c := tmpl[i]
-		if c != '$' {
-			b = append(b, c)
-			continue
-		}
-		if i+1 < len(tmpl) && tmpl[i+1] == '$' {
-			b = append(b, '$')
-			i++
-			continue
-		}
-		b = a.Unmap().AppendTo(b)
-	}
-	return b
-}
-
-// splitTXT cuts a string into <=255-byte character-strings (RFC 1035 §3.3.14).
-// miekg/dns stores them in presentation form, so special bytes are escaped.
-func splitTXT(s string) []string {
-	var out []string
-	for {
-		n := min(len(s), 255)
-		out = append(out, escapeTXT(s[:n]))
-		s = s[n:]
-		if len(s) == 0 {
-			return out
-		}
-	}
-}
-
-func escapeTXT(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' || c < ' ' || c > '~' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c > '~':
-			fmt.Fprintf(&b, "\\%03d", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// parseRel parses the labels below the zone. A full IPv4 (4 decimal labels)
-// or IPv6 (32 nibbles) name gives addr; fewer labels give partial with the
-// range of addresses below the name (IPv4 as uint32 in lo/hi, IPv6 as /64
-// units).
-func parseRel(rel string) (addr netip.Addr, partial bool, lo, hi uint64, v6 bool, ok bool) {
-	labels := strings.Split(rel, ".")
-	if len(labels) <= 4 {
-		var b [4]byte
-		good := true
-		for i, l := range labels {
-			n, okn := octet(l)
-			if !okn {
-				good = false
-				break
-			}
-			b[len(labels)-1-i] = n // reversed: first label is the last octet
-		}
-		if good {
-			if len(labels) == 4 {
-				return netip.AddrFrom4(b), false, 0, 0, false, true
-			}
-			// Labels fill from the top octet down.
-			var v uint32
-			for i := 0; i < len(labels); i++ {
-				n, _ := octet(labels[len(labels)-1-i])
-				v |= uint32(n) << (24 - 8*i)
-			}
-			span := uint32(1)<<(32-8*len(labels)) - 1
-			return netip.Addr{}, true, uint64(v), uint64(v | span), false, true
-		}
-	}
-	if len(labels) > 32 || !looksLikeNibbles(rel) {
-		return netip.Addr{}, false, 0, 0, false, false
-	}
-	if len(labels) == 32 {
-		var b [16]byte
-		for i, l := range labels {
-			n := hexVal(l[0])
-			pos := 31 - i
-			if pos%2 == 0 {
-				b[pos/2] |= n << 4
-			} else {
-				b[pos/2] |= n
-			}
-		}
-		return netip.AddrFrom16(b), false, 0, 0, true, true
-	}
-	l, h := nibbleRange(rel)
-	return netip.Addr{}, true, l, h, true, true
-}
-
-// octet reads a decimal label 0-255 without leading zeros or signs.
-func octet(l string) (byte, bool) {
-	if len(l) == 0 || len(l) > 3 || (len(l) > 1 && l[0] == '0') {
-		return 0, false
-	}
-	n := 0
-	for i := 0; i < len(l); i++ {
-		if l[i] < '0' || l[i] > '9' {
-			return 0, false
-		}
-		n = n*10 + int(l[i]-'0')
-	}
-	if n > 255 {
-		return 0, false
-	}
-	return byte(n), true
-}
-
-func looksLikeNibbles(rel string) bool {
-	labels := strings.Split(rel, ".")
-	for _, l := range labels {
-		if len(l) != 1 || hexVal(l[0]) == 0xff {
-			return false
-		}
-	}
-	return len(labels) <= 32
-}
-
-// nibbleRange returns the /64 units covered by a partial nibble name.
-func nibbleRange(rel string) (uint64, uint64) {
-	labels := strings.Split(rel, ".")
-	var v uint64
-	n := 0
-	for i := len(labels) - 1; i >= 0 && n < 16; i-- {
-		v = v<<4 | uint64(hexVal(labels[i][0]))
-		n++
-	}
-	if n == 16 {
-		return v, v
-	}
-	shift := uint(64 - 4*n)
-	v <<= shift
-	return v, v | (uint64(1)<<shift - 1)
-}
-
-func hexVal(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10
-	}
-	return 0xff
-}
-
-// limitListener caps the open TCP connections; over the cap a new
-// connection is closed at once.
-type limitListener struct {
-	net.Listener
-	sem      chan struct{}
-	rejected prometheus.Counter
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			l.rejected.Inc()
-			c.Close()
-		}
-	}
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
 }

@@ -439,7 +439,7 @@ func TestTCPLimits(t *testing.T) {
 		t.Error("second connection not closed")
 	}
 	c2.Close()
-	if v := metricValue(t, reg, "blowback_dns_tcp_rejected_total", ""); v != 1 {
+	if v := metricValue(t, reg, "blowback_dns_tcp_rejected_total", rejectFull); v != 1 {
 		t.Errorf("rejected connections counted %v, want 1", v)
 	}
 	// The idle connection is closed by the server.
@@ -461,11 +461,11 @@ func fastEqualsSlow(t testing.TB, s *Server, pkt []byte) (took bool) {
 	var fz fastZone
 	s.fastZoneFor(&fz, s.cur.Load())
 	var scratch []byte
-	fast, _, ok := s.fastAnswer(pkt, make([]byte, 0, bufSize), &fz, &scratch)
+	fast, _, ok := s.fastAnswer(pkt, make([]byte, 0, bufSize), &fz, &scratch, time.Now())
 	if !ok {
 		return false
 	}
-	slow, _, _ := s.slowUDP(pkt, netip.MustParseAddr("192.0.2.200"), make([]byte, 0, bufSize))
+	slow, _, _ := s.slowUDP(pkt, netip.MustParseAddr("192.0.2.200"), make([]byte, 0, bufSize), allow)
 	var fm, sm dns.Msg
 	if err := fm.Unpack(fast); err != nil {
 		t.Fatalf("fast answer does not parse: %v\n%x", err, fast)
@@ -530,6 +530,7 @@ func FuzzPacket(f *testing.F) {
 		query(v4name("192.0.2.1"), dns.TypeA), query(v4name("192.0.2.9"), dns.TypeTXT, edns(1232, true)),
 		query(QueryName(netip.MustParseAddr("2001:db8:1:2::1"), zone), dns.TypeTXT), query(zone+".", dns.TypeANY),
 		query("2.0.192."+zone+".", dns.TypeA), query(v4name("192.0.2.77"), dns.TypeTXT),
+		query("1.2.0.192.fuzzkey12."+zone+".", dns.TypeA, edns(1232, false)),
 	} {
 		b, _ := m.Pack()
 		f.Add(b)
@@ -540,7 +541,22 @@ func FuzzPacket(f *testing.F) {
 	s := New(Config{Cookies: true, CookieSecret: []byte("0123456789abcdef")}, cur, nil, reg)
 	h := newPacketHandler(s)
 	out := make([]byte, 0, bufSize)
+	// A second server with keyed access required and the policy on.
+	keys, _ := NewKeys("", time.Hour)
+	keys.Put(KeyInfo{Key: "fuzzkey12", Budget: 1000})
+	kreg := prometheus.NewRegistry()
+	ks := New(Config{Keys: keys, RequireKey: true, Policy: Policy{Budget: 1 << 30, Answer: AnswerCode,
+		Refuse: []netip.Prefix{netip.MustParsePrefix("192.0.2.201/32")}}}, cur, nil, kreg)
+	kh := newPacketHandler(ks)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
+		for _, src := range []string{"192.0.2.200", "192.0.2.201"} {
+			if kh.handle(pkt, netip.MustParseAddr(src), out, time.Unix(1700000000, 0)) != nil {
+				fastEqualsSlow(t, ks, pkt)
+			}
+		}
+		if n := metricValue(t, kreg, "blowback_dns_panics_total", ""); n != 0 {
+			t.Fatalf("panic recovered for %x (keys, policy)", pkt)
+		}
 		resp := h.handle(pkt, netip.MustParseAddr("192.0.2.200"), out, time.Unix(1700000000, 0))
 		if n := metricValue(t, reg, "blowback_dns_panics_total", ""); n != 0 {
 			t.Fatalf("panic recovered for %x", pkt)

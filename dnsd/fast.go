@@ -3,6 +3,7 @@ package dnsd
 import (
 	"encoding/binary"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -73,7 +74,10 @@ const maxFastLabels = 48
 // other sections but an optional OPT of version 0 without options. ok false
 // sends the packet to the slow path, which gives the same answer for
 // everything the fast path takes (TestFastEqualsSlow, FuzzPacket).
-func (s *Server) fastAnswer(pkt, out []byte, fz *fastZone, scratch *[]byte) (resp []byte, res fastResult, ok bool) {
+// With keys on (keys.go), a keyed name <reversed-ip>.<key>.<zone> with a
+// known key is answered here too and counted for its key (now is for its
+// budget window); every refusal goes to the slow path.
+func (s *Server) fastAnswer(pkt, out []byte, fz *fastZone, scratch *[]byte, now time.Time) (resp []byte, res fastResult, ok bool) {
 	if len(pkt) < 17 || fz.snap == nil {
 		return nil, res, false
 	}
@@ -135,6 +139,18 @@ func (s *Server) fastAnswer(pkt, out []byte, fz *fastZone, scratch *[]byte) (res
 		if labels[i] == zs {
 			nrel = i
 			break
+		}
+	}
+	var key *keyState
+	if keys := s.cfg.Keys; keys != nil {
+		if nrel == 5 || nrel == 33 {
+			kl := labels[nrel-1]
+			if key = keys.lookup(pkt[kl+1 : kl+1+int(pkt[kl])]); key == nil || key.spent(keys.windowOf(now)) {
+				return nil, res, false
+			}
+			nrel--
+		} else if s.cfg.RequireKey {
+			return nil, res, false
 		}
 	}
 	if nrel != 4 && nrel != 32 {
@@ -261,6 +277,9 @@ func (s *Server) fastAnswer(pkt, out []byte, fz *fastZone, scratch *[]byte) (res
 	}
 	if len(out) > maxSize {
 		return nil, res, false // the slow path truncates
+	}
+	if key != nil && !key.take(s.cfg.Keys.windowOf(now)) {
+		return nil, res, false // over its budget: the slow path refuses
 	}
 	out[3] = pkt[3]&0x10 | byte(rcode) // copy CD
 	binary.BigEndian.PutUint16(out[6:], an)

@@ -17,6 +17,8 @@ import (
 //	action: drop, slip
 //	reason: malformed, response, send_error
 //	result: valid, new, malformed
+//	reason (tcp_rejected): max_conns, per_client
+//	reason (policy_refused): resolver, quota, key_missing, key_unknown, key_quota
 var (
 	qtypeLabels = [...]string{"A", "AAAA", "TXT", "ANY", "SOA", "NS", "other"}
 	rcodeLabels = [...]string{"NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "SERVFAIL", "BADVERS", "other"}
@@ -27,7 +29,8 @@ type metrics struct {
 	panics      prometheus.Counter
 	rateLimited *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
-	tcpRejected prometheus.Counter
+	tcpRejected *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 	cookies     *prometheus.CounterVec
 	slow        *counters // TCP and Answer
 
@@ -40,7 +43,29 @@ type metrics struct {
 type counters struct {
 	q    [len(qtypeLabels)][len(rcodeLabels)]atomic.Uint64
 	fast atomic.Uint64
-	_    [64]byte // keep the next socket's counters off this cache line
+	wait delayHist // time in the socket buffer (udp_linux.go)
+	_    [64]byte  // keep the next socket's counters off this cache line
+}
+
+// waitBuckets are the upper bounds (seconds) of
+// blowback_dns_udp_queue_delay_seconds.
+var waitBuckets = [...]float64{0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}
+
+// delayHist is a histogram of durations without locks or allocation.
+type delayHist struct {
+	b     [len(waitBuckets) + 1]atomic.Uint64
+	sumNs atomic.Uint64
+}
+
+func (h *delayHist) observe(ns int64) {
+	ns = max(ns, 0)
+	s := float64(ns) / 1e9
+	i := 0
+	for i < len(waitBuckets) && s > waitBuckets[i] {
+		i++
+	}
+	h.b[i].Add(1)
+	h.sumNs.Add(uint64(ns))
 }
 
 func qtypeIndex(t uint16) int {
@@ -104,10 +129,14 @@ func newMetrics(reg prometheus.Registerer, cur *zones.Current) *metrics {
 			Name: "blowback_dns_dropped_total",
 			Help: "UDP datagrams not answered, by reason (malformed, response, send_error).",
 		}, []string{"reason"}),
-		tcpRejected: prometheus.NewCounter(prometheus.CounterOpts{
+		tcpRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_dns_tcp_rejected_total",
-			Help: "TCP connections closed at accept because max_tcp_conns were open.",
-		}),
+			Help: "TCP connections closed at accept, by reason (max_conns: every slot open to the client taken; per_client: its network's share taken).",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blowback_dns_policy_refused_total",
+			Help: "Queries refused by the refused-query policy or keyed access, by reason (resolver, quota, key_missing, key_unknown, key_quota).",
+		}, []string{"reason"}),
 		cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_dns_cookies_total",
 			Help: "DNS cookies seen (RFC 7873), by result (valid server cookie, new: none or stale, malformed).",
@@ -115,7 +144,7 @@ func newMetrics(reg prometheus.Registerer, cur *zones.Current) *metrics {
 	}
 	m.slow = m.newCounters()
 	if reg != nil {
-		reg.MustRegister(m.duration, m.panics, m.rateLimited, m.dropped, m.tcpRejected, m.cookies, &queryCollector{m})
+		reg.MustRegister(m.duration, m.panics, m.rateLimited, m.dropped, m.tcpRejected, m.refused, m.cookies, &queryCollector{m})
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "blowback_dns_snapshot_entries",
 			Help: "Entries in the zone snapshot being served.",
@@ -146,6 +175,8 @@ func (m *metrics) newCounters() *counters {
 }
 
 var (
+	waitDesc = prometheus.NewDesc("blowback_dns_udp_queue_delay_seconds",
+		"Time UDP queries waited in the socket buffer, from the kernel's receive timestamp to the server's read (Linux): high values mean the server waits for CPU.", nil, nil)
 	queriesDesc = prometheus.NewDesc("blowback_dns_queries_total", "DNS queries answered, by query type and response code.", []string{"qtype", "rcode"}, nil)
 	fastDesc    = prometheus.NewDesc("blowback_dns_fast_path_queries_total", "UDP queries answered on the fast path (no miekg/dns parse).", nil, nil)
 )
@@ -156,6 +187,7 @@ type queryCollector struct{ m *metrics }
 func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queriesDesc
 	ch <- fastDesc
+	ch <- waitDesc
 }
 
 func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -164,7 +196,13 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Unlock()
 	var sum [len(qtypeLabels)][len(rcodeLabels)]uint64
 	var fast uint64
+	var wait [len(waitBuckets) + 1]uint64
+	var waitSum uint64
 	for _, s := range sets {
+		for i := range s.wait.b {
+			wait[i] += s.wait.b[i].Load()
+		}
+		waitSum += s.wait.sumNs.Load()
 		for i := range s.q {
 			for j := range s.q[i] {
 				sum[i][j] += s.q[i][j].Load()
@@ -180,4 +218,12 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(fastDesc, prometheus.CounterValue, float64(fast))
+	buckets := make(map[float64]uint64, len(waitBuckets))
+	var cum uint64
+	for i, ub := range waitBuckets {
+		cum += wait[i]
+		buckets[ub] = cum
+	}
+	cum += wait[len(waitBuckets)]
+	ch <- prometheus.MustNewConstHistogram(waitDesc, cum, float64(waitSum)/1e9, buckets)
 }

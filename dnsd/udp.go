@@ -53,13 +53,17 @@ func (h *packetHandler) handle(pkt []byte, src netip.Addr, out []byte, now time.
 		ok       bool
 		cookieOK bool
 	)
-	if s.cfg.ACL.Empty() || s.cfg.ACL.Allowed(src) {
-		resp, res, ok = s.fastAnswer(pkt, out, &h.fz, &h.scratch)
+	v := allow
+	if s.policy != nil {
+		v = s.policy.check(src, now)
+	}
+	if v == allow && (s.cfg.ACL.Empty() || s.cfg.ACL.Allowed(src)) {
+		resp, res, ok = s.fastAnswer(pkt, out, &h.fz, &h.scratch, now)
 	}
 	if ok {
 		h.ctr.fast.Add(1)
 	} else {
-		resp, res, cookieOK = s.slowUDP(pkt, src, out)
+		resp, res, cookieOK = s.slowUDP(pkt, src, out, v)
 		if resp == nil {
 			return nil
 		}
@@ -81,7 +85,7 @@ func (h *packetHandler) handle(pkt []byte, src netip.Addr, out []byte, now time.
 }
 
 // slowUDP answers a datagram the fast path did not take, through miekg/dns.
-func (s *Server) slowUDP(pkt []byte, src netip.Addr, out []byte) ([]byte, fastResult, bool) {
+func (s *Server) slowUDP(pkt []byte, src netip.Addr, out []byte, v verdict) ([]byte, fastResult, bool) {
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		if len(pkt) < 12 || pkt[2]&0x80 != 0 {
@@ -95,7 +99,7 @@ func (s *Server) slowUDP(pkt []byte, src netip.Addr, out []byte) ([]byte, fastRe
 		clear(out[4:12])
 		return out, fastResult{0, dns.RcodeFormatError}, false
 	}
-	m, cookieOK := s.answer(req, src, false)
+	m, cookieOK := s.answer(req, src, false, v)
 	if m == nil {
 		s.metrics.dropped.WithLabelValues("response").Inc()
 		return nil, fastResult{}, false

@@ -87,3 +87,29 @@ func TestPktinfoSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueDelay: every UDP query read is timed from its kernel receive
+// timestamp (blowback_dns_udp_queue_delay_seconds).
+func TestQueueDelay(t *testing.T) {
+	_, addr, reg := startServer(t, Config{}, testSnapshot())
+	for range 5 {
+		exchange(t, addr, "udp", query(v4name("192.0.2.1"), dns.TypeA))
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "blowback_dns_udp_queue_delay_seconds" {
+			h := mf.Metric[0].Histogram
+			if h.GetSampleCount() != 5 {
+				t.Errorf("%d delays observed, want 5", h.GetSampleCount())
+			}
+			if s := h.GetSampleSum(); s <= 0 || s > 60 {
+				t.Errorf("sum of delays %v s", s)
+			}
+			return
+		}
+	}
+	t.Fatal("no blowback_dns_udp_queue_delay_seconds")
+}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -194,7 +195,9 @@ func TestAXFR(t *testing.T) {
 	if msgs < 3 {
 		t.Errorf("AXFR came in %d messages; a 2000-byte limit should need more", msgs)
 	}
-	if v := counterValue(e.srv.xfr.p.Load().m.requests.WithLabelValues("axfr", "full")); v != 1 {
+	// The server counts a transfer after its last message is sent: the
+	// client may have it first.
+	if v := waitCounter(e.srv.xfr.p.Load().m.requests.WithLabelValues("axfr", "full"), 1); v != 1 {
 		t.Errorf("requests{axfr,full} = %v", v)
 	}
 }
@@ -402,6 +405,16 @@ func TestSetTransferChecks(t *testing.T) {
 			t.Errorf("SetTransfer(%+v) accepted", c)
 		}
 	}
+}
+
+// waitCounter waits (10 s at most) for c to reach want and returns its
+// value: transfers are counted after their last message is sent, so the
+// client may see the end first.
+func waitCounter(c prometheus.Counter, want float64) float64 {
+	for deadline := time.Now().Add(10 * time.Second); counterValue(c) < want && time.Now().Before(deadline); {
+		runtime.Gosched()
+	}
+	return counterValue(c)
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -337,7 +337,7 @@ func TestSecondaryTransfers(t *testing.T) {
 			cur.Store(v2)
 			srv.ZoneChanged()
 			waitSerial(t, secAddr, "bl.example", v2.Serial)
-			if v := counterValue(m.requests.WithLabelValues("ixfr", "incremental")); v != 1 {
+			if v := waitCounter(m.requests.WithLabelValues("ixfr", "incremental"), 1); v != 1 {
 				t.Errorf("the change did not go by IXFR: ixfr/incremental = %v", v)
 			}
 			if v := counterValue(m.notify.WithLabelValues("ok")); v < 1 {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 )
@@ -124,6 +126,19 @@ func TestUnitCapFlood(t *testing.T) {
 	}
 	if s, d := st.CapStats(); s != uint64(bounces-opts.UnitMaxEvents+callouts-1) || d == 0 {
 		t.Errorf("cap stats: summarised %d, raw dropped %d", s, d)
+	}
+	reg := prometheus.NewRegistry()
+	st.RegisterMetrics(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+	}
+	if got["blowback_store_summarised_events_total"] != float64(bounces-opts.UnitMaxEvents+callouts-1) || got["blowback_store_raw_dropped_total"] == 0 {
+		t.Errorf("metrics %v", got)
 	}
 
 	// The other unit is unaffected.

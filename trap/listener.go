@@ -209,8 +209,11 @@ type trapConn struct {
 	// what is left of a refused message): every read waits at most the
 	// idle timeout (the short one under stress) and the transfer must keep
 	// Config.DataMinRate.
-	dataOn    bool // Data is running
-	drain     bool // Data returned; go-smtp may still read the rest
+	dataOn    bool      // Data is running
+	drain     bool      // Data returned; go-smtp may still read the rest
+	cmdGen    int       // command deadlines armed by go-smtp (SetReadDeadline calls)
+	dataGen   int       // cmdGen when Data began
+	cmdDL     time.Time // the read deadline go-smtp last armed (as applied)
 	dataStart time.Time
 	dataEnd   time.Time // DataTimeout after dataStart
 	winStart  time.Time // the rate window being measured
@@ -270,15 +273,17 @@ func (c *trapConn) clamp(t time.Time) time.Time {
 func (c *trapConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
 func (c *trapConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
 func (c *trapConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.drain = false // go-smtp waits for a command again: the transfer is over
-	c.mu.Unlock()
 	t = c.clamp(t)
 	if c.l.lim.stressed() {
 		if s := time.Now().Add(c.l.srv.cfg.StressReadTimeout); t.IsZero() || s.Before(t) {
 			t = s
 		}
 	}
+	c.mu.Lock()
+	c.drain = false // go-smtp waits for a command again: the transfer is over
+	c.cmdGen++
+	c.cmdDL = t
+	c.mu.Unlock()
 	return c.Conn.SetReadDeadline(t)
 }
 
@@ -289,7 +294,7 @@ func (c *trapConn) SetReadDeadline(t time.Time) error {
 func (c *trapConn) beginData() {
 	now := time.Now()
 	c.mu.Lock()
-	c.dataOn, c.drain = true, false
+	c.dataOn, c.drain, c.dataGen = true, false, c.cmdGen
 	c.dataStart, c.winStart, c.winBytes = now, now, 0
 	c.dataEnd = now.Add(c.l.srv.cfg.DataTimeout)
 	c.mu.Unlock()
@@ -301,13 +306,16 @@ func (c *trapConn) isClosed() bool {
 	return c.closed
 }
 
-// endData marks the end of Data. The transfer rules still hold while
-// go-smtp discards what is left of a refused message; they end when it
-// arms the next command's deadline (SetReadDeadline).
+// endData marks the end of Data. After DATA the transfer rules still hold
+// while go-smtp discards what is left of a refused message; they end when
+// it arms the next command's deadline (SetReadDeadline). BDAT's Data runs
+// beside the command reads (go-smtp reads each chunk itself): when a
+// command was read since Data began, nothing is left to drain, and a late
+// endData must not put the next command under the transfer rules.
 func (c *trapConn) endData() {
 	c.mu.Lock()
 	if c.dataOn {
-		c.dataOn, c.drain = false, true
+		c.dataOn, c.drain = false, c.cmdGen == c.dataGen
 	}
 	c.mu.Unlock()
 }
@@ -316,10 +324,20 @@ func (c *trapConn) endData() {
 // idle timeout from its start (StressReadTimeout while stressed, looked at
 // again at each window's end), never past DataTimeout, and wakes at the end
 // of each rate window to check the rate even when nothing arrives.
-func (c *trapConn) transferRead(b []byte) (int, error) {
+func (c *trapConn) transferRead(b []byte) (n int, transfer bool, err error) {
 	cfg := &c.l.srv.cfg
 	start := time.Now()
 	for {
+		if !c.inTransfer() {
+			// BDAT's Data ended while this read waited (the transaction
+			// was reset): back to the command's own deadline.
+			c.mu.Lock()
+			dl := c.cmdDL
+			c.mu.Unlock()
+			_ = c.Conn.SetReadDeadline(dl)
+			n, err = c.Conn.Read(b)
+			return n, false, err
+		}
 		idle := cfg.ReadTimeout
 		if c.l.lim.stressed() {
 			idle = cfg.StressReadTimeout
@@ -336,16 +354,16 @@ func (c *trapConn) transferRead(b []byte) (int, error) {
 			wake = win
 		}
 		_ = c.Conn.SetReadDeadline(c.clamp(wake))
-		n, err := c.Conn.Read(b)
+		n, err = c.Conn.Read(b)
 		now := time.Now()
 		if c.checkRate(n, now) {
-			return n, c.abort(limitDataRate, "421 4.4.2 Data transfer too slow, closing connection")
+			return n, true, c.abort(limitDataRate, "421 4.4.2 Data transfer too slow, closing connection")
 		}
 		var ne net.Error
 		if n == 0 && err != nil && errors.As(err, &ne) && ne.Timeout() && wake.Before(dl) && now.Before(c.clamp(dl)) {
-			continue // a window ended, the rate held: read on
+			continue // a window ended (the rate held, or the transfer is over): read on
 		}
-		return n, err
+		return n, true, err
 	}
 }
 
@@ -391,7 +409,7 @@ func (c *trapConn) Read(b []byte) (int, error) {
 	var n int
 	var err error
 	if transfer {
-		n, err = c.transferRead(b)
+		n, transfer, err = c.transferRead(b)
 		if c.isClosed() {
 			return n, err
 		}

@@ -202,3 +202,65 @@ func TestDataRateAfterRefusal(t *testing.T) {
 		}
 	}
 }
+
+// BDAT (RFC 3030): chunks are a transfer too. A chunk trickled below the
+// rate is cut; chunked delivery works; after a transaction ends with RSET
+// the next command is not under the transfer rules (a pause longer than a
+// rate window is fine).
+func TestBDATTransfer(t *testing.T) {
+	cfg := Config{ReadTimeout: 30 * time.Second, DataTimeout: time.Minute, SessionTimeout: time.Minute,
+		DataMinRate: 100, DataRateWindow: 300 * time.Millisecond, DataRateGrace: 300 * time.Millisecond}
+	t.Run("chunked delivery, then RSET and a pause", func(t *testing.T) {
+		sink := &FakeSink{}
+		s := startTrap(t, cfg, sink)
+		cl := dial(t, s)
+		cl.want("EHLO chunk.example.net", "250")
+		cl.want("MAIL FROM:<>", "250")
+		cl.want("RCPT TO:<x@trap.blowback.test>", "250")
+		chunk := func(data string, last bool) {
+			t.Helper()
+			cmd := fmt.Sprintf("BDAT %d", len(data))
+			if last {
+				cmd += " LAST"
+			}
+			cl.send(cmd + "\r\n" + data)
+			if g := cl.reply(); !strings.HasPrefix(g, "250") {
+				t.Fatalf("%s: %q", cmd, g)
+			}
+		}
+		half := len(testDSN) / 2
+		chunk(testDSN[:half], false)
+		chunk(testDSN[half:], true)
+		waitEvents(t, sink, 1)
+		cl.want("MAIL FROM:<>", "250")
+		cl.want("RCPT TO:<x@trap.blowback.test>", "250")
+		chunk("abcde", false)
+		cl.want("RSET", "250")
+		time.Sleep(3 * cfg.DataRateWindow) // not a transfer any more
+		cl.want("NOOP", "250")
+		noPanics(t, s)
+	})
+	t.Run("trickled chunk", func(t *testing.T) {
+		s := startTrap(t, cfg, nil)
+		cl := dial(t, s)
+		cl.want("EHLO chunk.example.net", "250")
+		cl.want("MAIL FROM:<>", "250")
+		cl.want("RCPT TO:<x@trap.blowback.test>", "250")
+		cl.send("BDAT 100000 LAST\r\n")
+		done := make(chan string, 1)
+		go func() { done <- cl.drain() }()
+		for {
+			select {
+			case g := <-done:
+				if !strings.HasPrefix(g, "421 4.4.2") {
+					t.Fatalf("trickled BDAT chunk: %q, want 421 4.4.2", g)
+				}
+				return
+			case <-time.After(100 * time.Millisecond):
+				if _, err := cl.c.Write([]byte("x")); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+			}
+		}
+	})
+}

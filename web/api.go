@@ -67,6 +67,10 @@ type Lookup struct {
 	QueryName string         `json:"query_name"`           // the DNS name to check
 	Evidence  []EvidenceView `json:"evidence"`
 	Grep      GrepHints      `json:"grep"`
+	// Advice is the fix for the software and kinds in the evidence (advice.go).
+	Advice []Advice `json:"advice"`
+	// History is the listing history and the network view (history.go).
+	History *History `json:"history"`
 }
 
 // tptr truncates to the second (CONTRACT.md: RFC 3339 UTC), nil for zero.
@@ -150,6 +154,9 @@ func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 		// Widen to whole minutes: the operator's log clock is not ours.
 		from, to := lo.UTC().Truncate(time.Minute).Add(-time.Minute), hi.UTC().Truncate(time.Minute).Add(2*time.Minute)
 		out.Grep.From, out.Grep.To = &from, &to
+	}
+	if err := s.lookupExtras(&out, a, evs); err != nil {
+		return Lookup{}, err
 	}
 	return out, nil
 }

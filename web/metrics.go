@@ -18,7 +18,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		// handler: api_lookup, api_explain, api_status, api_delist, api_evidence, api_admin,
-		// page_index, page_lookup, page_delist, page_status, static, metrics, health, unmatched.
+		// page_index, page_lookup, page_delist, page_status, static, metrics, health, unmatched,
+		// and the operator pages: page_zone, api_zone, api_history, page_selftest, api_selftest.
 		// code: the HTTP status code (the few the server sends: 200, 303, 400, 401, 403, 404, 405, 413, 429, 500, 503).
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blowback_http_requests_total",

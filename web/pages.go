@@ -33,10 +33,10 @@ var cssVersion = func() string {
 // pages holds one template set per page: the layout plus the page's content.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, p := range []string{"index", "lookup", "status", "error"} {
+	for _, p := range []string{"index", "lookup", "status", "error", "card", "selftest"} {
 		// index.html also defines the lookup form; parsed first, the
 		// page's own "content" replaces index's.
-		files := []string{"templates/layout.html", "templates/index.html", "templates/" + p + ".html"}
+		files := []string{"templates/layout.html", "templates/index.html", "templates/operator.html", "templates/" + p + ".html"}
 		out[p] = template.Must(template.New(p).ParseFS(templateFS, files...))
 	}
 	return out
@@ -101,7 +101,8 @@ type lookupView struct {
 	FirstSeenISO, LastSeenISO    string
 	ExpiresISO                   string
 	CanDelist                    bool
-	Reason                       string // l.Reason as a sentence
+	Reason                       string  // l.Reason as a sentence
+	Op                           *opView // advice, history, self-test (selftest.go)
 }
 
 type statusView struct {
@@ -122,6 +123,11 @@ type pageData struct {
 	Codes  []codeView
 	Lookup *lookupView
 	Status *statusView
+	// Operator pages (card.go, selftest.go).
+	Card     *cardView
+	SelfTest *selfTestView
+	Domain   string // the self-test form's domain
+	Refresh  int    // seconds: reload a running self-test's page
 }
 
 // minute formats t to the minute in UTC (what an operator compares with logs).
@@ -271,6 +277,7 @@ func (s *Server) lookupView(l Lookup) *lookupView {
 		}
 	}
 	v.Grep = g
+	v.Op = s.opView(l)
 	return v
 }
 

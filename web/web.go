@@ -66,9 +66,15 @@ type Config struct {
 	SOA zones.SOA
 	// Intake configures POST /api/v1/evidence (evidence.go).
 	Intake IntakeConfig
+	// Card is what the list's card says beyond zone and policy (card.go).
+	Card CardConfig
+	// SelfTest runs operator self-tests (selftest.go); nil: off.
+	SelfTest SelfTester
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
+	// DNSKeys, when set, is the DNS consumer-key admin API (dnsd.Keys.Handler), mounted by keys.go.
+	DNSKeys http.Handler
 }
 
 // Server is the HTTP server.
@@ -87,6 +93,7 @@ type Server struct {
 	seedOnce sync.Once
 	routes   map[string]string // mux pattern -> handler label
 	intake   *intake
+	op       operator // card, advice, history, self-test pages (selftest.go)
 
 	limMu sync.Mutex
 	lim   map[string][]time.Time
@@ -153,11 +160,13 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
 	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
 	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.apiAdminRevokeNode))
+	s.keyRoutes(h)
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
 	h("POST /delist", "page_delist", s.pageDelist)
 	h("GET /status", "page_status", s.pageStatus)
 	h("GET /static/", "static", s.static)
+	s.operatorRoutes(h) // card.go, history.go, selftest.go
 	if s.gather != nil {
 		ph := promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})
 		h("GET /metrics", "metrics", ph.ServeHTTP)

@@ -7,7 +7,9 @@
 #   load time     start until the first answer (and what the server logs)
 #   QPS           dnsperf flat out for DURATION seconds
 #   CPU/100k      server utime+stime (/proc/PID/stat) per 100k answered queries
-#   p99 @ RATE    99th percentile latency at a fixed rate (dnsperf -Q RATE -v)
+#   p99 @ RATE    p50/p99/p99.9 latency at each fixed rate (dnsperf -Q RATE -v),
+#                 and the latency histogram of those runs
+#   CPU/100k @ RATE  server CPU per 100k answered at the fixed rate
 #   RSS           VmRSS (and its anonymous part) after loading and after the runs
 #   reload        blowback only: the zone file replaced twice under RELOAD_QPS;
 #                 queries lost and latency against the same run without reloads
@@ -16,28 +18,36 @@
 # Servers are pinned to CPU 0 and dnsperf to CPU 1 when there are two CPUs or
 # more, so both servers get the same one core.
 #
-# Usage: bench/dns/run.sh [-n ENTRIES] [-d SECONDS] [-r RATE] [-R RELOAD_QPS] [-H] [-k]
+# Usage: bench/dns/run.sh [-n ENTRIES] [-d SECONDS] [-r RATE[,RATE...]] [-l SECONDS] [-R RELOAD_QPS] [-S] [-H] [-k]
+#   -r fixed rates for the latency runs (default 30000,50000), -l their length (default 10)
+#   -S skips the reload runs
 #   -H runs a busy loop on the server's CPU during the reload runs (contention)
-#   -k keeps the work directory. Environment: QTYPE=A|TXT|mix (default A).
+#   -k keeps the work directory. Environment: QTYPE=A|TXT|mix (default A),
+#   BLOWBACK_ENV: environment for blowback (e.g. "GOGC=off" to look at the GC's share).
 set -euo pipefail
 
 ENTRIES=1000000
 DURATION=15
-RATE=50000
+RATES=30000,50000
+LATDUR=10
 RELOAD_QPS=100000
 KEEP=0
 HOG=0
-while getopts "n:d:r:R:Hk" o; do
+SKIPRELOAD=0
+while getopts "n:d:r:l:R:SHk" o; do
 	case $o in
 	n) ENTRIES=$OPTARG ;;
 	d) DURATION=$OPTARG ;;
-	r) RATE=$OPTARG ;;
+	r) RATES=$OPTARG ;;
+	l) LATDUR=$OPTARG ;;
 	R) RELOAD_QPS=$OPTARG ;;
+	S) SKIPRELOAD=1 ;;
 	k) KEEP=1 ;;
 	H) HOG=1 ;;
-	*) sed -n '2,22p' "$0"; exit 2 ;;
+	*) sed -n '2,27p' "$0"; exit 2 ;;
 	esac
 done
+IFS=, read -r -a RATE_LIST <<<"$RATES"
 QTYPE=${QTYPE:-A}
 
 need() { # tool:package...
@@ -51,7 +61,7 @@ need() { # tool:package...
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
 }
-need rbldnsd:rbldnsd dnsperf:dnsperf dig:dnsutils taskset:util-linux python3:python3
+need rbldnsd:rbldnsd dnsperf:dnsperf dig:dnsutils taskset:util-linux python3:python3 curl:curl
 command -v go >/dev/null || { echo "go is needed" >&2; exit 1; }
 RBLDNSD=$(command -v rbldnsd || echo /usr/sbin/rbldnsd)
 
@@ -113,14 +123,23 @@ perf() { # name port -> fills R[name,qps] R[name,cpu] R[name,lost]
 	R[$name,cpu]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$done" 'BEGIN{printf "%.3f", d/hz/n*100000}')
 	R[$name,util]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v s="$DURATION" 'BEGIN{printf "%.0f%%", d/hz/s*100}')
 }
-p99() { # port rate seconds pid -> "p50 p99 max cpu-s-per-100k"
-	local t0 t1 n
+p99() { # port rate seconds pid name -> "p50 p99 p999 max cpu-s-per-100k"; latencies kept in lat.NAME.RATE
+	local t0 t1 lat="$WORK/lat.$5.$2"
 	t0=$(cputicks "$4")
 	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$3" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v 2>&1 |
-		awk '/^> /{ if ($2!="T") print $NF }' | sort -n >"$WORK/lat.txt"
+		awk '/^> /{ if ($2!="T") print $NF }' | sort -n >"$lat"
 	t1=$(cputicks "$4")
-	n=$(wc -l <"$WORK/lat.txt")
-	awk -v d="$((t1 - t0))" -v hz="$HZ" '{a[NR]=$1} END{ if (NR==0) {print "- - - -"; exit}; printf "%.3f %.3f %.3f %.3f\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[NR]*1000, d/hz/NR*100000 }' "$WORK/lat.txt"
+	awk -v d="$((t1 - t0))" -v hz="$HZ" '{a[NR]=$1} END{ if (NR==0) {print "- - - - -"; exit}; printf "%.3f %.3f %.3f %.3f %.3f\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000, d/hz/NR*100000 }' "$lat"
+}
+hist() { # latency files... -> one line per bucket: share of answers (%) in each file
+	awk 'BEGIN{ nb=split("0.05 0.1 0.25 0.5 1 2 5 10 50", ub, " ") }
+	FNR==1{ f++ }
+	{ ms=$1*1000; for (i=1; i<=nb && ms>ub[i]; i++); c[f,i]++; n[f]++ }
+	END{ for (i=1; i<=nb+1; i++) {
+		lab = (i<=nb) ? sprintf("<= %s ms", ub[i]) : sprintf("> %s ms", ub[nb])
+		printf "  %-14s", lab
+		for (j=1; j<=f; j++) printf " %9.3f%%", (n[j] ? 100*c[j,i]/n[j] : 0)
+		printf "\n" } }' "$@"
 }
 
 run_server() { # name port cmd... ; leaves PID in SPID
@@ -140,20 +159,43 @@ run_server rbldnsd "$PORT" "$RBLDNSD" -n -b "127.0.0.1/$PORT" -w "$WORK" "$ZONE:
 RB=$SPID
 R[rbldnsd,loadlog]=$(awk '/zones reloaded/{print $5}' "$WORK/rbldnsd.log" | sed 's/e.*//')
 perf rbldnsd "$PORT" "$RB"
-read -r R[rbldnsd,p50] R[rbldnsd,p99] R[rbldnsd,max] R[rbldnsd,cpur] < <(p99 "$PORT" "$RATE" 10 "$RB")
+for RATE in "${RATE_LIST[@]}"; do
+	read -r R[rbldnsd,p50,$RATE] R[rbldnsd,p99,$RATE] R[rbldnsd,p999,$RATE] R[rbldnsd,max,$RATE] R[rbldnsd,cpur,$RATE] < <(p99 "$PORT" "$RATE" "$LATDUR" "$RB" rbldnsd)
+done
 R[rbldnsd,rss1]=$(rss "$RB")
 kill "$RB"; wait "$RB" 2>/dev/null || true
 
 echo "== blowback dnsd" >&2
 PORT=$(freeport)
-run_server blowback "$PORT" "$WORK/blowback" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$PORT" --poll 500ms
+run_server blowback "$PORT" env ${BLOWBACK_ENV:-} "$WORK/blowback" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$PORT" --poll 500ms --metrics 127.0.0.1:0
 BB=$SPID
+MADDR=$(sed -n 's/.*msg="metrics listening".*addr=\([0-9.:]*\).*/\1/p' "$WORK/blowback.log" | head -1)
+scrape() { curl -s "http://$MADDR/metrics" | awk '/^blowback_dns_(udp_queue_delay|request_duration)_seconds_bucket/ || /^go_gc_duration_seconds_count/'; }
+# where a run's latency went, from the server's own histograms (differences
+# of two scrapes): p99 upper bound of the time queries waited in the socket
+# buffer (kernel receive timestamp to read), the same for a batch's answering
+# time, and the GC cycles in between.
+inside() { # before after -> "wait_p99 answer_p99 gcs"
+	awk 'function q(name,   i,n,tot,b) { n=0; for (k in A) if (index(k, name)==1) { split(k, p, "\""); n++; le[n]=p[2]+0; c[n]=A[k] }
+		# sort by le
+		for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (le[j]<le[i]) { t=le[i]; le[i]=le[j]; le[j]=t; t=c[i]; c[i]=c[j]; c[j]=t }
+		tot=c[n]; if (tot<=0) return "-"
+		for (i=1;i<=n;i++) if (c[i] >= 0.99*tot) return (le[i] >= 1e308 ? ">100" : le[i]*1000)
+		return "-" }
+	FNR==NR { B[$1]=$2; next } { A[$1]=$2-B[$1] }
+	END { printf "%s %s %d\n", q("blowback_dns_udp_queue_delay_seconds_bucket"), q("blowback_dns_request_duration_seconds_bucket"), A["go_gc_duration_seconds_count"] }' "$1" "$2"
+}
 R[blowback,loadlog]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p' "$WORK/blowback.log" | head -1)
 perf blowback "$PORT" "$BB"
-read -r R[blowback,p50] R[blowback,p99] R[blowback,max] R[blowback,cpur] < <(p99 "$PORT" "$RATE" 10 "$BB")
+for RATE in "${RATE_LIST[@]}"; do
+	scrape >"$WORK/m0"
+	read -r R[blowback,p50,$RATE] R[blowback,p99,$RATE] R[blowback,p999,$RATE] R[blowback,max,$RATE] R[blowback,cpur,$RATE] < <(p99 "$PORT" "$RATE" "$LATDUR" "$BB" blowback)
+	scrape >"$WORK/m1"
+	read -r R[in,wait,$RATE] R[in,answer,$RATE] R[in,gc,$RATE] < <(inside "$WORK/m0" "$WORK/m1")
+done
 R[blowback,rss1]=$(rss "$BB")
 
-echo "== blowback reload under $RELOAD_QPS QPS" >&2
+[ "$SKIPRELOAD" = 0 ] && echo "== blowback reload under $RELOAD_QPS QPS" >&2
 reload_run() { # with_reload -> "lost completed p99 max"
 	local out
 	out=$(mktemp "$WORK/reload.XXXX")
@@ -176,8 +218,10 @@ reload_run() { # with_reload -> "lost completed p99 max"
 	done=$(awk '/Queries completed:/{print $3}' "$out")
 	echo "$lost $done $(awk '/^> /{ if ($2!="T") print $NF }' "$out" | sort -n | awk '{a[NR]=$1} END{printf "%.3f %.3f", a[int(NR*0.99)]*1000, a[NR]*1000}')"
 }
+if [ "$SKIPRELOAD" = 0 ]; then
 read -r R[base,lost] R[base,done] R[base,p99] R[base,max] < <(reload_run 0)
 read -r R[reload,lost] R[reload,done] R[reload,p99] R[reload,max] < <(reload_run 1)
+fi
 R[reload,count]=$(grep -c 'msg="zone loaded"' "$WORK/blowback.log" || true)
 R[reload,took]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p' "$WORK/blowback.log" | tail -n +2 | tr '\n' ' ')
 kill "$BB"; wait "$BB" 2>/dev/null || true
@@ -191,14 +235,32 @@ printf "%-34s %14s %14s %8s\n" "" rbldnsd blowback ratio
 printf "%-34s %14s %14s %8s\n" "QPS (dnsperf flat out, ${DURATION}s)" "${R[rbldnsd,qps]}" "${R[blowback,qps]}" "$(ratio "${R[blowback,qps]}" "${R[rbldnsd,qps]}")"
 printf "%-34s %14s %14s %8s\n" "  server CPU use during it" "${R[rbldnsd,util]}" "${R[blowback,util]}" ""
 printf "%-34s %14s %14s %8s\n" "CPU s per 100k answered" "${R[rbldnsd,cpu]}" "${R[blowback,cpu]}" "$(ratio "${R[blowback,cpu]}" "${R[rbldnsd,cpu]}")"
-printf "%-34s %14s %14s %8s\n" "p50 ms at $RATE QPS" "${R[rbldnsd,p50]}" "${R[blowback,p50]}" "$(ratio "${R[blowback,p50]}" "${R[rbldnsd,p50]}")"
-printf "%-34s %14s %14s %8s\n" "p99 ms at $RATE QPS" "${R[rbldnsd,p99]}" "${R[blowback,p99]}" "$(ratio "${R[blowback,p99]}" "${R[rbldnsd,p99]}")"
-printf "%-34s %14s %14s %8s\n" "CPU s per 100k at $RATE QPS" "${R[rbldnsd,cpur]}" "${R[blowback,cpur]}" "$(ratio "${R[blowback,cpur]}" "${R[rbldnsd,cpur]}")"
+for RATE in "${RATE_LIST[@]}"; do
+	for q in p50 p99 p999 max; do
+		printf "%-34s %14s %14s %8s\n" "$q ms at $RATE QPS" "${R[rbldnsd,$q,$RATE]}" "${R[blowback,$q,$RATE]}" "$(ratio "${R[blowback,$q,$RATE]}" "${R[rbldnsd,$q,$RATE]}")"
+	done
+	printf "%-34s %14s %14s %8s\n" "CPU s per 100k at $RATE QPS" "${R[rbldnsd,cpur,$RATE]}" "${R[blowback,cpur,$RATE]}" "$(ratio "${R[blowback,cpur,$RATE]}" "${R[rbldnsd,cpur,$RATE]}")"
+done
 printf "%-34s %14s %14s %8s\n" "RSS MB after load (total/anon)" "${R[rbldnsd,rss0]}" "${R[blowback,rss0]}" "$(ratio "$(first "${R[blowback,rss0]}")" "$(first "${R[rbldnsd,rss0]}")")"
 printf "%-34s %14s %14s %8s\n" "RSS MB after the runs" "${R[rbldnsd,rss1]}" "${R[blowback,rss1]}" "$(ratio "$(first "${R[blowback,rss1]}")" "$(first "${R[rbldnsd,rss1]}")")"
 printf "%-34s %14s %14s %8s\n" "load: start to first answer, s" "${R[rbldnsd,load]}" "${R[blowback,load]}" "$(ratio "${R[blowback,load]}" "${R[rbldnsd,load]}")"
 printf "%-34s %14s %14s %8s\n" "load: as the server logs it" "${R[rbldnsd,loadlog]}s" "${R[blowback,loadlog]}" ""
 printf "%-34s %14s %14s\n" "lost in the flat-out run" "${R[rbldnsd,lost]}" "${R[blowback,lost]}"
+echo
+echo "latency histogram (share of answers per bucket):"
+printf "  %-14s" ""
+for RATE in "${RATE_LIST[@]}"; do printf " %10s %10s" "rbl@$RATE" "bb@$RATE"; done
+echo
+HF=()
+for RATE in "${RATE_LIST[@]}"; do HF+=("$WORK/lat.rbldnsd.$RATE" "$WORK/lat.blowback.$RATE"); done
+hist "${HF[@]}"
+echo
+echo "blowback from the inside (its own histograms, bucket upper bounds):"
+for RATE in "${RATE_LIST[@]}"; do
+	printf "  at %s QPS: p99 <= %s ms waiting in the socket buffer for the server to read, p99 <= %s ms answering a batch, %s GC cycles (client p99 %s ms)\n" \
+		"$RATE" "${R[in,wait,$RATE]}" "${R[in,answer,$RATE]}" "${R[in,gc,$RATE]}" "${R[blowback,p99,$RATE]}"
+done
+[ "$SKIPRELOAD" = 1 ] && exit 0
 echo
 [ "$HOG" = 1 ] && echo "(with a busy loop on the server's CPU during both runs)"
 echo "blowback reload under $RELOAD_QPS QPS (10 s each; zone file replaced twice in the second run; loads took: ${R[reload,took]:-?}):"

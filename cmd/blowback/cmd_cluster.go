@@ -13,7 +13,6 @@ import (
 	"github.com/blowback-dnsbl/blowback/cluster"
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/listing"
-	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 )
@@ -113,7 +112,7 @@ func (p *clusterParts) stop(ctx context.Context) error {
 // startReplica is `run`'s listing component on a cluster: the engine is
 // driven by the replica applying the log (cluster.Replica), and its writes
 // go through the log.
-func (n *node) startReplica(ctx context.Context, pol scoring.Policy) error {
+func (n *node) startReplica(ctx context.Context, lc listing.Config) error {
 	cc, err := n.cfg.Cluster.clientConfig("blowback-replica-" + n.cfg.Cluster.replicaName())
 	if err != nil {
 		return usageError("%v", err)
@@ -129,7 +128,7 @@ func (n *node) startReplica(ctx context.Context, pol scoring.Policy) error {
 		return err
 	}
 	n.cl = &clusterParts{conn: conn, replica: rep}
-	n.eng = listing.New(rep.ListingHooks(n.cfg.listingConfig(pol)), n.st, n.cur, n.log, n.reg)
+	n.eng = listing.New(rep.ListingHooks(lc), n.st, n.cur, n.log, n.reg)
 	rep.Attach(n.eng)
 	n.subscribeZones()
 	return rep.Start(ctx)

@@ -97,14 +97,20 @@ type dnsdOptions struct {
 // ends. ready, when set, gets the DNS and metrics addresses once serving.
 func serveDnsd(ctx context.Context, o dnsdOptions, cfg Config, log *slog.Logger, hup <-chan struct{}, ready func(dns, metrics net.Addr)) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// go_sched_latencies_seconds: the Go scheduler's share of DNS tail latency (docs/dns.md).
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cur := &zones.Current{}
 	zf := dnsd.NewZoneFile(o.file, o.zone, zones.RbldnsdOptions{Type: o.typ, Lenient: o.lenient}, cur, log, reg)
 	zf.Poll = o.poll
 	if err := zf.Load(); err != nil {
 		return err
 	}
-	srv := dnsd.New(cfg.dnsConfig(), cur, log, reg)
+	dc, err := cfg.dnsServerConfig()
+	if err != nil {
+		return err
+	}
+	srv := dnsd.New(dc, cur, log, reg)
 	if err := srv.Start(o.dns); err != nil {
 		return err
 	}

@@ -51,8 +51,20 @@ memtable_mb = 16
 		p.Escalate.Bits4 != 24 || len(p.Allow) != 2 || p.Allow[1] != netip.MustParsePrefix("2001:db8::1/128") {
 		t.Fatalf("parsed: %+v", p)
 	}
-	if o := c.storeOptions(); o.MemTableSize != 16<<20 || o.Retention != 400*24*time.Hour {
+	if o := c.storeOptions(); o.MemTableSize != 16<<20 || o.Retention != 400*24*time.Hour ||
+		o.UnitWindow != time.Hour || o.UnitMaxEvents != 500 || o.UnitMaxRawBytes != 16<<20 {
 		t.Fatalf("store options: %+v", o)
+	}
+	// Per-unit caps (issue 13): settable, 0 turns them off.
+	c, err = parseConfig([]byte("[store]\nunit_window = \"10m\"\nunit_max_events = 0\nunit_max_raw_mb = 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.storeOptions(); o.UnitWindow != 10*time.Minute || o.UnitMaxEvents != 0 || o.UnitMaxRawBytes != 2<<20 {
+		t.Fatalf("store unit caps: %+v", o)
+	}
+	if _, err := parseConfig([]byte("[store]\nunit_max_events = -1\n")); err == nil {
+		t.Error("negative unit_max_events accepted")
 	}
 	for _, bad := range []string{
 		"[policy]\ndelist_threshold = 3",

@@ -37,8 +37,8 @@ type TrapConfig struct {
 
 	MaxConnections       int `toml:"max_connections"`             // overall, 421 4.7.0 past it
 	MaxConnectionsPerIP  int `toml:"max_connections_per_ip"`      // per IPv4 address or IPv6 /64
-	MaxConnectionsPer24  int `toml:"max_connections_per_24"`      // per IPv4 /24
-	MaxConnectionsPer48  int `toml:"max_connections_per_48"`      // per IPv6 /48
+	MaxConnectionsPer24  int `toml:"max_connections_per_24"`      // per IPv4 /24; 0: 5 x max_connections_per_ip
+	MaxConnectionsPer48  int `toml:"max_connections_per_48"`      // per IPv6 /48; 0: 5 x max_connections_per_ip
 	ConnectionRatePerIP  int `toml:"connection_rate_per_ip"`      // new connections per minute; 0 = off
 	ConnectionBurstPerIP int `toml:"connection_burst_per_ip"`     // bucket size of that rate
 	MaxCommands          int `toml:"max_commands"`                // per connection
@@ -76,8 +76,6 @@ func defaultTrapConfig() TrapConfig {
 		DataRateGrace:        Duration(10 * time.Second),
 		MaxConnections:       1000,
 		MaxConnectionsPerIP:  20,
-		MaxConnectionsPer24:  100,
-		MaxConnectionsPer48:  100,
 		ConnectionRatePerIP:  300,
 		ConnectionBurstPerIP: 60,
 		MaxCommands:          1000,
@@ -95,7 +93,6 @@ func (t *TrapConfig) validate() error {
 		"max_line_length": int64(t.MaxLineLength), "max_connections": int64(t.MaxConnections),
 		"max_connections_per_ip": int64(t.MaxConnectionsPerIP), "connection_burst_per_ip": int64(t.ConnectionBurstPerIP),
 		"max_commands": int64(t.MaxCommands), "max_errors": int64(t.MaxErrors),
-		"max_connections_per_24": int64(t.MaxConnectionsPer24), "max_connections_per_48": int64(t.MaxConnectionsPer48),
 		"max_callouts_per_connection": int64(t.MaxCalloutsPerConn),
 		"data_rate_window":            int64(t.DataRateWindow), "data_rate_grace": int64(t.DataRateGrace),
 		"read_timeout": int64(t.ReadTimeout), "stress_read_timeout": int64(t.StressReadTimeout), "write_timeout": int64(t.WriteTimeout), "data_timeout": int64(t.DataTimeout),
@@ -104,6 +101,9 @@ func (t *TrapConfig) validate() error {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("trap.%s must be positive", name))
 		}
+	}
+	if t.MaxConnectionsPer24 < 0 || t.MaxConnectionsPer48 < 0 {
+		errs = append(errs, errors.New("trap.max_connections_per_24 and _per_48 must be 0 (5 x max_connections_per_ip) or positive"))
 	}
 	if t.DataMinRate < 0 {
 		errs = append(errs, errors.New("trap.data_min_rate must be 0 (off) or positive"))

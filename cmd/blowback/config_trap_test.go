@@ -23,6 +23,11 @@ func TestTrapConfig(t *testing.T) {
 		tc.MaxMessageBytes != 10<<20 || tc.MaxCommands != 1000 || tc.MaxErrors != 20 || tc.RejectAfterData {
 		t.Errorf("defaults %+v", tc)
 	}
+	// Issue 13: DATA rate and per-prefix caps (0: the trap's default, 5 x per address).
+	if tc.DataMinRate != 500 || tc.DataRateWindow != 10*time.Second || tc.DataRateGrace != 10*time.Second ||
+		tc.MaxConnsPer24 != 0 || tc.MaxConnsPer48 != 0 || tc.MaxCalloutsPerConn != 1 || tc.QuarantineDir == "" {
+		t.Errorf("issue 13 defaults %+v", tc)
+	}
 
 	c, err = parseConfig([]byte(`
 [trap]
@@ -49,7 +54,8 @@ proxy_trusted = ["10.0.0.0/8", "192.0.2.1"]
 
 	for _, bad := range []string{
 		"max_connections = 0", "max_errors = -1", "connection_rate_per_ip = -5", "read_timeout = \"0s\"",
-		"max_line_length = 100", "proxy_trusted = [\"not-an-ip\"]", "tls_cert_file = \"/x.pem\"", "no_such_key = 1",
+		"max_line_length = 100", "proxy_trusted = [\"not-an-ip\"]", "data_min_rate = -1", "max_connections_per_48 = -2",
+		"data_rate_window = \"0s\"", "max_callouts_per_connection = 0", "tls_cert_file = \"/x.pem\"", "no_such_key = 1",
 	} {
 		if _, err := parseConfig([]byte("[trap]\n" + bad + "\n")); err == nil || !strings.Contains(err.Error(), "trap") {
 			t.Errorf("%s: %v", bad, err)

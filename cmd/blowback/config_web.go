@@ -81,6 +81,7 @@ func (c *Config) webConfig(adminTokens []string) web.Config {
 		}
 	}
 	wc.FormSecret = w.formSecret
-	c.applyForward(&wc) // config_forward.go: evidence intake, HTTPS
+	wc.Card = c.cardConfig() // config_operator.go
+	c.applyForward(&wc)      // config_forward.go: evidence intake, HTTPS
 	return wc
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
@@ -466,6 +467,33 @@ func TestSpamAssassinSnippet(t *testing.T) {
 		if got := strings.Contains(out, "BLOWBACK_BACKSCATTER "); got != c.hit {
 			t.Errorf("client %s sender <%s>: BLOWBACK_BACKSCATTER %v, want %v\n%s", c.client, c.sender, got, c.hit, out)
 		}
+	}
+
+	// A server that refuses SpamAssassin's queries with the "public
+	// resolver" code (127.255.255.254, dnsd policy.go): no rule may take it
+	// for a listing, though 192.0.2.99 is listed.
+	refuser := dnsd.New(dnsd.Config{Policy: dnsd.Policy{Refuse: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Answer: dnsd.AnswerCode}},
+		n.cur, nil, nil)
+	if err := refuser.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer refuser.Stop(context.Background())
+	if r, err := dnsd.Check(ctx, refuser.Addr().String(), n.cfg.Zone, netip.MustParseAddr("192.0.2.99")); err != nil || r.Listed ||
+		len(r.Codes) != 1 || r.Codes[0] != dnsd.CodePublicResolver {
+		t.Fatalf("refusing server answers %+v, %v; want the code %v, not listed", r, err, dnsd.CodePublicResolver)
+	}
+	local = fmt.Sprintf("dns_available yes\ndns_server %s\ntrusted_networks 127.0.0.0/8\nuse_razor2 0\nuse_pyzor 0\nskip_uribl_checks 1\n", refuser.Addr())
+	os.WriteFile(filepath.Join(dir, "zz-test.cf"), []byte(local), 0o644)
+	msg := "Return-Path: <>\n" +
+		"Received: from mx.sender.example (mx.sender.example [192.0.2.99])\n\tby mx.test.example (Postfix) with ESMTP id 1;\n\tTue, 3 Jun 2025 10:11:12 +0000\n" +
+		"From: MAILER-DAEMON@mx.sender.example\nTo: user@test.example\nSubject: Undelivered Mail Returned to Sender\n" +
+		"Message-ID: <bounce-2@mx.sender.example>\nDate: Tue, 3 Jun 2025 10:11:12 +0000\n\nYour message could not be delivered.\n"
+	out, err = runTool(t, []byte(msg), sa, "-t", "--siteconfigpath="+dir)
+	if err != nil {
+		t.Fatalf("spamassassin: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "BLOWBACK_BACKSCATTER") {
+		t.Errorf("the refusal code 127.255.255.254 scored as a listing:\n%s", out)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -19,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"golang.org/x/sys/unix"
 
+	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
@@ -97,6 +99,14 @@ func postfixInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "listing of 127.0.0.10", func() bool { return check(t, "127.0.0.1:53", "127.0.0.10").Listed })
+	// 127.0.0.12 and .13 too, for the refusal checks at the end: Postfix
+	// must not have looked them up before (smtpd caches DNSBL answers).
+	for _, ip := range []string{"127.0.0.12", "127.0.0.13"} {
+		if err := sendFrom(t, n.trap.Addr().String(), ip, "", "someone@trap.blowback.test", testDSN); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "listing of "+ip, func() bool { return check(t, "127.0.0.1:53", ip).Listed })
+	}
 
 	// A throwaway Postfix: its own config, queue and data directories,
 	// no chroot, the safe-mode snippet on port 25 and a plain
@@ -198,6 +208,37 @@ postlog   unix-dgram n - n - 1 postlogd
 		case !c.rejected && err != nil:
 			t.Errorf("port %s from %s <%s>: %v, want accepted", c.port, c.src, c.from, err)
 		}
+	}
+
+	// The list refuses Postfix's queries (dnsd policy: a public resolver),
+	// answering the code 127.255.255.254 or REFUSED: the safe-mode snippet
+	// must not take either for a listing (of 127.0.0.12, 127.0.0.13, never
+	// looked up by Postfix before).
+	if err := n.dns.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		answer dnsd.Refusal
+		src    string
+	}{{dnsd.AnswerCode, "127.0.0.12"}, {dnsd.AnswerRefused, "127.0.0.13"}} {
+		refuser := dnsd.New(dnsd.Config{Policy: dnsd.Policy{Refuse: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Answer: c.answer}},
+			n.cur, nil, nil)
+		if err := refuser.Start("127.0.0.1:53"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, err := dnsd.Check(ctx, "127.0.0.1:53", cfg.Zone, netip.MustParseAddr(c.src))
+		cancel()
+		switch {
+		case c.answer == dnsd.AnswerCode && (err != nil || r.Listed || len(r.Codes) != 1 || r.Codes[0] != dnsd.CodePublicResolver):
+			t.Errorf("the refusing server answers %+v, %v; want %v", r, err, dnsd.CodePublicResolver)
+		case c.answer == dnsd.AnswerRefused && r.Rcode != "REFUSED":
+			t.Errorf("the refusing server answers %+v, %v; want REFUSED", r, err)
+		}
+		if err := smtpAttempt("127.0.0.1:25", c.src, "", "user@test.example"); err != nil {
+			t.Errorf("list answers %s: %s <> rejected: %v", map[dnsd.Refusal]string{dnsd.AnswerCode: "127.255.255.254", dnsd.AnswerRefused: "REFUSED"}[c.answer], c.src, err)
+		}
+		refuser.Stop(context.Background())
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/selftest"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -160,6 +161,7 @@ type node struct {
 	dns     *dnsd.Server
 	trap    *trap.Server
 	web     *web.Server
+	tester  *selftest.Tester // operator self-tests (nil: off)
 	started []component
 	ready   bool
 	mu      sync.Mutex
@@ -210,13 +212,20 @@ func (n *node) Start(ctx context.Context) error {
 	comps := []component{
 		{"store", func(ctx context.Context) error {
 			n.st, err = store.Open(filepath.Join(cfg.Data, "store"), cfg.storeOptions(), n.log)
+			if err == nil {
+				n.st.RegisterMetrics(n.reg)
+			}
 			return err
 		}, func(ctx context.Context) error { return n.st.Close() }},
 		{"listing", func(ctx context.Context) error {
+			lc := cfg.listingConfig(pol)
+			// Replies to self-test probes, from the trap or forwarded by trap
+			// nodes, go to the tester, not into the evidence (config_operator.go).
+			lc.Divert = func(ev *store.Event) bool { return n.tester.Divert(ev) }
 			if cfg.Cluster.enabled() {
-				return n.startReplica(ctx, pol)
+				return n.startReplica(ctx, lc)
 			}
-			n.eng = listing.New(cfg.listingConfig(pol), n.st, n.cur, n.log, n.reg)
+			n.eng = listing.New(lc, n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
 		}, func(ctx context.Context) error {
@@ -225,8 +234,16 @@ func (n *node) Start(ctx context.Context) error {
 			}
 			return n.eng.Stop(ctx)
 		}},
+		{"selftest", func(ctx context.Context) error {
+			n.tester = newTester(cfg, n.st, n.eng, n.cur, n.log, n.reg)
+			return nil
+		}, func(ctx context.Context) error { return n.tester.Stop(ctx) }},
 		{"dns", func(ctx context.Context) error {
-			n.dns = dnsd.New(cfg.dnsConfig(), n.cur, n.log, n.reg)
+			dc, err := cfg.dnsServerConfig()
+			if err != nil {
+				return err
+			}
+			n.dns = dnsd.New(dc, n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
 		}, func(ctx context.Context) error { return n.dns.Stop(ctx) }},
 		{"trap", func(ctx context.Context) error {
@@ -238,12 +255,19 @@ func (n *node) Start(ctx context.Context) error {
 			return n.trap.Start(cfg.SMTP)
 		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
 		{"http", func(ctx context.Context) error {
-			n.web = web.New(cfg.webConfig(tokens), n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
+			wc := cfg.webConfig(tokens)
+			if n.tester.Enabled() {
+				wc.SelfTest = n.tester
+			}
+			if k := n.dns.Keys(); k != nil {
+				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
+			}
+			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
 			return n.web.Start(cfg.HTTP)
 		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
 	}
 	// Zone distribution (AXFR/IXFR, NOTIFY) starts after DNS, stops before it.
-	comps = append(comps[:3], append(n.zoneComponents(), comps[3:]...)...)
+	comps = append(comps[:4], append(n.zoneComponents(), comps[4:]...)...)
 	for _, c := range comps {
 		if err := c.start(ctx); err != nil {
 			return fmt.Errorf("start %s: %w", c.name, err)

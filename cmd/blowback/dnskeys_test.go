@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/dnsd"
+)
+
+// TestDNSKeysLive: a node with keyed access required; the admin makes a key
+// over HTTP, a keyed query is answered and counted, an unkeyed one refused.
+func TestDNSKeysLive(t *testing.T) {
+	var n *node
+	for i := 0; ; i++ {
+		cfg := defaultConfig()
+		cfg.Data = t.TempDir()
+		cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.AdminTokens = []string{"admin-token-for-tests"}
+		cfg.DNSCfg.Keys = KeysTable{Enabled: true, Require: true}
+		n = newNode(cfg, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := n.Start(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		n.Stop()
+		if i == 4 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+	defer n.Stop()
+	base := "http://" + n.web.Addr().String() + "/api/v1/admin/dns/keys"
+	call := func(method, url, body, token string) (*http.Response, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp, out
+	}
+	if resp, _ := call("POST", base, `{"note":"x"}`, ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the admin token: %d", resp.StatusCode)
+	}
+	resp, made := call("POST", base, `{"note":"mx.example.org"}`, "admin-token-for-tests")
+	key, _ := made["key"].(string)
+	if resp.StatusCode != http.StatusCreated || key == "" {
+		t.Fatalf("make key: %d %v", resp.StatusCode, made)
+	}
+
+	dnsAddr := n.dns.Addr().String()
+	ask := func(name string) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		m.SetEdns0(1232, false)
+		r, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(m, dnsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	plain := dnsd.QueryName(netip.MustParseAddr("127.0.0.2"), n.cfg.Zone)
+	keyed := strings.Replace(plain, "."+n.cfg.Zone, "."+key+"."+n.cfg.Zone, 1)
+	if r := ask(keyed); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+		t.Fatalf("keyed query for the test point: %v", r)
+	}
+	if r := ask(plain); r.Rcode != dns.RcodeRefused {
+		t.Errorf("unkeyed query: %s, want REFUSED", dns.RcodeToString[r.Rcode])
+	}
+	if r := ask(strings.Replace(plain, "."+n.cfg.Zone, ".nosuchkey123."+n.cfg.Zone, 1)); r.Rcode != dns.RcodeRefused {
+		t.Errorf("unknown key: %s, want REFUSED", dns.RcodeToString[r.Rcode])
+	}
+	resp, list := call("GET", base+"?top=5", "", "admin-token-for-tests")
+	keys, _ := list["keys"].([]any)
+	if resp.StatusCode != http.StatusOK || len(keys) != 1 || keys[0].(map[string]any)["queries"] != float64(1) {
+		t.Errorf("key list: %d %v", resp.StatusCode, list)
+	}
+}

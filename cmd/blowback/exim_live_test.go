@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
+	"github.com/blowback-dnsbl/blowback/web"
+)
+
+// eximDebs finds the Exim .deb files: $BLOWBACK_EXIM_DEBS, the repository
+// root, or /work/main (where CI downloads them).
+func eximDebs(t *testing.T) []string {
+	t.Helper()
+	for _, dir := range []string{os.Getenv("BLOWBACK_EXIM_DEBS"), testenv.Root(t), "/work/main"} {
+		if dir == "" {
+			continue
+		}
+		var debs []string
+		for _, p := range []string{"exim4-base_*.deb", "exim4-daemon-light_*.deb"} {
+			m, _ := filepath.Glob(filepath.Join(dir, p))
+			debs = append(debs, m...)
+		}
+		if len(debs) == 2 {
+			return debs
+		}
+	}
+	testenv.Missing(t, "no Exim .debs (exim4-base, exim4-daemon-light; set BLOWBACK_EXIM_DEBS)")
+	return nil
+}
+
+// liveExim is Exim from the unpacked Debian package, run by root in its own
+// mount namespace where /etc/passwd and /etc/group name its compiled-in
+// user (Debian-exim, mapped to nobody): nothing is installed on the host.
+type liveExim struct {
+	dir, bin, conf string
+	port, trapPort int
+	cmd            *exec.Cmd
+}
+
+func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
+	t.Helper()
+	dpkg := testenv.Tool(t, "dpkg")
+	testenv.Tool(t, "unshare")
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the Exim test needs root (a mount namespace for Exim's user)")
+	}
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	for _, deb := range eximDebs(t) {
+		if out, err := exec.Command(dpkg, "-x", deb, dir).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
+		}
+	}
+	_, port, _ := net.SplitHostPort(trapAddr)
+	e := &liveExim{dir: dir, bin: filepath.Join(dir, "usr", "sbin", "exim4"), conf: filepath.Join(dir, "exim.conf"), port: smtpPort}
+	e.trapPort, _ = strconv.Atoi(port)
+	// Exim's user: the host's Debian-exim when there is one, else nobody
+	// under that name in the namespace's passwd and group.
+	passwd, _ := os.ReadFile("/etc/passwd")
+	group, _ := os.ReadFile("/etc/group")
+	uid, gid := 65534, 65534
+	if u, err := user.Lookup("Debian-exim"); err == nil {
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	} else {
+		passwd = append(passwd, "Debian-exim:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"...)
+	}
+	if _, err := user.LookupGroup("Debian-exim"); err != nil {
+		group = append(group, fmt.Sprintf("Debian-exim:x:%d:\n", gid)...)
+	}
+	os.WriteFile(filepath.Join(dir, "passwd"), passwd, 0o644)
+	os.WriteFile(filepath.Join(dir, "group"), group, 0o644)
+	for _, d := range []string{"spool", "log"} {
+		os.Mkdir(filepath.Join(dir, d), 0o750)
+		os.Chown(filepath.Join(dir, d), uid, gid)
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// configure writes the configuration: ex.test is accepted for any local
+// part (no routers for it: unknown users bounce after accepting) unless
+// verify is set (require verify = recipient in the RCPT ACL, the fix);
+// the trap domain is routed to the trap, sent from 127.0.0.21.
+func (e *liveExim) configure(t *testing.T, verify bool) {
+	t.Helper()
+	rcpt := "  accept domains = +local_domains\n"
+	if verify {
+		rcpt = "  require verify = recipient\n" + rcpt
+	}
+	conf := fmt.Sprintf(`exim_path = %[1]s
+primary_hostname = mx.ex.test
+domainlist local_domains = ex.test
+daemon_smtp_ports = %[2]d
+local_interfaces = 127.0.0.1
+spool_directory = %[3]s/spool
+log_file_path = %[3]s/log/%%slog
+acl_smtp_rcpt = acl_check_rcpt
+keep_environment =
+host_lookup =
+rfc1413_hosts =
+begin acl
+acl_check_rcpt:
+%[4]s  deny message = relay not permitted
+begin routers
+trap:
+  driver = manualroute
+  domains = trap.blowback.test
+  transport = to_trap
+  route_list = * 127.0.0.1
+  self = send
+begin transports
+to_trap:
+  driver = smtp
+  port = %[5]d
+  interface = 127.0.0.21
+  hosts_avoid_tls = *
+begin retry
+* * F,1m,2s
+`, e.bin, e.port, e.dir, rcpt, e.trapPort)
+	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the daemon in the foreground (-bdf) with a queue runner.
+func (e *liveExim) start(t *testing.T) {
+	t.Helper()
+	script := fmt.Sprintf("mount --bind %[1]s/passwd /etc/passwd && mount --bind %[1]s/group /etc/group && exec %[2]s -C %[3]s -bdf -q2s",
+		e.dir, e.bin, e.conf)
+	e.cmd = exec.Command("unshare", "--mount", "--", "sh", "-c", script)
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, _ := os.Create(filepath.Join(e.dir, "daemon.out"))
+	e.cmd.Stdout, e.cmd.Stderr = out, out
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			b := make([]byte, 4)
+			_, err = io.ReadFull(c, b)
+			c.Close()
+			if err == nil && string(b[:3]) == "220" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Exim greeting on %s: %v\n%s", addr, err, e.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// reload restarts the daemon with the new configuration.
+func (e *liveExim) reload(t *testing.T, verify bool) {
+	t.Helper()
+	e.configure(t, verify)
+	e.stop()
+	e.start(t)
+}
+
+func (e *liveExim) stop() {
+	if e.cmd == nil || e.cmd.Process == nil {
+		return
+	}
+	syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL) // the daemon and its children, by process group
+	e.cmd.Wait()
+	e.cmd = nil
+}
+
+func (e *liveExim) log() string {
+	return readFile(filepath.Join(e.dir, "log", "mainlog")) + readFile(filepath.Join(e.dir, "log", "paniclog")) +
+		readFile(filepath.Join(e.dir, "daemon.out"))
+}
+
+// TestEximAdviceAndSelfTest: the real Exim from the Debian package,
+// accepting mail for unknown users and bouncing it, backscatters into the
+// trap; the lookup names Exim and its fix (verify = recipient); a
+// self-test fails, and after the fix passes and delists.
+func TestEximAdviceAndSelfTest(t *testing.T) {
+	const listed = "127.0.0.21"
+	if l, err := net.Listen("tcp", listed+":0"); err != nil {
+		testenv.Missing(t, "cannot bind "+listed+" (all of 127.0.0.0/8 on lo needed)")
+	} else {
+		l.Close()
+	}
+	dnsAddr := serveTestZone(t, map[string][]dns.RR{
+		"ex.test.":    {mustRR(t, "ex.test. 60 IN MX 10 mx.ex.test.")},
+		"mx.ex.test.": {mustRR(t, "mx.ex.test. 60 IN A 127.0.0.1")},
+	})
+	eximPort := testenv.FreePort(t)
+	cfg := defaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SelfTest = SelfTestConfig{Enabled: true, Resolver: dnsAddr, SMTPPort: eximPort, AllowPrivate: true,
+		Watch: Duration(90 * time.Second), Grace: Duration(2 * time.Second)}
+	n := newNode(cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err := n.Start(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	base := "http://" + n.web.Addr().String()
+
+	ex := newLiveExim(t, n.trap.Addr().String(), eximPort)
+	ex.configure(t, false)
+	ex.start(t)
+	eximAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(eximPort))
+	if err := smtpAttempt(eximAddr, "127.0.0.1", "victim@trap.blowback.test", "no-such-user@ex.test"); err != nil {
+		t.Fatalf("misconfigured Exim refused the message: %v\n%s", err, ex.log())
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !check(t, n.dns.Addr().String(), listed).Listed {
+		if time.Now().After(deadline) {
+			t.Fatalf("Exim's bounce did not list %s\n%s", listed, ex.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var l web.Lookup
+	fetchJSON(t, base+"/api/v1/lookup/"+listed, &l)
+	if len(l.Advice) == 0 || l.Advice[0].MTA != "exim" || !l.Advice[0].Known || l.Advice[0].Kind != "bounce" {
+		t.Fatalf("advice for the real Exim bounce: %+v", l.Advice)
+	}
+	if l.Advice[0].Guessed {
+		t.Log("the classifier did not name Exim; the fallback did")
+	}
+	page := getBody(t, base+"/lookup?ip="+listed)
+	for _, s := range []string{"Sent by <strong>Exim</strong>", "require verify = recipient", "no_more"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("lookup page lacks %q", s)
+		}
+	}
+
+	// Self-test: fails while Exim bounces, passes once it verifies recipients.
+	res := runSelfTestLog(t, ex.log, base, listed, "ex.test")
+	if res.Verdict != "fail" || res.Probe != "accepted" || len(res.Replies) == 0 || res.Replies[0].Kind != "bounce" {
+		t.Fatalf("misconfigured Exim: %+v\n%s", res, ex.log())
+	}
+	ex.reload(t, true)
+	if err := smtpAttempt(eximAddr, "127.0.0.1", "victim@trap.blowback.test", "no-such-user@ex.test"); err == nil || !strings.Contains(err.Error(), "550") {
+		t.Fatalf("fixed Exim: %v, want 550 at RCPT", err)
+	}
+	res = runSelfTestLog(t, ex.log, base, listed, "ex.test")
+	if res.Verdict != "pass" || res.Probe != "rejected_rcpt" || len(res.Delisted) != 1 || res.Delisted[0] != listed+"/32" {
+		t.Fatalf("fixed Exim: %+v\n%s", res, ex.log())
+	}
+	if check(t, n.dns.Addr().String(), listed).Listed {
+		t.Error("still listed after a passed self-test")
+	}
+}

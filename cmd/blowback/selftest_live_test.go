@@ -1,0 +1,491 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/web"
+)
+
+// TestSelfTestPostfix runs the operator story end to end with a real
+// Postfix on loopback: it backscatters into the trap (accepting mail for
+// unknown local users, then bouncing it), which lists its address; the
+// lookup names Postfix and its fix; a self-test against its domain (MX
+// served by a local authoritative DNS server) fails with the bounce as
+// evidence; the fixed Postfix (unknown recipients rejected at RCPT)
+// passes, and the pass delists the address at once.
+func TestSelfTestPostfix(t *testing.T) {
+	testenv.Tool(t, "postfix")
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the Postfix self-test needs root (the Postfix master runs as root)")
+	}
+	if _, err := user.Lookup("postfix"); err != nil {
+		testenv.Missing(t, "no postfix user (apt-get install postfix)")
+	}
+	const listed = "127.0.0.20" // Postfix's outgoing address: the backscatter source
+	if l, err := net.Listen("tcp", listed+":0"); err != nil {
+		testenv.Missing(t, "cannot bind "+listed+" (all of 127.0.0.0/8 on lo needed)")
+	} else {
+		l.Close()
+	}
+
+	// Authoritative DNS for pf.test: MX 10 mx.pf.test, mx.pf.test A 127.0.0.1.
+	dnsAddr := serveTestZone(t, map[string][]dns.RR{
+		"pf.test.":    {mustRR(t, "pf.test. 60 IN MX 10 mx.pf.test.")},
+		"mx.pf.test.": {mustRR(t, "mx.pf.test. 60 IN A 127.0.0.1")},
+	})
+
+	pf := newLivePostfix(t)
+	cfg := defaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SelfTest = SelfTestConfig{Enabled: true, Resolver: dnsAddr, SMTPPort: pf.port, AllowPrivate: true,
+		Watch: Duration(90 * time.Second), Grace: Duration(2 * time.Second)}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	n := newNode(cfg, log)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if err := n.Start(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cancel()
+	defer n.Stop()
+	base := "http://" + n.web.Addr().String()
+
+	// 1. Misconfigured: Postfix accepts mail for anyone at pf.test and
+	// bounces the unknown ones to the (forged) sender at the trap.
+	pf.start(t, n.trap.Addr().String(), "local_recipient_maps =")
+	if err := pf.submit("victim@trap.blowback.test", "no-such-user@pf.test"); err != nil {
+		t.Fatalf("misconfigured Postfix refused the message: %v", err)
+	}
+	waitPostfix(t, pf, time.Minute, "the bounce lists "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
+	var l web.Lookup
+	fetchJSON(t, base+"/api/v1/lookup/"+listed, &l)
+	if len(l.Advice) == 0 || l.Advice[0].MTA != "postfix" || !l.Advice[0].Known || l.Advice[0].Guessed || l.Advice[0].Kind != "bounce" {
+		t.Fatalf("advice for the real Postfix bounce: %+v", l.Advice)
+	}
+	page := getBody(t, base+"/lookup?ip="+listed)
+	for _, s := range []string{"Sent by <strong>Postfix</strong>", "smtpd_reject_unlisted_recipient", "Prove the fix: self-test"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("lookup page lacks %q", s)
+		}
+	}
+	events := func() int {
+		evs, err := n.st.Events(netipPrefix(t, listed+"/32"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	before := events()
+
+	// 2. Self-test against the misconfigured Postfix: fails with the bounce.
+	res := runSelfTest(t, pf, base, listed, "pf.test")
+	if res.Verdict != "fail" || res.Probe != "accepted" || len(res.Replies) == 0 || res.Replies[0].Kind != "bounce" || len(res.Delisted) != 0 {
+		t.Fatalf("misconfigured Postfix: %+v", res)
+	}
+	if !check(t, n.dns.Addr().String(), listed).Listed {
+		t.Error("a failed self-test delisted")
+	}
+	if got := events(); got != before {
+		t.Errorf("the bounce of our own probe was stored as evidence: %d events, was %d", got, before)
+	}
+	page = getBody(t, base+"/selftest/"+res.ID)
+	for _, s := range []string{"Failed", "What came back", "bounce", "Postfix: reject unknown recipients at RCPT"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("failed self-test page lacks %q", s)
+		}
+	}
+
+	// 3. Fixed: unknown recipients rejected at RCPT. The test passes and
+	// delists at once.
+	pf.reconfigure(t, "local_recipient_maps = proxy:unix:passwd.byname")
+	if err := pf.submit("victim@trap.blowback.test", "no-such-user@pf.test"); err == nil || !strings.Contains(err.Error(), "550") {
+		t.Fatalf("fixed Postfix: %v, want 550 at RCPT", err)
+	}
+	res = runSelfTest(t, pf, base, listed, "pf.test")
+	if res.Verdict != "pass" || res.Probe != "rejected_rcpt" || len(res.Replies) != 0 || !res.Tied {
+		t.Fatalf("fixed Postfix: %+v", res)
+	}
+	if len(res.Delisted) != 1 || res.Delisted[0] != listed+"/32" {
+		t.Fatalf("delisted %v (tie: %s)", res.Delisted, res.TieReason)
+	}
+	if check(t, n.dns.Addr().String(), listed).Listed {
+		t.Error("still listed after a passed self-test")
+	}
+	audit, err := n.st.AuditLog(time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delist, tests int
+	for _, a := range audit {
+		if a.Action == store.OpDelist && a.Who == "selftest" && strings.Contains(a.Reason, res.ID) {
+			delist++
+		}
+		if a.Action == "selftest" {
+			tests++
+		}
+	}
+	if delist != 1 || tests != 2 {
+		t.Errorf("audit: %d self-test delists, %d self-test entries:\n%+v", delist, tests, audit)
+	}
+	var h web.History
+	fetchJSON(t, base+"/api/v1/history/"+listed, &h)
+	if len(h.SelfTests) != 2 || h.SelfTests[0].Verdict != "pass" || !h.SelfTests[0].Delisted || h.Events[0].Event != "delisted" ||
+		!strings.Contains(h.Events[0].Why, "self-test passed") {
+		t.Errorf("history %+v", h)
+	}
+	if testing.Verbose() {
+		t.Logf("postfix log:\n%s", pf.maillog())
+	}
+}
+
+func netipPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := parsePrefix(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fetchJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", url, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+type selfTestResult struct {
+	ID        string `json:"id"`
+	Verdict   string `json:"verdict"`
+	Summary   string `json:"summary"`
+	Probe     string `json:"probe"`
+	Tied      bool   `json:"tied"`
+	TieReason string `json:"tie_reason"`
+	Replies   []struct {
+		Kind string `json:"kind"`
+	} `json:"replies"`
+	Delisted []string `json:"delisted"`
+}
+
+// runSelfTest starts a test through the API and waits for its verdict.
+func runSelfTest(t *testing.T, pf *livePostfix, base, ip, domain string) selfTestResult {
+	t.Helper()
+	return runSelfTestLog(t, pf.maillog, base, ip, domain)
+}
+
+// runSelfTestLog is runSelfTest with the MTA's log for failures.
+func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) selfTestResult {
+	t.Helper()
+	resp, err := http.Post(base+"/api/v1/selftest", "application/json", strings.NewReader(fmt.Sprintf(`{"ip":%q,"domain":%q}`, ip, domain)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start self-test: %d %s", resp.StatusCode, b)
+	}
+	var started struct{ ID string }
+	json.Unmarshal(b, &started)
+	var res selfTestResult
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		fetchJSON(t, base+"/api/v1/selftest/"+started.ID, &res)
+		if res.Verdict != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no self-test verdict\n%s", log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("self-test %s: %s: %s", res.ID, res.Verdict, res.Summary)
+	return res
+}
+
+// waitFor polls cond until it holds or d passes (then fails with the
+// Postfix log).
+func waitPostfix(t *testing.T, pf *livePostfix, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s\npostfix log:\n%s", what, pf.maillog())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mustRR(t *testing.T, s string) dns.RR {
+	t.Helper()
+	rr, err := dns.NewRR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rr
+}
+
+// serveTestZone answers from rrs (authoritative; NOERROR/NODATA for a
+// known name without the type, NXDOMAIN otherwise) on UDP and TCP.
+func serveTestZone(t *testing.T, rrs map[string][]dns.RR) string {
+	t.Helper()
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		if len(r.Question) == 1 {
+			q := r.Question[0]
+			set, ok := rrs[strings.ToLower(q.Name)]
+			if !ok {
+				m.Rcode = dns.RcodeNameError
+			}
+			for _, rr := range set {
+				if rr.Header().Rrtype == q.Qtype {
+					m.Answer = append(m.Answer, rr)
+				}
+			}
+		}
+		w.WriteMsg(m)
+	})
+	// The same port for UDP and TCP: retry when another process holds
+	// the TCP side of the UDP port we got.
+	var pc net.PacketConn
+	var tl net.Listener
+	var addr string
+	for i := 0; ; i++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		addr = pc.LocalAddr().String()
+		if tl, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		pc.Close()
+		if i == 20 {
+			t.Fatal(err)
+		}
+	}
+	udp := &dns.Server{PacketConn: pc, Handler: h}
+	tcp := &dns.Server{Listener: tl, Handler: h}
+	go udp.ActivateAndServe()
+	go tcp.ActivateAndServe()
+	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
+	return addr
+}
+
+// livePostfix is a throwaway Postfix instance: mx.pf.test for pf.test on
+// 127.0.0.1:<port>, its outgoing mail from 127.0.0.20, the trap domain
+// routed to the trap (trap/postfix_test.go does the same).
+type livePostfix struct {
+	bin, dir, etc string
+	port          int
+	trap          string
+}
+
+func newLivePostfix(t *testing.T) *livePostfix {
+	t.Helper()
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	p := &livePostfix{bin: testenv.Tool(t, "postfix"), dir: dir, etc: filepath.Join(dir, "etc"), port: testenv.FreePort(t)}
+	for _, d := range []string{p.etc, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).Run(); err != nil {
+		t.Fatalf("chown postfix: %v", err)
+	}
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *livePostfix) writeConfig(t *testing.T, recipients string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(p.trap)
+	main := []string{
+		"compatibility_level = 3.6",
+		"queue_directory = " + filepath.Join(p.dir, "queue"),
+		"data_directory = " + filepath.Join(p.dir, "data"),
+		"meta_directory = /etc/postfix",
+		"mail_owner = postfix",
+		"setgid_group = postdrop",
+		"maillog_file = " + filepath.Join(p.dir, "maillog"),
+		"maillog_file_prefixes = " + p.dir,
+		"syslog_name = postfix-blowback-selftest",
+		"myhostname = mx.pf.test",
+		"mydomain = pf.test",
+		"myorigin = pf.test",
+		"mydestination = pf.test",
+		"inet_interfaces = 127.0.0.1",
+		"inet_protocols = ipv4",
+		"mynetworks = 127.0.0.1/32",
+		"smtp_bind_address = 127.0.0.20",
+		"relayhost =",
+		fmt.Sprintf("transport_maps = inline:{ trap.blowback.test=smtp:[%s]:%s }", host, port),
+		"alias_maps =",
+		"alias_database =",
+		recipients,
+		"biff = no",
+		"smtputf8_enable = no",
+		"smtp_connection_cache_on_demand = no",
+		"queue_run_delay = 1s",
+		"minimal_backoff_time = 1s",
+		"maximal_backoff_time = 2s",
+	}
+	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + livePostfixServices
+	if err := os.WriteFile(filepath.Join(p.etc, "master.cf"), []byte(master), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *livePostfix) start(t *testing.T, trap, recipients string) {
+	t.Helper()
+	p.trap = trap
+	p.writeConfig(t, recipients)
+	if out, err := p.run("start"); err != nil {
+		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.maillog())
+	}
+	waitBanner(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
+}
+
+func (p *livePostfix) reconfigure(t *testing.T, recipients string) {
+	t.Helper()
+	p.writeConfig(t, recipients)
+	if out, err := p.run("reload"); err != nil {
+		t.Fatalf("postfix reload: %v\n%s", err, out)
+	}
+	// smtpd processes pick the new setting up as they are replaced: wait
+	// until a fresh session answers with it.
+	waitPostfix(t, p, 30*time.Second, "the reloaded configuration", func() bool {
+		err := p.probeRcpt("no-such-user@pf.test")
+		return err != nil && strings.Contains(err.Error(), "550")
+	})
+}
+
+func (p *livePostfix) run(args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, p.bin, append([]string{"-c", p.etc}, args...)...).CombinedOutput()
+}
+
+func (p *livePostfix) maillog() string { return readFile(filepath.Join(p.dir, "maillog")) }
+
+func (p *livePostfix) stop() {
+	pid := 0
+	if b, err := os.ReadFile(filepath.Join(p.dir, "queue", "pid", "master.pid")); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	_, _ = p.run("abort")
+	if pid <= 0 {
+		return
+	}
+	for range 50 {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // the master leads its process group
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// submit sends a message through Postfix's smtpd (from 127.0.0.1).
+func (p *livePostfix) submit(from, to string) error {
+	return smtpAttempt(net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), "127.0.0.1", from, to)
+}
+
+// probeRcpt asks Postfix about one recipient and quits before DATA.
+func (p *livePostfix) probeRcpt(to string) error {
+	c, err := smtp.Dial(net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.CommandTimeout = 10 * time.Second
+	if err := c.Hello("client.example"); err != nil {
+		return err
+	}
+	if err := c.Mail("someone@example.org", nil); err != nil {
+		return err
+	}
+	err = c.Rcpt(to, nil)
+	c.Quit()
+	return err
+}
+
+const livePostfixServices = `pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`

@@ -1,0 +1,394 @@
+package selftest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/blowback-dnsbl/blowback/store"
+)
+
+// mx is a small SMTP server standing in for an operator's MX: it rejects
+// unknown recipients at RCPT or accepts everything, and records the
+// envelope.
+type mx struct {
+	rejectRcpt bool
+	mu         sync.Mutex
+	from       []string
+	rcpt       []string
+	data       []string
+}
+
+func (m *mx) NewSession(*smtp.Conn) (smtp.Session, error) { return &mxSession{m: m}, nil }
+
+type mxSession struct{ m *mx }
+
+func (s *mxSession) AuthPlain(string, string) error { return smtp.ErrAuthUnsupported }
+func (s *mxSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.m.mu.Lock()
+	s.m.from = append(s.m.from, from)
+	s.m.mu.Unlock()
+	return nil
+}
+func (s *mxSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	s.m.rcpt = append(s.m.rcpt, to)
+	if s.m.rejectRcpt {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "User unknown"}
+	}
+	return nil
+}
+func (s *mxSession) Data(r io.Reader) error {
+	b, _ := io.ReadAll(r)
+	s.m.mu.Lock()
+	s.m.data = append(s.m.data, string(b))
+	s.m.mu.Unlock()
+	return nil
+}
+func (s *mxSession) Reset()        {}
+func (s *mxSession) Logout() error { return nil }
+
+func startMX(t *testing.T, m *mx) int {
+	t.Helper()
+	srv := smtp.NewServer(m)
+	srv.Domain = "mx.example.test"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type fakeRecords struct {
+	mu    sync.Mutex
+	tests []store.SelfTestRecord
+	audit []store.AuditEntry
+}
+
+func (f *fakeRecords) PutSelfTest(_ context.Context, r store.SelfTestRecord) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tests = append(f.tests, r)
+	return nil
+}
+
+func (f *fakeRecords) Audit(_ context.Context, e store.AuditEntry) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audit = append(f.audit, e)
+	return nil
+}
+
+type fakeListing struct {
+	mu       sync.Mutex
+	listed   map[netip.Addr]bool
+	delisted []store.Action
+}
+
+func (f *fakeListing) Listed(a netip.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.listed[a]
+}
+
+func (f *fakeListing) Delist(_ context.Context, a store.Action) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delisted = append(f.delisted, a)
+	delete(f.listed, a.Prefix.Addr())
+	return nil
+}
+
+type nopSink struct{ n int }
+
+func (s *nopSink) Ingest(context.Context, *store.Event, []byte) error { s.n++; return nil }
+
+type env struct {
+	t   *testing.T
+	ts  *Tester
+	mx  *mx
+	rec *fakeRecords
+	lst *fakeListing
+	reg *prometheus.Registry
+}
+
+var listedIP = netip.MustParseAddr("192.0.2.25")
+
+func newTestEnv(t *testing.T, rejectRcpt bool, mod func(*Config)) *env {
+	t.Helper()
+	m := &mx{rejectRcpt: rejectRcpt}
+	port := startMX(t, m)
+	res := FakeResolver{MXs: map[string][]MX{"example.test": {{Host: "mx.example.test.", Pref: 10}}},
+		Addrs: map[string][]netip.Addr{"mx.example.test": {netip.MustParseAddr("127.0.0.1")}}}
+	cfg := Config{Enabled: true, Resolver: "unused:53", TrapDomain: "trap.blowback.test", SMTPPort: port, AllowPrivate: true,
+		Watch: time.Minute, Grace: 50 * time.Millisecond}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e := &env{t: t, mx: m, rec: &fakeRecords{}, lst: &fakeListing{listed: map[netip.Addr]bool{listedIP: true}}, reg: prometheus.NewRegistry()}
+	e.ts = New(cfg, res, e.rec, e.lst, nil, e.reg)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.ts.Stop(ctx)
+		if n := metricValue(e.reg, "blowback_selftest_panics_total", ""); n != 0 {
+			t.Errorf("%v panics", n)
+		}
+	})
+	return e
+}
+
+func (e *env) start(domain string) string {
+	e.t.Helper()
+	id, err := e.ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: domain, Requester: "198.51.100.1",
+		Hosts: []string{"mail.example.test"}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func (e *env) wait(id string, cond func(Result) bool) Result {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, ok := e.ts.Get(id)
+		if ok && cond(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("test %s: condition not reached: %+v", id, r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ended(r Result) bool { return r.Ended != nil }
+
+// A server that rejects the unknown recipient at RCPT passes; the pass
+// delists the listed unit and is recorded and audited.
+func TestRejectAtRcptPasses(t *testing.T) {
+	e := newTestEnv(t, true, nil)
+	r := e.wait(e.start("Example.TEST."), ended)
+	if r.Verdict != Pass || r.Probe != ProbeRejectedRcpt {
+		t.Fatalf("verdict %s probe %s: %s", r.Verdict, r.Probe, r.Summary)
+	}
+	if !r.Tied || len(r.Delisted) != 1 || r.Delisted[0] != "192.0.2.25/32" {
+		t.Errorf("tied %v (%s), delisted %v", r.Tied, r.TieReason, r.Delisted)
+	}
+	e.lst.mu.Lock()
+	if len(e.lst.delisted) != 1 || e.lst.delisted[0].Who != "selftest" || !strings.Contains(e.lst.delisted[0].Reason, r.ID) {
+		t.Errorf("delist actions %+v", e.lst.delisted)
+	}
+	e.lst.mu.Unlock()
+	e.mx.mu.Lock()
+	if len(e.mx.from) != 1 || !strings.HasPrefix(e.mx.from[0], localPrefix) || !strings.HasSuffix(e.mx.from[0], "@trap.blowback.test") {
+		t.Errorf("envelope senders %v", e.mx.from)
+	}
+	if len(e.mx.rcpt) != 1 || !strings.HasSuffix(e.mx.rcpt[0], "@example.test") || len(e.mx.data) != 0 {
+		t.Errorf("recipients %v, messages %d", e.mx.rcpt, len(e.mx.data))
+	}
+	e.mx.mu.Unlock()
+	e.rec.mu.Lock()
+	if len(e.rec.tests) != 1 || !e.rec.tests[0].Delisted || e.rec.tests[0].Verdict != Pass || len(e.rec.audit) != 1 {
+		t.Errorf("records %+v audit %+v", e.rec.tests, e.rec.audit)
+	}
+	e.rec.mu.Unlock()
+	if strings.Contains(r.Sender, strings.TrimPrefix(e.mx.from[0], localPrefix)[:6]) {
+		t.Errorf("the result shows the sender's local part: %s", r.Sender)
+	}
+	if n := metricValue(e.reg, "blowback_selftest_tests_total", Pass); n != 1 {
+		t.Errorf("pass counter %v", n)
+	}
+}
+
+// A server that accepts and then bounces fails: the bounce comes back
+// through the trap's sink (Tap), is shown, and is not evidence.
+func TestAcceptThenBounceFails(t *testing.T) {
+	e := newTestEnv(t, false, nil)
+	id := e.start("example.test")
+	r := e.wait(id, func(r Result) bool { return r.Probe == ProbeAccepted })
+	e.mx.mu.Lock()
+	sender := e.mx.from[0]
+	body := e.mx.data[0]
+	e.mx.mu.Unlock()
+	if !strings.Contains(body, "X-Blowback-Selftest: "+id) || !strings.Contains(body, "one-off test message") {
+		t.Errorf("probe text:\n%s", body)
+	}
+	next := &nopSink{}
+	sink := e.ts.Tap(next)
+	bounce := &store.Event{ID: store.NewEventID(), Time: time.Now(), ClientIP: netip.MustParseAddr("127.0.0.1"), HELO: "mx.example.test",
+		Rcpts: []string{strings.ToUpper(sender)}, Kind: store.KindBounce, MTA: "postfix", Subject: "Undelivered Mail Returned to Sender"}
+	if err := sink.Ingest(context.Background(), bounce, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := &store.Event{ID: store.NewEventID(), Time: time.Now(), ClientIP: netip.MustParseAddr("127.0.0.1"),
+		Rcpts: []string{localPrefix + "0000@trap.blowback.test"}, Kind: store.KindBounce}
+	sink.Ingest(context.Background(), other, nil)
+	if e.ts.Divert(other) {
+		t.Error("Divert took mail to an address of no test")
+	}
+	late := *bounce
+	late.Kind = store.KindAutoreply
+	if !e.ts.Divert(&late) {
+		t.Error("Divert did not take a reply to the test's address")
+	}
+	if next.n != 1 {
+		t.Errorf("%d events passed on, want 1 (the reply to the test is not evidence, the unknown address is)", next.n)
+	}
+	r = e.wait(id, ended)
+	if r.Verdict != Fail || len(r.Replies) < 1 || r.Replies[0].MTA != "postfix" || len(r.Delisted) != 0 {
+		t.Fatalf("result %+v", r)
+	}
+	e.lst.mu.Lock()
+	if len(e.lst.delisted) != 0 {
+		t.Error("a failed test delisted")
+	}
+	e.lst.mu.Unlock()
+}
+
+// Accepted and nothing back within the watch: pass, with the caveat.
+func TestAcceptAndSilencePasses(t *testing.T) {
+	e := newTestEnv(t, false, func(c *Config) { c.Watch = 100 * time.Millisecond })
+	r := e.wait(e.start("example.test"), ended)
+	if r.Verdict != Pass || r.Probe != ProbeAccepted || !strings.Contains(r.Summary, "nothing came back") {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	e := newTestEnv(t, true, func(c *Config) { c.PerDomainPerDay = 2; c.PerRequesterPerHour = 3 })
+	e.wait(e.start("example.test"), ended)
+	e.wait(e.start("example.test"), ended)
+	_, err := e.ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: "example.test", Requester: "x"})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Errorf("third test of a domain: %v", err)
+	}
+	// A listed unit gets no more tests a day than a domain, whatever the domain.
+	_, err = e.ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: "other.test", Requester: "y"})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Errorf("third test of a unit: %v", err)
+	}
+	other := netip.MustParseAddr("192.0.2.26")
+	id, err := e.ts.Start(Request{IP: other, Unit: netip.PrefixFrom(other, 32), Domain: "other.test", Requester: "198.51.100.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wait(id, ended) // the requester's third
+	_, err = e.ts.Start(Request{IP: other, Unit: netip.PrefixFrom(other, 32), Domain: "third.test", Requester: "198.51.100.1"})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Errorf("fourth test of a requester: %v", err)
+	}
+	if n := metricValue(e.reg, "blowback_selftest_requests_total", "rate_limited"); n != 3 {
+		t.Errorf("rate_limited %v", n)
+	}
+}
+
+func TestMXLimitAndPrivate(t *testing.T) {
+	e := newTestEnv(t, true, func(c *Config) { c.PerMXPerHour = 1 })
+	e.wait(e.start("example.test"), ended)
+	r := e.wait(e.start("example.test"), ended)
+	if r.Verdict != Error || !strings.Contains(r.Summary, "tested too often") {
+		t.Errorf("second probe of one MX address: %+v", r)
+	}
+	p := newTestEnv(t, true, func(c *Config) { c.AllowPrivate = false })
+	r = p.wait(p.start("example.test"), ended)
+	if r.Verdict != Error || !strings.Contains(r.Summary, "no usable address") {
+		t.Errorf("loopback MX without allow_private: %+v", r)
+	}
+	p.mx.mu.Lock()
+	if len(p.mx.rcpt) != 0 {
+		t.Error("probed a loopback MX")
+	}
+	p.mx.mu.Unlock()
+}
+
+func TestNoTie(t *testing.T) {
+	e := newTestEnv(t, true, nil)
+	id, err := e.ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: "example.test", Requester: "r",
+		Hosts: []string{"mail.elsewhere.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, ended)
+	if r.Verdict != Pass || r.Tied || len(r.Delisted) != 0 || !strings.Contains(r.TieReason, "Nothing ties") {
+		t.Errorf("untied pass: %+v", r)
+	}
+}
+
+func TestNormalizeDomain(t *testing.T) {
+	good := map[string]string{"Example.ORG.": "example.org", " mail.example.co.uk ": "mail.example.co.uk", "xn--bcher-kva.example": "xn--bcher-kva.example"}
+	for in, want := range good {
+		if got, err := NormalizeDomain(in); err != nil || got != want {
+			t.Errorf("%q: %q %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "localhost", "192.0.2.1", "[192.0.2.1]", "a..b", "-a.example", "bü.example", "a b.example",
+		strings.Repeat("a", 64) + ".example", strings.Repeat("a.", 130) + "example", "<script>.example"} {
+		if _, err := NormalizeDomain(bad); !errors.Is(err, ErrBadDomain) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	ts := New(Config{}, FakeResolver{}, nil, nil, nil, nil)
+	next := &nopSink{}
+	if ts.Tap(next) != Sink(next) {
+		t.Error("a disabled tester wraps the sink")
+	}
+	if _, err := ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: "example.test"}); !errors.Is(err, ErrDisabled) {
+		t.Errorf("disabled: %v", err)
+	}
+	var nilT *Tester
+	if nilT.Enabled() || nilT.Divert(&store.Event{Rcpts: []string{localPrefix + "x@trap.blowback.test"}}) {
+		t.Error("nil tester enabled")
+	}
+}
+
+func FuzzNormalizeDomain(f *testing.F) {
+	for _, s := range []string{"example.org", "a.b", "", "..", "xn--x.example"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := NormalizeDomain(s)
+		if err != nil {
+			return
+		}
+		if len(d) > 253 || strings.ContainsAny(d, " <>\"'@[]\r\n") || d != strings.ToLower(d) {
+			t.Errorf("%q -> %q", s, d)
+		}
+		if d2, err := NormalizeDomain(d); err != nil || d2 != d {
+			t.Errorf("not idempotent: %q -> %q -> %q %v", s, d, d2, err)
+		}
+	})
+}
+
+// metricValue is the counter name{label=value} in reg (value "" for none).
+func metricValue(reg *prometheus.Registry, name, value string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if value == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == value) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

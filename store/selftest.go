@@ -1,0 +1,109 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// The self-test table (package selftest: a listed operator proves a fix):
+//
+//	'T' fam addr time seq                   self-test outcome; value: version byte + JSON SelfTestRecord
+//	    addr is the listing unit's address (IPv4 /32, IPv6 /64 base),
+//	    time int64 unix nanoseconds of the outcome.
+//
+// Records carry the evidence retention as their TTL.
+const pSelfTest = 'T'
+
+// SelfTestRecord is the outcome of one operator self-test, kept per listing
+// unit for the address's history.
+type SelfTestRecord struct {
+	ID       string       `json:"id"`
+	Started  time.Time    `json:"started"`
+	Time     time.Time    `json:"time"` // when the verdict was reached
+	Unit     netip.Prefix `json:"unit"`
+	Domain   string       `json:"domain"`
+	Verdict  string       `json:"verdict"` // pass, fail, inconclusive, error
+	Summary  string       `json:"summary"`
+	Delisted bool         `json:"delisted,omitempty"`
+}
+
+// PutSelfTest stores a self-test outcome under its unit.
+func (s *Store) PutSelfTest(ctx context.Context, r SelfTestRecord) error {
+	if !r.Unit.IsValid() || r.Time.IsZero() {
+		return fmt.Errorf("%w: self-test record without unit or time", ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.Time, r.Started, r.Unit = r.Time.UTC(), r.Started.UTC(), r.Unit.Masked()
+	val, err := encodeJSON(r)
+	if err != nil {
+		return err
+	}
+	k := addrPrefixKey(pSelfTest, netip.PrefixFrom(r.Unit.Addr(), r.Unit.Addr().BitLen()))
+	k = binary.BigEndian.AppendUint64(k, uint64(r.Time.UnixNano()))
+	k = binary.BigEndian.AppendUint32(k, s.nextSeq())
+	if err := s.guard(int64(len(val))); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.SetEntry(s.ttlEntry(k, val, s.opts.Retention))
+	})
+}
+
+// SelfTests returns the self-test outcomes stored for unit, newest first,
+// at most limit (0: all).
+func (s *Store) SelfTests(unit netip.Prefix, limit int) ([]SelfTestRecord, error) {
+	var out []SelfTestRecord
+	unit = unit.Masked()
+	prefix := addrPrefixKey(pSelfTest, netip.PrefixFrom(unit.Addr(), unit.Addr().BitLen()))
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Reverse = true
+		o.Prefix = prefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		seek := append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, 16)...)
+		for it.Seek(seek); it.Valid(); it.Next() {
+			var r SelfTestRecord
+			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &r) }); err != nil {
+				return err
+			}
+			out = append(out, r)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RefsBounded returns the compact evidence of the addresses in p in key
+// order (address, then time), at most limit refs; more reports whether
+// some were left out. For public views of wide prefixes.
+func (s *Store) RefsBounded(ctx context.Context, p netip.Prefix, limit int) (refs []Ref, more bool, err error) {
+	errStop := errors.New("store: stop")
+	err = s.scanRefs(ctx, addrPrefixKey(pEvent, p), func(r Ref) error {
+		if !p.Contains(r.Addr) {
+			return nil
+		}
+		if len(refs) >= limit {
+			more = true
+			return errStop
+		}
+		refs = append(refs, r)
+		return nil
+	})
+	if err == errStop {
+		err = nil
+	}
+	return refs, more, err
+}
