@@ -148,6 +148,9 @@ func (n *trapNode) startClusterSender(spool *forward.Spool) (trap.Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.cfg.Forward.URL != "" {
+		n.log.Warn("[cluster] is set: evidence goes to the cluster, not to the --forward URL", "forward", n.cfg.Forward.URL)
+	}
 	node := n.cfg.Trap.Node
 	if node == "" {
 		node, _ = os.Hostname()
