@@ -46,6 +46,9 @@ func Start(t testing.TB, n int, opts ...func(*server.Options)) *Cluster {
 			Cluster:    server.ClusterOpts{Name: "blowback", Host: "127.0.0.1", Port: ports[i]},
 			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
 		}
+		if n == 1 { // a lone server: JetStream without clustering
+			o.Cluster, o.Routes = server.ClusterOpts{}, nil
+		}
 		for _, f := range opts {
 			f(o)
 		}
