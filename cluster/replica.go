@@ -54,13 +54,17 @@ type Replica struct {
 
 	base    atomic.Uint32
 	clock   atomic.Int64  // unix seconds: the largest (rounded-up) stream time applied
-	applied atomic.Uint64 // last applied stream sequence
+	applied atomic.Uint64 // last applied stream sequence (the serial's)
+	settled atomic.Uint64 // applied and re-scored (Applied, WaitApplied)
 
 	progMu sync.Mutex
 	prog   chan struct{} // closed and replaced when applied moves
 
 	stream jetstream.Stream
 	cons   jetstream.Consumer
+
+	behind  uint64    // messages the consumer had after the last one fetched
+	lastPub time.Time // last snapshot published
 
 	stop chan struct{}
 	done chan struct{}
@@ -93,6 +97,7 @@ func NewReplica(cfg ReplicaConfig, conn *Conn, st *store.Store, log *slog.Logger
 	r.metrics = newReplicaMetrics(reg, r)
 	if b, err := st.GetMeta(metaApplied); err == nil && len(b) == 20 {
 		r.applied.Store(binary.BigEndian.Uint64(b))
+		r.settled.Store(r.applied.Load())
 		r.clock.Store(int64(binary.BigEndian.Uint64(b[8:])))
 		r.base.Store(binary.BigEndian.Uint32(b[16:]))
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -109,8 +114,9 @@ func (r *Replica) Now() time.Time { return time.Unix(r.clock.Load(), 0).UTC() }
 // arithmetic: it wraps after 2^32 messages).
 func (r *Replica) Serial() uint32 { return r.base.Load() + uint32(r.applied.Load()) }
 
-// Applied returns the last applied stream sequence.
-func (r *Replica) Applied() uint64 { return r.applied.Load() }
+// Applied returns the last stream sequence applied, re-scored and (at the
+// tail) published.
+func (r *Replica) Applied() uint64 { return r.settled.Load() }
 
 // ListingHooks sets the clock and serial of a replica's listing config.
 func (r *Replica) ListingHooks(c listing.Config) listing.Config {
@@ -176,7 +182,7 @@ func (r *Replica) WaitApplied(ctx context.Context, seq uint64) error {
 		r.progMu.Lock()
 		ch := r.prog
 		r.progMu.Unlock()
-		if r.applied.Load() >= seq {
+		if r.settled.Load() >= seq {
 			return nil
 		}
 		select {
@@ -375,6 +381,7 @@ func (r *Replica) collect(ctx context.Context, b jetstream.MessageBatch) ([]logM
 			msgs = append(msgs, logMsg{seq: raw.Sequence, subj: raw.Subject, data: raw.Data, ts: raw.Time})
 		}
 		msgs = append(msgs, logMsg{seq: seq, subj: m.Subject(), data: m.Data(), ts: md.Timestamp})
+		r.behind = md.NumPending
 		next = seq + 1
 	}
 	if err := b.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoHeartbeat) && len(msgs) == 0 {
@@ -510,7 +517,14 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 		}
 	}
 	r.eng.Sweep(ctx)
-	r.eng.PublishNow()
+	// Catching up (more is waiting): publish at most once a second; the
+	// changes wait in the engine and the next publication carries them.
+	// At the tail every batch is published, with the serial of its position.
+	if r.behind == 0 || time.Since(r.lastPub) >= time.Second {
+		r.eng.PublishNow()
+		r.lastPub = time.Now()
+	}
+	r.settled.Store(last)
 	r.progMu.Lock()
 	close(r.prog)
 	r.prog = make(chan struct{})
