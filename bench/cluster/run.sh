@@ -122,14 +122,18 @@ if [ "$KILL" = 1 ]; then
 	leader=$(status | sed -n 's/.* leader \(n[0-9]\),.*/\1/p'); leader=${leader:-n1}
 	log "kill -9 NATS server $leader (the stream leader) at $(acked) acked"
 	kill -9 "${pids[$leader]}"; tf0=$(date +%s.%N)
-	( # failover: until the stream has a new leader (measured beside the load)
-		for _ in $(seq 300); do
-			nl=$(status 2>/dev/null | sed -n 's/.* leader \(n[0-9]\),.*/\1/p')
-			[ -n "$nl" ] && [ "$nl" != "$leader" ] && break
+	( # failover as the traps see it: the first batch the stream acknowledges
+	  # after the kill (trap t2, never killed, sends all along)
+		for _ in $(seq 600); do
+			v=$(curl -s "http://$(field t2 http)/metrics" | awk '$1=="blowback_cluster_last_sent_timestamp_seconds" {printf "%.3f", $2}')
+			if [ -n "$v" ] && awk -v v="$v" -v t="$tf0" 'BEGIN{exit !(v > t)}'; then
+				log "failover: first acknowledgement $(awk -v v="$v" -v t="$tf0" 'BEGIN{printf "%.1f", v-t}')s after the kill of the stream leader"
+				break
+			fi
 			sleep 0.1
 		done
-		log "failover: new stream leader $nl $(awk -v t0="$tf0" -v t1="$(date +%s.%N)" 'BEGIN{printf "%.1f", t1-t0}')s after the kill"
 	) &
+	failover_pid=$!
 	while [ "$(acked)" -lt $((N / 2)) ] && kill -0 $sender 2>/dev/null; do sleep 0.1; done
 	log "kill -9 replica r2 and trap t1 at $(acked) acked"
 	kill -9 "${pids[r2]}" "${pids[t1]}"
@@ -188,5 +192,6 @@ B=$(get "$c1" applied) Cc=$(get "$c2" applied)
 L=$(( $(get "$c1" lost) > $(get "$c2" lost) ? $(get "$c1" lost) : $(get "$c2" lost) ))
 D=$(( $(get "$c1" duplicates) > $(get "$c2" duplicates) ? $(get "$c1" duplicates) : $(get "$c2" duplicates) ))
 E=$(awk -v a="$A" -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.0f", a/(t1-t0)}')
+[ -z "${failover_pid:-}" ] || wait "$failover_pid" 2>/dev/null || true
 echo "cluster: acked=$A applied_r1=$B applied_r2=$Cc duplicates=$D lost=$L serials_equal=$se exports_equal=$ee events_per_s=$E"
 [ "$L" = 0 ] && [ "$D" = 0 ] && [ $se = yes ] && [ $ee = yes ]
