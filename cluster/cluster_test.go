@@ -21,15 +21,16 @@ import (
 
 // replicaNode is one central replica: store, engine, replica.
 type replicaNode struct {
-	t    testing.TB
-	name string
-	dir  string
-	cfg  cluster.Config
-	conn *cluster.Conn
-	st   *store.Store
-	cur  *zones.Current
-	eng  *listing.Engine
-	rep  *cluster.Replica
+	t     testing.TB
+	batch int // 0: 64 in tests, the default in benchmarks
+	name  string
+	dir   string
+	cfg   cluster.Config
+	conn  *cluster.Conn
+	st    *store.Store
+	cur   *zones.Current
+	eng   *listing.Engine
+	rep   *cluster.Replica
 }
 
 func startReplica(t testing.TB, cfg cluster.Config, name, dir string) *replicaNode {
@@ -53,6 +54,9 @@ func (r *replicaNode) start() {
 	batch := 64 // several batches in the test
 	if _, bench := r.t.(*testing.B); bench {
 		batch = 0 // the default
+	}
+	if r.batch > 0 {
+		batch = r.batch
 	}
 	if r.rep, err = cluster.NewReplica(cluster.ReplicaConfig{Name: r.name, TickEvery: -1, Batch: batch}, r.conn, r.st, testLog(r.t, r.name), nil); err != nil {
 		t.Fatal(err)

@@ -422,6 +422,12 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 		dups     int
 	)
 	sem := make(chan struct{}, 256) // concurrent Puts share fsyncs (store group commit)
+	type put struct {
+		ev  *store.Event
+		raw []byte
+	}
+	perUnit := map[netip.Prefix][]put{}
+	var units []netip.Prefix // in order of first appearance
 	prefix := r.conn.cfg.Subject + "."
 	var events, actions, ticks, rejected int
 	for _, m := range msgs {
@@ -445,26 +451,12 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 				ev.Node = rest // the subject the node may publish on (NATS permissions)
 			}
 			events++
-			touched[scoring.Unit(ev.ClientIP)] = struct{}{}
-			raw := em.Raw
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				err := r.st.Put(ctx, &ev, raw)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					inserted++
-				case errors.Is(err, store.ErrDuplicate):
-					dups++
-				case errors.Is(err, store.ErrInvalid):
-					rejected++
-				default:
-					putErr = err
-				}
-			}()
+			u := scoring.Unit(ev.ClientIP)
+			touched[u] = struct{}{}
+			if perUnit[u] == nil {
+				units = append(units, u)
+			}
+			perUnit[u] = append(perUnit[u], put{ev: &ev, raw: em.Raw})
 		case "action":
 			var am actionMsg
 			if err := json.Unmarshal(m.data, &am); err != nil || !am.Action.Prefix.IsValid() {
@@ -497,6 +489,36 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 		default:
 			rejected++
 		}
+	}
+	// One goroutine per unit, its events in stream order: the store's
+	// per-unit caps decide in commit order (store/unitcap.go), so every
+	// replica stores and summarises the same events. Units run concurrently
+	// and share fsyncs (store group commit).
+	for _, u := range units {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(puts []put) {
+			defer func() { <-sem; wg.Done() }()
+			for _, p := range puts {
+				err := r.st.Put(ctx, p.ev, p.raw)
+				failed := false
+				mu.Lock()
+				switch {
+				case err == nil:
+					inserted++
+				case errors.Is(err, store.ErrDuplicate):
+					dups++
+				case errors.Is(err, store.ErrInvalid):
+					rejected++
+				default:
+					putErr, failed = err, true
+				}
+				mu.Unlock()
+				if failed {
+					return // the batch is applied again; the rest of this unit waits for it
+				}
+			}
+		}(perUnit[u])
 	}
 	wg.Wait()
 	if putErr != nil {
