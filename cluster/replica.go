@@ -443,6 +443,10 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 				r.log.Warn("invalid event in the log; skipped", "seq", m.seq)
 				continue
 			}
+			if !scoring.Listable(ev.ClientIP) { // as listing.Engine.Ingest: never stored
+				rejected++
+				continue
+			}
 			// Time is taken from the log: a trap clock ahead of it is clamped.
 			if ev.Time.After(ts) {
 				ev.Time = ts

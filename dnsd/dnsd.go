@@ -91,6 +91,9 @@ type Config struct {
 	// CookieSecret is the 16-byte server secret; random when empty. Servers
 	// behind one anycast address share it.
 	CookieSecret []byte
+	// ServeFailed, when set, is called if a listener stops serving by
+	// itself (not through Stop); the node turns /readyz red.
+	ServeFailed func(error)
 	// Policy refuses queries from public resolvers and over a budget
 	// (policy.go); off by default.
 	Policy Policy
@@ -282,6 +285,9 @@ func (s *Server) Start(addr string) error {
 	go func() {
 		if err := tcp.ActivateAndServe(); err != nil {
 			s.log.Error("dns tcp server stopped", "err", err)
+			if s.cfg.ServeFailed != nil {
+				s.cfg.ServeFailed(err)
+			}
 		}
 	}()
 	<-started

@@ -3,8 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -216,4 +219,32 @@ func benchStore(b *testing.B) *Store {
 	}
 	b.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestOpenLocked: a second open of a database in use fails with ErrLocked
+// (callers fall back to the running node's API on it), and succeeds once
+// the first is closed.
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Open(dir, DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, DefaultOptions(), nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(dir, DefaultOptions(), nil)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	b.Close()
+	// Another failure is not ErrLocked.
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, nil, 0o600)
+	if _, err := Open(f, DefaultOptions(), nil); err == nil || errors.Is(err, ErrLocked) {
+		t.Errorf("open on a file: %v", err)
+	}
 }
