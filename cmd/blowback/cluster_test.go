@@ -95,6 +95,15 @@ func TestClusterNodes(t *testing.T) {
 		s1, s2 := r1.cur.Load().Serial, r2.cur.Load().Serial
 		return s1 == s2 && s1 > 2026120100
 	})
+	out.Reset()
+	if err := cmdCluster([]string{"status", "--config", confFile}, &out, io.Discard); err != nil {
+		t.Fatalf("cluster status: %v", err)
+	}
+	for _, want := range []string{"stream BLOWBACK:", "consumer r1: applied up to", "consumer r2: applied up to", "serial base 2026120100"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("cluster status lacks %q:\n%s", want, out.String())
+		}
+	}
 	// The delist is an action in both stores, through the log.
 	for _, r := range []*node{r1, r2} {
 		acts, err := r.st.Actions(netip.PrefixFrom(ip, 32))
