@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"golang.org/x/sys/unix"
 
+	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
@@ -33,57 +33,27 @@ import (
 // /etc/resolv.conf that only this namespace sees, and a PID namespace
 // whose end kills every process started in it (Postfix's daemons too).
 func TestPostfixRBL(t *testing.T) {
-	if os.Getenv("BLOWBACK_POSTFIX_NS") == "1" {
-		postfixInNamespace(t)
-		return
-	}
 	testenv.Tool(t, "postfix")
-	unshare := testenv.Tool(t, "unshare")
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "the Postfix test needs root (namespaces, a throwaway Postfix instance)")
-	}
 	if _, err := user.Lookup("postfix"); err != nil {
 		testenv.Missing(t, "no postfix user (apt-get install postfix)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	args := []string{"--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
-		os.Args[0], "-test.run=^TestPostfixRBL$", "-test.count=1", "-test.timeout=3m"}
-	if testing.Verbose() {
-		args = append(args, "-test.v")
+	if !testenv.InNetNamespace(t, 3*time.Minute) {
+		return
 	}
-	cmd := exec.CommandContext(ctx, unshare, args...)
-	cmd.Env = append(os.Environ(), "BLOWBACK_POSTFIX_NS=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("in the namespace:\n%s", out)
-	if err != nil {
-		t.Fatalf("postfix test in a namespace: %v", err)
-	}
-	if !strings.Contains(string(out), "PASS") {
-		t.Fatal("the test in the namespace did not pass")
-	}
+	postfixInNamespace(t, t.TempDir())
 }
 
-func postfixInNamespace(t *testing.T) {
-	// The loopback of a new network namespace is down.
-	if err := linkUp("lo"); err != nil {
-		t.Fatalf("lo up: %v", err)
-	}
-	tmp := t.TempDir()
+func postfixInNamespace(t *testing.T, tmp string) {
 	os.Chmod(tmp, 0o755)
 	for d := filepath.Dir(tmp); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755) // the postfix user walks into the queue directory
 	}
-	resolv := filepath.Join(tmp, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n"), 0o644)
-	if err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
-		t.Fatalf("bind-mount resolv.conf: %v", err)
-	}
 
-	// blowback, its DNS on 127.0.0.1:53.
+	// blowback; its zone served on 127.0.0.1:53 (where the system
+	// resolver asks) by a server the test can swap for a refusing one.
 	cfg := defaultConfig()
 	cfg.Data = filepath.Join(tmp, "blowback")
-	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:53", "127.0.0.1:0"
+	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	n := newNode(cfg, slog.New(slog.DiscardHandler))
 	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	err := n.Start(sctx)
@@ -92,6 +62,7 @@ func postfixInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Stop()
+	plain := startConsumerDNS(t, n.cur, "127.0.0.1:53", dnsd.Policy{})
 	// 127.0.0.10 gets listed the real way: a bounce to the trap.
 	if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.10", "", "someone@trap.blowback.test", testDSN); err != nil {
 		t.Fatal(err)
@@ -199,24 +170,22 @@ postlog   unix-dgram n - n - 1 postlogd
 			t.Errorf("port %s from %s <%s>: %v, want accepted", c.port, c.src, c.from, err)
 		}
 	}
-}
 
-// linkUp sets an interface up (SIOCSIFFLAGS), like `ip link set lo up`.
-func linkUp(name string) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
+	// The list refuses Postfix's resolver (public resolver, over quota)
+	// with the code 127.255.255.254: the snippet's 127.0.0.[2..5] ignores
+	// it, a listed client's bounce gets through; the plain
+	// reject_rbl_client on port 26 takes it for a listing and rejects
+	// everyone, which shows Postfix did see the code.
+	plain.stop()
+	startConsumerDNS(t, n.cur, "127.0.0.1:53", refuseAll)
+	checkRefused(t, "127.0.0.1:53", "127.0.0.10")
+	if err := smtpAttempt("127.0.0.1:25", "127.0.0.10", "", "user@test.example"); err != nil {
+		t.Errorf("refusal code, safe mode, listed client: %v, want accepted (the code is no listing)", err)
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
+	var se *smtp.SMTPError
+	if err := smtpAttempt("127.0.0.1:26", "127.0.0.11", "alice@example.org", "user@test.example"); !errors.As(err, &se) || se.Code != 554 {
+		t.Errorf("refusal code, plain reject_rbl_client, unlisted client: %v; want 554 (an unfiltered lookup reads the code as listed)", err)
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 func readFile(p string) string {
