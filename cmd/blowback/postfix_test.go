@@ -223,6 +223,11 @@ func smtpAttempt(addr, src, from, rcpt string) error {
 	if err != nil {
 		return err
 	}
+	return smtpSession(conn, from, rcpt)
+}
+
+// smtpSession sends one message over conn (see smtpAttempt).
+func smtpSession(conn net.Conn, from, rcpt string) error {
 	conn.SetDeadline(time.Now().Add(time.Minute))
 	c := smtp.NewClient(conn)
 	defer c.Close()

@@ -1,5 +1,5 @@
 // Package consumers embeds the consumer configuration snippets in this
-// folder (Postfix, Exim, SpamAssassin, rspamd) so that the list's card
+// folder (Postfix, Exim, SpamAssassin, rspamd, Haraka) so that the list's card
 // (web/card.go) shows exactly the files the consumer tests run.
 package consumers
 
@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-//go:embed *.cf *.conf rspamd/*.conf rspamd/*.lua
+//go:embed *.cf *.conf rspamd/*.conf rspamd/*.lua haraka/*.js haraka/*.ini
 var files embed.FS
 
 // Snippet is one consumer configuration file.
@@ -29,6 +29,8 @@ var titles = []struct{ file, title string }{
 	{"rspamd/rbl.conf", "rspamd (local.d/rbl.conf)"},
 	{"rspamd/groups.conf", "rspamd (local.d/groups.conf)"},
 	{"rspamd/rspamd.local.lua", "rspamd (rspamd.local.lua)"},
+	{"haraka/blowback.js", "Haraka (plugins/blowback.js), safe mode"},
+	{"haraka/blowback.ini", "Haraka (config/blowback.ini)"},
 }
 
 // Snippets returns the snippets in a fixed order with ExampleZone
