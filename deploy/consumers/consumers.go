@@ -26,9 +26,8 @@ var titles = []struct{ file, title string }{
 	{"postfix-postscreen.cf", "Postfix postscreen"},
 	{"exim.conf", "Exim (acl_check_rcpt), safe mode"},
 	{"spamassassin.cf", "SpamAssassin"},
-	{"rspamd/rbl.conf", "rspamd (local.d/rbl.conf)"},
 	{"rspamd/groups.conf", "rspamd (local.d/groups.conf)"},
-	{"rspamd/rspamd.local.lua", "rspamd (rspamd.local.lua)"},
+	{"rspamd/rspamd.local.lua", "rspamd (rspamd.local.lua), safe mode"},
 	{"haraka/blowback.js", "Haraka (plugins/blowback.js), safe mode"},
 	{"haraka/blowback.ini", "Haraka (config/blowback.ini)"},
 }
