@@ -577,7 +577,7 @@ func charsetReader(charset string, input io.Reader) (io.Reader, error) {
 func htmlText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) / 2)
-	lower := strings.ToLower(s)
+	lower := asciiLower(s) // same length as s: indexes carry over (strings.ToLower's need not)
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '<' {

@@ -17,7 +17,7 @@ import (
 // the returned message: after a known marker line, or at a cluster of
 // header lines. It returns the notice (marker line included) and the copy.
 func splitInlineOriginal(text string, clusters bool) (notice, tail string) {
-	lower := strings.ToLower(text)
+	lower := asciiLower(text) // same length as text: indexes carry over (strings.ToLower's need not)
 	best := -1
 	for _, m := range inlineOriginalMarkers {
 		if i := strings.Index(lower, m); i >= 0 && (best < 0 || i < best) {

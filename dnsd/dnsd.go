@@ -66,8 +66,8 @@ type Config struct {
 	// MaxTCPConnsPerClient; default 24 and 64.
 	TCPClientPrefix4, TCPClientPrefix6 int
 	// TCPTransferReserve of the MaxTCPConns slots are kept for addresses
-	// allowed to transfer the zone; default 8 (at most a quarter of
-	// MaxTCPConns). Negative: none.
+	// allowed to transfer the zone (while zone transfer is on); default 8
+	// (at most a quarter of MaxTCPConns). Negative: none.
 	TCPTransferReserve int
 	// TCPLifetime bounds how long one TCP connection is served; an answer
 	// under way (a zone transfer) finishes. Default 2m.
@@ -91,6 +91,9 @@ type Config struct {
 	// CookieSecret is the 16-byte server secret; random when empty. Servers
 	// behind one anycast address share it.
 	CookieSecret []byte
+	// ServeFailed, when set, is called if a listener stops serving by
+	// itself (not through Stop); the node turns /readyz red.
+	ServeFailed func(error)
 	// Policy refuses queries from public resolvers and over a budget
 	// (policy.go); off by default.
 	Policy Policy
@@ -282,6 +285,9 @@ func (s *Server) Start(addr string) error {
 	go func() {
 		if err := tcp.ActivateAndServe(); err != nil {
 			s.log.Error("dns tcp server stopped", "err", err)
+			if s.cfg.ServeFailed != nil {
+				s.cfg.ServeFailed(err)
+			}
 		}
 	}()
 	<-started

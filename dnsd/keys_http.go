@@ -6,6 +6,8 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 )
 
 // Handler is the admin API of the key store, for the HTTP server to mount
@@ -89,16 +91,7 @@ func (k *Keys) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func keyError(w http.ResponseWriter, code int, msg string) {
-	keyJSON(w, code, map[string]string{"error": msg})
-}
+// keyError and keyJSON answer in the web server's one JSON shape.
+func keyError(w http.ResponseWriter, code int, msg string) { httpjson.Error(w, code, msg) }
 
-func keyJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func keyJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }

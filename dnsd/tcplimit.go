@@ -32,6 +32,7 @@ type tcpLimiter struct {
 	bits4, bits6            int
 	lifetime                time.Duration
 	transfer                func(netip.Addr) bool // may transfer: uses the reserve, no per-client cap
+	transferOn              func() bool           // some address may transfer
 	rejected                *prometheus.CounterVec
 
 	mu   sync.Mutex
@@ -43,7 +44,7 @@ func (s *Server) newTCPLimiter() *tcpLimiter {
 	c := s.cfg
 	return &tcpLimiter{max: c.MaxTCPConns, perClient: c.MaxTCPConnsPerClient, reserve: c.TCPTransferReserve,
 		bits4: c.TCPClientPrefix4, bits6: c.TCPClientPrefix6, lifetime: c.TCPLifetime,
-		transfer: s.mayTransfer, rejected: s.metrics.tcpRejected, per: map[netip.Prefix]int{}}
+		transfer: s.mayTransfer, transferOn: s.transferOn, rejected: s.metrics.tcpRejected, per: map[netip.Prefix]int{}}
 }
 
 // clientNet is the network a client's connections are counted under.
@@ -65,8 +66,8 @@ func (l *tcpLimiter) acquire(a netip.Addr) (netip.Prefix, bool, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	limit := l.max
-	if !xfr {
-		limit = l.max - l.reserve
+	if !xfr && l.transferOn() {
+		limit = l.max - l.reserve // the reserve is kept only while someone may transfer
 	}
 	if l.open >= limit {
 		return key, false, rejectFull
@@ -86,6 +87,12 @@ func (l *tcpLimiter) release(key netip.Prefix) {
 	if l.per[key]--; l.per[key] <= 0 {
 		delete(l.per, key)
 	}
+}
+
+// transferOn reports whether any address may transfer the zone.
+func (s *Server) transferOn() bool {
+	t := s.xfr.p.Load()
+	return t != nil && len(t.cfg.Allow) > 0
 }
 
 // mayTransfer reports whether a is allowed to transfer the zone.

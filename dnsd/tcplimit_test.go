@@ -146,3 +146,38 @@ func TestTCPLifetime(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPReserveOnlyWithTransfer: without zone transfer, no slot is kept
+// back: MaxTCPConns clients from as many networks are all served.
+func TestTCPReserveOnlyWithTransfer(t *testing.T) {
+	s, addr, _ := startServer(t, Config{MaxTCPConns: 8, TCPTransferReserve: 2}, testSnapshot())
+	for n := range s.cfg.MaxTCPConns {
+		c, err := dialFrom(t, netip.AddrFrom4([4]byte{127, 20, byte(n), 1}).String(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if !served(c, v4name("192.0.2.1")) {
+			t.Fatalf("connection %d of %d turned away", n+1, s.cfg.MaxTCPConns)
+		}
+	}
+}
+
+// TestTCPQueriesPerConnection: a connection answers MaxTCPQueries queries,
+// then the server closes it.
+func TestTCPQueriesPerConnection(t *testing.T) {
+	_, addr, _ := startServer(t, Config{MaxTCPQueries: 3}, testSnapshot())
+	c, err := dialFrom(t, "127.0.0.1", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 3 {
+		if !served(c, v4name("192.0.2.1")) {
+			t.Fatalf("query %d not answered", i+1)
+		}
+	}
+	if served(c, v4name("192.0.2.1")) {
+		t.Error("a 4th query answered on a connection limited to 3")
+	}
+}

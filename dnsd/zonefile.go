@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -32,6 +33,9 @@ type ZoneFile struct {
 	// Poll is how often the file's size, mtime and inode are checked
 	// (inotify, where there is one, makes most reloads immediate); default 2s.
 	Poll time.Duration
+	// Check, when set, vets the open file before it is parsed (a signature,
+	// its serial); an error refuses the file like a parse error does.
+	Check func(f *os.File) error
 
 	mu       sync.Mutex
 	last     fileStamp
@@ -112,6 +116,14 @@ func (z *ZoneFile) load() error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrZoneFile, err)
+	}
+	if z.Check != nil {
+		if err := z.Check(f); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrZoneFile, z.path, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("%w: %v", ErrZoneFile, err)
+		}
 	}
 	opts := z.opts
 	opts.ModTime = fi.ModTime()

@@ -21,10 +21,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
+	"github.com/blowback-dnsbl/blowback/internal/metric"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -131,15 +132,10 @@ func (c *central) has(id store.EventID) bool {
 	return c.seen[id] > 0
 }
 
+// eventually waits for cond (listing is near real time).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, cond)
 }
 
 type rig struct {
@@ -188,39 +184,13 @@ func (r *rig) put(t *testing.T, n int) []*store.Event {
 	return out
 }
 
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := metric.Value(reg, name, labels...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	t.Fatalf("metric %s%v not found", name, labels)
-	return 0
+	return v
 }
 
 func TestSpoolDurableAcrossReopen(t *testing.T) {
@@ -348,18 +318,14 @@ func TestForwardDeliversAll(t *testing.T) {
 	if c.gzipped == 0 {
 		t.Error("bodies not gzipped")
 	}
-	if got := metric(t, r.reg, "blowback_forward_sent_events_total"); got != float64(len(evs)) {
+	if got := metricValue(t, r.reg, "blowback_forward_sent_events_total"); got != float64(len(evs)) {
 		t.Errorf("sent = %v, want %d", got, len(evs))
 	}
-	if got := metric(t, r.reg, "blowback_forward_backlog_events"); got != 0 {
+	if got := metricValue(t, r.reg, "blowback_forward_backlog_events"); got != 0 {
 		t.Errorf("backlog metric = %v", got)
 	}
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if probs, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil || len(probs) > 0 {
-		t.Errorf("promlint: %v %v", probs, err)
+	if err := metric.Lint(r.reg); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -395,7 +361,7 @@ func TestForwardRetriesUntilCentralReturns(t *testing.T) {
 	r := start(t, t.TempDir(), srv.URL, nil)
 	evs := r.put(t, 30)
 	eventually(t, "network failures", func() bool {
-		return metric(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 3
+		return metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 3
 	})
 	if r.fw.Backlog() != int64(len(evs)) {
 		t.Fatalf("backlog %d while central is down, want %d", r.fw.Backlog(), len(evs))
@@ -408,7 +374,7 @@ func TestForwardRetriesUntilCentralReturns(t *testing.T) {
 			t.Fatalf("event %s lost", ev.ID)
 		}
 	}
-	if got := metric(t, r.reg, "blowback_forward_failed_batches_total", "reason", "throttled"); got != 3 {
+	if got := metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "throttled"); got != 3 {
 		t.Errorf("throttled failures = %v, want 3", got)
 	}
 }
@@ -490,7 +456,7 @@ func TestForwardIsolatesRefusedEvents(t *testing.T) {
 	if err != nil || len(dead) != 2 || r.sp.Dead() != 2 {
 		t.Fatalf("dead letters %d (%v), count %d, want 2", len(dead), err, r.sp.Dead())
 	}
-	if got := metric(t, r.reg, "blowback_forward_dead_lettered_events_total"); got != 2 {
+	if got := metricValue(t, r.reg, "blowback_forward_dead_lettered_events_total"); got != 2 {
 		t.Errorf("dead-lettered = %v", got)
 	}
 }
@@ -502,7 +468,7 @@ func TestForwardWrongTokenKeepsEvidence(t *testing.T) {
 	r := start(t, t.TempDir(), srv.URL, func(c *forward.Config) { c.Token = "wrong-token-0123456789" })
 	r.put(t, 3)
 	eventually(t, "unauthorized failures", func() bool {
-		return metric(t, r.reg, "blowback_forward_failed_batches_total", "reason", "unauthorized") >= 2
+		return metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "unauthorized") >= 2
 	})
 	if r.fw.Backlog() != 3 {
 		t.Fatalf("backlog %d, want 3 kept", r.fw.Backlog())
@@ -555,7 +521,7 @@ func TestForwardTLS(t *testing.T) {
 				return
 			}
 			eventually(t, "failed handshakes", func() bool {
-				return metric(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 2
+				return metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 2
 			})
 			if r.fw.Backlog() != 3 {
 				t.Fatalf("backlog %d, want 3", r.fw.Backlog())

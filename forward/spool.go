@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -194,20 +195,13 @@ func (s *Spool) maintain() {
 			s.log.Error("panic in spool maintenance", "panic", r)
 		}
 	}()
-	t := time.NewTicker(s.opts.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			for i := 0; i < 10; i++ {
-				if err := s.db.RunValueLogGC(0.5); err != nil {
-					break
-				}
+	lifecycle.Every(s.stop, s.opts.GCInterval, func() {
+		for i := 0; i < 10; i++ {
+			if err := s.db.RunValueLogGC(0.5); err != nil {
+				break
 			}
 		}
-	}
+	})
 }
 
 // Len is the backlog: events spooled and not yet acknowledged.

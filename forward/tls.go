@@ -56,7 +56,7 @@ func LoadCAs(file string) (*x509.CertPool, error) {
 // files change, so a renewed certificate needs no restart) and, with
 // clientCA, verification of the certificates trap nodes present. Client
 // certificates stay optional at the TLS layer, so the public pages on the
-// same listener keep working; web.IntakeConfig.RequireClientCert demands
+// same listener keep working; intake.Config.RequireClientCert demands
 // one for evidence.
 func ServerTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
 	if certFile == "" || keyFile == "" {

@@ -24,8 +24,13 @@
 // moves them to its dead-letter queue instead of retrying them forever).
 // 400 and 413 answers make the trap split the batch; 401 and 403 mean the
 // token is wrong or revoked; anything else (and any transport error) is
-// retried. The node id in the body is informational: the central node
-// records the node the token belongs to (store.Event.Node).
+// retried (503 with Retry-After also when the central node has too many
+// batches in flight). The node id in the body is informational: the
+// central node records the node the token belongs to (store.Event.Node).
+//
+// The types below are the one definition of the wire format: the trap's
+// Forwarder writes them, package intake (the central node's side) and
+// `blowback import` (posting through a running node) use them too.
 package forward
 
 import (

@@ -243,3 +243,49 @@ func BenchmarkListedSetMemory(b *testing.B) {
 	b.ReportMetric(compact/(1<<20), "MiB")
 	b.ReportMetric(old/(1<<20), "old-MiB")
 }
+
+// BenchmarkRestart is a restart with a persisted snapshot (issue 17):
+// Start returns serving the last published snapshot, and the rebuild runs
+// behind it. Reports the time until the zone is served (serve-s: Start
+// returned, every listed address answers) and until the rebuilt listing
+// replaces it (rebuilt-s). The store is open already (badger's own open
+// time is not in it).
+func BenchmarkRestart(b *testing.B) {
+	units, events, dir := benchSize(b)
+	st := loadBench(b, filepath.Join(dir, "rebuild"), units, events)
+	snapFile := filepath.Join(b.TempDir(), "snapshot.bin")
+	cfg := Config{Zone: "bl.test", TXT: "$", Policy: scoring.DefaultPolicy(), Now: func() time.Time { return benchNow },
+		SnapshotFile: snapFile, PersistEvery: time.Hour}
+	first := New(cfg, st, &zones.Current{}, nil, nil)
+	if err := first.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	first.Stop(context.Background()) // persists
+	var serve, rebuilt time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cur := &zones.Current{}
+		eng := New(cfg, st, cur, nil, nil)
+		start := time.Now()
+		if err := eng.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if cur.Load().Lookup(benchAddr(units-1)) == 0 {
+			b.Fatal("the last address is not served after Start")
+		}
+		serve += time.Since(start)
+		for {
+			eng.mu.Lock()
+			behind := eng.behind
+			eng.mu.Unlock()
+			if !behind {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		rebuilt += time.Since(start)
+		eng.Stop(context.Background())
+	}
+	b.ReportMetric(serve.Seconds()/float64(b.N), "serve-s")
+	b.ReportMetric(rebuilt.Seconds()/float64(b.N), "rebuilt-s")
+}

@@ -22,11 +22,13 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -45,12 +47,27 @@ type Config struct {
 	Coalesce time.Duration
 	// SweepEvery is how often listings are checked for expiry; default 1 minute.
 	SweepEvery time.Duration
+	// SnapshotFile, when set, keeps the last published snapshot on disk
+	// (zones.SaveSnapshotFile, at most once per PersistEvery, default 10s,
+	// and at Stop). Start then serves it at once and rebuilds from the
+	// store behind it (see Start).
+	SnapshotFile string
+	PersistEvery time.Duration
+	// MaxRefs is how many pieces of evidence of one unit, the newest, a
+	// decision considers; default DefaultMaxRefs. It bounds the time and
+	// memory of every decision (lookup, explain, re-score, rebuild)
+	// whatever one unit has stored.
+	MaxRefs int
 	// Divert, when set, takes events that are not evidence before they are
 	// stored (the operator self-test's replies to its own probe, selftest
 	// package); Ingest then returns nil. It sees the trap's and forwarded
 	// events alike.
 	Divert func(ev *store.Event) bool
 }
+
+// DefaultMaxRefs is the default Config.MaxRefs: far above what lists an
+// address (a few hits), small enough to decide in milliseconds.
+const DefaultMaxRefs = 4096
 
 const stripes = 64
 
@@ -85,6 +102,14 @@ type Engine struct {
 	pubGen    uint64        // batches published
 	pubCh     chan struct{} // closed and replaced at each publication
 	started   bool
+	// behind: a rebuild runs behind a persisted snapshot (Start); units
+	// re-scored meanwhile (touched) are re-scored again after it.
+	behind  bool
+	touched map[netip.Prefix]struct{}
+	persist persistState
+	// holdRebuild, when set (tests), is called before the rebuild behind a
+	// persisted snapshot starts.
+	holdRebuild func()
 
 	// Units with new evidence waiting to be re-scored (Ingest returns after
 	// the commit; a flood from one address is re-scored once per batch).
@@ -113,6 +138,12 @@ func New(cfg Config, st *store.Store, cur *zones.Current, log *slog.Logger, reg 
 	if cfg.SweepEvery == 0 {
 		cfg.SweepEvery = time.Minute
 	}
+	if cfg.PersistEvery == 0 {
+		cfg.PersistEvery = 10 * time.Second
+	}
+	if cfg.MaxRefs <= 0 {
+		cfg.MaxRefs = DefaultMaxRefs
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -134,20 +165,45 @@ func (e *Engine) Subscribe(fn func(*zones.Snapshot)) {
 }
 
 // Start rebuilds the listing from the store, publishes the first snapshot
-// and starts the publisher and sweeper.
+// and starts the publisher and sweeper. With a persisted snapshot of this
+// zone (Config.SnapshotFile) it publishes that one at once and rebuilds in
+// the background: the DNS server answers as it did before the restart
+// within a second, and the rebuilt listing replaces it when done (with a
+// newer serial); evidence that arrives meanwhile is re-scored against it.
 func (e *Engine) Start(ctx context.Context) error {
-	if err := e.Rebuild(ctx); err != nil {
-		return err
+	snap := e.loadPersisted()
+	if snap == nil {
+		if err := e.Rebuild(ctx); err != nil {
+			return err
+		}
+	} else {
+		e.serialMu.Lock()
+		e.serial = max(e.serial, snap.Serial)
+		e.serialMu.Unlock()
+		e.mu.Lock()
+		e.behind = true
+		e.cur.Store(snap)
+		subs := e.subs
+		e.mu.Unlock()
+		e.metrics.published(snap)
+		for _, fn := range subs {
+			fn(snap)
+		}
 	}
 	e.mu.Lock()
 	e.started = true
 	e.mu.Unlock()
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go e.publisher()
 	go e.sweeper()
+	go e.persister()
 	e.rescoreWG.Add(rescorers)
 	for range rescorers {
 		go e.rescorer()
+	}
+	if snap != nil {
+		e.wg.Add(1)
+		go e.rebuildBehind()
 	}
 	return nil
 }
@@ -163,6 +219,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 			close(e.stop)
 		})
 		e.wg.Wait()
+		e.savePersisted()
 		close(done)
 	}()
 	select {
@@ -213,6 +270,14 @@ func (e *Engine) nextSerial() uint32 {
 // reused scoring.Decider, so memory stays at the listed set plus the zone.
 func (e *Engine) Rebuild(ctx context.Context) error {
 	start := time.Now()
+	e.mu.Lock()
+	e.touched = map[netip.Prefix]struct{}{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.touched = nil
+		e.mu.Unlock()
+	}()
 	now := e.cfg.Now()
 	actions := map[netip.Prefix][]store.Action{}
 	if err := e.st.AllActions(ctx, func(a store.Action) error {
@@ -233,7 +298,7 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 			return
 		}
 		units++
-		d := dec.Decide(unit, refs, actions[unit], now)
+		d := dec.Decide(unit, newestRefs(refs, e.cfg.MaxRefs), actions[unit], now)
 		delete(actions, unit)
 		if d.Listed {
 			if c := zones.CodesOf(d.Kinds); c != 0 {
@@ -270,11 +335,26 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 	e.escDirty = false
 	snap := e.buildLocked(info)
 	subs := e.subs
-	e.mu.Unlock()
+	// Stored under e.mu: a subscriber that registers now either is in subs
+	// or finds this snapshot current.
 	e.cur.Store(snap)
+	touched := e.touched
+	e.touched = nil
+	e.behind = false
+	running := e.started
+	e.mu.Unlock()
 	e.metrics.published(snap)
 	for _, fn := range subs {
 		fn(snap)
+	}
+	// Units re-scored while the store was scanned: the scan may have read
+	// them before their last change.
+	for u := range touched {
+		if running {
+			e.markDirty(u)
+		} else if _, err := e.Rescore(ctx, u); err != nil {
+			e.log.Error("rescore after rebuild", "unit", u, "err", err)
+		}
 	}
 	e.metrics.rebuildSeconds.Set(time.Since(start).Seconds())
 	e.log.Info("listing rebuilt", "units", units, "listed", listed.len(), "escalated", len(e.escalated),
@@ -328,9 +408,18 @@ func expUnix(t time.Time) uint32 {
 // at once when the engine is not started). It returns after the commit: the
 // caller may acknowledge the message; the DNS answer follows within
 // milliseconds. A duplicate event id
-// is not an error (forwarding is at-least-once).
+// is not an error (forwarding is at-least-once). Evidence for an address
+// that can never be listed (scoring.Listable: the RFC 5782 test point
+// 127.0.0.1, loopback ::1, link-local, multicast, reserved) is counted and
+// dropped, not stored; that is not an error either (the sender gets no
+// reason to retry).
 func (e *Engine) Ingest(ctx context.Context, ev *store.Event, raw []byte) error {
 	if e.cfg.Divert != nil && e.cfg.Divert(ev) {
+		return nil
+	}
+	if !scoring.Listable(ev.ClientIP) {
+		e.metrics.refused.Inc()
+		e.log.Debug("evidence for a never-listed address dropped", "client", ev.ClientIP.String(), "kind", ev.Kind.String())
 		return nil
 	}
 	err := e.st.Put(ctx, ev, raw)
@@ -423,10 +512,26 @@ func (e *Engine) lock(unit netip.Prefix) *sync.Mutex {
 	return &e.locks[maphash.Bytes(e.seed, b[:])%stripes]
 }
 
-// Decide returns the current decision for the unit holding a, from the store.
+// newestRefs keeps the newest max refs (by time, then id), in place.
+func newestRefs(refs []store.Ref, max int) []store.Ref {
+	if len(refs) <= max {
+		return refs
+	}
+	slices.SortFunc(refs, func(a, b store.Ref) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	return refs[len(refs)-max:]
+}
+
+// Decide returns the current decision for the unit holding a, from the
+// store: from its newest Config.MaxRefs refs (store.RefsNewest), so its
+// time and memory are bounded whatever the unit has stored.
 func (e *Engine) Decide(a netip.Addr) (scoring.Decision, []store.Ref, []store.Action, error) {
 	unit := scoring.Unit(a)
-	refs, err := e.st.Refs(unit)
+	refs, _, err := e.st.RefsNewest(unit, e.cfg.MaxRefs)
 	if err != nil {
 		return scoring.Decision{}, nil, nil, err
 	}
@@ -436,6 +541,9 @@ func (e *Engine) Decide(a netip.Addr) (scoring.Decision, []store.Ref, []store.Ac
 	}
 	return scoring.Decide(&e.cfg.Policy, unit, refs, acts, e.cfg.Now()), refs, acts, nil
 }
+
+// MaxRefs is how many refs of a unit a decision considers (Config.MaxRefs).
+func (e *Engine) MaxRefs() int { return e.cfg.MaxRefs }
 
 // Policy returns the engine's policy.
 func (e *Engine) Policy() *scoring.Policy { return &e.cfg.Policy }
@@ -461,6 +569,17 @@ func (e *Engine) rescore(ctx context.Context, unit netip.Prefix) (scoring.Decisi
 	}
 	e.mu.Lock()
 	old, was := e.listed.get(unit)
+	if !was && e.behind {
+		// Rebuilding behind a persisted snapshot: that is what is served.
+		if cur := e.cur.Load(); cur != nil {
+			if c := cur.Lookup(unit.Addr()); c != 0 {
+				old, was = slot{codes: c}, true
+			}
+		}
+	}
+	if e.touched != nil {
+		e.touched[unit] = struct{}{}
+	}
 	if codes != 0 {
 		e.listed.set(unit, slot{codes: codes, exp: expUnix(d.Review)})
 	} else if was {
@@ -584,9 +703,11 @@ func (e *Engine) publish() {
 	info := e.info(e.nextSerial()) // a synced write: not under e.mu
 	e.mu.Lock()
 	var snap *zones.Snapshot
-	if e.escDirty {
+	if e.escDirty && !e.behind {
 		// Escalations changed: ranges are not carried by With, so build
 		// the whole snapshot (rare: only when a wider prefix flips).
+		// Not while rebuilding behind a persisted snapshot: the listed set
+		// is partial then, and the rebuild decides the escalations.
 		e.updateEscalations()
 		e.escDirty = false
 		snap = e.buildLocked(info)
@@ -620,16 +741,7 @@ func (e *Engine) publish() {
 
 func (e *Engine) sweeper() {
 	defer e.wg.Done()
-	t := time.NewTicker(e.cfg.SweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-			e.Sweep(context.Background())
-		}
-	}
+	lifecycle.Every(e.stop, e.cfg.SweepEvery, func() { e.Sweep(context.Background()) })
 }
 
 // Sweep re-scores every listed unit whose decision is due for review: its

@@ -133,8 +133,9 @@ func TestIngestDelistRelistAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !x.Listed || len(x.Evidence) != 2 || x.Evidence[0].Counted || !x.Evidence[1].Counted || x.ListThreshold != 1 ||
-		x.Since == nil || len(x.Actions) != 1 || !strings.Contains(x.Evidence[0].Why, "delist") {
+	// Evidence newest first.
+	if !x.Listed || len(x.Evidence) != 2 || x.Evidence[1].Counted || !x.Evidence[0].Counted || x.ListThreshold != 1 ||
+		x.Since == nil || len(x.Actions) != 1 || !strings.Contains(x.Evidence[1].Why, "delist") {
 		t.Fatalf("explanation: %+v", x)
 	}
 }

@@ -44,14 +44,7 @@ import (
 
 // Unit is the listing unit an address belongs to: the address itself for
 // IPv4, its /64 for IPv6 (CONTRACT.md "DNS").
-func Unit(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(64)
-	return p
-}
+func Unit(a netip.Addr) netip.Prefix { return store.Unit(a) }
 
 // Decision is the listing decision for one unit at one time.
 type Decision struct {
@@ -199,6 +192,15 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		cutoffN = cutoff.Time.UnixNano()
 	}
 
+	if !Listable(unit.Addr()) {
+		dec.Reason = notListableReason(unit.Addr())
+		if items != nil {
+			for _, r := range d.refs {
+				*items = append(*items, Item{Ref: r, Weight: p.Weight(r.Kind), Why: "address never listed"})
+			}
+		}
+		return dec
+	}
 	if a, ok := p.Allowed(unit); ok {
 		dec.Allowed = a
 		dec.Reason = "allowlisted (" + a.String() + "): evidence is kept, the address is never listed"

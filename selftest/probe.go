@@ -369,7 +369,7 @@ func (t *Tester) delist(ctx context.Context, req Request, res Result) []string {
 	for _, h := range res.MX {
 		for _, a := range h.Addrs {
 			if pa, err := netip.ParseAddr(a); err == nil {
-				u := unitOf(pa)
+				u := store.Unit(pa)
 				if u != req.Unit && len(units) < 10 {
 					units = append(units, u)
 				}
@@ -398,16 +398,6 @@ func (t *Tester) delist(ctx context.Context, req Request, res Result) []string {
 		out = append(out, u.String())
 	}
 	return out
-}
-
-// unitOf is scoring.Unit: the address for IPv4, its /64 for IPv6.
-func unitOf(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(64)
-	return p
 }
 
 // Divert takes ev when it was sent to a test's sender address (a reply to

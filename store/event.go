@@ -254,3 +254,15 @@ func (s KindSet) Kinds() []Kind {
 	}
 	return out
 }
+
+// Unit is the listing unit an address belongs to: the address itself for
+// IPv4, its /64 for IPv6 (CONTRACT.md "DNS"). Evidence is capped per unit
+// (unitcap.go) and scored per unit (scoring.Unit).
+func Unit(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
+}

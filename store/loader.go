@@ -31,11 +31,9 @@ func (l *Loader) Add(e *Event, raw []byte) error {
 			return err
 		}
 	}
-	e.Time = e.Time.UTC()
-	e.ClientIP = e.ClientIP.Unmap()
-	val, err := encodeJSON(e)
+	val, err := encodeEvent(e)
 	if err != nil {
-		return fmt.Errorf("store: encode event: %w", err)
+		return err
 	}
 	key := eventKey(e)
 	if err := l.wb.SetEntry(l.s.ttlEntry(key, val, l.s.opts.Retention)); err != nil {

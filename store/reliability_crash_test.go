@@ -74,7 +74,7 @@ func TestCrashChild(t *testing.T) {
 		defer mu.Unlock()
 		fmt.Println(a...)
 	}
-	say("loaded", len(s.DB().Tables()))
+	say("loaded", len(s.db.Tables()))
 	for w := range 8 {
 		go func() {
 			for {
@@ -88,11 +88,11 @@ func TestCrashChild(t *testing.T) {
 		}()
 	}
 	for {
-		say("flatten", len(s.DB().Tables()))
-		if err := s.DB().Flatten(2); err != nil {
+		say("flatten", len(s.db.Tables()))
+		if err := s.db.Flatten(2); err != nil {
 			say("error", err)
 		}
-		say("flattened", len(s.DB().Tables()))
+		say("flattened", len(s.db.Tables()))
 		time.Sleep(100 * time.Millisecond)
 	}
 }

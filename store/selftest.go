@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -65,20 +64,11 @@ func (s *Store) SelfTests(unit netip.Prefix, limit int) ([]SelfTestRecord, error
 	unit = unit.Masked()
 	prefix := addrPrefixKey(pSelfTest, netip.PrefixFrom(unit.Addr(), unit.Addr().BitLen()))
 	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Reverse = true
-		o.Prefix = prefix
-		it := txn.NewIterator(o)
+		it := newestFirst(txn, prefix, 16)
 		defer it.Close()
-		seek := append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, 16)...)
-		for it.Seek(seek); it.Valid(); it.Next() {
-			var r SelfTestRecord
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &r) }); err != nil {
+		for ; it.Valid(); it.Next() {
+			if full, err := appendItem(&out, it.Item(), limit); err != nil || full {
 				return err
-			}
-			out = append(out, r)
-			if limit > 0 && len(out) >= limit {
-				break
 			}
 		}
 		return nil

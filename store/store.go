@@ -55,8 +55,14 @@
 // # Backup
 //
 // Backup writes badger's backup stream (every live key with its TTL);
-// Restore loads one into an empty store. `blowback backup` / `restore`
-// use the same stream.
+// Restore loads one into an empty store. `blowback backup` / `restore` and
+// the admin backup API use these two; no badger type leaves this package.
+//
+// # Errors
+//
+// Callers match the exported sentinels with errors.Is: ErrLocked (another
+// process holds the database: go through the running node), ErrDiskFull,
+// ErrNotFound, ErrDuplicate, ErrInvalid, ErrClosed.
 package store
 
 import (
@@ -78,6 +84,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 )
 
 // Errors.
@@ -89,6 +97,9 @@ var (
 	// ErrDiskFull: the data filesystem is below Options.MinFreeBytes;
 	// nothing was written (space.go).
 	ErrDiskFull = errors.New("store: disk full")
+	// ErrLocked: Open found the database held by another open store (a
+	// running node); the caller may go through that node instead.
+	ErrLocked = errors.New("store: in use by another process")
 )
 
 const valueVersion = 1
@@ -230,6 +241,9 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
+		if !opts.InMemory && heldElsewhere(dir) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	if opts.GCInterval <= 0 {
@@ -259,9 +273,6 @@ func (s *Store) Close() error {
 	return err
 }
 
-// DB exposes the badger handle for backup and restore.
-func (s *Store) DB() *badger.DB { return s.db }
-
 func (s *Store) maintain() {
 	defer s.wg.Done()
 	defer func() {
@@ -269,24 +280,21 @@ func (s *Store) maintain() {
 			s.log.Error("panic in store maintenance", "panic", r)
 		}
 	}()
-	t := time.NewTicker(s.opts.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			// GC rewrites live values before it deletes a file: put it
-			// off while space is short.
-			if err := s.guard(s.db.Opts().ValueLogFileSize / 2); err != nil {
-				s.log.Warn("value-log GC put off", "err", err)
-				continue
-			}
-			for i := 0; i < 10; i++ {
-				if err := s.db.RunValueLogGC(0.5); err != nil {
-					break
-				}
-			}
+	lifecycle.Every(s.stop, s.opts.GCInterval, s.valueLogGC)
+}
+
+// valueLogGC runs badger's value-log GC until it finds nothing to do (at
+// most 10 files).
+func (s *Store) valueLogGC() {
+	// GC rewrites live values before it deletes a file: put it off while
+	// space is short.
+	if err := s.guard(s.db.Opts().ValueLogFileSize / 2); err != nil {
+		s.log.Warn("value-log GC put off", "err", err)
+		return
+	}
+	for i := 0; i < 10; i++ {
+		if s.db.RunValueLogGC(0.5) != nil {
+			return // nothing (more) to collect
 		}
 	}
 }
@@ -388,6 +396,17 @@ func encodeJSON(v any) ([]byte, error) {
 	return append([]byte{valueVersion}, b...), nil
 }
 
+// encodeEvent normalises e (UTC time, unmapped address) and encodes it.
+func encodeEvent(e *Event) ([]byte, error) {
+	e.Time = e.Time.UTC()
+	e.ClientIP = e.ClientIP.Unmap()
+	val, err := encodeJSON(e)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode event: %w", err)
+	}
+	return val, nil
+}
+
 func decodeJSON(b []byte, v any) error {
 	if len(b) == 0 || b[0] != valueVersion {
 		return fmt.Errorf("%w: unknown value version", ErrInvalid)
@@ -419,15 +438,13 @@ func (s *Store) Put(ctx context.Context, e *Event, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	e.Time = e.Time.UTC()
-	e.ClientIP = e.ClientIP.Unmap()
-	val, err := encodeJSON(e)
+	val, err := encodeEvent(e)
 	if err != nil {
-		return fmt.Errorf("store: encode event: %w", err)
+		return err
 	}
 	r := &putReq{key: eventKey(e), idx: append([]byte{pIndex}, e.ID[:]...), val: val, done: make(chan error, 1)}
 	if s.capsOn() {
-		r.unit, r.window, r.time, r.kind = unitOf(e.ClientIP), s.capWindow(e.Time), e.Time, e.Kind
+		r.unit, r.window, r.time, r.kind = Unit(e.ClientIP), s.capWindow(e.Time), e.Time, e.Kind
 		r.capKey = unitCapKey(r.unit, r.window)
 	}
 	if raw != nil {
@@ -467,15 +484,59 @@ func compress(raw []byte, max int) ([]byte, error) {
 
 var gzipWriters sync.Pool
 
+// view runs fn in a read transaction; a missing key is ErrNotFound.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	err := s.db.View(fn)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// decodeItem decodes the JSON value of item (version byte first).
+func decodeItem[T any](item *badger.Item) (T, error) {
+	var v T
+	err := item.Value(func(b []byte) error { return decodeJSON(b, &v) })
+	return v, err
+}
+
+// appendItem appends the decoded value of item to *out and reports
+// whether *out reached limit (0: no limit).
+func appendItem[T any](out *[]T, item *badger.Item, limit int) (bool, error) {
+	v, err := decodeItem[T](item)
+	if err != nil {
+		return false, err
+	}
+	*out = append(*out, v)
+	return limit > 0 && len(*out) >= limit, nil
+}
+
+// newestFirst iterates the keys under prefix from the largest down; tail
+// is at least the longest key's length past the prefix (a reverse
+// iteration starts at the seek key or below it).
+func newestFirst(txn *badger.Txn, prefix []byte, tail int) *badger.Iterator {
+	o := badger.DefaultIteratorOptions
+	o.Reverse = true
+	o.Prefix = prefix
+	it := txn.NewIterator(o)
+	it.Seek(append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, tail)...))
+	return it
+}
+
+// value calls fn with the value stored under key (valid only during fn).
+func value(txn *badger.Txn, key []byte, fn func(v []byte) error) error {
+	it, err := txn.Get(key)
+	if err != nil {
+		return err
+	}
+	return it.Value(fn)
+}
+
 // Raw returns the stored raw message of an event.
 func (s *Store) Raw(id EventID) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(append([]byte{pRaw}, id[:]...))
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
+	err := s.view(func(txn *badger.Txn) error {
+		return value(txn, append([]byte{pRaw}, id[:]...), func(v []byte) error {
 			if len(v) == 0 || v[0] != valueVersion {
 				return fmt.Errorf("%w: unknown value version", ErrInvalid)
 			}
@@ -487,19 +548,16 @@ func (s *Store) Raw(id EventID) ([]byte, error) {
 			return err
 		})
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
 	return out, err
 }
 
 // Has reports whether an event with this id is stored.
 func (s *Store) Has(id EventID) (bool, error) {
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		_, err := txn.Get(append([]byte{pIndex}, id[:]...))
 		return err
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
@@ -508,25 +566,17 @@ func (s *Store) Has(id EventID) (bool, error) {
 // Get returns one event by id.
 func (s *Store) Get(id EventID) (*Event, error) {
 	var e Event
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(append([]byte{pIndex}, id[:]...))
-		if err != nil {
+	err := s.view(func(txn *badger.Txn) error {
+		var key []byte
+		if err := value(txn, append([]byte{pIndex}, id[:]...), func(v []byte) error { key = append(key, v...); return nil }); err != nil {
 			return err
 		}
-		key, err := it.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		it, err = txn.Get(key)
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error { return decodeJSON(v, &e) })
+		return value(txn, key, func(v []byte) error { return decodeJSON(v, &e) })
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
+	if err != nil {
+		return nil, err
 	}
-	return &e, err
+	return &e, nil
 }
 
 // Refs returns the compact evidence of every address in p, oldest first per address.
@@ -578,25 +628,15 @@ func (s *Store) Events(p netip.Prefix, limit int) ([]Event, error) {
 	var out []Event
 	prefix := addrPrefixKey(pEvent, p)
 	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Reverse = true
-		o.Prefix = prefix
-		it := txn.NewIterator(o)
+		it := newestFirst(txn, prefix, 60)
 		defer it.Close()
-		// Reverse iteration starts at the largest key with this prefix.
-		seek := append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, 60)...)
-		for it.Seek(seek); it.Valid(); it.Next() {
+		for ; it.Valid(); it.Next() {
 			r, ok := parseRef(it.Item().Key())
 			if !ok || !p.Contains(r.Addr) {
 				continue
 			}
-			var e Event
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+			if full, err := appendItem(&out, it.Item(), limit); err != nil || full {
 				return err
-			}
-			out = append(out, e)
-			if limit > 0 && len(out) >= limit {
-				break
 			}
 		}
 		return nil
@@ -661,8 +701,8 @@ func (s *Store) Actions(p netip.Prefix) ([]Action, error) {
 		it := txn.NewIterator(o)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var a Action
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &a) }); err != nil {
+			a, err := decodeItem[Action](it.Item())
+			if err != nil {
 				return err
 			}
 			if a.Prefix.Overlaps(p) {
@@ -686,8 +726,8 @@ func (s *Store) AllActions(ctx context.Context, fn func(a Action) error) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			var a Action
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &a) }); err != nil {
+			a, err := decodeItem[Action](it.Item())
+			if err != nil {
 				return err
 			}
 			if err := fn(a); err != nil {
@@ -745,13 +785,8 @@ func (s *Store) AuditLog(since time.Time, limit int) ([]AuditEntry, error) {
 			start = binary.BigEndian.AppendUint64(start, uint64(since.UnixNano()))
 		}
 		for it.Seek(start); it.Valid(); it.Next() {
-			var e AuditEntry
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+			if full, err := appendItem(&out, it.Item(), limit); err != nil || full {
 				return err
-			}
-			out = append(out, e)
-			if limit > 0 && len(out) >= limit {
-				break
 			}
 		}
 		return nil
@@ -762,17 +797,9 @@ func (s *Store) AuditLog(since time.Time, limit int) ([]AuditEntry, error) {
 // GetMeta reads a metadata value; ErrNotFound when unset.
 func (s *Store) GetMeta(name string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(append([]byte{pMeta}, name...))
-		if err != nil {
-			return err
-		}
-		out, err = it.ValueCopy(nil)
-		return err
+	err := s.view(func(txn *badger.Txn) error {
+		return value(txn, append([]byte{pMeta}, name...), func(v []byte) error { out = append([]byte{}, v...); return nil })
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
 	return out, err
 }
 

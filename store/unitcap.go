@@ -67,17 +67,6 @@ func (u *UnitSummary) SummarisedTotal() int {
 	return n
 }
 
-// unitOf is the unit an address counts under: the address for IPv4, its
-// /64 for IPv6 (the listing unit; scoring.Unit says the same).
-func unitOf(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(64)
-	return p
-}
-
 func unitKeyPrefix(unit netip.Prefix) []byte {
 	a := unit.Addr()
 	if a.Is4() {
@@ -186,7 +175,7 @@ func (s *Store) Summaries(ctx context.Context, p netip.Prefix, limit int) ([]Uni
 	if a := p.Addr(); a.Is4In6() {
 		p = netip.PrefixFrom(a.Unmap(), max(p.Bits()-96, 0)).Masked()
 	} else if a.Is6() && p.Bits() > 64 {
-		p = unitOf(a)
+		p = Unit(a)
 	}
 	var prefix []byte
 	if p.Addr().Is4() {

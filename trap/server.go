@@ -118,6 +118,9 @@ type Config struct {
 
 	RejectAfterData bool        // answer 550 after DATA (evidence still recorded)
 	TLS             *tls.Config // STARTTLS when set (see TLSConfig)
+	// ServeFailed, when set, is called if a listener stops serving by
+	// itself (not through Stop); the node turns /readyz red.
+	ServeFailed func(error)
 }
 
 func (c *Config) defaults() {
@@ -249,6 +252,9 @@ func (s *Server) Serve(l net.Listener) {
 		defer close(done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 			s.log.Error("smtp server stopped", "err", err)
+			if s.cfg.ServeFailed != nil {
+				s.cfg.ServeFailed(err)
+			}
 		}
 	}()
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -67,6 +68,12 @@ type Lookup struct {
 	QueryName string         `json:"query_name"`           // the DNS name to check
 	Evidence  []EvidenceView `json:"evidence"`
 	Grep      GrepHints      `json:"grep"`
+	// CountsPartial: the unit has more evidence stored than a decision
+	// considers (the newest listing.Config.MaxRefs); Counts are of those.
+	CountsPartial bool `json:"counts_partial,omitempty"`
+	// Summarised counts, by kind, more events the store only counted (past
+	// its per-unit cap), not kept one by one.
+	Summarised map[string]int `json:"summarised,omitempty"`
 	// Advice is the fix for the software and kinds in the evidence (advice.go).
 	Advice []Advice `json:"advice"`
 	// History is the listing history and the network view (history.go).
@@ -85,39 +92,48 @@ func tptr(t time.Time) *time.Time {
 // maxEvidenceShown bounds the public evidence list.
 const maxEvidenceShown = 50
 
+// lookup is the public answer for a. It reads a bounded amount whatever
+// is stored: the decision from the unit's newest refs (listing.Config.MaxRefs,
+// keys only) and the newest maxEvidenceShown events.
 func (s *Server) lookup(a netip.Addr) (Lookup, error) {
-	d, _, _, err := s.eng.Decide(a)
+	a = a.Unmap()
+	d, refs, acts, err := s.read.Decide(a)
 	if err != nil {
 		return Lookup{}, err
 	}
-	out := Lookup{IP: a.String(), Unit: d.Unit.String(), Score: d.Score, Reason: d.Reason, Manual: d.Manual,
+	out := Lookup{IP: a.String(), Unit: d.Unit.String(), Score: d.Score, Reason: listing.PublicReason(d, acts), Manual: d.Manual,
 		FirstSeen: tptr(d.FirstSeen), LastSeen: tptr(d.LastSeen), Counts: map[string]int{},
 		Codes: []string{}, CodeNames: []string{}, Evidence: []EvidenceView{}, QueryName: queryName(a, s.zone())}
 	for k, n := range d.Counts {
 		out.Counts[k.String()] = n
 	}
-	codes := zones.Codes(0)
-	if d.Listed {
-		codes = zones.CodesOf(d.Kinds)
+	out.CountsPartial = len(refs) >= s.read.MaxRefs()
+	if out.Summarised, err = s.read.Summarised(d.Unit); err != nil {
+		return Lookup{}, err
+	}
+	codes := s.listedCodes(a, d)
+	if d.Listed && codes != 0 {
 		out.Expires = tptr(d.Expires)
 	}
-	snap := s.cur.Load()
-	if snap != nil {
+	if snap := s.cur.Load(); snap != nil {
 		out.Published = snap.Lookup(a) != 0
 	}
-	if a.Unmap() == zones.TestListed {
+	switch {
+	case a == zones.TestListed:
 		out.TestPoint = true
 		out.Reason = "RFC 5782 test point: always listed with every code"
-		if snap != nil {
-			codes = snap.Lookup(a)
-		}
+	case a == zones.TestNotListed:
+		out.TestPoint = true
+		out.Reason = "RFC 5782 test point: never listed"
+	case codes != 0 && !d.Listed:
+		out.Reason = "listed in the published zone (as part of a wider listed range, or until the next expiry sweep)"
 	}
 	out.Listed = codes != 0
 	for _, c := range codes.Addrs() {
 		out.Codes = append(out.Codes, c.String())
 	}
 	out.CodeNames = append(out.CodeNames, codes.Names()...)
-	evs, err := s.st.Events(d.Unit, maxEvidenceShown)
+	evs, err := s.read.Events(d.Unit, maxEvidenceShown)
 	if err != nil {
 		return Lookup{}, err
 	}
@@ -169,33 +185,6 @@ func trapDomain(e *store.Event) string {
 		return dom
 	}
 	return ""
-}
-
-// hider returns a function that removes the trap addresses' local parts
-// from s: "trap123@d" becomes "…@d", and the bare local part "…".
-func hider(rcpts []string) func(string) string {
-	var locals []string
-	for _, r := range rcpts {
-		local, _, _ := strings.Cut(strings.Trim(r, "<>"), "@")
-		if len(local) >= 3 {
-			locals = append(locals, strings.ToLower(local))
-		}
-	}
-	return func(s string) string {
-		if len(locals) == 0 || s == "" {
-			return s
-		}
-		for _, l := range locals {
-			for {
-				i := strings.Index(strings.ToLower(s), l)
-				if i < 0 {
-					break
-				}
-				s = s[:i] + "…" + s[i+len(l):]
-			}
-		}
-		return s
-	}
 }
 
 // queryName is the DNSBL name for a (RFC 5782 §2.1 IPv4, §2.4 IPv6).
@@ -264,11 +253,41 @@ func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, publicError(err))
 		return
 	}
-	x, err := s.eng.Explain(a)
+	// The admin (a valid bearer token) gets everything; the public what
+	// the lookup page shows (listing.Explanation.Public).
+	isAdmin := false
+	if r.Header.Get("Authorization") != "" {
+		if !tokenMatch(bearer(r), s.cfg.AdminTokens) {
+			s.metrics.authFailures.Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
+			jsonError(w, http.StatusUnauthorized, "bad admin token (leave Authorization out for the public explanation)")
+			return
+		}
+		isAdmin = true
+	}
+	q := r.URL.Query()
+	num := func(name string) (int, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return 0, true
+		}
+		n, err := strconv.Atoi(v)
+		return n, err == nil && n >= 0 && n <= 1<<20
+	}
+	offset, ok1 := num("offset")
+	limit, ok2 := num("limit")
+	if !ok1 || !ok2 {
+		jsonError(w, http.StatusBadRequest, "offset and limit: want numbers >= 0")
+		return
+	}
+	x, err := s.read.ExplainPage(a, offset, limit)
 	if err != nil {
 		s.log.Error("explain", "err", err)
 		jsonError(w, http.StatusInternalServerError, "internal error")
 		return
+	}
+	if !isAdmin {
+		x = x.Public()
 	}
 	writeJSON(w, http.StatusOK, x)
 }
@@ -294,35 +313,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// allow applies a sliding-window limit of n per window to key.
-func (s *Server) allow(key string, n int, window time.Duration) bool {
-	s.limMu.Lock()
-	defer s.limMu.Unlock()
-	now := s.now()
-	hits := s.lim[key][:0:0]
-	for _, t := range s.lim[key] {
-		if now.Sub(t) < window {
-			hits = append(hits, t)
-		}
-	}
-	if len(hits) >= n {
-		s.lim[key] = hits
-		return false
-	}
-	s.lim[key] = append(hits, now)
-	if len(s.lim) > 100000 { // bound memory: forget everything old
-		for k, v := range s.lim {
-			if len(v) == 0 || now.Sub(v[len(v)-1]) > 24*time.Hour {
-				delete(s.lim, k)
-			}
-		}
-	}
-	return true
-}
-
 // Delist performs the public self-service delist for a, from requester.
-// It returns the HTTP status and a message.
-func (s *Server) Delist(ctx context.Context, a netip.Addr, reason, requester string) (int, string) {
+// It returns the HTTP status and a message. Only a real delist of a
+// listed address is charged to the requester's and the address's
+// allowance and recorded: the RFC 5782 test points, never-listed,
+// allowlisted and unlisted addresses get 409 with the reason, and nothing
+// is counted or written.
+func (s *Server) Delist(ctx context.Context, a netip.Addr, reason string, requester netip.Addr) (int, string) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
 		s.metrics.delists.WithLabelValues("rejected").Inc()
@@ -332,13 +329,24 @@ func (s *Server) Delist(ctx context.Context, a netip.Addr, reason, requester str
 		s.metrics.delists.WithLabelValues("rejected").Inc()
 		return http.StatusBadRequest, "reason too long (1000 bytes at most)"
 	}
+	a = a.Unmap()
 	unit := scoring.Unit(a)
-	if !s.allow("req:"+requester, s.cfg.DelistPerIPPerHour, time.Hour) ||
-		!s.allow("addr:"+unit.String(), s.cfg.DelistPerAddrPerDay, 24*time.Hour) {
+	if msg := s.notDelistable(a); msg != "" {
+		s.metrics.delists.WithLabelValues("not_listed").Inc()
+		return http.StatusConflict, msg
+	}
+	// Check both allowances before taking either, so a refusal by one does
+	// not use up the other.
+	now, rk := s.now(), requesterKey(requester)
+	if !s.limReq.allowed(rk, now) || !s.limAddr.allowed(unit, now) || !s.limReq.take(rk, now) || !s.limAddr.take(unit, now) {
 		s.metrics.delists.WithLabelValues("rate_limited").Inc()
 		return http.StatusTooManyRequests, "too many delist requests; try again later"
 	}
-	_, err := s.eng.Act(ctx, store.Action{Prefix: unit, Op: store.OpDelist, Who: "public:" + requester, Reason: reason, Public: true})
+	who := "public:" + requester.String()
+	if !requester.IsValid() {
+		who = "public:unknown"
+	}
+	_, err := s.delister.Act(ctx, store.Action{Prefix: unit, Op: store.OpDelist, Who: who, Reason: reason, Public: true})
 	if err != nil {
 		s.log.Error("public delist", "err", err)
 		s.metrics.delists.WithLabelValues("error").Inc()
@@ -347,6 +355,48 @@ func (s *Server) Delist(ctx context.Context, a netip.Addr, reason, requester str
 	s.metrics.delists.WithLabelValues("ok").Inc()
 	s.log.Info("public delist", "unit", unit.String())
 	return http.StatusOK, "delisted: " + unit.String()
+}
+
+// notDelistable says why a cannot be delisted (empty when it can): the
+// same answer the lookup gives (listedCodes), so page, API and DNS agree.
+func (s *Server) notDelistable(a netip.Addr) string {
+	switch {
+	case a == zones.TestListed:
+		return a.String() + " is the RFC 5782 test point: it is always listed and cannot be delisted"
+	case !scoring.Listable(a):
+		return a.String() + " is never listed (RFC 5782 test point or reserved address): nothing to delist"
+	}
+	d, _, acts, err := s.read.Decide(a)
+	if err != nil {
+		return "" // let the delist try, and report its error
+	}
+	if d.Allowed.IsValid() {
+		return a.String() + " is allowlisted: it is never listed, nothing to delist"
+	}
+	if s.listedCodes(a, d) == 0 {
+		if d.Manual == store.OpDelist {
+			return a.String() + " is not listed: " + listing.PublicReason(d, acts)
+		}
+		return a.String() + " is not listed: nothing to delist"
+	}
+	return ""
+}
+
+// listedCodes are the codes a is listed with, as DNS answers them: the
+// decision's (published within milliseconds) and the published zone's
+// (test points, escalated ranges, a lapse the sweep has yet to publish).
+func (s *Server) listedCodes(a netip.Addr, d scoring.Decision) zones.Codes {
+	var c zones.Codes
+	if d.Listed && scoring.Listable(a) {
+		c = zones.CodesOf(d.Kinds)
+	}
+	if snap := s.cur.Load(); snap != nil {
+		c |= snap.Lookup(a)
+	}
+	if a.Unmap() == zones.TestNotListed {
+		return 0 // RFC 5782 §5
+	}
+	return c
 }
 
 func (s *Server) apiDelist(w http.ResponseWriter, r *http.Request) {
@@ -362,7 +412,7 @@ func (s *Server) apiDelist(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, publicError(err))
 		return
 	}
-	code, msg := s.Delist(r.Context(), a, req.Reason, s.requester(r))
+	code, msg := s.Delist(r.Context(), a, req.Reason, s.requesterAddr(r))
 	if code != http.StatusOK {
 		if code == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", "3600")
@@ -438,7 +488,18 @@ func (s *Server) apiAdminEvidence(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	evs, err := s.st.Events(d.Unit, 0)
+	// Newest first, ?limit=N (default 1000, at most 10000): bounded even
+	// for the admin, whatever one unit has stored.
+	limit := 1000
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			jsonError(w, http.StatusBadRequest, "limit: want a number > 0")
+			return
+		}
+		limit = min(n, 10000)
+	}
+	evs, err := s.st.Events(d.Unit, limit)
 	if err != nil {
 		jsonError(w, http.StatusInternalServerError, "internal error")
 		return
@@ -472,6 +533,9 @@ func (s *Server) apiAdminAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	if limit == 0 || limit > 100000 { // bounded: page with ?since
+		limit = 100000
+	}
 	entries, err := s.st.AuditLog(since, limit)
 	if err != nil {
 		jsonError(w, http.StatusInternalServerError, "internal error")
@@ -502,7 +566,7 @@ func (s *Server) apiAdminZone(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) apiAdminBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if _, err := s.st.DB().Backup(w, 0); err != nil {
+	if err := s.st.Backup(w); err != nil {
 		s.log.Error("backup", "err", err)
 	}
 }
@@ -526,7 +590,10 @@ type Status struct {
 
 func (s *Server) status() Status {
 	now := s.now().UTC()
-	st := Status{Listed: s.eng.Listed()}
+	var st Status
+	if s.eng != nil {
+		st.Listed = s.eng.Listed()
+	}
 	if snap := s.cur.Load(); snap != nil {
 		st.Zone, st.Serial, st.Entries, st.Built = snap.Zone, snap.Serial, snap.Len(), tptr(snap.Built)
 		st.AgeSeconds = now.Sub(snap.Built).Seconds()

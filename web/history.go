@@ -69,7 +69,9 @@ type NetworkActivity struct {
 // history replays the unit's listing.
 func (s *Server) history(ctx context.Context, a netip.Addr) (*History, error) {
 	unit := scoring.Unit(a)
-	refs, err := s.st.Refs(unit)
+	// The newest historyRefs only, read bounded (store.RefsNewest), not
+	// every stored ref cut afterwards (issue 13.2).
+	refs, more, err := s.st.RefsNewest(unit, historyRefs)
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +79,8 @@ func (s *Server) history(ctx context.Context, a netip.Addr) (*History, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &History{Unit: unit.String(), Events: []HistoryEvent{}, SelfTests: []SelfTestView{}}
+	h := &History{Unit: unit.String(), Events: []HistoryEvent{}, SelfTests: []SelfTestView{}, Partial: more}
 	slices.SortFunc(refs, func(a, b store.Ref) int { return a.Time.Compare(b.Time) })
-	if len(refs) > historyRefs {
-		refs, h.Partial = refs[len(refs)-historyRefs:], true
-	}
 	now := s.now()
 	p := s.eng.Policy()
 	h.Events = s.replayCached(scoring.NewDecider(p), unit, refs, acts, now)
@@ -211,13 +210,14 @@ func lastAction(acts []store.Action, at time.Time, op string) *store.Action {
 	return out
 }
 
-// delistWhy says who removed a listing, without the requester's address.
+// delistWhy says who removed a listing, without the requester's address
+// or the reason they gave.
 func delistWhy(a *store.Action) string {
 	switch {
 	case a.Who == "selftest":
 		return "self-test passed (" + a.Reason + ")"
 	case a.Public:
-		return "self-service removal: " + a.Reason
+		return "self-service removal" // the requester's reason is free text from the public (issue 13.8): admin only
 	}
 	return "removed by the list's administrators: " + a.Reason
 }
@@ -324,7 +324,7 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, publicError(err))
 		return
 	}
-	if !s.allow("hist:"+s.requester(r), 120, time.Minute) {
+	if !s.limHist.take(requesterKey(s.requesterAddr(r)), s.now()) {
 		w.Header().Set("Retry-After", "60")
 		jsonError(w, http.StatusTooManyRequests, "too many requests; try again in a minute")
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -58,7 +59,7 @@ func FuzzHTTPSurface(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer eng.Stop(context.Background())
-	srv := New(Config{AdminTokens: []string{surfaceAdminTok}, NodeTokens: map[string]string{"trap1": surfaceNodeTok}}, eng, st, cur, log, reg, reg, nil)
+	srv := New(Config{AdminTokens: []string{surfaceAdminTok}, Intake: intake.Config{NodeTokens: map[string]string{"trap1": surfaceNodeTok}}}, eng, st, cur, log, reg, reg, nil)
 	h := srv.Handler()
 	f.Fuzz(func(t *testing.T, method, path, auth, ctype string, body []byte) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(method, " \t\r\n") || method == "" {

@@ -201,10 +201,19 @@ func (s *Server) pageLookup(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "lookup", d)
 		return
 	}
-	if r.URL.Query().Get("done") == "delisted" {
-		d.Notice = q + " has been removed from the list. DNS answers change at once; resolvers may cache the old answer for a few minutes."
+	// The notice is one of a fixed set keyed by a code, naming the address
+	// only as parsed: nothing of the query string is echoed as text.
+	if msg, ok := doneNotices[r.URL.Query().Get("done")]; ok {
+		if a, err := parseIP(q); err == nil {
+			d.Notice = a.String() + msg
+		}
 	}
 	s.lookupPage(w, r, http.StatusOK, d)
+}
+
+// doneNotices are the notices /lookup?ip=...&done=CODE shows after a form post.
+var doneNotices = map[string]string{
+	"delisted": " has been removed from the list. DNS answers change at once; resolvers may cache the old answer for a few minutes.",
 }
 
 // lookupPage renders the lookup of d.Query with code (the status of an
@@ -251,8 +260,16 @@ func (s *Server) lookupView(l Lookup) *lookupView {
 		}
 		v.Codes = append(v.Codes, codeView{Addr: c, Name: n, Meaning: codeMeaning[n]})
 	}
-	for _, k := range sortedKinds(l.Counts) {
-		v.Counts = append(v.Counts, countView{Kind: k, N: l.Counts[k], Meaning: kindMeaning[k]})
+	// On record: kept one by one, and counted past the store's per-unit cap.
+	all := map[string]int{}
+	for k, n := range l.Counts {
+		all[k] += n
+	}
+	for k, n := range l.Summarised {
+		all[k] += n
+	}
+	for _, k := range sortedKinds(all) {
+		v.Counts = append(v.Counts, countView{Kind: k, N: all[k], Meaning: kindMeaning[k]})
 	}
 	for _, e := range l.Evidence {
 		t, iso := minute(&e.Time)
@@ -305,7 +322,7 @@ func (s *Server) pageDelist(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusBadRequest, "lookup", d)
 		return
 	}
-	code, msg := s.Delist(r.Context(), a, d.Reason, s.requester(r))
+	code, msg := s.Delist(r.Context(), a, d.Reason, s.requesterAddr(r))
 	if code != http.StatusOK {
 		if code == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", "3600")

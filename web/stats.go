@@ -121,6 +121,9 @@ func (s *Server) runStats() {
 
 // startSeeding seeds the statistics once, in the background.
 func (s *Server) startSeeding() {
+	if s.st == nil { // NewWith: no store to read
+		return
+	}
 	s.seedOnce.Do(func() {
 		s.wg.Add(1)
 		go func() {

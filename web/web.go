@@ -1,6 +1,9 @@
 // Package web serves blowback's HTTP surface: the JSON API, the human
 // lookup, delist and status pages, /metrics and the health endpoints.
 //
+// POST /api/v1/evidence and the trap-node admin calls are routed to
+// package intake, which owns the central side of the forwarding protocol.
+//
 // Pages are server-rendered (html/template) and work without JavaScript;
 // the one stylesheet is embedded. Every error, from a handler or from the
 // router (404, 405), has one JSON shape: {"error": "..."}; browsers asking
@@ -12,7 +15,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +28,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/intake"
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -41,8 +46,6 @@ var (
 type Config struct {
 	// AdminTokens may call admin endpoints (Authorization: Bearer <token>).
 	AdminTokens []string
-	// NodeTokens authenticate trap nodes posting evidence, by node id.
-	NodeTokens map[string]string
 	// PublicURL is the base URL of this site, used in links and as the
 	// allowed Origin of form posts.
 	PublicURL string
@@ -64,8 +67,9 @@ type Config struct {
 	FormSecret []byte
 	// SOA is used for zone downloads.
 	SOA zones.SOA
-	// Intake configures POST /api/v1/evidence (evidence.go).
-	Intake IntakeConfig
+	// Intake configures POST /api/v1/evidence and the node admin calls
+	// (package intake: node tokens, limits).
+	Intake intake.Config
 	// Card is what the list's card says beyond zone and policy (card.go).
 	Card CardConfig
 	// SelfTest runs operator self-tests (selftest.go); nil: off.
@@ -73,6 +77,18 @@ type Config struct {
 	// TLS, when set, makes Start serve HTTPS (with its certificates and
 	// client-certificate policy).
 	TLS *tls.Config
+	// Connection caps (conns.go): open connections overall (default
+	// DefaultMaxConns) and per client, an IPv4 /24 or IPv6 /64 (default
+	// DefaultMaxConnsPerClient; trusted proxies count only overall);
+	// keep-alive idle timeout (default DefaultIdleTimeout), and the one
+	// under pressure (default DefaultShortIdle).
+	MaxConns          int
+	MaxConnsPerClient int
+	IdleTimeout       time.Duration
+	ShortIdle         time.Duration
+	// ServeFailed, when set, is called if a listener stops serving by
+	// itself (not through Stop); the node turns /readyz red.
+	ServeFailed func(error)
 	// DNSKeys, when set, is the DNS consumer-key admin API (dnsd.Keys.Handler), mounted by keys.go.
 	DNSKeys http.Handler
 }
@@ -92,11 +108,16 @@ type Server struct {
 	stats    *hitStats
 	seedOnce sync.Once
 	routes   map[string]string // mux pattern -> handler label
-	intake   *intake
+	intake   *intake.Intake
+	conns    *connLimiter
+	// What the public pages read and the public delist writes (seams.go).
+	read     Reader
+	delister Delister
 	op       operator // card, advice, history, self-test pages (selftest.go)
 
-	limMu sync.Mutex
-	lim   map[string][]time.Time
+	// Public delist limits: per requester (address, IPv6 /64) and per
+	// listed unit; history API requests per requester.
+	limReq, limAddr, limHist *limiter
 
 	srv  *http.Server
 	addr net.Addr
@@ -107,6 +128,28 @@ type Server struct {
 // New returns the HTTP server. gather serves /metrics (and feeds the hit
 // chart from blowback_listing_events_total); ready reports readiness.
 func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, log *slog.Logger,
+	reg prometheus.Registerer, gather prometheus.Gatherer, ready func() bool) *Server {
+	var (
+		rd Reader
+		dl Delister
+	)
+	if eng != nil {
+		rd, dl = engineReader{Engine: eng, st: st}, eng
+	}
+	s := NewWith(cfg, rd, dl, cur, log, reg, gather, ready)
+	s.eng, s.st = eng, st
+	ic := s.cfg.Intake
+	ic.IsAdmin = func(tok string) bool { return tokenMatch(tok, s.cfg.AdminTokens) }
+	ic.AuthFailures, ic.Panics = s.metrics.authFailures, s.metrics.panics
+	s.intake = intake.New(ic, eng, st, log, reg)
+	return s
+}
+
+// NewWith returns a server whose public pages and APIs (index, lookup,
+// delist form, lookup, explain and delist APIs) read rd and delist through
+// dl: for tests with FakeListing. The admin API, the evidence intake and
+// the status page need New (the engine and the store).
+func NewWith(cfg Config, rd Reader, dl Delister, cur *zones.Current, log *slog.Logger,
 	reg prometheus.Registerer, gather prometheus.Gatherer, ready func() bool) *Server {
 	if cfg.DelistPerIPPerHour == 0 {
 		cfg.DelistPerIPPerHour = 5
@@ -120,6 +163,18 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = time.Hour
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ShortIdle <= 0 {
+		cfg.ShortIdle = DefaultShortIdle
+	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -132,12 +187,48 @@ func New(cfg Config, eng *listing.Engine, st *store.Store, cur *zones.Current, l
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
-	s := &Server{cfg: cfg, eng: eng, st: st, cur: cur, log: log.With("pkg", "web"), gather: gather,
-		metrics: newMetrics(reg), now: time.Now, ready: ready, lim: map[string][]time.Time{},
+	s := &Server{cfg: cfg, read: rd, delister: dl, cur: cur, log: log.With("pkg", "web"), gather: gather,
+		metrics: newMetrics(reg), now: time.Now, ready: ready,
+		limReq:  newLimiter(cfg.DelistPerIPPerHour, time.Hour, limiterKeys),
+		limAddr: newLimiter(cfg.DelistPerAddrPerDay, 24*time.Hour, limiterKeys),
+		limHist: newLimiter(120, time.Minute, limiterKeys),
 		csrfKey: key, routes: map[string]string{}, stop: make(chan struct{})}
 	s.stats = newHitStats()
-	s.intake = newIntake(cfg, st, s.log, reg)
+	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.ShortIdle, s.trusted)
+	s.conns.onRefuse = func(reason string) { s.metrics.connsRefused.WithLabelValues(reason).Inc() }
+	s.metrics.registerConns(reg, s.conns)
 	return s
+}
+
+// serveIntake, serveIntakeNodes and serveIntakeRevoke route to the
+// evidence intake, which only a server made by New has.
+func (s *Server) serveIntake(w http.ResponseWriter, r *http.Request) {
+	if s.noIntake(w) {
+		return
+	}
+	s.intake.ServeHTTP(w, r)
+}
+
+func (s *Server) serveIntakeNodes(w http.ResponseWriter, r *http.Request) {
+	if s.noIntake(w) {
+		return
+	}
+	s.intake.ServeNodes(w, r)
+}
+
+func (s *Server) serveIntakeRevoke(w http.ResponseWriter, r *http.Request) {
+	if s.noIntake(w) {
+		return
+	}
+	s.intake.ServeRevoke(w, r)
+}
+
+func (s *Server) noIntake(w http.ResponseWriter) bool {
+	if s.intake == nil {
+		http.Error(w, "evidence intake not configured", http.StatusServiceUnavailable)
+		return true
+	}
+	return false
 }
 
 // Handler returns the routes.
@@ -150,16 +241,16 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/lookup/{ip}", "api_lookup", s.apiLookup)
 	h("GET /api/v1/explain/{ip}", "api_explain", s.apiExplain)
 	h("GET /api/v1/status", "api_status", s.apiStatus)
-	h("POST /api/v1/delist", "api_delist", s.apiDelist)
-	h("POST /api/v1/evidence", "api_evidence", s.apiEvidence)
-	h("POST /api/v1/admin/list", "api_admin", s.admin(s.apiAdminAction(store.OpList)))
-	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.apiAdminAction(store.OpDelist)))
+	h("POST /api/v1/delist", "api_delist", s.jsonPost(s.apiDelist))
+	h("POST "+forward.Path, "api_evidence", s.jsonPost(s.serveIntake))
+	h("POST /api/v1/admin/list", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpList))))
+	h("POST /api/v1/admin/delist", "api_admin", s.admin(s.jsonPost(s.apiAdminAction(store.OpDelist))))
 	h("GET /api/v1/admin/evidence/{ip}", "api_admin", s.admin(s.apiAdminEvidence))
 	h("GET /api/v1/admin/audit", "api_admin", s.admin(s.apiAdminAudit))
 	h("GET /api/v1/admin/zone", "api_admin", s.admin(s.apiAdminZone))
 	h("GET /api/v1/admin/backup", "api_admin", s.admin(s.apiAdminBackup))
-	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.apiAdminNodes))
-	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.apiAdminRevokeNode))
+	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.serveIntakeNodes))
+	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.jsonPost(s.serveIntakeRevoke)))
 	s.keyRoutes(h)
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
@@ -313,15 +404,21 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("web: listen %s: %w", addr, err)
 	}
 	s.addr = l.Addr()
+	// The caps count TCP connections, under TLS.
+	s.conns.plain = s.cfg.TLS == nil
+	l = &limitListener{Listener: l, l: s.conns}
 	if s.cfg.TLS != nil {
 		l = tls.NewListener(l, s.cfg.TLS)
 	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		WriteTimeout: 5 * time.Minute, IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ConnState: s.conns.connState, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
+			if s.cfg.ServeFailed != nil {
+				s.cfg.ServeFailed(err)
+			}
 		}
 	}()
 	s.wg.Add(1)
@@ -347,32 +444,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// apiError is the one JSON error shape.
-type apiError struct {
-	Error string `json:"error"`
-}
+// apiError is the one JSON error shape (shared with package intake).
+type apiError = httpjson.ErrorBody
 
-func jsonError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, apiError{Error: msg})
-}
+func jsonError(w http.ResponseWriter, code int, msg string) { httpjson.Error(w, code, msg) }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }
 
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
+func bearer(r *http.Request) string { return httpjson.Bearer(r) }
 
 // tokenMatch compares in constant time against every token (no early exit,
 // so the time taken says nothing about which token nearly matched).
@@ -388,6 +467,10 @@ func tokenMatch(got string, tokens []string) bool {
 
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.eng == nil || s.st == nil { // NewWith: pages only
+			jsonError(w, http.StatusServiceUnavailable, "no admin API on this server")
+			return
+		}
 		if !tokenMatch(bearer(r), s.cfg.AdminTokens) {
 			s.metrics.authFailures.Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
@@ -398,16 +481,29 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// requester is the rate-limit key of r: the TCP peer, or for a trusted
-// proxy the last address in X-Forwarded-For that is not a trusted proxy.
+// limiterKeys bounds the keys each delist limiter remembers.
+const limiterKeys = 100000
+
+// requester names the requester of r (recorded with a public delist).
 func (s *Server) requester(r *http.Request) string {
+	a := s.requesterAddr(r)
+	if !a.IsValid() {
+		return r.RemoteAddr
+	}
+	return a.String()
+}
+
+// requesterAddr is the requester of r: the TCP peer, or for a trusted
+// proxy the last address in X-Forwarded-For that is not a trusted proxy.
+// Invalid when the peer address cannot be parsed.
+func (s *Server) requesterAddr(r *http.Request) netip.Addr {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
 	a := peer.Addr().Unmap()
 	if !s.trusted(a) {
-		return a.String()
+		return a
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -420,7 +516,7 @@ func (s *Server) requester(r *http.Request) string {
 			break
 		}
 	}
-	return a.String()
+	return a
 }
 
 func (s *Server) trusted(a netip.Addr) bool {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -25,6 +26,9 @@ import (
 )
 
 const testToken = "admin-secret-token"
+
+// jsonCT is the header every JSON POST needs.
+var jsonCT = map[string]string{"Content-Type": "application/json"}
 
 // env is a node without trap and DNS: store, listing engine, web server.
 type env struct {
@@ -46,6 +50,12 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 // between the engine's start and the web server's.
 func newEnvWith(t *testing.T, mod func(*Config), pre func(*env)) *env {
 	t.Helper()
+	return newEnvPolicy(t, mod, pre, scoring.DefaultPolicy())
+}
+
+// newEnvPolicy is newEnvWith with a listing policy.
+func newEnvPolicy(t *testing.T, mod func(*Config), pre func(*env), pol scoring.Policy) *env {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -56,7 +66,7 @@ func newEnvWith(t *testing.T, mod func(*Config), pre func(*env)) *env {
 	}
 	reg := prometheus.NewRegistry()
 	cur := &zones.Current{}
-	eng := listing.New(listing.Config{Zone: "bl.blowback.test", TXT: "see $", TTL: time.Minute, Policy: scoring.DefaultPolicy()}, st, cur, log, reg)
+	eng := listing.New(listing.Config{Zone: "bl.blowback.test", TXT: "see $", TTL: time.Minute, Policy: pol}, st, cur, log, reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := eng.Start(ctx); err != nil {
@@ -66,7 +76,7 @@ func newEnvWith(t *testing.T, mod func(*Config), pre func(*env)) *env {
 	if pre != nil {
 		pre(e)
 	}
-	cfg := Config{AdminTokens: []string{testToken}, NodeTokens: map[string]string{"trap1": "node-token"}, Contact: "postmaster@blowback.test"}
+	cfg := Config{AdminTokens: []string{testToken}, Intake: intake.Config{NodeTokens: map[string]string{"trap1": "node-token"}}, Contact: "postmaster@blowback.test"}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -242,17 +252,20 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"GET", "/nothing", "", nil, 404, ""},
 		{"DELETE", "/api/v1/lookup/1.2.3.4", "", nil, 405, "GET, HEAD"},
 		{"GET", "/api/v1/delist", "", nil, 405, "POST"},
-		{"POST", "/api/v1/delist", "{", nil, 400, ""},
-		{"POST", "/api/v1/delist", `{"ip":"1.2.3.4","reason":"x","extra":1}`, nil, 400, ""},
-		{"POST", "/api/v1/delist", `{"ip":"1.2.3.4","reason":"  "}`, nil, 400, ""},
-		{"POST", "/api/v1/delist", `{"ip":"nope","reason":"fixed"}`, nil, 400, ""},
+		{"POST", "/api/v1/delist", "{", jsonCT, 400, ""},
+		{"POST", "/api/v1/delist", `{"ip":"1.2.3.4","reason":"x","extra":1}`, jsonCT, 400, ""},
+		{"POST", "/api/v1/delist", `{"ip":"1.2.3.4","reason":"  "}`, jsonCT, 400, ""},
+		{"POST", "/api/v1/delist", `{"ip":"nope","reason":"fixed"}`, jsonCT, 400, ""},
 		{"POST", "/api/v1/admin/list", `{"ip":"1.2.3.4","reason":"x"}`, nil, 401, ""},
 		{"POST", "/api/v1/admin/list", `{"ip":"1.2.3.4","reason":"x"}`, map[string]string{"Authorization": "Bearer wrong"}, 401, ""},
-		{"POST", "/api/v1/admin/list", `{"ip":"1.2.3.4"}`, map[string]string{"Authorization": "Bearer " + testToken}, 400, ""},
-		{"POST", "/api/v1/admin/list", `{"ip":"1.2.3.4","reason":"x","kinds":["nope"]}`, map[string]string{"Authorization": "Bearer " + testToken}, 400, ""},
+		{"POST", "/api/v1/admin/list", `{"ip":"1.2.3.4"}`, map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"}, 400, ""},
+		{"POST", "/api/v1/admin/list", `{"ip":"1.2.3.4","reason":"x","kinds":["nope"]}`, map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"}, 400, ""},
 		{"GET", "/api/v1/admin/zone?format=xml", "", map[string]string{"Authorization": "Bearer " + testToken}, 400, ""},
 		{"GET", "/api/v1/admin/audit?since=yesterday", "", map[string]string{"Authorization": "Bearer " + testToken}, 400, ""},
-		{"POST", "/api/v1/evidence", `{"events":[]}`, nil, 401, ""},
+		{"POST", "/api/v1/evidence", `{"events":[]}`, jsonCT, 401, ""},
+		{"POST", "/api/v1/delist", `{"ip":"1.2.3.4","reason":"x"}`, nil, 415, ""},
+		{"GET", "/api/v1/explain/1.2.3.4?limit=x", "", nil, 400, ""},
+		{"GET", "/api/v1/explain/1.2.3.4", "", map[string]string{"Authorization": "Bearer wrong"}, 401, ""},
 		{"GET", "/static/nothing.css", "", nil, 404, ""},
 	}
 	for _, c := range cases {
@@ -275,7 +288,7 @@ func TestErrorsAreJSON(t *testing.T) {
 
 func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, nil)
-	auth := map[string]string{"Authorization": "Bearer " + testToken}
+	auth := map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"}
 	r := e.do(nil, "POST", "/api/v1/admin/list", `{"ip":"198.51.100.7","reason":"seen in logs","who":"ops","kinds":["bounce","challenge"]}`, auth)
 	if r.code != 200 {
 		t.Fatalf("admin list: %d %s", r.code, r.body)
@@ -337,7 +350,7 @@ func TestPublicDelistAPI(t *testing.T) {
 	if !e.lookupJSON("203.0.113.5").Listed {
 		t.Fatal("not listed")
 	}
-	r := e.do(nil, "POST", "/api/v1/delist", `{"ip":"203.0.113.5","reason":"fixed the bounce config"}`, nil)
+	r := e.do(nil, "POST", "/api/v1/delist", `{"ip":"203.0.113.5","reason":"fixed the bounce config"}`, jsonCT)
 	if r.code != 200 || !strings.Contains(r.body, `"listed": false`) {
 		t.Fatalf("delist: %d %s", r.code, r.body)
 	}
@@ -345,8 +358,12 @@ func TestPublicDelistAPI(t *testing.T) {
 		t.Error("still in the zone after delist")
 	}
 	// Rate limit per requester: 2 an hour.
-	e.do(nil, "POST", "/api/v1/delist", `{"ip":"203.0.113.6","reason":"x"}`, nil)
-	r = e.do(nil, "POST", "/api/v1/delist", `{"ip":"203.0.113.7","reason":"x"}`, nil)
+	e.hit("203.0.113.6", store.KindBounce, time.Now().Add(-time.Minute), "t1@trap.blowback.test", "m1@x")
+	e.hit("203.0.113.7", store.KindBounce, time.Now().Add(-time.Minute), "t1@trap.blowback.test", "m1@x")
+	if r := e.do(nil, "POST", "/api/v1/delist", `{"ip":"203.0.113.6","reason":"x"}`, jsonCT); r.code != 200 {
+		t.Fatalf("second delist: %d %s", r.code, r.body)
+	}
+	r = e.do(nil, "POST", "/api/v1/delist", `{"ip":"203.0.113.7","reason":"x"}`, jsonCT)
 	if r.code != 429 || r.hdr.Get("Retry-After") == "" {
 		t.Errorf("third delist in an hour: %d %s", r.code, r.body)
 	}

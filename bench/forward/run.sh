@@ -27,7 +27,7 @@ echo "== machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== two traps -> one central node ($EVENTS events)"
 go test ./cmd/blowback -run '^$' -bench ForwardTwoTraps -benchtime "${EVENTS}x" -count 3 | grep -E '^Benchmark'
 echo "== central intake alone ($EVENTS events)"
-go test ./web -run '^$' -bench EvidenceIntake -benchtime "${EVENTS}x" -count 3 | grep -E '^Benchmark'
+go test ./intake -run '^$' -bench EvidenceIntake -benchtime "${EVENTS}x" -count 3 | grep -E '^Benchmark'
 for n in $SIZES; do
 	echo "== zone of $n entries"
 	go run ./bench/forward/zonesize -n "$n"

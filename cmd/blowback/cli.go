@@ -71,7 +71,7 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 	}
 	st, err := store.Open(dir, a.cfg.storeOptions(), slog.New(slog.DiscardHandler))
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
+		if errors.Is(err, store.ErrLocked) {
 			return errLocked
 		}
 		return err
@@ -86,6 +86,9 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 	if err := eng.Rebuild(context.Background()); err != nil {
 		return err
 	}
+	// Stop keeps DATA/snapshot.bin in step with what was done here, so that
+	// the node does not serve an older listing at its next start.
+	defer eng.Stop(context.Background())
 	return fn(eng, st, cur)
 }
 
@@ -143,15 +146,24 @@ func (a *access) call(method, path string, body any, out any) error {
 		}
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s (%s)%s", method, a.api+path, e.Error, resp.Status, hint)
+			return fmt.Errorf("%s %s: %s (%s)%s", method, a.api+path, termSafe(e.Error), termSafe(resp.Status), hint)
 		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return fmt.Errorf("%s %s: %s", method, path, termSafe(resp.Status))
 	}
 	if w, ok := out.(io.Writer); ok {
 		_, err = w.Write(b)
 		return err
 	}
 	return json.Unmarshal(b, out)
+}
+
+// parseIPArgs parses the flags and the one IP address argument.
+func parseIPArgs(fs *flag.FlagSet, args []string) (netip.Addr, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return oneIP(pos)
 }
 
 func oneIP(pos []string) (netip.Addr, error) {
@@ -169,13 +181,14 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("explain", "IP [flags]", stderr)
 	get := accessFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args)
+	offset := fs.Int("offset", 0, "skip the newest `N` pieces of evidence (pages)")
+	limit := fs.Int("limit", listing.DefaultExplainLimit, "print at most `N` pieces of evidence (at most 1000)")
+	ip, err := parseIPArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	ip, err := oneIP(pos)
-	if err != nil {
-		return err
+	if *offset < 0 || *limit <= 0 {
+		return usageError("--offset must be >= 0 and --limit > 0")
 	}
 	a, err := get()
 	if err != nil {
@@ -183,11 +196,11 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	var x listing.Explanation
 	err = a.withEngine(func(eng *listing.Engine, _ *store.Store, _ *zones.Current) error {
-		x, err = eng.Explain(ip)
+		x, err = eng.ExplainPage(ip, *offset, *limit)
 		return err
 	})
 	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
-		err = a.remote(err, "GET", "/api/v1/explain/"+url.PathEscape(ip.String()), nil, &x)
+		err = a.remote(err, "GET", fmt.Sprintf("/api/v1/explain/%s?offset=%d&limit=%d", url.PathEscape(ip.String()), *offset, *limit), nil, &x)
 	}
 	if err != nil {
 		return err
@@ -206,8 +219,10 @@ func printExplanation(w io.Writer, x listing.Explanation) {
 	if x.Listed {
 		state = "LISTED " + strings.Join(x.Codes, " ")
 	}
-	fmt.Fprintf(w, "%s (unit %s): %s\n", x.IP, x.Unit, state)
-	fmt.Fprintf(w, "  reason:   %s\n", x.Reason)
+	// Every string below may come from the store or a node's answer:
+	// termSafe escapes what a terminal would act on.
+	fmt.Fprintf(w, "%s (unit %s): %s\n", termSafe(x.IP), termSafe(x.Unit), termSafe(state))
+	fmt.Fprintf(w, "  reason:   %s\n", termSafe(x.Reason))
 	fmt.Fprintf(w, "  score:    %.3f\n", x.Score)
 	ts := func(t *time.Time) string {
 		if t == nil {
@@ -221,36 +236,60 @@ func printExplanation(w io.Writer, x listing.Explanation) {
 	}
 	fmt.Fprintf(w, "  in zone:  %v\n", x.Published)
 	fmt.Fprintf(w, "  thresholds: list at %.2f, delist below %.2f; half-life %s; max age %s after the last hit\n",
-		x.ListThreshold, x.DelistThreshold, x.HalfLife, x.MaxAge)
+		x.ListThreshold, x.DelistThreshold, termSafe(x.HalfLife), termSafe(x.MaxAge))
 	if x.Repeat > 1 {
 		fmt.Fprintf(w, "  repeat offender: %d listings within the repeat memory, listing age x%.1f\n", x.Listings, x.Repeat)
 	}
 	if x.Allowed != "" {
-		fmt.Fprintf(w, "  allowlisted by %s: never listed\n", x.Allowed)
+		fmt.Fprintf(w, "  allowlisted by %s: never listed\n", termSafe(x.Allowed))
 	}
 	if x.Escalated != nil {
-		fmt.Fprintf(w, "  escalated: %s is listed as a whole (%d listed units inside)\n", x.Escalated.Prefix, x.Escalated.Members)
+		fmt.Fprintf(w, "  escalated: %s is listed as a whole (%d listed units inside)\n", termSafe(fmt.Sprint(x.Escalated.Prefix)), x.Escalated.Members)
 	}
 	fmt.Fprintf(w, "  policy:")
 	for _, k := range sortedKeys(x.Policy) {
-		fmt.Fprintf(w, " %s=%s", k, x.Policy[k])
+		fmt.Fprintf(w, " %s=%s", termSafe(k), termSafe(x.Policy[k]))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "evidence (%d):\n", len(x.Evidence))
+	if len(x.Summary) > 0 {
+		fmt.Fprintf(w, "summary (%d considered", x.EvidenceTotal)
+		if x.EvidencePartial {
+			fmt.Fprintf(w, ", the newest; more is stored")
+		}
+		fmt.Fprintln(w, "):")
+		for _, k := range x.Summary {
+			fmt.Fprintf(w, "  %-9s events=%d counted=%d initial=%.3f now=%.3f\n", termSafe(k.Kind), k.Events, k.Counted, k.Initial, k.Value)
+		}
+	}
+	for _, k := range sortedKeys(intsAsStrings(x.Summarised)) {
+		fmt.Fprintf(w, "  %-9s %d more only counted (store per-unit cap)\n", termSafe(k), x.Summarised[k])
+	}
+	fmt.Fprintf(w, "evidence (%d to %d of %d, newest first):\n", min(x.Offset+1, x.Offset+len(x.Evidence)), x.Offset+len(x.Evidence), x.EvidenceTotal)
 	for _, e := range x.Evidence {
 		mark := " "
 		if e.Counted {
 			mark = "*"
 		}
 		fmt.Fprintf(w, "  %s %s %-15s %-9s weight=%.2f novelty=%.2f initial=%.3f now=%.3f  %s\n", mark,
-			e.Time.UTC().Format(time.RFC3339), e.Addr, e.Kind, e.Weight, e.Novelty, e.Initial, e.Value, e.Why)
+			e.Time.UTC().Format(time.RFC3339), termSafe(e.Addr), termSafe(e.Kind), e.Weight, e.Novelty, e.Initial, e.Value, termSafe(e.Why))
+	}
+	if x.NextOffset != nil {
+		fmt.Fprintf(w, "  ... more: --offset %d\n", *x.NextOffset)
 	}
 	if len(x.Actions) > 0 {
-		fmt.Fprintf(w, "manual actions (%d):\n", len(x.Actions))
+		fmt.Fprintf(w, "manual actions (%d of %d, the newest):\n", len(x.Actions), max(x.ActionsTotal, len(x.Actions)))
 		for _, a := range x.Actions {
-			fmt.Fprintf(w, "  %s %-6s by %s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Op, a.Who, a.Reason)
+			fmt.Fprintf(w, "  %s %-6s by %s: %s\n", a.Time.UTC().Format(time.RFC3339), termSafe(a.Op), termSafe(a.Who), termSafe(a.Reason))
 		}
 	}
+}
+
+func intsAsStrings(m map[string]int) map[string]string {
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = ""
+	}
+	return out
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -280,11 +319,7 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 	reason := fs.String("reason", "", "why (recorded in the audit log; required)")
 	who := fs.String("who", os.Getenv("USER"), "who acts (recorded in the audit log)")
 	kinds := fs.String("kinds", "", "for list: comma-separated kinds to publish (default bounce)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	ip, err := oneIP(pos)
+	ip, err := parseIPArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -320,14 +355,14 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 		var out map[string]any
 		err = a.remote(err, "POST", "/api/v1/admin/"+op, map[string]any{"ip": ip.String(), "reason": *reason, "who": *who, "kinds": kindNames}, &out)
 		if err == nil {
-			fmt.Fprintf(stdout, "%s: %s done; listed=%v\n", ip, op, out["listed"])
+			fmt.Fprintf(stdout, "%s: %s done; listed=%s\n", ip, op, termSafe(fmt.Sprint(out["listed"])))
 		}
 		return err
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s done; listed=%v (%s)\n", ip, op, d.Listed, d.Reason)
+	fmt.Fprintf(stdout, "%s: %s done; listed=%v (%s)\n", ip, op, d.Listed, termSafe(d.Reason))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/zones"
+	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
 
 // cmdDnsd is `blowback dnsd`: serve an rbldnsd-format file, a drop-in for
@@ -36,6 +38,7 @@ func cmdDnsd(args []string, stdout, stderr io.Writer) error {
 	metricsAddr := fs.String("metrics", "", "serve /metrics on `ADDR` (off when empty)")
 	poll := fs.Duration("poll", 2*time.Second, "how often to check the file for changes (inotify makes most reloads immediate)")
 	logLevel := fs.String("log-level", def.LogLevel, "log `LEVEL`: debug, info, warn, error")
+	verifyKey := fs.String("verify-key", "", "serve only files signed with this public `KEY` (minisign key file or RW... string; FILE.minisig), never an older serial than the one served")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +65,13 @@ func cmdDnsd(args []string, stdout, stderr io.Writer) error {
 	// profiler's bucket table and its samples.
 	runtime.MemProfileRate = 0
 	o := dnsdOptions{file: *file, zone: *zone, dns: *dnsAddr, metrics: *metricsAddr, typ: *typ, lenient: *lenient, poll: *poll}
+	if *verifyKey != "" {
+		pk, err := signing.LoadPublicKey(*verifyKey)
+		if err != nil {
+			return usageError("--verify-key: %v", err)
+		}
+		o.verify = &pk
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hup := make(chan struct{}, 1)
@@ -91,6 +101,7 @@ type dnsdOptions struct {
 	file, zone, dns, metrics, typ string
 	lenient                       bool
 	poll                          time.Duration
+	verify                        *signing.PublicKey // refuse unsigned or older files
 }
 
 // serveDnsd loads the zone file, serves it and keeps it current until ctx
@@ -103,6 +114,9 @@ func serveDnsd(ctx context.Context, o dnsdOptions, cfg Config, log *slog.Logger,
 	cur := &zones.Current{}
 	zf := dnsd.NewZoneFile(o.file, o.zone, zones.RbldnsdOptions{Type: o.typ, Lenient: o.lenient}, cur, log, reg)
 	zf.Poll = o.poll
+	if o.verify != nil {
+		zf.Check = signedCheck(*o.verify, o.file, o.zone, cur)
+	}
 	if err := zf.Load(); err != nil {
 		return err
 	}
@@ -150,4 +164,23 @@ func serveDnsd(ctx context.Context, o dnsdOptions, cfg Config, log *slog.Logger,
 		hs.Shutdown(stopCtx)
 	}
 	return srv.Stop(stopCtx)
+}
+
+// signedCheck is the zone file's check under --verify-key: the file must
+// carry a good signature (zones/signing) for this zone, at a serial no
+// older than the one being served.
+func signedCheck(pk signing.PublicKey, path, zone string, cur *zones.Current) func(*os.File) error {
+	return func(f *os.File) error {
+		s, err := signing.Verify(pk, f, path)
+		if err != nil {
+			return err
+		}
+		if s.Zone != zones.CanonicalZone(zone) {
+			return fmt.Errorf("%w: signed for zone %s, served as %s", signing.ErrMismatch, s.Zone, zones.CanonicalZone(zone))
+		}
+		if old := cur.Load(); old != nil && signing.SerialNewer(old.Serial, s.Serial) {
+			return fmt.Errorf("%w: serial %d is older than the %d served", signing.ErrMismatch, s.Serial, old.Serial)
+		}
+		return nil
+	}
 }

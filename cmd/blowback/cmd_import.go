@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/classify"
+	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -280,31 +281,18 @@ func importOffline(eng *listing.Engine, st *store.Store, workers int, each func(
 	return err
 }
 
-// wireBatch is the body of POST /api/v1/evidence (package forward's Batch).
-type wireBatch struct {
-	Node   string            `json:"node,omitempty"`
-	Events []*store.Event    `json:"events"`
-	Raw    map[string][]byte `json:"raw,omitempty"`
-}
-
 // importOnline posts events in batches to the running node with the admin
 // token; the node stores them idempotently, so a duplicate is counted as
 // accepted (the API does not tell them apart).
 func importOnline(a *access, local error, size int, each func(func(*store.Event, []byte) error) error, stats *importStats) error {
-	b := wireBatch{Raw: map[string][]byte{}}
+	b := forward.Batch{Raw: map[string][]byte{}}
 	kinds := map[string]int{}
 	flush := func() error {
 		if len(b.Events) == 0 {
 			return nil
 		}
-		var res struct {
-			Accepted int `json:"accepted"`
-			Rejected []struct {
-				Index int    `json:"index"`
-				Error string `json:"error"`
-			} `json:"rejected"`
-		}
-		if err := a.remote(local, "POST", "/api/v1/evidence", b, &res); err != nil {
+		var res forward.Result
+		if err := a.remote(local, "POST", forward.Path, b, &res); err != nil {
 			return err
 		}
 		rejected := map[int]bool{}
@@ -323,7 +311,7 @@ func importOnline(a *access, local error, size int, each func(func(*store.Event,
 	}
 	err := each(func(ev *store.Event, raw []byte) error {
 		b.Node = ev.Node
-		b.Events = append(b.Events, ev)
+		b.Events = append(b.Events, *ev)
 		if raw != nil {
 			b.Raw[ev.ID.String()] = raw
 		}

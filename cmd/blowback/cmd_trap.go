@@ -10,14 +10,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 )
@@ -25,55 +24,24 @@ import (
 // trapFlags registers the flags of `blowback trap` and returns a function
 // that loads the config file and applies the flags given.
 func trapFlags(fs *flag.FlagSet) func() (Config, error) {
-	def := defaultConfig()
-	cfgPath := fs.String("config", "", "TOML config `FILE` (flags override it)")
-	data := fs.String("data", def.Data, "data `DIR` (the spool lives in DIR/spool)")
-	smtpAddr := fs.String("smtp", def.SMTP, "trap SMTP listen `ADDR`")
-	httpAddr := fs.String("http", def.HTTP, "HTTP listen `ADDR` (/metrics, /healthz, /readyz)")
-	domains := &stringList{vals: def.TrapDomains}
-	fs.Var(domains, "trap-domain", "trap `DOMAIN` (repeatable)")
+	set := sharedNodeFlags(fs, "data `DIR` (the spool lives in DIR/spool)", "HTTP listen `ADDR` (/metrics, /healthz, /readyz)")
 	node := fs.String("node", "", "this trap node's `ID` (sent for information; the central node records its token's node)")
 	fwd := fs.String("forward", "", "central node `URL` (https://central:8443) to forward evidence to")
 	token := fs.String("token", "", "node `TOKEN` on the central node (prefer --token-file: ps shows arguments)")
 	tokenFile := fs.String("token-file", "", "read the node token from `FILE`")
 	caFile := fs.String("ca-file", "", "CA certificates (PEM `FILE`) that sign the central node's certificate")
-	logLevel := fs.String("log-level", def.LogLevel, "log `LEVEL`: debug, info, warn, error")
+	set["node"] = func(c *Config) { c.Trap.Node = *node }
+	set["forward"] = func(c *Config) { c.Forward.URL = *fwd }
+	set["token"] = func(c *Config) { c.Forward.Token, c.Forward.TokenFile = *token, "" }
+	set["token-file"] = func(c *Config) { c.Forward.TokenFile, c.Forward.Token = *tokenFile, "" }
+	set["ca-file"] = func(c *Config) { c.Forward.CAFile = *caFile }
+	load := configLoader(fs, set)
 	return func() (Config, error) {
-		c, err := loadConfig(*cfgPath)
-		if err != nil {
-			return c, usageError("%v", err)
+		c, err := load()
+		if err == nil && c.Forward.URL != "" && c.Forward.Token == "" && c.Forward.TokenFile == "" {
+			err = usageError("--forward needs --token or --token-file")
 		}
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "data":
-				c.Data = *data
-			case "smtp":
-				c.SMTP = *smtpAddr
-			case "http":
-				c.HTTP = *httpAddr
-			case "trap-domain":
-				c.TrapDomains = domains.vals
-			case "node":
-				c.Trap.Node = *node
-			case "forward":
-				c.Forward.URL = *fwd
-			case "token":
-				c.Forward.Token, c.Forward.TokenFile = *token, ""
-			case "token-file":
-				c.Forward.TokenFile, c.Forward.Token = *tokenFile, ""
-			case "ca-file":
-				c.Forward.CAFile = *caFile
-			case "log-level":
-				c.LogLevel = *logLevel
-			}
-		})
-		if err := c.validate(); err != nil {
-			return c, usageError("%v", err)
-		}
-		if c.Forward.URL != "" && c.Forward.Token == "" && c.Forward.TokenFile == "" {
-			return c, usageError("--forward needs --token or --token-file")
-		}
-		return c, nil
+		return c, err
 	}
 }
 
@@ -90,19 +58,17 @@ type trapNode struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	spool   *forward.Spool
-	fwd     *forward.Forwarder // nil without --forward
-	trap    *trap.Server
-	http    *http.Server
-	httpL   net.Listener
-	ready   atomic.Bool
-	started []component
+	life  *lifecycle.Group
+	spool *forward.Spool
+	fwd   *forward.Forwarder // nil without --forward
+	sink  trap.Sink          // fwd, or the spool alone
+	trap  smtpTrap
+	http  *http.Server
+	httpL net.Listener
 }
 
 func newTrapNode(cfg Config, log *slog.Logger) *trapNode {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &trapNode{cfg: cfg, log: log, reg: reg}
+	return &trapNode{cfg: cfg, log: log, reg: newRegistry(), life: lifecycle.New(log)}
 }
 
 // spoolSink spools without forwarding (a trap node without --forward).
@@ -114,16 +80,15 @@ func (s spoolSink) Ingest(ctx context.Context, ev *store.Event, raw []byte) erro
 
 func (n *trapNode) Start(ctx context.Context) error {
 	cfg := n.cfg
-	var sink trap.Sink
 	comps := []component{
-		{"spool", func(ctx context.Context) error {
+		{Name: "spool", Start: func(ctx context.Context) error {
 			var err error
 			n.spool, err = forward.OpenSpool(filepath.Join(cfg.Data, "spool"),
 				forward.SpoolOptions{MaxEvents: cfg.Forward.SpoolMaxEvents, RawMax: cfg.Forward.RawMax}, n.log)
-			sink = spoolSink{n.spool}
+			n.sink = spoolSink{n.spool}
 			return err
-		}, func(ctx context.Context) error { return n.spool.Close() }},
-		{"forward", func(ctx context.Context) error {
+		}, Stop: func(ctx context.Context) error { return n.spool.Close() }},
+		{Name: "forward", Start: func(ctx context.Context) error {
 			if cfg.Forward.URL == "" {
 				n.log.Warn("no --forward URL: evidence is spooled here and not sent anywhere", "spool", filepath.Join(cfg.Data, "spool"))
 				return nil
@@ -135,24 +100,17 @@ func (n *trapNode) Start(ctx context.Context) error {
 			if n.fwd, err = forward.New(fc, n.spool, n.log, n.reg); err != nil {
 				return usageError("%v", err)
 			}
-			sink = n.fwd
+			n.sink = n.fwd
 			n.fwd.Start()
 			return nil
-		}, func(ctx context.Context) error {
+		}, Stop: func(ctx context.Context) error {
 			if n.fwd == nil {
 				return nil
 			}
 			return n.fwd.Stop(ctx)
 		}},
-		{"trap", func(ctx context.Context) error {
-			tc, err := cfg.trapConfig()
-			if err != nil {
-				return err
-			}
-			n.trap = trap.New(tc, sink, n.log, n.reg)
-			return n.trap.Start(cfg.SMTP)
-		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
-		{"http", n.startHTTP, func(ctx context.Context) error {
+		n.trap.component(cfg, n.life, n.log, n.reg, func() trap.Sink { return n.sink }),
+		{Name: "http", Start: n.startHTTP, Stop: func(ctx context.Context) error {
 			if err := n.http.Shutdown(ctx); err != nil {
 				n.http.Close()
 				return err
@@ -160,13 +118,9 @@ func (n *trapNode) Start(ctx context.Context) error {
 			return nil
 		}},
 	}
-	for _, c := range comps {
-		if err := c.start(ctx); err != nil {
-			return fmt.Errorf("start %s: %w", c.name, err)
-		}
-		n.started = append(n.started, c)
+	if err := n.life.Start(ctx, comps...); err != nil {
+		return err
 	}
-	n.ready.Store(true)
 	fwd := "none"
 	if n.fwd != nil {
 		if u, err := forward.EvidenceURL(cfg.Forward.URL); err == nil {
@@ -190,7 +144,7 @@ func (n *trapNode) startHTTP(ctx context.Context) error {
 	// Ready means accepting mail: a central node that is away does not make
 	// a trap unready (the spool holds the evidence).
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.ready.Load() {
+		if !n.life.Ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -202,29 +156,16 @@ func (n *trapNode) startHTTP(ctx context.Context) error {
 	go func() {
 		if err := n.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
+			n.life.Fail("http", err)
 		}
 	}()
 	return nil
 }
 
-// Stop stops in reverse order: HTTP, the SMTP listener (no new evidence),
-// the forwarder (a batch in flight may finish), the spool.
-func (n *trapNode) Stop() error {
-	n.ready.Store(false)
-	var errs []error
-	for i := len(n.started) - 1; i >= 0; i-- {
-		c := n.started[i]
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := c.stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			n.log.Warn("stop", "component", c.name, "err", err)
-			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
-		}
-		cancel()
-	}
-	n.started = nil
-	n.log.Info("stopped")
-	return errors.Join(errs...)
-}
+// Stop stops in reverse order under one deadline: HTTP, the SMTP listener
+// (no new evidence), the forwarder (a batch in flight may finish), the
+// spool.
+func (n *trapNode) Stop() error { return stopAll(n.life, n.log) }
 
 var _ trap.Sink = (*forward.Forwarder)(nil)
 var _ trap.Sink = spoolSink{}

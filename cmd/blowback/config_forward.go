@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/web"
 )
 
@@ -110,7 +111,7 @@ func (f *ForwardConfig) validate() error {
 		if fh, err := os.Open(f.NodeTokensFile); err != nil {
 			errs = append(errs, fmt.Errorf("forward.node_tokens_file: %v", err))
 		} else {
-			_, err := web.ParseNodeTokens(fh)
+			_, err := intake.ParseNodeTokens(fh)
 			fh.Close()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("forward.node_tokens_file: %v", err))
@@ -151,6 +152,6 @@ func (c *Config) forwardConfig() (forward.Config, error) {
 // configuration: how POST /api/v1/evidence authenticates trap nodes, and
 // HTTPS when tls_cert is set.
 func (c *Config) applyForward(wc *web.Config) {
-	wc.Intake = web.IntakeConfig{TokensFile: c.Forward.NodeTokensFile, RequireClientCert: c.Forward.RequireClientCert}
+	wc.Intake = intake.Config{NodeTokens: c.NodeTokens, TokensFile: c.Forward.NodeTokensFile, RequireClientCert: c.Forward.RequireClientCert}
 	wc.TLS = c.Forward.serverTLS
 }

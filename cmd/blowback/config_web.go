@@ -29,6 +29,14 @@ type WebConfig struct {
 	// FormSecretFile holds the key of the delist form's CSRF tokens; empty:
 	// a random key per process (set it when several frontends serve one name).
 	FormSecretFile string `toml:"form_secret_file"`
+	// MaxConns caps open HTTP connections; MaxConnsPerClient those of one
+	// client (IPv4 /24, IPv6 /64; trusted proxies count only overall).
+	// IdleTimeout closes idle keep-alive connections, ShortIdle under
+	// pressure (over 3/4 of MaxConns). Zero: web.Default*.
+	MaxConns          int      `toml:"max_conns"`
+	MaxConnsPerClient int      `toml:"max_conns_per_client"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	ShortIdle         Duration `toml:"short_idle"`
 
 	formSecret []byte // read by validate
 }
@@ -39,6 +47,10 @@ func defaultWebConfig() WebConfig {
 		DelistPerRequesterPerHour: 5,
 		DelistPerAddressPerDay:    3,
 		StaleAfter:                Duration(time.Hour),
+		MaxConns:                  web.DefaultMaxConns,
+		MaxConnsPerClient:         web.DefaultMaxConnsPerClient,
+		IdleTimeout:               Duration(web.DefaultIdleTimeout),
+		ShortIdle:                 Duration(web.DefaultShortIdle),
 	}
 }
 
@@ -51,6 +63,9 @@ func (w *WebConfig) validate() error {
 		if _, err := parsePrefix(p); err != nil {
 			errs = append(errs, fmt.Errorf("web.trusted_proxies: %v", err))
 		}
+	}
+	if w.MaxConns < 0 || w.MaxConnsPerClient < 0 || w.IdleTimeout < 0 || w.ShortIdle < 0 {
+		errs = append(errs, errors.New("web: max_conns, max_conns_per_client, idle_timeout and short_idle must not be negative"))
 	}
 	if w.StaleAfter <= 0 {
 		errs = append(errs, errors.New("web.stale_after must be positive"))
@@ -72,9 +87,11 @@ func (w *WebConfig) validate() error {
 // webConfig is the HTTP server's configuration.
 func (c *Config) webConfig(adminTokens []string) web.Config {
 	w := c.Web
-	wc := web.Config{AdminTokens: adminTokens, NodeTokens: c.NodeTokens, PublicURL: c.publicURL(), SOA: c.soa(),
+	wc := web.Config{AdminTokens: adminTokens, PublicURL: c.publicURL(), SOA: c.soa(),
 		Title: w.Title, Contact: w.Contact, DelistPerIPPerHour: w.DelistPerRequesterPerHour,
-		DelistPerAddrPerDay: w.DelistPerAddressPerDay, StaleAfter: time.Duration(w.StaleAfter)}
+		DelistPerAddrPerDay: w.DelistPerAddressPerDay, StaleAfter: time.Duration(w.StaleAfter),
+		MaxConns: w.MaxConns, MaxConnsPerClient: w.MaxConnsPerClient, IdleTimeout: time.Duration(w.IdleTimeout),
+		ShortIdle: time.Duration(w.ShortIdle)}
 	for _, p := range w.TrustedProxies {
 		if pr, err := parsePrefix(p); err == nil { // validated
 			wc.TrustedProxies = append(wc.TrustedProxies, pr)

@@ -24,19 +24,9 @@ import (
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// crashDSN is a bounce with its own outer Message-ID.
+// crashDSN is testDSN with its own outer (and returned) Message-ID.
 func crashDSN(id string) string {
-	return "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n" +
-		"To: x@trap.blowback.test\r\n" +
-		"Subject: Undelivered Mail Returned to Sender\r\n" +
-		"Message-ID: <" + id + ">\r\n" +
-		"MIME-Version: 1.0\r\n" +
-		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n" +
-		"\r\n--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n" +
-		"\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n" +
-		"Final-Recipient: rfc822; nobody@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
-		"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@trap.blowback.test\r\nTo: nobody@example.net\r\n" +
-		"Subject: hi\r\nMessage-ID: <orig-" + id + ">\r\n\r\nspam\r\n--B--\r\n"
+	return strings.NewReplacer("<dsn1@mx.example.net>", "<"+id+">", "<orig@trap.blowback.test>", "<orig-"+id+">").Replace(testDSN)
 }
 
 // proc is a running `blowback run` child.

@@ -291,7 +291,7 @@ func TestMetricsLive(t *testing.T) {
 		defer n.Stop()
 		base := "http://" + n.web.Addr().String()
 		// Traffic through every component.
-		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
+		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.9", "", "x@trap.blowback.test", testDSN); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "listing", func() bool { return n.eng.Listed() > 0 })
@@ -307,16 +307,7 @@ func TestMetricsLive(t *testing.T) {
 	})
 
 	t.Run("trap", func(t *testing.T) {
-		cfg := defaultConfig()
-		cfg.Data = t.TempDir()
-		cfg.SMTP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
-		n := newTrapNode(cfg, slog.New(slog.DiscardHandler))
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer n.Stop()
+		n := startTrapNode(t)
 		if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.1", "", "x@trap.blowback.test", testDSN); err != nil {
 			t.Fatal(err)
 		}

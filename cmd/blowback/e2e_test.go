@@ -95,17 +95,11 @@ func check(t *testing.T, server string, ip string) dnsd.Result {
 	return r
 }
 
-// eventually polls cond (listing is near real time; the bound is generous
-// for busy machines, a pass takes milliseconds).
+// eventually waits for cond (listing is near real time; the bound is
+// generous for busy machines, a pass takes milliseconds).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, cond)
 }
 
 func TestEndToEnd(t *testing.T) {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +17,8 @@ import (
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/zones"
+	"github.com/blowback-dnsbl/blowback/zones/distrib"
+	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
 
 // ExportConfig is the [export] table: the files kept in --export-dir, the
@@ -57,6 +56,9 @@ type ExportConfig struct {
 	NotifyKey      string   `toml:"notify_key"`
 	// JournalChanges bounds the changes kept for IXFR (default 100000).
 	JournalChanges int `toml:"journal_changes"`
+	// SignKey is a minisign secret key file (blowback keygen): every file
+	// in --export-dir then gets a detached signature, FILE.minisig.
+	SignKey string `toml:"sign_key"`
 }
 
 // TSIGKeyConfig is one [[export.tsig]] key.
@@ -131,8 +133,14 @@ func (e *ExportConfig) guard() zones.Guard {
 	return zones.Guard{MaxShrink: e.MaxShrink, MinBits4: e.MinPrefix4, MinBits6: e.MinPrefix6, AllowEmpty: e.AllowEmpty}
 }
 
+// listingConfig; the last published snapshot is kept in DATA/snapshot.bin
+// so that a restart serves it at once while the listing is rebuilt.
 func (c *Config) listingConfig(pol scoring.Policy) listing.Config {
-	return listing.Config{Zone: c.Zone, TXT: c.txt(), TTL: time.Duration(c.DNSCfg.TTL), Policy: pol}
+	lc := listing.Config{Zone: c.Zone, TXT: c.txt(), TTL: time.Duration(c.DNSCfg.TTL), Policy: pol}
+	if c.Data != "" {
+		lc.SnapshotFile = filepath.Join(c.Data, "snapshot.bin")
+	}
+	return lc
 }
 
 // soa is what the exports write at the apex: the DNS server's SOA and NS,
@@ -163,304 +171,78 @@ func (c *Config) soa() zones.SOA {
 func (n *node) subscribeZones() {}
 
 // zoneComponents are the zone-distribution components started after DNS
-// and stopped before it: the exports to --export-dir and zone transfer.
+// and stopped before it: the exports to --export-dir and zone transfer
+// (zones/distrib). The guard's baseline lives in the data dir, beside the
+// store and not in it, so that it outlives a lost store.
 func (n *node) zoneComponents() []component {
 	ec := n.cfg.Export
 	if n.cfg.ExportDir == "" && len(ec.AllowTransfer) == 0 && len(ec.Notify) == 0 {
 		return nil
 	}
-	var d *distributor
-	return []component{{"zones", func(ctx context.Context) error {
+	var d *distrib.Distributor
+	return []component{{Name: "zones", Start: func(ctx context.Context) error {
 		var err error
 		if d, err = newDistributor(n.cfg, n.log, n.reg, n.dns); err != nil {
 			return err
 		}
-		n.eng.Subscribe(d.update)
+		n.eng.Subscribe(d.Update)
 		if s := n.cur.Load(); s != nil {
-			d.update(s)
+			d.Update(s)
 		}
 		return nil
-	}, func(ctx context.Context) error { return d.stop(ctx) }}}
+	}, Stop: func(ctx context.Context) error {
+		err := d.Stop(ctx)
+		if n.dns != nil && (len(ec.AllowTransfer) > 0 || len(ec.Notify) > 0) {
+			n.dns.StopTransfer()
+		}
+		return err
+	}}}
 }
 
-// exportMetrics; format is rbldnsd, bind or plain.
-type exportMetrics struct {
-	held        prometheus.Gauge
-	heldTotal   prometheus.Counter
-	lastSuccess prometheus.Gauge
-	serial      prometheus.Gauge
-	bytes       *prometheus.GaugeVec
-	errors      *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	panics      prometheus.Counter
-}
-
-func newExportMetrics(reg prometheus.Registerer) *exportMetrics {
-	m := &exportMetrics{
-		held: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "blowback_export_held_back",
-			Help: "1 while the sanity guard holds back a new zone from the exports and secondaries, else 0.",
-		}),
-		heldTotal: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "blowback_export_held_back_total",
-			Help: "Zone versions the sanity guard held back.",
-		}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "blowback_export_last_success_timestamp_seconds",
-			Help: "Unix time of the last zone version published to the mirrors (files written, journal updated).",
-		}),
-		serial: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "blowback_export_serial",
-			Help: "SOA serial of the last zone version published to the mirrors.",
-		}),
-		bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "blowback_export_size_bytes",
-			Help: "Size of the last export file written, by format.",
-		}, []string{"format"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_export_errors_total",
-			Help: "Export files that could not be written, by format.",
-		}, []string{"format"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "blowback_export_duration_seconds",
-			Help:    "Time to write an export file, by format.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
-		}, []string{"format"}),
-		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "blowback_export_panics_total",
-			Help: "Panics recovered while exporting.",
-		}),
+// baselineFile keeps the export guard's baseline (zones/distrib).
+func (c *Config) baselineFile() string {
+	if c.Data == "" {
+		return ""
 	}
-	if reg != nil {
-		reg.MustRegister(m.held, m.heldTotal, m.lastSuccess, m.serial, m.bytes, m.errors, m.duration, m.panics)
-	}
-	return m
+	return filepath.Join(c.Data, "export-baseline.json")
 }
 
-// distributor publishes zone versions to the mirrors: at most once per
-// interval it takes the newest snapshot, checks it with the guard, writes
-// the export files (temp + fsync + rename), records it in the IXFR journal
-// and has the DNS server NOTIFY the secondaries.
-type distributor struct {
-	cfg     Config
-	log     *slog.Logger
-	m       *exportMetrics
-	guard   zones.Guard
-	soa     zones.SOA
-	dns     *dnsd.Server
-	journal *zones.Journal
-	every   time.Duration
-
-	mu      sync.Mutex
-	next    *zones.Snapshot
-	last    time.Time
-	tmr     *time.Timer
-	busy    sync.WaitGroup
-	stopped bool
-	prev    int    // entries of the last version published; -1: none known
-	held    string // why the current version is held back ("" if not)
-}
-
-func newDistributor(cfg Config, log *slog.Logger, reg prometheus.Registerer, srv *dnsd.Server) (*distributor, error) {
+// newDistributor wires zones/distrib from the config: the export dir, the
+// guard, and the DNS server's zone transfer (journal, ACL, TSIG, NOTIFY).
+// srv may be nil when there is no transfer.
+func newDistributor(cfg Config, log *slog.Logger, reg prometheus.Registerer, srv *dnsd.Server) (*distrib.Distributor, error) {
 	ec := cfg.Export
-	d := &distributor{cfg: cfg, log: log.With("pkg", "export"), m: newExportMetrics(reg), guard: ec.guard(), soa: cfg.soa(),
-		dns: srv, every: time.Duration(ec.Interval), prev: -1}
-	if d.every <= 0 {
-		d.every = time.Second
-	}
-	if cfg.ExportDir != "" {
-		if err := zones.CheckTXT(cfg.txt()); err != nil {
-			return nil, fmt.Errorf("export: %w", err)
+	o := distrib.Options{Zone: cfg.Zone, Dir: cfg.ExportDir, Plain: ec.Plain, TXT: cfg.txt(), SOA: cfg.soa(),
+		Guard: ec.guard(), Force: ec.Force, Interval: time.Duration(ec.Interval), Baseline: cfg.baselineFile()}
+	if ec.SignKey != "" {
+		sg, err := signing.LoadSigner(ec.SignKey)
+		if err != nil {
+			return nil, fmt.Errorf("export.sign_key: %w", err)
 		}
-		if err := os.MkdirAll(cfg.ExportDir, 0o755); err != nil {
-			return nil, fmt.Errorf("export: %w", err)
-		}
-		// The guard's baseline survives restarts: the export on disk.
-		if h, err := zones.ReadHeaderFile(d.path(zones.FormatRbldnsd)); err == nil && h.Zone == zones.CanonicalZone(cfg.Zone) {
-			d.prev = h.Entries
-		}
+		o.Signer = sg
 	}
 	if len(ec.AllowTransfer) > 0 || len(ec.Notify) > 0 {
 		allow, err := ec.allow()
 		if err != nil {
 			return nil, err
 		}
-		d.journal = zones.NewJournal(ec.JournalChanges)
-		tc := dnsd.TransferConfig{Journal: d.journal, Allow: allow, RequireTSIG: ec.RequireTSIG, Glue: d.soa.Glue,
+		o.Journal = zones.NewJournal(ec.JournalChanges)
+		tc := dnsd.TransferConfig{Journal: o.Journal, Allow: allow, RequireTSIG: ec.RequireTSIG, Glue: o.SOA.Glue,
 			Notify: ec.Notify, NotifyKey: ec.NotifyKey, NotifyInterval: time.Duration(ec.NotifyInterval)}
 		for _, k := range ec.TSIG {
 			tc.Keys = append(tc.Keys, dnsd.TSIGKey{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret})
 		}
-		if err := srv.SetTransfer(tc, reg); err != nil {
-			return nil, err
-		}
-	}
-	return d, nil
-}
-
-func (d *distributor) path(f zones.Format) string {
-	base := filepath.Join(d.cfg.ExportDir, zones.CanonicalZone(d.cfg.Zone))
-	switch f {
-	case zones.FormatBIND:
-		return base + ".zone"
-	case zones.FormatPlain:
-		return base + ".txt"
-	}
-	return base + ".rbldnsd"
-}
-
-// update takes a new snapshot (from the listing's publisher).
-func (d *distributor) update(s *zones.Snapshot) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped || (d.next != nil && d.next.Serial == s.Serial) {
-		return
-	}
-	d.next = s
-	if d.tmr != nil {
-		return // a run is scheduled; it takes the newest snapshot
-	}
-	d.busy.Add(1)
-	d.tmr = time.AfterFunc(max(time.Until(d.last.Add(d.every)), 0), d.run)
-}
-
-func (d *distributor) run() {
-	defer d.busy.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			d.m.panics.Inc()
-			d.log.Error("panic exporting", "panic", r)
-		}
-	}()
-	d.mu.Lock()
-	s := d.next
-	d.tmr = nil
-	d.last = time.Now()
-	prev := d.prev
-	if d.stopped {
-		d.mu.Unlock()
-		return
-	}
-	d.mu.Unlock()
-	d.publish(s, prev)
-}
-
-func (d *distributor) publish(s *zones.Snapshot, prev int) {
-	if err := d.guard.Check(prev, s); err != nil {
-		d.m.heldTotal.Inc()
-		d.m.held.Set(1)
-		if d.cfg.Export.Force {
-			d.log.Warn("publishing what the guard would hold back (export.force)", "err", err, "serial", s.Serial)
-		} else {
-			d.mu.Lock()
-			first := d.held != err.Error()
-			d.held = err.Error()
-			d.mu.Unlock()
-			if first {
-				d.log.Error("zone held back from the mirrors: check the listing, or publish with export.force / blowback export --force",
-					"err", err, "serial", s.Serial, "entries", s.Len(), "published_entries", prev)
+		if srv != nil {
+			if err := srv.SetTransfer(tc, reg); err != nil {
+				return nil, err
 			}
-			return
+			o.ZoneChanged = srv.ZoneChanged
 		}
 	}
-	ok := true
-	if d.cfg.ExportDir != "" {
-		formats := []zones.Format{zones.FormatRbldnsd, zones.FormatBIND}
-		if d.cfg.Export.Plain {
-			formats = append(formats, zones.FormatPlain)
-		}
-		for _, f := range formats {
-			if err := d.writeFile(f, s); err != nil {
-				ok = false
-				d.m.errors.WithLabelValues(string(f)).Inc()
-				d.log.Error("export", "file", d.path(f), "err", err)
-			}
-		}
-	}
-	if d.journal != nil {
-		d.journal.Record(s)
-		d.dns.ZoneChanged()
-	}
-	if !ok {
-		return
-	}
-	d.mu.Lock()
-	d.prev = s.Len()
-	if d.held != "" {
-		d.log.Info("zone published again", "serial", s.Serial, "entries", s.Len())
-	}
-	d.held = ""
-	d.mu.Unlock()
-	d.m.held.Set(0)
-	d.m.serial.Set(float64(s.Serial))
-	d.m.lastSuccess.SetToCurrentTime()
+	return distrib.New(o, log, reg)
 }
 
-func (d *distributor) writeFile(f zones.Format, s *zones.Snapshot) error {
-	start := time.Now()
-	var n int64
-	err := zones.WriteFileAtomic(d.path(f), func(w io.Writer) error {
-		cw := &countWriter{w: w}
-		err := zones.Write(cw, f, s, d.soa)
-		n = cw.n
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	d.m.duration.WithLabelValues(string(f)).Observe(time.Since(start).Seconds())
-	d.m.bytes.WithLabelValues(string(f)).Set(float64(n))
-	d.log.Debug("exported", "file", d.path(f), "serial", s.Serial, "bytes", n, "took", time.Since(start))
-	return nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// stop cancels a scheduled run, waits for one under way, and turns zone
-// transfer off.
-func (d *distributor) stop(ctx context.Context) error {
-	if d == nil {
-		return nil
-	}
-	d.mu.Lock()
-	d.stopped = true
-	if d.tmr != nil && d.tmr.Stop() {
-		d.tmr = nil
-		d.busy.Done()
-	}
-	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { d.busy.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if d.journal != nil {
-		d.dns.StopTransfer()
-	}
-	return nil
-}
-
-// checkExportGuard is the guard for `blowback export`: an export that
-// would replace an existing one at out (rbldnsd or BIND, recognised by its
-// header) with a zone the guard holds back is refused unless forced.
+// checkExportGuard is the guard for `blowback export` (distrib.CheckFile).
 func checkExportGuard(cfg Config, out string, s *zones.Snapshot, force bool) error {
-	h, err := zones.ReadHeaderFile(out)
-	if err != nil || force {
-		return nil // nothing of ours there, or forced
-	}
-	if err := cfg.Export.guard().Check(h.Entries, s); err != nil {
-		return fmt.Errorf("%w (use --force to write it anyway)", err)
-	}
-	return nil
+	return distrib.CheckFile(cfg.Export.guard(), out, s, force)
 }

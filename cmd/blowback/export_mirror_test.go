@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -60,12 +61,14 @@ func TestRsyncServesExportDir(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.ExportDir = export
 	cfg.Export.Interval = Duration(10 * time.Millisecond)
+	secret, pub := keypair(t)
+	cfg.Export.SignKey = secret
 	d, err := newDistributor(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.stop(t.Context())
-	d.update(exportZone(77, 500))
+	defer d.Stop(context.Background())
+	d.Update(exportZone(77, 500))
 	rbl := filepath.Join(export, "bl.blowback.test.rbldnsd")
 	waitFor(t, "export", func() bool { return headerOf(t, rbl).Serial == 77 })
 	// A half-written temp file must never be served.
@@ -136,7 +139,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "bl.blowback.test.rbldnsd bl.blowback.test.zone" {
+	if strings.Join(names, " ") != "bl.blowback.test.rbldnsd bl.blowback.test.rbldnsd.minisig bl.blowback.test.zone bl.blowback.test.zone.minisig" {
 		t.Errorf("mirrored %v", names)
 	}
 	for _, n := range []string{"bl.blowback.test.rbldnsd", "bl.blowback.test.zone"} {
@@ -147,13 +150,28 @@ func TestRsyncServesExportDir(t *testing.T) {
 		}
 	}
 	// The next version reaches the mirror on the next run.
-	d.update(exportZone(78, 501))
+	d.Update(exportZone(78, 501))
 	waitFor(t, "second export", func() bool { return headerOf(t, rbl).Serial == 78 })
 	if b, err := exec.Command(rsync, "-rt", fmt.Sprintf("rsync://127.0.0.1:%d/blowback/", port), mirror+"/").CombinedOutput(); err != nil {
 		t.Fatalf("rsync client: %v\n%s", err, b)
 	}
 	if h := headerOf(t, filepath.Join(mirror, "bl.blowback.test.rbldnsd")); h.Serial != 78 {
 		t.Errorf("mirror has serial %d after the update", h.Serial)
+	}
+
+	// deploy/secondary/rbldnsd.sh against the daemon: verified, swapped in.
+	waitFor(t, "signature of 78", func() bool {
+		code, _ := run(mnBuildBinary(t), "verify", "-q", "--key", pub, rbl)
+		return code == 0
+	})
+	served := t.TempDir()
+	code, sout := mirrorScript(t, "ZONE=bl.blowback.test", fmt.Sprintf("SRC=rsync://127.0.0.1:%d/blowback", port),
+		"DST="+served, "VERIFY_KEY="+pub, "BLOWBACK="+mnBuildBinary(t), "MINISIGN=")
+	if code != 0 {
+		t.Fatalf("mirror script over rsync: exit %d\n%s", code, sout)
+	}
+	if h := headerOf(t, filepath.Join(served, "bl.blowback.test.rbldnsd")); h.Serial != 78 {
+		t.Errorf("the mirror script installed serial %d", h.Serial)
 	}
 }
 

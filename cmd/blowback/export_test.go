@@ -71,100 +71,6 @@ func headerOf(t *testing.T, path string) zones.Header {
 	return h
 }
 
-func TestDistributorGuard(t *testing.T) {
-	dir := t.TempDir()
-	cfg := defaultConfig()
-	cfg.ExportDir = dir
-	cfg.Export.Interval = Duration(10 * time.Millisecond)
-	cfg.Export.Plain = true
-	start := func(cfg Config) (*distributor, *prometheus.Registry) {
-		reg := prometheus.NewRegistry()
-		d, err := newDistributor(cfg, slog.New(slog.DiscardHandler), reg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.stop(t.Context()) })
-		return d, reg
-	}
-	rbl := filepath.Join(dir, "bl.blowback.test.rbldnsd")
-	bind := filepath.Join(dir, "bl.blowback.test.zone")
-	d, reg := start(cfg)
-	d.update(exportZone(10, 100))
-	waitFor(t, "first export", func() bool {
-		return headerOf(t, rbl).Serial == 10 && headerOf(t, bind).Serial == 10 && gaugeValue(t, reg, "blowback_export_serial") == 10
-	})
-	if _, err := os.Stat(filepath.Join(dir, "bl.blowback.test.txt")); err != nil {
-		t.Errorf("plain export: %v", err)
-	}
-	waitFor(t, "freshness metric", func() bool { return gaugeValue(t, reg, "blowback_export_last_success_timestamp_seconds") > 0 })
-	if v := gaugeValue(t, reg, "blowback_export_serial"); v != 10 {
-		t.Errorf("serial metric %v", v)
-	}
-	d.update(exportZone(11, 60)) // shrinks by 40%: fine
-	waitFor(t, "second export", func() bool { return headerOf(t, rbl).Serial == 11 })
-	d.update(exportZone(12, 0)) // empties: held back
-	waitFor(t, "held back", func() bool { return gaugeValue(t, reg, "blowback_export_held_back") == 1 })
-	if h := headerOf(t, rbl); h.Serial != 11 || h.Entries != 60 {
-		t.Errorf("held-back zone reached the file: %+v", h)
-	}
-	d.update(exportZone(13, 59)) // back to normal
-	waitFor(t, "published again", func() bool {
-		return headerOf(t, rbl).Serial == 13 && gaugeValue(t, reg, "blowback_export_serial") == 13
-	})
-	if v := gaugeValue(t, reg, "blowback_export_held_back"); v != 0 {
-		t.Errorf("held_back still %v", v)
-	}
-	if v := gaugeValue(t, reg, "blowback_export_held_back_total"); v != 1 {
-		t.Errorf("held_back_total %v", v)
-	}
-	d.stop(t.Context())
-
-	// After a restart the baseline is the export on disk: a wiped store
-	// (empty zone) does not overwrite a good export.
-	d2, reg2 := start(cfg)
-	d2.update(exportZone(14, 0))
-	waitFor(t, "held back after restart", func() bool { return gaugeValue(t, reg2, "blowback_export_held_back") == 1 })
-	if h := headerOf(t, rbl); h.Serial != 13 {
-		t.Errorf("restart: the empty zone replaced the export: %+v", h)
-	}
-	d2.stop(t.Context())
-
-	// Forced, it goes out.
-	cfg.Export.Force = true
-	d3, _ := start(cfg)
-	d3.update(exportZone(15, 0))
-	waitFor(t, "forced export", func() bool { return headerOf(t, rbl).Serial == 15 })
-
-	// "list the world" is held back whatever the counts.
-	cfg.Export.Force = false
-	d4, reg4 := start(cfg)
-	world := zones.Build(zones.Info{Zone: "bl.blowback.test", Serial: 16}, []zones.Entry{{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Codes: zones.CodeBounce}})
-	d4.update(world)
-	waitFor(t, "world held back", func() bool { return gaugeValue(t, reg4, "blowback_export_held_back") == 1 })
-	if h := headerOf(t, rbl); h.Serial != 15 {
-		t.Errorf("0.0.0.0/0 reached the export: %+v", h)
-	}
-}
-
-func TestCheckExportGuard(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "z.rbldnsd")
-	cfg := defaultConfig()
-	if err := checkExportGuard(cfg, out, exportZone(1, 0), false); err != nil {
-		t.Errorf("no file yet: %v", err)
-	}
-	if err := zones.WriteFileAtomic(out, func(w io.Writer) error { return zones.WriteRbldnsd(w, exportZone(1, 100), zones.SOA{}) }); err != nil {
-		t.Fatal(err)
-	}
-	err := checkExportGuard(cfg, out, exportZone(2, 10), false)
-	if !errors.Is(err, zones.ErrHeldBack) || !strings.Contains(err.Error(), "--force") {
-		t.Errorf("shrink to 10%%: %v", err)
-	}
-	if err := checkExportGuard(cfg, out, exportZone(2, 10), true); err != nil {
-		t.Errorf("forced: %v", err)
-	}
-}
-
 func TestExportConfig(t *testing.T) {
 	for _, c := range []struct {
 		toml string
@@ -243,21 +149,16 @@ func TestNodeExportsAndTransfers(t *testing.T) {
 	}
 	serial := n.cur.Load().Serial
 	rbl := filepath.Join(cfg.ExportDir, "bl.blowback.test.rbldnsd")
+	bindPath := filepath.Join(cfg.ExportDir, "bl.blowback.test.zone")
+	// The formats are written one after the other: wait for both.
 	waitFor(t, "export with the listing", func() bool {
-		h := headerOf(t, rbl)
-		return h.Serial == serial
+		return headerOf(t, rbl).Serial == serial && headerOf(t, bindPath).Serial == serial
 	})
 	b, _ := os.ReadFile(rbl)
 	if !strings.Contains(string(b), "\n192.0.2.99\n") {
 		t.Errorf("listed address not in the rbldnsd export")
 	}
-	// The BIND file is written after the rbldnsd one: wait for it too
-	// (reading it at once failed on a busy machine).
-	var bind []byte
-	waitFor(t, "BIND export with the listing", func() bool {
-		bind, _ = os.ReadFile(filepath.Join(cfg.ExportDir, "bl.blowback.test.zone"))
-		return strings.Contains(string(bind), "99.2.0.192 IN A 127.0.0.2")
-	})
+	bind, _ := os.ReadFile(bindPath)
 	if !strings.Contains(string(bind), "99.2.0.192 IN A 127.0.0.2") || !strings.Contains(string(bind), "ns1 IN A 127.0.0.1") {
 		t.Errorf("BIND export lacks the listing or the glue:\n%.600s", bind)
 	}
@@ -303,13 +204,9 @@ func TestSerialsSurviveRestart(t *testing.T) {
 	}
 }
 
-// The export and transfer metrics pass promlint.
+// The transfer metrics pass promlint (zones/distrib lints the export ones).
 func TestExportMetricsLint(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := newExportMetrics(reg)
-	m.bytes.WithLabelValues("rbldnsd").Set(1)
-	m.errors.WithLabelValues("rbldnsd").Inc()
-	m.duration.WithLabelValues("rbldnsd").Observe(1)
 	cfg := defaultConfig()
 	cfg.DNS = "127.0.0.1:0"
 	srv := dnsd.New(cfg.dnsConfig(), &zones.Current{}, nil, reg)
@@ -321,7 +218,7 @@ func TestExportMetricsLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "blowback_export_") || strings.HasPrefix(p.Metric, "blowback_xfr_") {
+		if strings.HasPrefix(p.Metric, "blowback_xfr_") {
 			t.Errorf("%s: %s", p.Metric, p.Text)
 		}
 	}
@@ -334,4 +231,90 @@ func gatherAll(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
 		t.Fatal(err)
 	}
 	return mfs
+}
+
+// axfr transfers the zone from addr: its SOA serial and owner names, or an
+// error (refused, SERVFAIL, no answer).
+func axfr(addr string) (serial uint32, names []string, err error) {
+	m := new(dns.Msg)
+	m.SetAxfr("bl.blowback.test.")
+	ch, err := (&dns.Transfer{}).In(m, addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	for env := range ch {
+		if env.Error != nil {
+			return 0, nil, env.Error
+		}
+		for _, rr := range env.RR {
+			if soa, ok := rr.(*dns.SOA); ok {
+				serial = soa.Serial
+			}
+			names = append(names, rr.Header().Name)
+		}
+	}
+	return serial, names, nil
+}
+
+// Issue 13: a node that feeds its secondaries only by zone transfer (no
+// export dir) loses its store and restarts. The guard's baseline lives in
+// the data dir beside the store, so the empty zone, with its newer serial,
+// is held back from AXFR instead of wiping the secondaries; with the
+// persisted snapshot (DATA/snapshot.bin) still there, AXFR keeps serving
+// the last published zone.
+func TestNodeGuardAfterLostStore(t *testing.T) {
+	for _, lost := range [][]string{{"store"}, {"store", "snapshot.bin"}} {
+		t.Run(strings.Join(lost, "+"), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := defaultConfig()
+			cfg.Data = dir
+			cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+			cfg.Export.AllowTransfer = []string{"127.0.0.1/32"}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			n := newNode(cfg, slog.New(slog.DiscardHandler))
+			if err := n.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})
+				if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.PrefixFrom(ip, 32), Op: store.OpList, Who: "test", Reason: "guard test"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var before uint32
+			waitFor(t, "AXFR with the listings", func() bool {
+				s, names, err := axfr(n.dns.Addr().String())
+				before = s
+				return err == nil && slices.Contains(names, "13.2.0.192.bl.blowback.test.")
+			})
+			if err := n.Stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			// The store is lost; the node restarts on an empty one.
+			for _, p := range lost {
+				if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n2 := newNode(cfg, slog.New(slog.DiscardHandler))
+			if err := n2.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer n2.Stop()
+			waitFor(t, "guard holds back the empty zone", func() bool { return gaugeValue(t, n2.reg, "blowback_export_held_back") == 1 })
+			s, names, err := axfr(n2.dns.Addr().String())
+			switch {
+			case err != nil: // nothing published since the restart: secondaries keep theirs
+			case s == before && slices.Contains(names, "13.2.0.192.bl.blowback.test."):
+				// the persisted snapshot: what was published before
+			default:
+				t.Fatalf("AXFR after a lost store gave serial %d (had %d) with %d names: the secondaries would drop every listing", s, before, len(names))
+			}
+			if len(lost) == 2 && err == nil {
+				t.Errorf("without store and snapshot, AXFR served serial %d", s)
+			}
+		})
+	}
 }

@@ -31,6 +31,8 @@ func commands() []command {
 		{"list", "IP --reason TEXT", "list an address manually", cmdList},
 		{"delist", "IP --reason TEXT", "delist an address manually", cmdDelist},
 		{"export", "--format rbldnsd|bind|plain --out FILE", "write the current zone atomically", cmdExport},
+		{"keygen", "--out FILE", "a key pair for signing the exports (FILE, FILE.pub)", cmdKeygen},
+		{"verify", "FILE [--key KEY]", "check an export's signature: exit 0 valid, 1 not, 2 error", cmdVerify},
 		{"import", "--mbox FILE", "load historical backscatter from an mbox", cmdImport},
 		{"backup", "--out FILE", "write a backup of the store", cmdBackup},
 		{"restore", "--in FILE", "restore a backup into an empty data directory", cmdRestore},
@@ -104,12 +106,11 @@ func printUsage(w io.Writer, cmds []command) {
 }
 
 // newFlagSet returns a flag set whose parse errors are one line and exit 2;
-// -h prints the synopsis and the flags.
+// -h prints the synopsis and the flags (its Usage, called by parseFlags).
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	helpers[fs] = func() {
+	fs.Usage = func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: blowback %s %s\n\nflags:\n", name, synopsis)
 		fs.PrintDefaults()
@@ -118,19 +119,18 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// helpers holds the -h printer of each flag set (one process, one command).
-var helpers = map[*flag.FlagSet]func(){}
-
 // parseFlags parses args, allowing flags after positional arguments
-// ("check 127.0.0.2 --zone x"). -h prints usage and returns flag.ErrHelp.
+// ("check 127.0.0.2 --zone x"). -h prints usage and returns flag.ErrHelp;
+// a bad flag is a one-line usage error, without the flag list.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on every error
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				if h := helpers[fs]; h != nil {
-					h()
-				}
+				usage()
 				return nil, flag.ErrHelp
 			}
 			return nil, usageError("%v", err)

@@ -8,14 +8,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -61,37 +59,19 @@ func mnBuildBinary(t testing.TB) string {
 	return mnBuildOnce.path
 }
 
-// mnBuffer is a goroutine-safe log sink.
-type mnBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *mnBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *mnBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // mnProc is a child process whose stderr (the log) is kept and watched for
 // the "blowback running" line.
 type mnProc struct {
 	name  string
 	cmd   *exec.Cmd
-	log   *mnBuffer
+	log   *testenv.Output
 	ready chan map[string]string
 	done  chan struct{}
 }
 
 func mnStartProc(t testing.TB, name, bin string, args ...string) *mnProc {
 	t.Helper()
-	p := &mnProc{name: name, log: &mnBuffer{}, ready: make(chan map[string]string, 1), done: make(chan struct{})}
+	p := &mnProc{name: name, log: &testenv.Output{}, ready: make(chan map[string]string, 1), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = p.log, pw
@@ -189,27 +169,6 @@ func mnLogfmt(line string) map[string]string {
 	return kv
 }
 
-// mnFreePort finds a port free for both UDP and TCP on 127.0.0.1
-// (for daemons that cannot report the port they bound).
-func mnFreePort(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // mnMetric scrapes url (Prometheus text) for the sample of name whose
 // labels contain every given "k=\"v\"" string; -1 when absent.
 func mnMetric(t testing.TB, url, name string, labels ...string) float64 {
@@ -266,7 +225,7 @@ func mnListed(t *testing.T, server, ip string) bool {
 // --zone-file` or with rbldnsd, and returns the DNS address.
 func mnStartMirror(t *testing.T, kind, bin, file string) string {
 	t.Helper()
-	port := mnFreePort(t)
+	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	var p *mnProc
 	switch kind {
@@ -304,6 +263,9 @@ func (a *mnAdmin) do(method, path string, body io.Reader, out any) int {
 	a.t.Helper()
 	req, _ := http.NewRequest(method, a.base+path, body)
 	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json") // JSON POSTs require it (CONTRACT.md)
+	}
 	resp, err := a.c.Do(req)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", method, path, err)

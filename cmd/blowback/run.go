@@ -4,16 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/selftest"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -29,43 +29,53 @@ import (
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
-// nodeFlags registers the flags shared by run (CONTRACT.md) and returns a
+// nodeFlags registers the flags of `run` (CONTRACT.md) and returns a
 // function that loads the config file and applies the flags given.
 func nodeFlags(fs *flag.FlagSet) func() (Config, error) {
 	def := defaultConfig()
-	cfgPath := fs.String("config", "", "TOML config `FILE` (flags override it)")
-	data := fs.String("data", def.Data, "data `DIR` (badger store, admin token)")
-	smtpAddr := fs.String("smtp", def.SMTP, "trap SMTP listen `ADDR`")
+	set := sharedNodeFlags(fs, "data `DIR` (badger store, admin token)", "HTTP listen `ADDR` (API, lookup page, /metrics)")
 	dnsAddr := fs.String("dns", def.DNS, "DNS listen `ADDR` (UDP and TCP)")
-	httpAddr := fs.String("http", def.HTTP, "HTTP listen `ADDR` (API, lookup page, /metrics)")
 	zone := fs.String("zone", def.Zone, "DNSBL zone `NAME`")
+	exportDir := fs.String("export-dir", "", "keep <zone>.rbldnsd and <zone>.zone current in `DIR`")
+	set["dns"] = func(c *Config) { c.DNS = *dnsAddr }
+	set["zone"] = func(c *Config) { c.Zone = *zone }
+	set["export-dir"] = func(c *Config) { c.ExportDir = *exportDir }
+	return configLoader(fs, set)
+}
+
+// flagSetters sets, for each flag name, its value in a Config.
+type flagSetters map[string]func(*Config)
+
+// sharedNodeFlags registers the flags `run` and `trap` share.
+func sharedNodeFlags(fs *flag.FlagSet, dataUsage, httpUsage string) flagSetters {
+	def := defaultConfig()
+	data := fs.String("data", def.Data, dataUsage)
+	smtpAddr := fs.String("smtp", def.SMTP, "trap SMTP listen `ADDR`")
+	httpAddr := fs.String("http", def.HTTP, httpUsage)
 	domains := &stringList{vals: def.TrapDomains}
 	fs.Var(domains, "trap-domain", "trap `DOMAIN` (repeatable)")
-	exportDir := fs.String("export-dir", "", "keep <zone>.rbldnsd and <zone>.zone current in `DIR`")
 	logLevel := fs.String("log-level", def.LogLevel, "log `LEVEL`: debug, info, warn, error")
+	return flagSetters{
+		"data":        func(c *Config) { c.Data = *data },
+		"smtp":        func(c *Config) { c.SMTP = *smtpAddr },
+		"http":        func(c *Config) { c.HTTP = *httpAddr },
+		"trap-domain": func(c *Config) { c.TrapDomains = domains.vals },
+		"log-level":   func(c *Config) { c.LogLevel = *logLevel },
+	}
+}
+
+// configLoader registers --config and returns a function that loads the
+// config file, applies the flags given (set) and validates the result.
+func configLoader(fs *flag.FlagSet, set flagSetters) func() (Config, error) {
+	cfgPath := fs.String("config", "", "TOML config `FILE` (flags override it)")
 	return func() (Config, error) {
 		c, err := loadConfig(*cfgPath)
 		if err != nil {
 			return c, usageError("%v", err)
 		}
 		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "data":
-				c.Data = *data
-			case "smtp":
-				c.SMTP = *smtpAddr
-			case "dns":
-				c.DNS = *dnsAddr
-			case "http":
-				c.HTTP = *httpAddr
-			case "zone":
-				c.Zone = *zone
-			case "trap-domain":
-				c.TrapDomains = domains.vals
-			case "export-dir":
-				c.ExportDir = *exportDir
-			case "log-level":
-				c.LogLevel = *logLevel
+			if s := set[f.Name]; s != nil {
+				s(&c)
 			}
 		})
 		if err := c.validate(); err != nil {
@@ -109,6 +119,7 @@ func nodeCommand(name, synopsis string, args []string, stderr io.Writer,
 // serve starts n, waits for SIGINT or SIGTERM and stops it (the shell of
 // `run` and `trap`).
 func serve(log *slog.Logger, n startStopper) error {
+	raiseNoFile(log)
 	sig := notifyShutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	err := n.Start(ctx)
@@ -142,11 +153,20 @@ func waitForSignal(log *slog.Logger, sig chan os.Signal) {
 	}()
 }
 
-// component is something with a start and a stop.
-type component struct {
-	name  string
-	start func(ctx context.Context) error
-	stop  func(ctx context.Context) error
+// component is one part of a node (started in order, stopped in reverse).
+type component = lifecycle.Component
+
+// stopTimeout is the one deadline for stopping all of a node's components
+// (the systemd units give 45 s).
+const stopTimeout = 30 * time.Second
+
+// stopAll stops life's components under one deadline and logs "stopped".
+func stopAll(life *lifecycle.Group, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	err := life.Stop(ctx)
+	log.Info("stopped")
+	return err
 }
 
 // node is an all-in-one blowback: store, listing, DNS, trap, HTTP.
@@ -155,22 +175,25 @@ type node struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	st      *store.Store
-	cur     *zones.Current
-	eng     *listing.Engine
-	dns     *dnsd.Server
-	trap    *trap.Server
-	web     *web.Server
-	tester  *selftest.Tester // operator self-tests (nil: off)
-	started []component
-	ready   bool
-	mu      sync.Mutex
+	life   *lifecycle.Group
+	st     *store.Store
+	cur    *zones.Current
+	eng    *listing.Engine
+	dns    *dnsd.Server
+	trap   smtpTrap
+	web    *web.Server
+	tester *selftest.Tester // operator self-tests (nil: off)
 }
 
 func newNode(cfg Config, log *slog.Logger) *node {
+	return &node{cfg: cfg, log: log, reg: newRegistry(), cur: &zones.Current{}, life: lifecycle.New(log)}
+}
+
+// newRegistry is a node's metrics registry, with the Go and process collectors.
+func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &node{cfg: cfg, log: log, reg: reg, cur: &zones.Current{}}
+	return reg
 }
 
 // adminTokens returns the configured tokens, or the one kept in
@@ -209,14 +232,14 @@ func (n *node) Start(ctx context.Context) error {
 		return err
 	}
 	comps := []component{
-		{"store", func(ctx context.Context) error {
+		{Name: "store", Start: func(ctx context.Context) error {
 			n.st, err = store.Open(filepath.Join(cfg.Data, "store"), cfg.storeOptions(), n.log)
 			if err == nil {
 				n.st.RegisterMetrics(n.reg)
 			}
 			return err
-		}, func(ctx context.Context) error { return n.st.Close() }},
-		{"listing", func(ctx context.Context) error {
+		}, Stop: func(ctx context.Context) error { return n.st.Close() }},
+		{Name: "listing", Start: func(ctx context.Context) error {
 			lc := cfg.listingConfig(pol)
 			// Replies to self-test probes, from the trap or forwarded by trap
 			// nodes, go to the tester, not into the evidence (config_operator.go).
@@ -224,28 +247,26 @@ func (n *node) Start(ctx context.Context) error {
 			n.eng = listing.New(lc, n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
-		}, func(ctx context.Context) error { return n.eng.Stop(ctx) }},
-		{"selftest", func(ctx context.Context) error {
+		}, Stop: func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		{Name: "selftest", Start: func(ctx context.Context) error {
 			n.tester = newTester(cfg, n.st, n.eng, n.cur, n.log, n.reg)
 			return nil
-		}, func(ctx context.Context) error { return n.tester.Stop(ctx) }},
-		{"dns", func(ctx context.Context) error {
+		}, Stop: func(ctx context.Context) error { return n.tester.Stop(ctx) }},
+		{Name: "dns", Start: func(ctx context.Context) error {
 			dc, err := cfg.dnsServerConfig()
 			if err != nil {
 				return err
 			}
+			dc.ServeFailed = n.life.Failer("dns")
 			n.dns = dnsd.New(dc, n.cur, n.log, n.reg)
 			return n.dns.Start(cfg.DNS)
-		}, func(ctx context.Context) error { return n.dns.Stop(ctx) }},
-		{"trap", func(ctx context.Context) error {
-			tc, err := cfg.trapConfig()
-			if err != nil {
-				return err
-			}
-			n.trap = trap.New(tc, n.eng, n.log, n.reg)
-			return n.trap.Start(cfg.SMTP)
-		}, func(ctx context.Context) error { return n.trap.Stop(ctx) }},
-		{"http", func(ctx context.Context) error {
+		}, Stop: func(ctx context.Context) error { return n.dns.Stop(ctx) }},
+	}
+	// Zone distribution (AXFR/IXFR, NOTIFY) starts after DNS, stops before it.
+	comps = append(comps, n.zoneComponents()...)
+	comps = append(comps,
+		n.trap.component(cfg, n.life, n.log, n.reg, func() trap.Sink { return n.eng }),
+		component{Name: "http", Start: func(ctx context.Context) error {
 			wc := cfg.webConfig(tokens)
 			if n.tester.Enabled() {
 				wc.SelfTest = n.tester
@@ -253,51 +274,45 @@ func (n *node) Start(ctx context.Context) error {
 			if k := n.dns.Keys(); k != nil {
 				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
 			}
-			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.isReady)
+			wc.ServeFailed = n.life.Failer("http")
+			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.life.Ready)
 			return n.web.Start(cfg.HTTP)
-		}, func(ctx context.Context) error { return n.web.Stop(ctx) }},
+		}, Stop: func(ctx context.Context) error { return n.web.Stop(ctx) }})
+	if err := n.life.Start(ctx, comps...); err != nil {
+		return err
 	}
-	// Zone distribution (AXFR/IXFR, NOTIFY) starts after DNS, stops before it.
-	comps = append(comps[:4], append(n.zoneComponents(), comps[4:]...)...)
-	for _, c := range comps {
-		if err := c.start(ctx); err != nil {
-			return fmt.Errorf("start %s: %w", c.name, err)
-		}
-		n.mu.Lock()
-		n.started = append(n.started, c)
-		n.mu.Unlock()
-	}
-	n.mu.Lock()
-	n.ready = true
-	n.mu.Unlock()
 	n.log.Info("blowback running", "zone", cfg.Zone, "smtp", n.trap.Addr().String(), "dns", n.dns.Addr().String(),
 		"http", n.web.Addr().String(), "data", cfg.Data)
 	return nil
 }
 
-func (n *node) isReady() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ready
+// Stop stops the components in reverse order under one deadline.
+func (n *node) Stop() error { return stopAll(n.life, n.log) }
+
+// smtpTrap is the SMTP trap of either node, with its listener.
+type smtpTrap struct {
+	*trap.Server
+	l net.Listener
 }
 
-// Stop stops components in reverse order, each with a deadline.
-func (n *node) Stop() error {
-	n.mu.Lock()
-	n.ready = false
-	started := n.started
-	n.started = nil
-	n.mu.Unlock()
-	var errs []error
-	for i := len(started) - 1; i >= 0; i-- {
-		c := started[i]
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := c.stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			n.log.Warn("stop", "component", c.name, "err", err)
-			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+// component listens on cfg.SMTP and serves the trap, committing through
+// the sink that sink returns (known once the components before it
+// started); a serve loop that dies reports to life.
+func (t *smtpTrap) component(cfg Config, life *lifecycle.Group, log *slog.Logger, reg prometheus.Registerer, sink func() trap.Sink) component {
+	return component{Name: "trap", Start: func(ctx context.Context) error {
+		tc, err := cfg.trapConfig()
+		if err != nil {
+			return err
 		}
-		cancel()
-	}
-	n.log.Info("stopped")
-	return errors.Join(errs...)
+		tc.ServeFailed = life.Failer("trap")
+		l, err := net.Listen("tcp", cfg.SMTP)
+		if err != nil {
+			return fmt.Errorf("trap: listen %s: %w", cfg.SMTP, err)
+		}
+		t.l, t.Server = l, trap.New(tc, sink(), log, reg)
+		t.Serve(l)
+		log.Info("trap listening", "addr", l.Addr().String(), "domains", tc.Domains, "starttls", tc.TLS != nil,
+			"proxy_trusted", len(tc.ProxyTrusted))
+		return nil
+	}, Stop: func(ctx context.Context) error { return t.Server.Stop(ctx) }}
 }

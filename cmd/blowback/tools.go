@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/atomicfile"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -24,11 +26,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	zone := fs.String("zone", def.Zone, "DNSBL zone `NAME`")
 	timeout := fs.Duration("timeout", 5*time.Second, "query `TIMEOUT`")
 	quiet := fs.Bool("q", false, "quiet: exit status only")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	ip, err := oneIP(pos)
+	ip, err := parseIPArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -180,41 +178,44 @@ func readMessage(name string, max int64) ([]byte, error) {
 }
 
 func cmdBackup(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("backup", "--out FILE [flags]", stderr)
-	get := accessFlags(fs)
-	out := fs.String("out", "", "backup `FILE` (badger backup stream)")
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *out == "" {
-		return usageError("--out is required")
-	}
-	a, err := get()
+	a, out, err := fileArgs("backup", "out", "backup `FILE` (badger backup stream)", args, stderr)
 	if err != nil {
 		return err
 	}
+	// A backup holds raw messages and trap addresses: owner-only, like
+	// admin.token (issue 13 item 12).
 	st, err := store.Open(filepath.Join(a.cfg.Data, "store"), a.cfg.storeOptions(), nil)
+	if errors.Is(err, store.ErrLocked) {
+		return atomicfile.Write(out, backupPerm, func(w io.Writer) error { return a.call("GET", "/api/v1/admin/backup", nil, w) })
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
-			return zones.WriteFileAtomic(*out, func(w io.Writer) error { return a.call("GET", "/api/v1/admin/backup", nil, w) })
-		}
 		return err
 	}
 	defer st.Close()
-	return zones.WriteFileAtomic(*out, func(w io.Writer) error { _, err := st.DB().Backup(w, 0); return err })
+	return atomicfile.Write(out, backupPerm, st.Backup)
 }
 
-func cmdRestore(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("restore", "--in FILE [flags]", stderr)
+// fileArgs parses the flags of backup and restore: the access flags and
+// one required file flag, --flag FILE.
+func fileArgs(name, flag, usage string, args []string, stderr io.Writer) (*access, string, error) {
+	fs := newFlagSet(name, "--"+flag+" FILE [flags]", stderr)
 	get := accessFlags(fs)
-	in := fs.String("in", "", "backup `FILE` written by blowback backup")
+	file := fs.String(flag, "", usage)
 	if _, err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, "", err
 	}
-	if *in == "" {
-		return usageError("--in is required")
+	if *file == "" {
+		return nil, "", usageError("--%s is required", flag)
 	}
 	a, err := get()
+	return a, *file, err
+}
+
+// backupPerm is the mode of a backup file.
+const backupPerm = 0o600
+
+func cmdRestore(args []string, stdout, stderr io.Writer) error {
+	a, in, err := fileArgs("restore", "in", "backup `FILE` written by blowback backup", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -222,7 +223,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("%s is not empty: restore into a new data directory", dir)
 	}
-	f, err := os.Open(*in)
+	f, err := os.Open(in)
 	if err != nil {
 		return err
 	}
@@ -232,9 +233,9 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.DB().Load(f, 256); err != nil {
-		return fmt.Errorf("restore: %w", err)
+	if err := st.Restore(f); err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "restored %s into %s\n", *in, dir)
+	fmt.Fprintf(stdout, "restored %s into %s\n", in, dir)
 	return nil
 }

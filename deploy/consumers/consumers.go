@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-//go:embed *.cf *.conf rspamd/*.conf rspamd/*.lua haraka/*.js haraka/*.ini
+//go:embed *.cf *.conf rspamd/*.conf rspamd/*.lua haraka/plugins/*.js haraka/config/*
 var files embed.FS
 
 // Snippet is one consumer configuration file.
@@ -28,8 +28,9 @@ var titles = []struct{ file, title string }{
 	{"spamassassin.cf", "SpamAssassin"},
 	{"rspamd/groups.conf", "rspamd (local.d/groups.conf)"},
 	{"rspamd/rspamd.local.lua", "rspamd (rspamd.local.lua), safe mode"},
-	{"haraka/blowback.js", "Haraka (plugins/blowback.js), safe mode"},
-	{"haraka/blowback.ini", "Haraka (config/blowback.ini)"},
+	{"haraka/plugins/blowback.js", "Haraka (plugins/blowback.js), safe mode"},
+	{"haraka/config/blowback.ini", "Haraka (config/blowback.ini)"},
+	{"haraka/config/plugins", "Haraka (config/plugins)"},
 }
 
 // Snippets returns the snippets in a fixed order with ExampleZone

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // CI reports whether missing tools are failures (BLOWBACK_CI=1).
@@ -121,4 +122,18 @@ func Daemon(t testing.TB, path string, args ...string) *Output {
 		}
 	})
 	return out
+}
+
+// Eventually waits until cond holds, looking every 5 ms, and fails the
+// test if it does not within a minute. It is a wait on a condition, not a
+// timing threshold: on a loaded machine it only takes longer.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -163,8 +163,13 @@ func (c *checker) poisonScenarios() {
 		Errors: fmt.Sprintf("third parties with evidence or listed: %d %s; lookup err %v", len(leaks), strings.Join(leaks, "; "), errStr(err)),
 		OK:     err == nil && len(leaks) == 0 && own.total() == acked && acked == 40})
 
-	// Public delist abuse.
+	// Public delist abuse. Only a real delist of a listed address is
+	// charged (issue 13.7): each target is listed by the admin first.
 	delist := func(src, ip string, hdr map[string]string) int {
+		lb, _ := json.Marshal(map[string]string{"ip": ip, "reason": "reliability test: list before the delist"})
+		if code, _, err := do(httpFrom("127.0.0.1"), "POST", "http://"+n.http+"/api/v1/admin/list", "Bearer "+c.adminTok, lb, nil); err != nil || code != 200 {
+			return -code
+		}
 		b, _ := json.Marshal(map[string]string{"ip": ip, "reason": "reliability test"})
 		code, _, err := do(httpFrom(src), "POST", "http://"+n.http+"/api/v1/delist", "", b, hdr)
 		if err != nil {
@@ -343,18 +348,18 @@ func htmlUnescape(s string) string {
 
 func redact(h, tok string) string { return strings.ReplaceAll(h, tok, "<admin token>") }
 
-// inspectCompare reads the web package's sources: token and CSRF checks
+// inspectCompare reads the web, intake and forward packages' sources: token and CSRF checks
 // must use crypto/subtle or hmac.Equal, and no token may be compared with
 // == or !=.
 func (c *checker) inspectCompare() row {
-	r := row{Scenario: "Constant-time compare (source)", Load: "web/*.go, forward/*.go", Faults: "-", Events: "-"}
+	r := row{Scenario: "Constant-time compare (source)", Load: "web/*.go, intake/*.go, forward/*.go", Faults: "-", Events: "-"}
 	src := os.Getenv("RELCHECK_SRC")
 	if src == "" {
 		src = "."
 	}
 	var good, bad []string
 	cmpRE := regexp.MustCompile(`(?i)(tok(en)?s?\b|secret|\bmac\b)[^=!\n]*(==|!=)|(==|!=)[^=\n]*(tok(en)?\b|secret)`)
-	for _, dir := range []string{"web", "forward"} {
+	for _, dir := range []string{"web", "intake", "forward"} {
 		files, _ := filepath.Glob(filepath.Join(src, dir, "*.go"))
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {

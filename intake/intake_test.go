@@ -1,4 +1,4 @@
-package web
+package intake
 
 import (
 	"bytes"
@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,10 +22,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
+	"github.com/blowback-dnsbl/blowback/internal/metric"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -36,40 +41,30 @@ const (
 	tokB        = "node-b-token-0123456789"
 )
 
-// syncBuffer collects log output (to check that no token is ever logged).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type intakeEnv struct {
 	t      *testing.T
 	st     *store.Store
-	srv    *Server
+	eng    *listing.Engine
+	in     *Intake
 	reg    *prometheus.Registry
 	base   string
 	client *http.Client
-	logs   *syncBuffer
+	logs   *testenv.Output
 	stop   func()
 }
 
-// startIntake runs store, engine and web server; dir holds the store (so a
-// second server can reopen it).
+// startIntake runs store, engine and the intake behind an HTTP server
+// routed as the web server routes it (admin calls behind intakeAdmin);
+// dir holds the store (so a second server can reopen it). tc, when set,
+// makes the server HTTPS.
 func startIntake(t *testing.T, dir string, mod func(*Config)) *intakeEnv {
 	t.Helper()
-	logs := &syncBuffer{}
+	return startIntakeTLS(t, dir, mod, nil)
+}
+
+func startIntakeTLS(t *testing.T, dir string, mod func(*Config), tc *tls.Config) *intakeEnv {
+	t.Helper()
+	logs := &testenv.Output{} // to check that no token is ever logged
 	var w io.Writer = logs
 	if testing.Verbose() {
 		w = io.MultiWriter(logs, os.Stderr)
@@ -87,24 +82,42 @@ func startIntake(t *testing.T, dir string, mod func(*Config)) *intakeEnv {
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{AdminTokens: []string{intakeAdmin}, NodeTokens: map[string]string{"trap-a": tokA}}
+	isAdmin := func(tok string) bool { return tok == intakeAdmin }
+	cfg := Config{NodeTokens: map[string]string{"trap-a": tokA}, IsAdmin: isAdmin}
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv := New(cfg, eng, st, cur, log, reg, reg, nil)
-	if err := srv.Start("127.0.0.1:0"); err != nil {
+	in := New(cfg, eng, st, log, reg)
+	admin := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !isAdmin(httpjson.Bearer(r)) {
+				httpjson.Error(w, http.StatusUnauthorized, "admin token required")
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST "+forward.Path, in)
+	mux.HandleFunc("GET /api/v1/admin/nodes", admin(in.ServeNodes))
+	mux.HandleFunc("POST /api/v1/admin/nodes/{node}/revoke", admin(in.ServeRevoke))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	e := &intakeEnv{t: t, st: st, srv: srv, reg: reg, base: "http://" + srv.Addr().String(), client: &http.Client{}, logs: logs}
-	if cfg.TLS != nil {
-		e.base = "https://" + srv.Addr().String()
+	base := "http://" + ln.Addr().String()
+	if tc != nil {
+		ln, base = tls.NewListener(ln, tc), "https://"+ln.Addr().String()
 	}
+	srv := &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	e := &intakeEnv{t: t, st: st, eng: eng, in: in, reg: reg, base: base, client: &http.Client{}, logs: logs}
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			srv.Stop(ctx)
+			srv.Shutdown(ctx)
 			eng.Stop(ctx)
 			st.Close()
 		})
@@ -126,7 +139,8 @@ func intakeEvent(ip string) store.Event {
 		Kind: store.KindBounce}
 }
 
-// post sends a batch; enc "gzip" compresses it.
+// post sends a batch; enc "gzip" compresses it, "gzip-raw" sends it as
+// gzip as it is.
 func (e *intakeEnv) post(token string, body []byte, enc string) (int, forward.Result, string) {
 	e.t.Helper()
 	if enc == "gzip" {
@@ -136,7 +150,11 @@ func (e *intakeEnv) post(token string, body []byte, enc string) (int, forward.Re
 		zw.Close()
 		body = buf.Bytes()
 	}
+	if enc == "gzip-raw" {
+		enc = "gzip"
+	}
 	req, _ := http.NewRequest("POST", e.base+"/api/v1/evidence", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -226,7 +244,7 @@ func TestEvidenceIdempotent(t *testing.T) {
 	if n := len(e.events("203.0.113.6")); n != 1 {
 		t.Fatalf("203.0.113.6 has %d events, want 1", n)
 	}
-	d, _, _, err := e.srv.eng.Decide(netip.MustParseAddr("203.0.113.5"))
+	d, _, _, err := e.eng.Decide(netip.MustParseAddr("203.0.113.5"))
 	if err != nil || !d.Listed {
 		t.Fatalf("forwarded evidence not scored: %+v %v", d, err)
 	}
@@ -256,8 +274,7 @@ func TestEvidenceRawAndRejections(t *testing.T) {
 }
 
 func TestEvidenceBadBodies(t *testing.T) {
-	e := startIntake(t, t.TempDir(), nil)
-	e.srv.intake.maxBody, e.srv.intake.maxInflate = 1<<20, 4<<20
+	e := startIntake(t, t.TempDir(), func(c *Config) { c.MaxBody, c.MaxInflate = 1<<20, 4<<20 })
 	zeros := bytes.Repeat([]byte(" "), 4<<20+1) // compresses to little, inflates past the limit
 	for _, tc := range []struct {
 		name string
@@ -272,24 +289,7 @@ func TestEvidenceBadBodies(t *testing.T) {
 		{"too big", bytes.Repeat([]byte(" "), 1<<20+1), "", 413},
 		{"empty batch", []byte(`{"events":[]}`), "", 200},
 	} {
-		enc := tc.enc
-		req := func() (int, string) {
-			if enc == "gzip-raw" {
-				req, _ := http.NewRequest("POST", e.base+"/api/v1/evidence", bytes.NewReader(tc.body))
-				req.Header.Set("Authorization", "Bearer "+tokA)
-				req.Header.Set("Content-Encoding", "gzip")
-				resp, err := e.client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return resp.StatusCode, string(b)
-			}
-			code, _, body := e.post(tokA, tc.body, enc)
-			return code, body
-		}
-		if code, body := req(); code != tc.code {
+		if code, _, body := e.post(tokA, tc.body, tc.enc); code != tc.code {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.code)
 		}
 	}
@@ -306,12 +306,12 @@ func TestEvidenceTokensFileReload(t *testing.T) {
 		}
 	}
 	write("# trap nodes\ntrap-b " + tokB + "\n")
-	e := startIntake(t, t.TempDir(), func(c *Config) { c.Intake.TokensFile = file })
+	e := startIntake(t, t.TempDir(), func(c *Config) { c.TokensFile = file })
 	var mu sync.Mutex
 	clock := time.Now()
-	e.srv.intake.mu.Lock()
-	e.srv.intake.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	e.srv.intake.mu.Unlock()
+	e.in.mu.Lock()
+	e.in.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	e.in.mu.Unlock()
 	advance := func() { mu.Lock(); clock = clock.Add(2 * time.Second); mu.Unlock() }
 	send := func(tok, ip string) int {
 		code, _, _ := e.post(tok, batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent(ip)}}), "")
@@ -349,6 +349,7 @@ func TestEvidenceRevokeNode(t *testing.T) {
 	admin := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, e.base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+intakeAdmin)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := e.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -402,16 +403,12 @@ func TestEvidenceRevokeNode(t *testing.T) {
 	if c := send(e2, "node-a-token-renewed-0123"); c != 200 {
 		t.Fatalf("new token: %d", c)
 	}
-	mfs, err := e2.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if probs, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil || len(probs) > 0 {
-		t.Errorf("promlint: %v %v", probs, err)
+	if err := metric.Lint(e2.reg); err != nil {
+		t.Error(err)
 	}
 }
 
-// HTTPS with client certificates: the public pages need none, evidence
+// HTTPS with client certificates: the connection needs none, evidence
 // needs a verified one when RequireClientCert is set.
 func TestEvidenceClientCertificate(t *testing.T) {
 	pki := forwardtest.NewPKI(t, t.TempDir())
@@ -419,17 +416,19 @@ func TestEvidenceClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startIntake(t, t.TempDir(), func(c *Config) { c.TLS = tc; c.Intake.RequireClientCert = true })
+	e := startIntakeTLS(t, t.TempDir(), func(c *Config) { c.RequireClientCert = true }, tc)
 	pool := x509.NewCertPool()
 	pool.AddCert(pki.CA)
 	e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := e.client.Get(e.base + "/healthz")
+	// The handshake needs no client certificate (the public pages on the
+	// same listener keep working); the evidence call does.
+	resp, err := e.client.Get(e.base + "/api/v1/admin/nodes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("healthz without client cert: %d", resp.StatusCode)
+	if resp.StatusCode != 401 {
+		t.Fatalf("admin call without client cert or token: %d, want 401", resp.StatusCode)
 	}
 	body := batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent("192.0.2.40")}})
 	if c, _, _ := e.post(tokA, body, ""); c != 403 {
@@ -471,7 +470,7 @@ func TestParseNodeTokens(t *testing.T) {
 // each, from two concurrent clients) into a central node's intake with a
 // synced on-disk store: the central side of forwarding, without TLS.
 //
-//	go test ./web -run '^$' -bench EvidenceIntake -benchtime 20000x
+//	go test ./intake -run '^$' -bench EvidenceIntake -benchtime 20000x
 func BenchmarkEvidenceIntake(b *testing.B) {
 	b.Run("raw=none", func(b *testing.B) { benchIntake(b, false) })
 	b.Run("raw=1KB", func(b *testing.B) { benchIntake(b, true) })
@@ -539,4 +538,132 @@ func FuzzParseNodeTokens(f *testing.F) {
 			}
 		}
 	})
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (n int, err error) {
+	n, err = c.Reader.Read(p)
+	c.n += int64(n)
+	return
+}
+
+// A gzip bomb stops at the decompressed limit while it is read (issue 13
+// item 9): the default limit is the plain body limit, the answer is 413,
+// and the rest of the compressed body is never inflated.
+func TestEvidenceGzipBomb(t *testing.T) {
+	e := startIntake(t, t.TempDir(), nil)
+	// Valid JSON that inflates past DefaultMaxBody: accepted if nothing
+	// bounds the inflated size below it.
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write([]byte(`{"node":"`))
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	for i := 0; i < 4*DefaultMaxBody>>20; i++ {
+		zw.Write(chunk)
+	}
+	zw.Write([]byte(`","events":[]}`))
+	zw.Close()
+	bomb := buf.Bytes()
+
+	body := &countingReader{Reader: bytes.NewReader(bomb)}
+	req := httptest.NewRequest("POST", forward.Path, body)
+	req.Header.Set("Authorization", "Bearer "+tokA)
+	req.Header.Set("Content-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	e.in.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("bomb of %d bytes (%d inflated): %d %s, want 413", len(bomb), 4*DefaultMaxBody, rec.Code, rec.Body)
+	}
+	if body.n > int64(len(bomb))/2 {
+		t.Errorf("read %d of %d compressed bytes: inflated past the limit", body.n, len(bomb))
+	}
+	// Over HTTP too, and the node can still post.
+	if code, _, msg := e.post(tokA, bomb, "gzip-raw"); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("over HTTP: %d %s", code, msg)
+	}
+	if code, _, msg := e.post(tokA, batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent("192.0.2.50")}}), "gzip"); code != 200 {
+		t.Errorf("after the bomb: %d %s", code, msg)
+	}
+}
+
+// At most MaxInFlight batches are read at once; one more gets 503 with
+// Retry-After (a trap retries it) until a slot frees (issue 13 item 9).
+func TestEvidenceInFlightCap(t *testing.T) {
+	e := startIntake(t, t.TempDir(), func(c *Config) { c.MaxInFlight = 1 })
+	// The first batch holds the slot: its body arrives in two parts.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", e.base+forward.Path, pr)
+	req.Header.Set("Authorization", "Bearer "+tokA)
+	first := make(chan int, 1)
+	go func() {
+		resp, err := e.client.Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	body := batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent("192.0.2.51")}})
+	pw.Write(body[:10])
+	testenv.Eventually(t, "the first batch to take its slot", func() bool { return len(e.in.slots) == 1 })
+	req2, _ := http.NewRequest("POST", e.base+forward.Path, bytes.NewReader(body))
+	req2.Header.Set("Authorization", "Bearer "+tokA)
+	resp, err := e.client.Do(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second batch in flight: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	pw.Write(body[10:])
+	pw.Close()
+	if c := <-first; c != 200 {
+		t.Fatalf("first batch: %d", c)
+	}
+	if c, _, msg := e.post(tokA, body, ""); c != 200 {
+		t.Errorf("after the slot freed: %d %s", c, msg)
+	}
+	var m dto.Metric
+	e.in.m.batches.WithLabelValues("busy").Write(&m)
+	if v := m.GetCounter().GetValue(); v != 1 {
+		t.Errorf("busy batches counted %v, want 1", v)
+	}
+}
+
+// ingestFunc is a fake Ingester.
+type ingestFunc func(ctx context.Context, e *store.Event, raw []byte) error
+
+func (f ingestFunc) Ingest(ctx context.Context, e *store.Event, raw []byte) error {
+	return f(ctx, e, raw)
+}
+
+var _ Ingester = ingestFunc(nil)
+
+// A panic while ingesting one event is recovered, counted in the host's
+// panic counter, and answered 503 (the trap retries the batch); without a
+// store the intake still authenticates configured nodes.
+func TestEvidencePanicRecovered(t *testing.T) {
+	panics := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_panics_total", Help: "x"})
+	var calls int
+	in := New(Config{NodeTokens: map[string]string{"trap-a": tokA}, Panics: panics},
+		ingestFunc(func(context.Context, *store.Event, []byte) error {
+			calls++
+			panic("boom")
+		}), nil, nil, nil)
+	req := httptest.NewRequest("POST", forward.Path, bytes.NewReader(batchJSON(t, forward.Batch{Events: []store.Event{intakeEvent("192.0.2.60")}})))
+	req.Header.Set("Authorization", "Bearer "+tokA)
+	rec := httptest.NewRecorder()
+	in.ServeHTTP(rec, req)
+	var m dto.Metric
+	panics.Write(&m)
+	if rec.Code != http.StatusServiceUnavailable || calls != 1 || m.GetCounter().GetValue() != 1 {
+		t.Errorf("status %d, %d calls, %v panics counted; want 503, 1, 1", rec.Code, calls, m.GetCounter().GetValue())
+	}
 }

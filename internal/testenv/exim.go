@@ -1,0 +1,148 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Exim is a throwaway Exim: Debian's exim4 binary (installed, or unpacked
+// from its .deb with dpkg -x, so it does not conflict with Postfix) with a
+// configuration, spool and log of its own, running as an unprivileged
+// user of its own (nobody).
+type Exim struct {
+	Bin    string // the exim4 binary
+	Dir    string // configuration, spool and log live here
+	Config string // the configuration file
+}
+
+// EximBinary finds an exim4 binary: $BLOWBACK_EXIM, exim4 on PATH or in
+// /usr/sbin, else Debian's exim4-daemon-light .deb unpacked with dpkg -x
+// (the .deb is looked for in $BLOWBACK_EXIM_DEBS, the repository root, the
+// directory above it and /work/main). None: the test skips (fails in CI).
+func EximBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("BLOWBACK_EXIM"); p != "" {
+		return p
+	}
+	for _, p := range []string{"exim4", "/usr/sbin/exim4"} {
+		if q, err := exec.LookPath(p); err == nil {
+			return q
+		}
+	}
+	var deb string
+	for _, d := range EximDebDirs(t) {
+		if m, _ := filepath.Glob(filepath.Join(d, "exim4-daemon-light_*.deb")); len(m) > 0 {
+			deb = m[len(m)-1]
+			break
+		}
+	}
+	if deb == "" {
+		Missing(t, "no exim4 (install exim4-daemon-light, or put its .deb in the repository root or $BLOWBACK_EXIM_DEBS)")
+		return ""
+	}
+	dpkg := Tool(t, "dpkg")
+	root := t.TempDir()
+	if out, err := exec.Command(dpkg, "-x", deb, root).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
+	}
+	bin := filepath.Join(root, "usr", "sbin", "exim4")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s holds no usr/sbin/exim4: %v", deb, err)
+	}
+	return bin
+}
+
+// EximDebDirs are the directories the Exim .debs are looked for in, in
+// order: $BLOWBACK_EXIM_DEBS (.ci/run downloads them there with apt-get
+// download), the repository root, the directory above it, /work/main.
+func EximDebDirs(t testing.TB) []string {
+	var dirs []string
+	if d := os.Getenv("BLOWBACK_EXIM_DEBS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	return append(dirs, Root(t), filepath.Join(Root(t), ".."), "/work/main")
+}
+
+// NewExim sets up an Exim whose configuration is body (options, then
+// "begin acl" and the rest) after a header that gives it its own spool,
+// log, user and host name. It needs root (Exim takes -C from root only
+// without dropping privilege) and skips otherwise.
+func NewExim(t testing.TB, body string) *Exim {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "the Exim tests need root (exim -C with a private configuration)")
+	}
+	bin := EximBinary(t)
+	usr, grp := "nobody", "nogroup"
+	if _, err := user.Lookup(usr); err != nil {
+		Missing(t, "no user nobody for Exim to run as")
+	}
+	if _, err := user.LookupGroup(grp); err != nil {
+		grp = "nobody"
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"spool", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(dir, d), 0o777)
+	}
+	// Exim runs as nobody: it must reach its spool through t.TempDir's
+	// private (0700) directories.
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	conf := fmt.Sprintf(`exim_user = %s
+exim_group = %s
+primary_hostname = mx.exim.test
+spool_directory = %s
+log_file_path = %s/%%slog
+`, usr, grp, filepath.Join(dir, "spool"), filepath.Join(dir, "log")) + body
+	path := filepath.Join(dir, "exim.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &Exim{Bin: bin, Dir: dir, Config: path}
+	if out, err := exec.Command(bin, "-C", path, "-bV").CombinedOutput(); err != nil {
+		t.Fatalf("exim -bV rejects the configuration: %v\n%s", err, out)
+	}
+	return e
+}
+
+// HostCheck runs `exim -bh ip`: an SMTP session as if from ip, with every
+// ACL run for real and nothing delivered. dialogue is what the client
+// sends (CRLF line ends are added); stdout holds the server's replies,
+// stderr Exim's account of each ACL step. When nameserver is set (an IPv4
+// address serving DNS on port 53), Exim's resolver is pointed at it by a
+// resolv.conf bind-mounted over /etc/resolv.conf in a mount namespace of
+// its own (unshare -m), which only this Exim sees.
+func (e *Exim) HostCheck(t testing.TB, ip, nameserver string, dialogue ...string) (stdout, stderr string) {
+	t.Helper()
+	args := []string{e.Bin, "-C", e.Config, "-bh", ip}
+	if nameserver != "" {
+		unshare := Tool(t, "unshare")
+		resolv := filepath.Join(e.Dir, "resolv.conf")
+		if err := os.WriteFile(resolv, []byte("nameserver "+nameserver+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{unshare, "-m", "--propagation", "private", "sh", "-c",
+			`mount --bind "$0" /etc/resolv.conf && exec "$@"`, resolv}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stdin = strings.NewReader(strings.Join(dialogue, "\r\n") + "\r\n")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil && out.Len() == 0 {
+		t.Fatalf("exim -bh %s: %v\n%s", ip, err, errb.String())
+	}
+	return out.String(), errb.String()
+}
