@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -96,5 +97,41 @@ func TestClusterSnapshotJoin(t *testing.T) {
 	zones.WriteRbldnsd(&e3, s3, zones.SOA{})
 	if !bytes.Equal(e1.Bytes(), e3.Bytes()) || s1.Len() < 160 {
 		t.Errorf("exports differ (%d and %d bytes) or too few listed (%d)", e1.Len(), e3.Len(), s1.Len())
+	}
+}
+
+// TestClusterReplicaLosesDisk: a replica whose disk is replaced comes back
+// under the same name; its durable consumer had acknowledged everything,
+// so it is recreated at the (empty) store's position and the replica
+// applies the whole stream again.
+func TestClusterReplicaLosesDisk(t *testing.T) {
+	nc := clustertest.Start(t, 1)
+	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 1, Timeout: 3 * time.Second}
+	admin, err := cluster.Connect(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	waitFor(t, "stream created", 60*time.Second, func() bool { _, err := admin.Init(ctx, 100); return err == nil })
+	dir := filepath.Join(t.TempDir(), "r1")
+	r1 := startReplica(t, cfg, "r1", dir)
+	for i := range 50 {
+		if _, err := admin.PublishEvent(ctx, event(i, "trap1"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "applied", 60*time.Second, func() bool { return r1.rep.Applied() == 50 })
+	before := r1.cur.Load().Serial
+	r1.stop()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	r1.start()
+	waitFor(t, "applied again from an empty disk", 60*time.Second, func() bool { return r1.rep.Applied() == 50 })
+	n := 0
+	r1.st.ScanRefs(ctx, func(store.Ref) error { n++; return nil })
+	if n != 50 || r1.cur.Load().Serial != before || before != 150 {
+		t.Errorf("after the new disk: %d events (want 50), serial %d (before %d, want 150)", n, r1.cur.Load().Serial, before)
 	}
 }
