@@ -127,13 +127,28 @@ type analysis struct {
 	attachments []attachment
 	links       []string // hosts of links in the notice
 
-	ndr, ndrDone bool // strongNDR's answer, once computed
+	ndr, ndrDone bool        // strongNDR's answer, once computed
+	nh, fh       *phraseHits // phrase index hits of notice and full, once computed
+	lowHdr       map[string]string
 
 	kind    store.Kind
 	subKind string
 	vendor  string
 	signals []string
 	seen    map[string]bool
+}
+
+// lowerHdr is the first value of an outer field, lower case, computed once.
+func (a *analysis) lowerHdr(name string) string {
+	if v, ok := a.lowHdr[name]; ok {
+		return v
+	}
+	if a.lowHdr == nil {
+		a.lowHdr = map[string]string{}
+	}
+	v := strings.ToLower(a.hdr.get(name))
+	a.lowHdr[name] = v
+	return v
 }
 
 func (a *analysis) signal(s string) {
@@ -326,19 +341,22 @@ func (a *analysis) challenge() bool {
 			}
 		}
 		for _, m := range s.hdrMatch {
-			if hit == "" && strings.Contains(strings.ToLower(a.hdr.get(m[0])), m[1]) {
+			if hit == "" && strings.Contains(a.lowerHdr(m[0]), m[1]) {
 				hit = "header:" + strings.ToLower(m[0])
 			}
 		}
 		for _, d := range s.domains {
 			for _, v := range domains {
-				if hit == "" && v != "" && (v == d || strings.HasSuffix(v, "."+d) || strings.Contains(v, "@"+d) || strings.Contains(v, "."+d+">") || strings.Contains(v, "/"+d)) {
+				if hit == "" && v != "" && strings.Contains(v, d) && (v == d || strings.HasSuffix(v, "."+d) || strings.Contains(v, "@"+d) || strings.Contains(v, "."+d+">") || strings.Contains(v, "/"+d)) {
 					hit = "domain:" + d
 				}
 			}
 		}
 		if hit == "" {
-			if p, ok := containsAny(a.subj, s.subjects); ok {
+			// A generic subject ("please confirm your email") is also what a
+			// sign-up confirmation says: it counts for a challenge only with
+			// a held message (a hold phrase, a returned copy or a reply).
+			if p, ok := containsAny(a.subj, s.subjects); ok && (s.name != "generic" || a.heldMessage()) {
 				hit = "subject:" + token(p)
 			}
 		}
@@ -350,8 +368,11 @@ func (a *analysis) challenge() bool {
 		}
 	}
 	// A text that asks the sender to act so that a held message passes.
-	act, ok1 := containsAffirmed(a.notice, challengeAct)
-	hold, ok2 := containsAny(a.notice, challengeHold)
+	act, ok1 := "", false
+	if _, any := a.noticeHits().any(challengeAct); any {
+		act, ok1 = containsAffirmed(a.notice, challengeAct)
+	}
+	hold, ok2 := a.noticeHits().any(challengeHold)
 	if ok1 && ok2 && a.automated() && !a.strongNDR() {
 		a.kind, a.subKind = store.KindChallenge, "generic"
 		a.signal("challenge:generic")
@@ -360,6 +381,13 @@ func (a *analysis) challenge() bool {
 		return true
 	}
 	return false
+}
+
+// heldMessage: the text speaks of a message held until the sender acts,
+// or the notice answers a message (returned copy, In-Reply-To).
+func (a *analysis) heldMessage() bool {
+	_, hold := a.noticeHits().any(challengeHold)
+	return hold || a.orig != nil || a.hdr.has("In-Reply-To") || a.hdr.has("References")
 }
 
 // readReceipt: RFC 8098 MDNs, and the text receipts of mail clients that
@@ -380,14 +408,13 @@ func (a *analysis) readReceipt() bool {
 	}
 	read := []string{"read:", "read receipt", "return receipt", "read notification", "gelesen:", "lu :", "lu:", "leído:", "letto:", "gelezen:", "läst:", "læst:", "luettu:", "odczytano:", "прочитано:", "開封", "已读", "읽음"}
 	notRead := []string{"not read:", "nicht gelesen:", "non lu :", "no leído:"}
-	body := []string{"was read on", "has been read", "was read at", "your message was read", "wurde gelesen", "a été lu", "fue leído", "è stato letto", "is gelezen", "was displayed", "開封されました"}
 	if p, ok := containsPrefix(a.subj, notRead); ok && !a.strongNDR() {
 		a.kind, a.subKind = store.KindMDN, "not-read"
 		a.signal("subject:" + token(p))
 		return true
 	}
 	if p, ok := containsPrefix(a.subj, read); ok {
-		if b, ok := containsAny(a.notice, body); ok && !a.strongNDR() {
+		if b, ok := a.noticeHits().any(receiptBody); ok && !a.strongNDR() {
 			a.kind, a.subKind = store.KindMDN, "read-notice"
 			a.signal("subject:" + token(p))
 			a.signal("phrase:" + token(b))
@@ -481,20 +508,103 @@ func (a *analysis) deliveryReport() bool {
 	return true
 }
 
-// linkCheck turns a bounce without any returned message or report fields
-// whose text links to unrelated sites into a fake bounce.
+// linkCheck turns a bounce whose links all point away from both the
+// bouncing site and the quoted original into a fake bounce. Real notices
+// link to their own organisation ("find our contacts on
+// http://www.example-org.it"), to their provider's help pages, or quote
+// the original's links; a fake's links lead elsewhere. A report with a returned
+// message or RFC 3464 fields is never judged by its links.
 func (a *analysis) linkCheck() {
 	if a.kind != store.KindBounce || a.orig != nil || a.dsn != nil && !a.dsnText {
 		return
 	}
+	var own []string // sites of the bouncer and of the quoted original
 	for _, h := range a.links {
 		if a.benignHost(h) {
+			continue
+		}
+		if own == nil {
+			own = a.ownSites()
+		}
+		if hostInSites(h, own) && !a.lure() {
+			a.signal("link:own-site")
 			continue
 		}
 		a.kind, a.subKind = store.KindSpam, "fake-bounce-link"
 		a.signal("link:unrelated")
 		return
 	}
+}
+
+// ownSites are the registrable domains of the bouncer (From, Message-ID,
+// Reporting-MTA, the hosts of its Received fields) and of the quoted
+// original (its addresses, Message-ID and links).
+func (a *analysis) ownSites() []string {
+	sites := []string{}
+	add := func(v string) {
+		v = strings.ToLower(strings.Trim(strings.TrimSpace(v), "<>[]. "))
+		if i := strings.LastIndexByte(v, '@'); i >= 0 {
+			v = v[i+1:]
+		}
+		v = strings.Trim(v, "<>[]. ")
+		if v == "" || !strings.Contains(v, ".") || isIPLiteral(v) || a.isTrapAddr("x@"+v) {
+			return
+		}
+		sites = append(sites, site(v))
+	}
+	add(a.fromDomain)
+	add(a.hdr.get("Message-Id"))
+	if a.dsn != nil {
+		add(a.dsn.ReportingMTA)
+	}
+	for _, r := range a.hdr.values("Received") {
+		hop := parseHop(r, false)
+		add(hop.By)
+	}
+	if a.orig != nil {
+		for _, f := range []string{"From", "To", "Sender", "Reply-To", "Return-Path", "Message-Id"} {
+			if _, addr := parseAddr(a.orig.get(f)); addr != "" {
+				add(addr)
+			}
+		}
+	}
+	if a.tailRaw != "" {
+		for _, h := range linkHosts(a.tailRaw) {
+			add(h)
+		}
+	}
+	return sites
+}
+
+// lure: the notice asks the reader to click, claim, release or log in, as
+// fakes do; a real notice's own links are for information ("our
+// contacts", "help").
+func (a *analysis) lure() bool {
+	p, ok := a.noticeHits().any(lurePhrases)
+	if ok {
+		a.signal("lure:" + token(p))
+	}
+	return ok
+}
+
+var lurePhrases = []string{
+	"pay the", "customs fee", "reschedule", "renew now", "renew your", "update your payment", "confirm your identity",
+	"verify your identity", "your subscription",
+	"click here", "click below", "click the link", "click on the link", "claim", "reward", "release your",
+	"release the", "pending messages", "held messages", "undelivered messages are", "log in", "login", "sign in",
+	"verify your account", "confirm your account", "update your account", "unlock", "download", "open the attached",
+	"view attachment", "view the document", "recover your messages", "restore your messages", "cliquez ici",
+	"klicken sie hier", "haga clic", "clique aqui", "clicca qui", "kliknij tutaj", "нажмите",
+}
+
+func hostInSites(h string, sites []string) bool {
+	s := site(h)
+	for _, x := range sites {
+		if s == x {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *analysis) benignHost(h string) bool {
@@ -558,7 +668,7 @@ func (a *analysis) bounceScore() float64 {
 		score++
 		a.signal("returned:" + a.origKind)
 	}
-	if p, ok := containsAny(a.notice, smtpDiagnostics); ok && p != weak {
+	if p, ok := a.noticeHits().any(smtpDiagnostics); ok && p != weak {
 		score++
 		a.signal("diagnostic:" + token(p))
 	}
@@ -571,8 +681,15 @@ func (a *analysis) bounceScore() float64 {
 	case a.envTrapDomain():
 		score++
 	}
-	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
+	if as := a.lowerHdr("Auto-Submitted"); as != "" && !strings.HasPrefix(as, "no") {
 		score += 0.5
+	}
+	// List mail and newsletters carry List-Id or List-Unsubscribe (RFC
+	// 2369, 2919); reports do not, so a list post that talks about bounces
+	// needs more than words.
+	if a.reportType == "" && a.dsn == nil && a.orig == nil && (a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe")) {
+		score -= 2
+		a.signal("list-mail")
 	}
 	return score
 }
@@ -594,41 +711,52 @@ func (a *analysis) findStrongNDR() bool {
 		a.signal("ses:" + a.ses)
 		return true
 	}
-	for _, s := range ndrSigs {
-		if s.name == "generic" {
-			continue
-		}
-		for _, p := range s.pats {
-			if weakNDRPhrases[p] {
-				continue
+	full := a.fullHits()
+	for _, ph := range ndrPhrases {
+		if !ph.weak && full.has(ph.id) {
+			if a.vendor == "" && !strings.HasPrefix(ph.sig, "lang-") {
+				a.vendor = ph.sig
 			}
-			if strings.Contains(a.full, p) {
-				if a.vendor == "" && !strings.HasPrefix(s.name, "lang-") {
-					a.vendor = s.name
-				}
-				a.signal("ndr:" + s.name)
-				return true
-			}
+			a.signal("ndr:" + ph.sig)
+			return true
 		}
 	}
 	return false
 }
 
+// ndrPhrase is one phrase of ndrSigs, in table order, with its index id
+// and whether it only adds weight (generic or weakNDRPhrases).
+type ndrPhrase struct {
+	sig, pat string
+	id       int32
+	weak     bool
+}
+
+var ndrPhrases = func() []ndrPhrase {
+	var out []ndrPhrase
+	for _, s := range ndrSigs {
+		ids := phrases.listIDs(s.pats)
+		for j, p := range s.pats {
+			out = append(out, ndrPhrase{sig: s.name, pat: p, id: ids[j], weak: s.name == "generic" || weakNDRPhrases[p]})
+		}
+	}
+	return out
+}()
+
 // weakNDR counts generic and weak report phrases (up to 2) and returns
 // the first.
 func (a *analysis) weakNDR() (int, string) {
 	n, first := 0, ""
-	for _, s := range ndrSigs {
-		for _, p := range s.pats {
-			if (s.name == "generic" || weakNDRPhrases[p]) && strings.Contains(a.notice, p) {
-				if n == 0 {
-					a.signal("ndr-phrase:" + token(p))
-					first = p
-				}
-				n++
-				if n >= 2 {
-					return n, first
-				}
+	notice := a.noticeHits()
+	for _, ph := range ndrPhrases {
+		if ph.weak && notice.has(ph.id) {
+			if n == 0 {
+				a.signal("ndr-phrase:" + token(ph.pat))
+				first = ph.pat
+			}
+			n++
+			if n >= 2 {
+				return n, first
 			}
 		}
 	}
@@ -667,7 +795,7 @@ func (a *analysis) automated() bool {
 	if a.envNull() || a.envDaemon() {
 		return true
 	}
-	if as := strings.ToLower(a.hdr.get("Auto-Submitted")); as != "" && !strings.HasPrefix(as, "no") {
+	if as := a.lowerHdr("Auto-Submitted"); as != "" && !strings.HasPrefix(as, "no") {
 		return true
 	}
 	if strings.EqualFold(strings.TrimSpace(a.hdr.get("Precedence")), "auto_reply") {
@@ -693,6 +821,33 @@ func (a *analysis) envTrapDomain() bool {
 	return a.env.Known && a.env.MailFrom != "" && a.isTrapAddr(strings.Trim(a.env.MailFrom, "<> "))
 }
 
+// replyPrefixes start the subject of a person's reply.
+var replyPrefixes = []string{"re:", "aw:", "sv:", "antw:", "r:", "vs:", "odp:", "ответ:", "回复:", "答复:"}
+
+// containsPrefixOnly: s starts with one of pats (no prefix stripping).
+func containsPrefixOnly(s string, pats []string) (string, bool) {
+	for _, p := range pats {
+		if strings.HasPrefix(s, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// automatedReply is automated without Auto-Submitted: auto-generated.
+func (a *analysis) automatedReply() bool {
+	if a.envNull() || a.envDaemon() {
+		return true
+	}
+	if as := a.lowerHdr("Auto-Submitted"); strings.HasPrefix(as, "auto-replied") || strings.HasPrefix(as, "auto-notified") {
+		return true
+	}
+	if strings.EqualFold(strings.TrimSpace(a.hdr.get("Precedence")), "auto_reply") {
+		return true
+	}
+	return a.daemonFrom() || a.hdr.has("X-Autoreply") || a.hdr.has("X-Autorespond")
+}
+
 func (a *analysis) isDelay() bool {
 	if a.dsn != nil && a.dsn.action() == "delayed" {
 		return true
@@ -701,7 +856,7 @@ func (a *analysis) isDelay() bool {
 		a.signal("delay-subject:" + token(p))
 		return true
 	}
-	if p, ok := containsAny(a.notice, delayBody); ok {
+	if p, ok := a.noticeHits().any(delayBody); ok {
 		a.signal("delay-phrase:" + token(p))
 		return true
 	}
@@ -724,9 +879,9 @@ func (a *analysis) avNotice() bool {
 	// About a message the recipient sent: a returned copy, report fields,
 	// or words that say so. A vendor's advert ("your McAfee subscription
 	// expired: virus protection is off") is none of these.
-	aboutYours := a.orig != nil || a.dsn != nil || a.daemonFrom() || a.env.Known && (a.env.Null || a.envDaemon())
+	aboutYours := a.orig != nil || a.dsn != nil || a.daemonFrom()
 	if !aboutYours {
-		_, aboutYours = containsAny(a.notice, aboutYourMessage)
+		_, aboutYours = a.noticeHits().any(aboutYourMessage)
 	}
 	if !aboutYours {
 		return false
@@ -746,7 +901,7 @@ func (a *analysis) avNotice() bool {
 		a.signal("av-subject:" + token(p))
 		return kind(p)
 	}
-	if p, ok := containsAny(a.notice, avBody); ok && (a.daemonFrom() || avSender || a.orig != nil || gw != "") {
+	if p, ok := a.noticeHits().any(avBody); ok && (a.daemonFrom() || avSender || a.orig != nil || gw != "") {
 		a.signal("av-phrase:" + token(p))
 		return kind(p)
 	}
@@ -758,10 +913,10 @@ func (a *analysis) avNotice() bool {
 // only the longer template phrases do (a bounce may quote a remote
 // gateway's name in its diagnostic).
 func (a *analysis) gatewayName(who string) string {
-	head := who + " " + a.subj + " " + strings.ToLower(a.hdr.get("Message-Id"))
+	head := who + " " + a.subj + " " + a.lowerHdr("Message-Id")
 	for _, g := range gatewaySigs {
 		for _, p := range g.pats {
-			if strings.Contains(head, p) || len(p) > 16 && strings.Contains(a.notice, p) {
+			if strings.Contains(head, p) || len(p) > 16 && a.noticeHits().contains(p) {
 				return g.name
 			}
 		}
@@ -780,13 +935,25 @@ var aboutYourMessage = []string{
 // autoReplyStrong: markers only auto-responders set.
 func (a *analysis) autoReplyStrong() bool {
 	for _, m := range autoreplyHeaders {
-		v := strings.ToLower(a.hdr.get(m.name))
-		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(a.lowerHdr(m.name), m.value)) {
 			return true
 		}
 	}
-	_, ok := containsPrefix(a.subj, strongAutoreplyPrefixes)
+	_, ok := autoreplyPrefix(a.subj)
 	return ok
+}
+
+// autoreplyPrefix: the subject starts with an auto-reply marker, after
+// forward and tag prefixes but not after a reply prefix: "Re: Out of
+// office" is a person answering one.
+func autoreplyPrefix(subj string) (string, bool) {
+	s := strings.TrimSpace(subj)
+	for _, pre := range []string{"re:", "aw:", "sv:", "antw:", "r:", "vs:", "odp:", "ответ:", "回复:", "答复:"} {
+		if strings.HasPrefix(s, pre) {
+			return "", false
+		}
+	}
+	return containsPrefix(s, strongAutoreplyPrefixes)
 }
 
 var strongAutoreplyPrefixes = []string{
@@ -795,7 +962,7 @@ var strongAutoreplyPrefixes = []string{
 	"out of the office", "out-of-office", "abwesenheitsnotiz", "automatische antwort", "réponse automatique",
 	"risposta automatica", "respuesta automática", "automatisch antwoord", "autosvar", "automaattinen vastaus",
 	"automatyczna odpowiedź", "автоматический ответ", "自動応答", "自動返信", "自动回复", "自動回覆", "자동 응답",
-	"yahoo! auto response", "автоответ", "auto-antwort", "autoantwort", "auto-réponse", "réponse automatique d'absence",
+	"yahoo! auto response", "away from my mail", "автоответ", "auto-antwort", "autoantwort", "auto-réponse", "réponse automatique d'absence",
 	"respuesta automática de", "resposta automática", "automatické odpovědi", "automatická odpověď", "automatikus válasz",
 	"otomatik yanıt", "αυτόματη απάντηση", "自動回覆", "自动答复", "自動応答メッセージ", "不在通知", "休暇中",
 }
@@ -804,7 +971,7 @@ var strongAutoreplyPrefixes = []string{
 // uses, in many languages; with Precedence junk/bulk or a software
 // envelope they decide alone.
 var autoreplyOnlySubjects = []string{
-	"auto:", "[auto]", "automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "autoresponse",
+	"away from my mail", "auto:", "[auto]", "automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "autoresponse",
 	"out of office", "out of the office", "out-of-office", "ooo:", "on vacation", "vacation reply", "away from the office",
 	"abwesenheit", "automatische antwort", "autoantwort", "auto-antwort", "nicht im büro",
 	"réponse automatique", "reponse automatique", "absence du bureau", "absent du bureau", "message d'absence",
@@ -828,21 +995,20 @@ func (a *analysis) autoReply() bool {
 		if a.seen["x-apple-action"] || a.seen["x-vacation"] || a.seen["x-mailer:vacation"] {
 			return "vacation"
 		}
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances", "nicht im büro", "nicht im haus", "hors du bureau", "ferie", "traveling", "travelling", "out of town", "annual leave", "parental leave", "maternity leave", "sick leave"}); ok {
+		if ok := a.subjOrNotice(vacationWords); ok {
 			return "vacation"
 		}
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"no longer", "has left", "new email address", "new e-mail address", "address change", "changed my email"}); ok {
+		if ok := a.subjOrNotice(movedWords); ok {
 			return "moved"
 		}
-		if _, ok := containsAny(a.subj+" "+a.notice, []string{"ticket", "case #", "we have received", "we received", "has been received", "thank you for contacting", "will get back to you"}); ok {
+		if ok := a.subjOrNotice(ackWords); ok {
 			return "ack"
 		}
 		return "autoreply"
 	}
 	found := false
 	for _, m := range autoreplyHeaders {
-		v := strings.ToLower(a.hdr.get(m.name))
-		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(v, m.value)) {
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(a.lowerHdr(m.name), m.value)) {
 			a.signal(m.signal)
 			found = true
 		}
@@ -852,7 +1018,10 @@ func (a *analysis) autoReply() bool {
 		a.signal("auto-submitted:auto-replied")
 		found = true
 	}
-	if p, ok := containsPrefix(a.subj, strongAutoreplyPrefixes); ok {
+	// A subject alone does not make a newsletter ("Out of office? Book
+	// your holiday") an auto-reply.
+	listy := a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe")
+	if p, ok := autoreplyPrefix(a.subj); ok && (found || !listy) {
 		a.signal("subject:" + token(p))
 		found = true
 	}
@@ -861,14 +1030,15 @@ func (a *analysis) autoReply() bool {
 	}
 	// Weaker: a reply-ish subject or text, in reply to a message or from
 	// software; never a list or newsletter.
-	if a.hdr.has("List-Id") || a.hdr.has("List-Unsubscribe") {
+	if listy {
 		return false
 	}
 	// A localised auto-reply subject with Precedence: junk or bulk (what
 	// vacation(1) and many responders set, RFC 3834 §3.1.8 discourages it
 	// but it is there) or an envelope that says software sent it.
 	prec := strings.ToLower(strings.TrimSpace(a.hdr.get("Precedence")))
-	if prec == "junk" || prec == "bulk" || a.envNull() || a.envDaemon() || a.envTrapDomain() {
+	_, replyPrefixed := containsPrefixOnly(a.subj, replyPrefixes)
+	if (prec == "junk" || prec == "bulk" || a.envNull() || a.envDaemon() || a.envTrapDomain()) && !replyPrefixed {
 		if p, ok := containsAny(a.subj, autoreplyOnlySubjects); ok {
 			a.signal("subject:" + token(p))
 			if prec != "" {
@@ -877,15 +1047,22 @@ func (a *analysis) autoReply() bool {
 			return set(vacation())
 		}
 	}
-	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") || a.automated()
-	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish {
+	// Auto-Submitted: auto-generated alone marks a notification (an order
+	// confirmation to an address typed into a form), not a reply (RFC 3834
+	// §5): it needs In-Reply-To or References to count.
+	replyish := a.hdr.has("In-Reply-To") || a.hdr.has("References") ||
+		a.automatedReply() && !strings.HasPrefix(as, "auto-generated")
+	// "Re: Out of office" is a person answering an auto-reply: responders
+	// put their own marker first ("Automatic reply: Re: ..."), and one
+	// that keeps "Re:" is found by its text below.
+	if p, ok := containsAny(a.subj, autoreplySubjects); ok && replyish && !replyPrefixed {
 		a.signal("subject:" + token(p))
 		if strings.HasPrefix(as, "auto-generated") {
 			a.signal("auto-submitted:auto-generated")
 		}
 		return set(vacation())
 	}
-	if p, ok := containsAny(a.notice, autoreplyBody); ok && replyish {
+	if p, ok := a.noticeHits().any(autoreplyBody); ok && replyish {
 		a.signal("phrase:" + token(p))
 		if strings.HasPrefix(as, "auto-generated") {
 			a.signal("auto-submitted:auto-generated")
@@ -902,9 +1079,6 @@ func (a *analysis) listNotice() bool {
 	rejectSubj := []string{"not allowed to post", "posting restricted", "loop alert", "post rejected",
 		"you are not a member", "not member", "non-member submission", "majordomo results", "command unknown", "unknown command"}
 	heldSubj := []string{"awaits moderator approval", "moderator approval", "message held", "held for moderation"}
-	rejectBody := []string{"you are not allowed to post", "only members can post", "not a member of", "non-member",
-		"loop alert", "duplicated message-id", "is not a member", "rejected by the list"}
-	heldBody := []string{"awaits moderator approval", "held for moderation", "is being held until the list moderator"}
 	listy := a.hdr.has("List-Id") || a.hdr.has("X-Mailman-Version") || a.hdr.has("X-ML-Name") || a.hdr.has("X-MLServer") ||
 		strings.HasSuffix(a.fromLocal, "-owner") || strings.HasSuffix(a.fromLocal, "-admin") || strings.HasSuffix(a.fromLocal, "-request") ||
 		strings.HasSuffix(a.fromLocal, "-bounces") || strings.HasPrefix(a.fromLocal, "owner-") ||
@@ -917,7 +1091,7 @@ func (a *analysis) listNotice() bool {
 		a.signal("list:" + token(p))
 		return true
 	}
-	if p, ok := containsAny(a.notice, heldBody); ok {
+	if p, ok := a.noticeHits().any(listHeldBody); ok {
 		a.kind, a.subKind = store.KindAutoreply, "list-held"
 		a.signal("list:" + token(p))
 		return true
@@ -927,7 +1101,7 @@ func (a *analysis) listNotice() bool {
 		a.signal("list:" + token(p))
 		return true
 	}
-	if p, ok := containsAny(a.notice, rejectBody); ok {
+	if p, ok := a.noticeHits().any(listRejectBody); ok {
 		a.kind, a.subKind = store.KindBounce, "list-reject"
 		a.signal("list:" + token(p))
 		return true
@@ -1019,4 +1193,27 @@ func sesNotification(notice string) string {
 		return ""
 	}
 	return rest[:end]
+}
+
+// Phrase lists of read receipts, list managers and auto-replies.
+var receiptBody = []string{"was read on", "has been read", "was read at", "your message was read", "wurde gelesen", "a été lu", "fue leído", "è stato letto", "is gelezen", "was displayed", "開封されました"}
+
+var listRejectBody = []string{"you are not allowed to post", "only members can post", "not a member of", "non-member",
+	"loop alert", "duplicated message-id", "is not a member", "rejected by the list"}
+
+var listHeldBody = []string{"awaits moderator approval", "held for moderation", "is being held until the list moderator"}
+
+var vacationWords = []string{"out of office", "out of the office", "vacation", "away", "on leave", "abwesen", "absence", "absent", "fuori ufficio", "fuera de la oficina", "不在", "holiday", "urlaub", "congé", "vacances", "nicht im büro", "nicht im haus", "hors du bureau", "ferie", "traveling", "travelling", "out of town", "annual leave", "parental leave", "maternity leave", "sick leave"}
+
+var movedWords = []string{"no longer", "has left", "new email address", "new e-mail address", "address change", "changed my email"}
+
+var ackWords = []string{"ticket", "case #", "we have received", "we received", "has been received", "thank you for contacting", "will get back to you"}
+
+// subjOrNotice: the subject or the notice contains one of pats.
+func (a *analysis) subjOrNotice(pats []string) bool {
+	if _, ok := containsAny(a.subj, pats); ok {
+		return true
+	}
+	_, ok := a.noticeHits().any(pats)
+	return ok
 }

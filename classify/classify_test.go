@@ -1,6 +1,9 @@
 package classify
 
 import (
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/simplifiedchinese"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +50,9 @@ func TestClassifyFixtures(t *testing.T) {
 	check("postfix-delay.eml", "bounce/delayed", "original Return-Path", "<spam-2@spambot.example.net>", "[198.51.100.23]")
 	check("exim-bounce.eml", "bounce/failed", "original Return-Path", "<20260302100110.777@bot77.example.org>", "from [203.0.113.77] (helo=bot77.example.org)")
 	check("exim-delay.eml", "bounce/delayed", "To", "", "")
+	// Real Exim 4.96 reports, made by gen-exim.sh.
+	check("exim-real-bounce.eml", "bounce/failed", "original Return-Path", "<spam-3@spambot.example.net>", "[198.51.100.23]")
+	check("exim-real-delay.eml", "bounce/delayed", "original Return-Path", "<spam-4@spambot.example.net>", "[198.51.100.23]")
 	check("qmail-bounce.eml", "bounce/failed", "original Return-Path", "<qm-0042@pc-17.example.com>", "(198.51.100.17)")
 	check("exchange-ndr.eml", "bounce/failed", "original From", "<x55@bot55.example.org>", "from bot55.example.org (192.0.2.55)")
 	check("sendmail-bounce.eml", "bounce/failed", "original Return-Path", "<hs-3@bot3.example.org>", "[192.0.2.3]")
@@ -268,4 +274,18 @@ func TestFindAddrs(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("findAddrs = %q, want %q", got, want)
 	}
+}
+
+func TestGuessCharset(t *testing.T) {
+	check := func(text string, enc encoding.Encoding, want string) {
+		t.Helper()
+		if got := guessCharset(encodeText(enc, text)); got != want {
+			t.Errorf("guessCharset(%q in %s) = %s", text, want, got)
+		}
+	}
+	check("Die Nachricht an <k@example.at> konnte nicht ausgeliefert werden: Empfänger unbekannt.", charmap.ISO8859_1, "windows-1252")
+	check("Votre message n'a pas pu être délivré à l'adresse indiquée.", charmap.Windows1252, "windows-1252")
+	check("您的邮件无法投递：收件人 zhao@example.cn 不存在。", simplifiedchinese.GBK, "gbk")
+	check("Ваше сообщение не было доставлено адресату: адресат не найден.", charmap.KOI8R, "koi8-r")
+	check("Не удалось доставить письмо получателю, получатель не найден.", charmap.Windows1251, "windows-1251")
 }

@@ -69,6 +69,7 @@ type dsnRecipient struct {
 type dsnReport struct {
 	ReportingMTA, ReceivedFromMTA, ArrivalDate, EnvelopeID string
 	PostfixSender                                          string // X-Postfix-Sender: the original envelope sender
+	Vendor                                                 string // named by an extension field (X-PowerMTA-*)
 	Recipients                                             []dsnRecipient
 }
 
@@ -106,6 +107,8 @@ func parseDSN(text string) (*dsnReport, bool) {
 				rep.ArrivalDate = firstNonEmpty(rep.ArrivalDate, v)
 			case "original-envelope-id":
 				rep.EnvelopeID = firstNonEmpty(rep.EnvelopeID, v)
+			case "x-powermta-virtualmta", "x-powermta-bouncecategory":
+				rep.Vendor = "powermta"
 			case "x-postfix-sender":
 				rep.PostfixSender = firstNonEmpty(rep.PostfixSender, typedValue(v))
 			case "final-recipient", "x-actual-recipient":

@@ -22,7 +22,7 @@ var MTAFamilies = []string{
 	// MTAs and mail systems
 	"postfix", "exim", "sendmail", "qmail", "exchange", "domino", "gmail", "yahoo", "groupwise", "zimbra",
 	"mdaemon", "kerio", "icewarp", "communigate", "courier", "opensmtpd", "haraka", "amazonses", "dma",
-	"messagingserver", "imail", "mailru", "aol",
+	"messagingserver", "imail", "mailru", "aol", "powermta",
 	// gateways and filters
 	"interscan", "mcafee", "sophos", "symantec", "barracuda", "proofpoint", "mimecast", "mailscanner", "amavis",
 	// auto-responders
@@ -69,6 +69,7 @@ var receivedMarks = []mtaMark{
 	{"imail", "ipswitch imail"}, {"imail", "(imail"},
 	{"messagingserver", "oracle communications messaging server"}, {"messagingserver", "sun java(tm) system messaging server"},
 	{"amavis", "(amavisd"},
+	{"powermta", "(powermta"},
 }
 
 // sendmailVersionRE: "(8.15.2/8.15.2)", sendmail's version/config pair in
@@ -121,6 +122,9 @@ var gatewayMarks = []struct{ family, name, value string }{
 	{"mcafee", "X-NAI-Spam-", ""},
 	{"exchange", "X-MS-Exchange-Organization-", ""},
 	{"exchange", "X-MS-Exchange-CrossTenant-", ""},
+	{"powermta", "X-PowerMTA-", ""},
+	{"amazonses", "X-SES-Outgoing", ""},
+	{"amazonses", "Feedback-ID", ":amazonses"},
 }
 
 // headerMark reports the first of marks the header carries.
@@ -132,7 +136,7 @@ func (a *analysis) headerMark(marks []struct{ family, name, value string }) (str
 			}
 			continue
 		}
-		if v := a.hdr.get(m.name); a.hdr.has(m.name) && (m.value == "" || strings.Contains(strings.ToLower(v), m.value)) {
+		if a.hdr.has(m.name) && (m.value == "" || strings.Contains(a.lowerHdr(m.name), m.value)) {
 			return m.family, "header:" + strings.ToLower(m.name), true
 		}
 	}
@@ -164,9 +168,38 @@ func (a *analysis) fingerprint() (family, signal string) {
 	if f, sig, ok := a.headerMark(headerMarks); ok {
 		return f, sig
 	}
-	if strings.HasPrefix(strings.ToLower(a.hdr.get("Message-Id")), "<dovecot-sieve-") ||
-		strings.Contains(strings.ToLower(a.hdr.get("Auto-Submitted")), "(vacation)") {
+	// vacation(1)'s default message (Debian's vacation 3.3: no marker
+	// header at all).
+	if a.kind == store.KindAutoreply && a.subj == "away from my mail" {
+		if _, ok := containsAny(a.notice, []string{"i will not be reading my mail for a while", "will be read when i'm back"}); ok {
+			return "vacation", "text:vacation-default"
+		}
+	}
+	if strings.HasPrefix(a.lowerHdr("Message-Id"), "<dovecot-sieve-") ||
+		strings.Contains(a.lowerHdr("Auto-Submitted"), "(vacation)") {
 		return "sieve", "sieve-vacation"
+	}
+	if a.dsn != nil && a.dsn.Vendor != "" {
+		return a.dsn.Vendor, "dsn:x-" + a.dsn.Vendor
+	}
+	// A Received field without a from clause, or "with local", at the
+	// bottom: the notice was made there, by the software it names. (A
+	// "from localhost" is a content filter handing mail back: not the
+	// maker.)
+	recv := a.hdr.values("Received")
+	lowBottom := ""
+	if len(recv) > 0 {
+		lowBottom = strings.ToLower(recv[len(recv)-1])
+	}
+	if len(recv) > 0 {
+		low := lowBottom
+		if hop := parseHop(recv[len(recv)-1], false); hop.HELO == "" || strings.Contains(low, " with local") {
+			for _, m := range receivedMarks {
+				if strings.Contains(low, m.pat) {
+					return m.family, "received:local"
+				}
+			}
+		}
 	}
 	// The wording of the notice: the software that wrote it. A gateway
 	// names itself before the MTA that carried its notice.
@@ -182,8 +215,8 @@ func (a *analysis) fingerprint() (family, signal string) {
 	// The report's own Received fields, origin first: the software that
 	// generated it writes the bottom one ("by host (Postfix) id ..." without
 	// a from clause for a locally made notice).
-	if recv := a.hdr.values("Received"); len(recv) > 0 {
-		low := strings.ToLower(recv[len(recv)-1])
+	if len(recv) > 0 {
+		low := lowBottom
 		for _, m := range receivedMarks {
 			if strings.Contains(low, m.pat) {
 				return m.family, "received"
@@ -211,6 +244,8 @@ func (a *analysis) fingerprint() (family, signal string) {
 		return "gmail", "message-id"
 	case strings.Contains(strings.ToLower(mid), ".outlook.com>"):
 		return "exchange", "message-id"
+	case strings.HasSuffix(strings.ToLower(mid), "amazonses.com>"):
+		return "amazonses", "message-id"
 	}
 	if a.hdr.has("X-Failed-Recipients") && !strings.Contains(a.fromDomain, "google") && !strings.Contains(a.fromDomain, "gmail") {
 		// Exim writes it (Gmail too).

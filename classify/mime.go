@@ -43,7 +43,7 @@ type header []field
 
 func (h header) get(name string) string {
 	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
 			return f.value
 		}
 	}
@@ -52,7 +52,7 @@ func (h header) get(name string) string {
 
 func (h header) has(name string) bool {
 	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
 			return true
 		}
 	}
@@ -72,7 +72,7 @@ func (h header) hasPrefix(prefix string) bool {
 func (h header) values(name string) []string {
 	var vs []string
 	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
 			vs = append(vs, f.value)
 		}
 	}
@@ -122,34 +122,81 @@ func parseHeader(b []byte) (header, []byte) {
 		_, off = nextLine(b, 0)
 	}
 	start := off
+	// One string for the header block (up to the first blank line, within
+	// the bounds), so that names and values are slices of it rather than a
+	// copy each; past it (rare), lines are copied one by one.
+	end := len(b)
+	if i := bytes.Index(b[start:], []byte("\n\n")); i >= 0 {
+		end = start + i + 1
+	}
+	if i := bytes.Index(b[start:end], []byte("\n\r\n")); i >= 0 {
+		end = start + i + 1
+	}
+	end = min(end, start+maxHeaderBytes+2*maxFieldBytes)
+	block := string(b[start:end])
+	str := func(lo, hi int) string {
+		if hi <= end {
+			return block[lo-start : hi-start]
+		}
+		return string(b[lo:hi])
+	}
+	// cont is the field whose folded lines cb is gathering, or -1.
+	cont := -1
+	var cb strings.Builder
+	curLen := func(i int) int {
+		if i == cont {
+			return cb.Len()
+		}
+		return len(h[i].value)
+	}
+	flush := func() {
+		if cont >= 0 {
+			h[cont].value = cb.String()
+			cont = -1
+		}
+	}
 	for off < len(b) {
 		if off-start > maxHeaderBytes {
+			flush()
 			return h, b[off:]
 		}
 		line, next := nextLine(b, off)
 		if len(bytes.TrimSpace(line)) == 0 {
 			if len(line) == 0 || len(h) > 0 {
+				flush()
 				return h, b[next:]
 			}
 			off = next
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if n := len(h); n > 0 && len(h[n-1].value) < maxFieldBytes {
-				v := strings.TrimSpace(string(line))
-				if h[n-1].value == "" {
+			if n := len(h); n > 0 && curLen(n-1) < maxFieldBytes {
+				v := strings.TrimSpace(str(off, off+len(line)))
+				switch {
+				case cont < 0 && h[n-1].value == "":
 					h[n-1].value = v
-				} else if v != "" {
-					h[n-1].value += " " + v
+				case v != "":
+					// Folded lines are joined with one space, in a builder:
+					// a long Received field is many lines.
+					if cont < 0 {
+						cont = n - 1
+						cb.Reset()
+						cb.WriteString(h[n-1].value)
+					}
+					if cb.Len() > 0 {
+						cb.WriteByte(' ')
+					}
+					cb.WriteString(v)
 				}
 			}
 			off = next
 			continue
 		}
+		flush()
 		colon := bytes.IndexByte(line, ':')
 		name := ""
 		if colon > 0 {
-			name = strings.TrimRight(string(line[:colon]), " \t")
+			name = strings.TrimRight(str(off, off+colon), " \t")
 		}
 		if !isFieldName(name) {
 			if len(h) == 0 {
@@ -159,7 +206,7 @@ func parseHeader(b []byte) (header, []byte) {
 			continue
 		}
 		if len(h) < maxFields {
-			v := string(line[colon+1:])
+			v := str(off+colon+1, off+len(line))
 			if len(v) > maxFieldBytes {
 				v = v[:maxFieldBytes]
 			}
@@ -167,6 +214,7 @@ func parseHeader(b []byte) (header, []byte) {
 		}
 		off = next
 	}
+	flush()
 	return h, nil
 }
 
@@ -504,7 +552,8 @@ func lookupCharset(name string) encoding.Encoding {
 // toUTF8 converts b from charset to UTF-8. Unknown charsets, and bytes that
 // are not valid in the declared one, degrade gracefully: ISO-2022-JP escape
 // sequences are detected without a label (Japanese carriers often omit it),
-// then anything that is not UTF-8 is read as Windows-1252.
+// then anything that is not UTF-8 is read in the charset guessCharset
+// picks from the shape of its 8-bit bytes.
 func (w *walker) toUTF8(b []byte, charset string) string {
 	enc := lookupCharset(charset)
 	if enc == nil && bytes.Contains(b, []byte("\x1b$B")) || enc == nil && bytes.Contains(b, []byte("\x1b$@")) {
@@ -528,12 +577,66 @@ func (w *walker) toUTF8(b []byte, charset string) string {
 	if utf8.Valid(b) {
 		return string(b)
 	}
-	if e := lookupCharset("windows-1252"); e != nil {
+	if e := lookupCharset(guessCharset(b)); e != nil {
 		if out, _, err := transform.Bytes(e.NewDecoder(), b); err == nil {
 			return string(out)
 		}
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// guessCharset names the likely charset of unlabelled 8-bit text that is
+// not UTF-8, from the shape of its bytes: isolated high bytes inside ASCII
+// words are Latin (Windows-1252); runs of high bytes all in 0xA1-0xFE and
+// of even length are a double-byte CJK text (GB2312/GBK, the commonest
+// unlabelled one in mail); other runs mostly in 0xC0-0xFF are Cyrillic
+// words, KOI8-R when most of them are in 0xC0-0xDF (its lower case),
+// Windows-1251 when most are in 0xE0-0xFF (its lower case).
+func guessCharset(b []byte) string {
+	var high, runs, isolated, oddRuns, outsideGB, c0df, e0ff int
+	run := 0
+	end := func() {
+		if run == 0 {
+			return
+		}
+		runs++
+		if run == 1 {
+			isolated++
+		}
+		if run%2 == 1 {
+			oddRuns++
+		}
+		run = 0
+	}
+	for _, c := range b {
+		if c < 0x80 {
+			end()
+			continue
+		}
+		high++
+		run++
+		if c < 0xA1 || c == 0xFF {
+			outsideGB++
+		}
+		switch {
+		case c >= 0xE0:
+			e0ff++
+		case c >= 0xC0:
+			c0df++
+		}
+	}
+	end()
+	switch {
+	case runs == 0 || isolated*2 >= runs:
+		return "windows-1252"
+	case oddRuns == 0 && outsideGB == 0:
+		return "gbk"
+	case (c0df+e0ff)*4 >= high*3 && c0df > e0ff:
+		return "koi8-r"
+	case (c0df+e0ff)*4 >= high*3:
+		return "windows-1251"
+	}
+	return "windows-1252"
 }
 
 func (w *walker) toText(b []byte, charset string, p *part) string {
@@ -577,7 +680,26 @@ func charsetReader(charset string, input io.Reader) (io.Reader, error) {
 func htmlText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) / 2)
-	lower := asciiLower(s) // same length as s: indexes carry over (strings.ToLower's need not)
+	// ASCII text (the usual) is matched case-insensitively in place;
+	// anything else against a copy with ASCII lowered (same length as s:
+	// indexes carry over, which strings.ToLower's need not).
+	ascii := isASCII(s)
+	lower := s
+	if !ascii {
+		lower = asciiLower(s)
+	}
+	hasP := func(t, p string) bool {
+		if ascii {
+			return hasPrefixFold(t, p)
+		}
+		return strings.HasPrefix(t, p)
+	}
+	idx := func(h, p string) int {
+		if ascii {
+			return indexFoldASCII(h, p)
+		}
+		return strings.Index(h, p)
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '<' {
@@ -591,27 +713,29 @@ func htmlText(s string) string {
 		}
 		tag := lower[i : i+end]
 		switch {
-		case strings.HasPrefix(tag, "<script"), strings.HasPrefix(tag, "<style"):
+		case hasP(tag, "<script"), hasP(tag, "<style"):
 			name := "</script"
-			if strings.HasPrefix(tag, "<style") {
+			if hasP(tag, "<style") {
 				name = "</style"
 			}
-			if j := strings.Index(lower[i:], name); j >= 0 {
+			if j := idx(lower[i:], name); j >= 0 {
 				i += j
 				continue
 			}
 			return b.String()
-		case strings.HasPrefix(tag, "<br"), strings.HasPrefix(tag, "<p"), strings.HasPrefix(tag, "</p"),
-			strings.HasPrefix(tag, "<div"), strings.HasPrefix(tag, "</div"), strings.HasPrefix(tag, "<tr"), strings.HasPrefix(tag, "<li"):
+		case hasP(tag, "<br"), hasP(tag, "<p"), hasP(tag, "</p"),
+			hasP(tag, "<div"), hasP(tag, "</div"), hasP(tag, "<tr"), hasP(tag, "<li"):
 			b.WriteByte('\n')
 		}
-		if k := strings.Index(tag, "href="); k >= 0 {
+		if k := idx(tag, "href="); k >= 0 {
 			v := s[i+k+5 : i+end]
 			v = strings.Trim(strings.Fields(v + " ")[0], "\"'")
 			b.WriteString(" " + v + " ")
 		}
 		i += end + 1
 	}
-	r := strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", "\"", "&#39;", "'")
-	return r.Replace(b.String())
+	return htmlEntities.Replace(b.String())
 }
+
+// htmlEntities are the entities htmlText decodes.
+var htmlEntities = strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", "\"", "&#39;", "'")

@@ -17,12 +17,13 @@ import (
 // the returned message: after a known marker line, or at a cluster of
 // header lines. It returns the notice (marker line included) and the copy.
 func splitInlineOriginal(text string, clusters bool) (notice, tail string) {
-	lower := asciiLower(text) // same length as text: indexes carry over (strings.ToLower's need not)
-	best := -1
-	for _, m := range inlineOriginalMarkers {
-		if i := strings.Index(lower, m); i >= 0 && (best < 0 || i < best) {
-			best = i
-		}
+	// ASCII lowered only (same length as text: indexes carry over, which
+	// strings.ToLower's need not); ASCII text is folded in place.
+	var best int
+	if isASCII(text) {
+		best = markers.firstFoldASCII(text)
+	} else {
+		best = markers.first(asciiLower(text))
 	}
 	if best >= 0 {
 		end := strings.IndexByte(text[best:], '\n')
@@ -174,27 +175,102 @@ func reindent(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-var linkRE = regexp.MustCompile(`(?i)\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})`)
-
-var smtpReplyLineRE = regexp.MustCompile(`(?m)^[ \t>]*[245][0-9][0-9][ -].*$|said:.*$`)
-
 // linkHosts returns the distinct lower-case hosts of links in text (at most
-// 20), leaving out links quoted in SMTP replies (blocklist lookup pages).
+// 20), leaving out links quoted in SMTP replies (blocklist lookup pages):
+// lines that are an SMTP reply, and what follows "said:". A link is
+// `\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})` (case-insensitive);
+// this is that regexp's leftmost-first, greedy answer, by hand.
 func linkHosts(text string) []string {
 	var hosts []string
 	seen := map[string]bool{}
-	text = smtpReplyLineRE.ReplaceAllString(clip(text, 64<<10), "")
-	for _, m := range linkRE.FindAllStringSubmatch(text, 50) {
-		h := strings.ToLower(strings.TrimSuffix(m[1], "."))
-		if strings.HasPrefix(strings.ToLower(m[0]), "www.") {
-			h = "www." + h
+	text = clip(text, 64<<10)
+	matches := 0
+	for len(text) > 0 && matches < 50 {
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = ""
 		}
-		if !seen[h] && len(hosts) < 20 {
-			seen[h] = true
-			hosts = append(hosts, h)
+		if isSMTPReplyLine(line) {
+			continue
+		}
+		if i := strings.Index(line, "said:"); i >= 0 {
+			line = line[:i]
+		}
+		for i := 0; i < len(line) && matches < 50; i++ {
+			c := line[i] | 0x20
+			if c != 'h' && c != 'w' || i > 0 && isWordByte(line[i-1]) {
+				continue
+			}
+			rest := line[i:]
+			start := 0
+			www := false
+			switch {
+			case hasPrefixFold(rest, "https://"):
+				start = 8
+			case hasPrefixFold(rest, "http://"):
+				start = 7
+			case hasPrefixFold(rest, "www."):
+				start, www = 4, true
+			default:
+				continue
+			}
+			host, n := linkHost(rest[start:])
+			if n == 0 {
+				continue
+			}
+			matches++
+			h := strings.ToLower(strings.TrimSuffix(host, "."))
+			if www {
+				h = "www." + h
+			}
+			if !seen[h] && len(hosts) < 20 {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+			i += start + n - 1
 		}
 	}
 	return hosts
+}
+
+// isSMTPReplyLine: `^[ \t>]*[245][0-9][0-9][ -]`.
+func isSMTPReplyLine(l string) bool {
+	l = strings.TrimLeft(l, " \t>")
+	return len(l) >= 4 && (l[0] == '2' || l[0] == '4' || l[0] == '5') && isDigit(l[1]) && isDigit(l[2]) && (l[3] == ' ' || l[3] == '-')
+}
+
+func hasPrefixFold(s, p string) bool { return len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) }
+
+func isHostByte(c byte) bool {
+	return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'z' || c == '.' || c == '-'
+}
+
+func isLetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+// linkHost matches `[a-z0-9.-]+\.[a-z]{2,}` at the start of s the way the
+// greedy regexp does: the last dot of the host run that has two letters
+// after it; the letters after it run as far as they go. n is the length
+// matched, 0 for none.
+func linkHost(s string) (host string, n int) {
+	end := 0
+	for end < len(s) && isHostByte(s[end]) {
+		end++
+	}
+	for k := end - 1; k >= 1; k-- {
+		if s[k] != '.' {
+			continue
+		}
+		m := k + 1
+		for m < end && isLetter(s[m]) {
+			m++
+		}
+		if m-(k+1) >= 2 {
+			return s[:m], m
+		}
+	}
+	return "", 0
 }
 
 // sameSite: h is d, or they share the registrable part (approximated as the
@@ -244,10 +320,61 @@ func (d *dsnReport) textEvidence() bool {
 }
 
 var (
-	enhancedStatusRE = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
-	smtpReplyRE      = regexp.MustCompile(`\b[245]\d\d[ -]`)
-	reportingHostRE  = regexp.MustCompile(`(?i)(?:this is the (?:mail system|qmail-send program|postfix program|mailer-daemon) at(?: host)?|generating server:|reporting-mta: dns;)\s*([A-Za-z0-9.-]+\.[A-Za-z]{2,})`)
+	reportingHostRE = regexp.MustCompile(`(?i)(?:this is the (?:mail system|qmail-send program|postfix program|mailer-daemon) at(?: host)?|generating server:|reporting-mta: dns;)\s*([A-Za-z0-9.-]+\.[A-Za-z]{2,})`)
 )
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isWordByte is RE2's \w for ASCII ([0-9A-Za-z_]); \b looks at bytes.
+func isWordByte(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
+}
+
+// smtpReplyIndex is the index of the first `\b[245]\d\d[ -]` in s, or -1.
+func smtpReplyIndex(s string) int {
+	for i := 0; i+4 <= len(s); i++ {
+		c := s[i]
+		if (c == '2' || c == '4' || c == '5') && (i == 0 || !isWordByte(s[i-1])) && isDigit(s[i+1]) && isDigit(s[i+2]) && (s[i+3] == ' ' || s[i+3] == '-') {
+			return i
+		}
+	}
+	return -1
+}
+
+// enhancedStatus is the first `\b[245]\.\d{1,3}\.\d{1,3}\b` in s (RFC
+// 3463 codes), or "".
+func enhancedStatus(s string) string {
+	for i := 0; i+5 <= len(s); i++ {
+		c := s[i]
+		if c != '2' && c != '4' && c != '5' || i > 0 && isWordByte(s[i-1]) || s[i+1] != '.' {
+			continue
+		}
+		j := i + 2
+		n := 0
+		for j < len(s) && isDigit(s[j]) && n < 3 {
+			j, n = j+1, n+1
+		}
+		if n == 0 || j >= len(s) || s[j] != '.' {
+			continue
+		}
+		// \d{1,3} then \b: backtracking may take fewer digits, but a
+		// word boundary after fewer digits would need a non-word byte
+		// among digits: impossible. So the run must end at a non-digit.
+		if j < len(s) && isDigit(s[j]) {
+			continue
+		}
+		k := j + 1
+		m := 0
+		for k < len(s) && isDigit(s[k]) && m < 3 {
+			k, m = k+1, m+1
+		}
+		if m == 0 || k < len(s) && isWordByte(s[k]) {
+			continue
+		}
+		return s[i:k]
+	}
+	return ""
+}
 
 // textDSN fills report fields from a non-standard bounce: the failed
 // recipient (X-Failed-Recipients or the first address in the notice), the
@@ -268,18 +395,22 @@ func (a *analysis) textDSN() *store.DSN {
 			break
 		}
 	}
-	if loc := smtpReplyRE.FindStringIndex(clip(a.noticeRaw, 32<<10)); loc != nil {
-		line := a.noticeRaw[loc[0]:]
+	if loc := smtpReplyIndex(clip(a.noticeRaw, 32<<10)); loc >= 0 {
+		line := a.noticeRaw[loc:]
 		if i := strings.IndexByte(line, '\n'); i >= 0 {
 			line = line[:i]
 		}
 		d.DiagnosticCode = clip(strings.TrimSpace(line), 300)
 	}
-	if m := enhancedStatusRE.FindString(clip(a.noticeRaw, 32<<10)); m != "" {
+	if m := enhancedStatus(clip(a.noticeRaw, 32<<10)); m != "" {
 		d.Status = m
 	}
-	if m := reportingHostRE.FindStringSubmatch(clip(a.noticeRaw, 16<<10)); m != nil {
-		d.ReportingMTA = strings.ToLower(m[1])
+	// The regexp's literals, whitespace collapsed, stand in the notice
+	// when it can match at all.
+	if strings.Contains(a.notice, "this is the ") || strings.Contains(a.notice, "generating server:") || strings.Contains(a.notice, "reporting-mta: dns;") {
+		if m := reportingHostRE.FindStringSubmatch(clip(a.noticeRaw, 16<<10)); m != nil {
+			d.ReportingMTA = strings.ToLower(m[1])
+		}
 	}
 	switch a.subKind {
 	case "delayed":
@@ -358,11 +489,11 @@ func (a *analysis) firstExternalHop() string {
 		addSite(a.dsn.ReportingMTA)
 	}
 	addSite(a.fromDomain)
-	if by := ParseReceived(recv[0]).By; by != "" {
+	if by := parseHop(recv[0], false).By; by != "" {
 		addSite(by)
 	}
 	for _, r := range recv {
-		hop := ParseReceived(r)
+		hop := parseHop(r, false)
 		host, ip := hop.Host, hop.IP
 		if ip.IsValid() && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()) {
 			continue

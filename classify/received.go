@@ -19,21 +19,51 @@ type Hop struct {
 	Time time.Time  // the date after the last ";", zero when unreadable
 }
 
-var (
-	ipInBracketsRE = regexp.MustCompile(`\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]`)
-	ipBareRE       = regexp.MustCompile(`\(([0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+)\)`)
-)
+// ipBareRE: qmail's and others' "(192.0.2.1)".
+var ipBareRE = regexp.MustCompile(`\(([0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+)\)`)
+
+// bracketedIP finds the first "[addr]" or "[IPv6:addr]" whose inside is
+// made of hex digits, colons and dots (the regexp
+// \[(?:IPv6:)?([0-9A-Fa-f:.]+)\], by hand).
+func bracketedIP(s string) (string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '[' {
+			continue
+		}
+		j := i + 1
+		if strings.HasPrefix(s[j:], "IPv6:") {
+			j += 5
+		}
+		k := j
+		for k < len(s) && isIPByte(s[k]) {
+			k++
+		}
+		if k > j && k < len(s) && s[k] == ']' {
+			return s[j:k], true
+		}
+	}
+	return "", false
+}
+
+func isIPByte(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == ':' || c == '.'
+}
 
 // ParseReceived reads one Received field, leniently: whatever it cannot
 // find stays empty.
-func ParseReceived(v string) Hop {
+func ParseReceived(v string) Hop { return parseHop(v, true) }
+
+// parseHop is ParseReceived; the classifier needs no date.
+func parseHop(v string, withDate bool) Hop {
 	var h Hop
-	v = strings.Join(strings.Fields(v), " ") // unfold
+	if !unfolded(v) {
+		v = strings.Join(strings.Fields(v), " ") // unfold
+	}
 	clauses, date := v, ""
 	if i := strings.LastIndexByte(v, ';'); i >= 0 {
 		clauses, date = v[:i], v[i+1:]
 	}
-	if date != "" {
+	if date != "" && withDate {
 		if t, err := mail.ParseDate(strings.TrimSpace(date)); err == nil {
 			h.Time = t
 		}
@@ -60,10 +90,12 @@ func ParseReceived(v string) Hop {
 	if f := strings.Fields(by); len(f) > 0 {
 		h.By = strings.TrimSuffix(strings.ToLower(strings.Trim(f[0], "();")), ".")
 	}
-	if m := ipInBracketsRE.FindStringSubmatch(fromPart); m != nil {
-		h.IP, _ = netip.ParseAddr(m[1])
-	} else if m := ipBareRE.FindStringSubmatch(fromPart); m != nil {
-		h.IP, _ = netip.ParseAddr(m[1])
+	if m, ok := bracketedIP(fromPart); ok {
+		h.IP, _ = netip.ParseAddr(m)
+	} else if strings.IndexByte(fromPart, '(') >= 0 {
+		if m := ipBareRE.FindStringSubmatch(fromPart); m != nil {
+			h.IP, _ = netip.ParseAddr(m[1])
+		}
 	}
 	if !h.IP.IsValid() { // a bare address as HELO
 		for _, f := range strings.Fields(fromPart) {
@@ -159,4 +191,21 @@ func (r HopRule) Client(received []string) (Hop, bool) {
 	}
 	h := ParseReceived(received[n-1])
 	return h, h.IP.IsValid()
+}
+
+// unfolded: v is ASCII with single spaces between words and none at the
+// ends, so strings.Join(strings.Fields(v), " ") would return it unchanged.
+func unfolded(v string) bool {
+	if v == "" || v[0] == ' ' || v[len(v)-1] == ' ' {
+		return v == ""
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= 0x80, c == '\t', c == '\n', c == '\r', c == '\v', c == '\f':
+			return false
+		case c == ' ' && v[i+1] == ' ':
+			return false
+		}
+	}
+	return true
 }

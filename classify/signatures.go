@@ -171,9 +171,6 @@ var ndrSigs = []ndrSig{
 	}},
 	{"mailru", []string{
 		"message was not accepted",
-		"не удалось доставить",
-		"это письмо создано автоматически",
-		"сообщение не доставлено",
 	}},
 	{"barracuda", []string{
 		"your message could not be delivered",
@@ -253,6 +250,7 @@ var ndrSigs = []ndrSig{
 	{"lang-ru", []string{
 		"не может быть доставлено", "не было доставлено", "не удалось доставить", "не доставлено",
 		"адресат не найден", "получатель не найден", "ошибка доставки", "невозможно доставить",
+		"это письмо создано автоматически", "сообщение не доставлено",
 	}},
 	{"lang-zh", []string{
 		"无法投递", "无法送达", "投递失败", "邮件无法发送", "收件人不存在", "系统退信", "未能送达", "无法发送到",
@@ -445,7 +443,8 @@ var autoreplyBody = []string{
 	"i will return", "i'll return", "i will be back", "i'll be back", "returning to the office",
 	"back in the office", "this is an automated response", "this is an automatic reply",
 	"this is an automatic response", "this is an auto-reply", "this is an autoreply",
-	"this is an autoresponder", "auto-generated response", "i'll never see your message",
+	"this is an autoresponder", "auto-generated response", "i will not be reading my mail for a while",
+	"will be read when i'm back", "will be read when i return", "i'll never see your message",
 	"no longer in use", "is no longer monitored", "is not monitored", "no longer with the company",
 	"no longer work", "has left the company", "is no longer valid", "thank you for your email",
 	"thank you for your e-mail", "thank you for your message", "thank you for contacting",

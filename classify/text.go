@@ -6,6 +6,8 @@ package classify
 import (
 	"net/mail"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // containsAny returns the first pattern contained in s.
@@ -43,14 +45,48 @@ func containsPrefix(s string, pats []string) (string, bool) {
 	return "", false
 }
 
-// normText lowers s and collapses whitespace runs to one space.
+// normText lowers s and collapses whitespace runs to one space (what
+// strings.ToLower and a rune loop did, in one pass with an ASCII fast path).
 func normText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
-	for _, r := range strings.ToLower(s) {
-		switch r {
-		case ' ', '\t', '\n', '\r', '\v', '\f', '\u00a0', '\u3000':
+	for i := 0; i < len(s); {
+		c := s[i]
+		// A run of bytes that stay as they are is copied at once.
+		if j := i; c < utf8.RuneSelf && c > ' ' && !('A' <= c && c <= 'Z') {
+			for j < len(s) && s[j] < utf8.RuneSelf && s[j] > ' ' && !('A' <= s[j] && s[j] <= 'Z') {
+				j++
+			}
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteString(s[i:j])
+			i = j
+			continue
+		}
+		if c < utf8.RuneSelf {
+			i++
+			switch c {
+			case ' ', '\t', '\n', '\r', '\v', '\f':
+				space = true
+				continue
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteByte(c)
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		r = unicode.ToLower(r)
+		if r == '\u00a0' || r == '\u3000' {
 			space = true
 			continue
 		}
@@ -138,6 +174,14 @@ func containsAffirmed(s string, pats []string) (string, bool) {
 
 // cleanString drops control characters other than tab and invalid UTF-8.
 func cleanString(s string) string {
+	clean := true
+	for i := 0; i < len(s) && clean; i++ {
+		c := s[i]
+		clean = c >= 32 && c < 0x7f || c == '\t'
+	}
+	if clean { // printable ASCII: nothing to do
+		return s
+	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.Map(func(r rune) rune {
 		if r < 32 && r != '\t' || r == 0x7f {
