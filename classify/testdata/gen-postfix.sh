@@ -7,46 +7,12 @@
 # Usage: sh gen-postfix.sh OUTDIR
 set -eu
 out=${1:?usage: gen-postfix.sh OUTDIR}
-d=$(mktemp -d /tmp/blowback-pf.XXXXXX)
-trap 'postfix -c "$d/etc" stop >/dev/null 2>&1 || true; sleep 1; [ -n "${KEEP:-}" ] || rm -rf "$d"' EXIT
-chmod 755 "$d"
-mkdir -p "$d/etc" "$d/queue" "$d/data" "$d/mail"
-chown postfix "$d/data"
-chown nobody "$d/mail"
-# master.cf: Debian's, without the smtpd listener, nothing chrooted.
-awk '$1=="smtp" && $2=="inet" {next} /^[a-z]/ && NF>=8 {$5="n"} {print}' /etc/postfix/master.cf >"$d/etc/master.cf"
-cat >"$d/etc/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $d/queue
-data_directory = $d/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx1.sender.blowback.test
-mydomain = sender.blowback.test
-myorigin = \$mydomain
-mydestination = \$myhostname, localhost, sender.blowback.test
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-alias_maps =
-alias_database =
-local_recipient_maps =
-local_transport = error:5.1.1 user unknown
-virtual_mailbox_domains = trap.blowback.test
-virtual_mailbox_base = $d/mail
-virtual_mailbox_maps = static:trap.mbox
-virtual_uid_maps = static:65534
-virtual_gid_maps = static:65534
+. "$(dirname "$0")/postfix-instance.sh"
+postfix_instance blowback-pf "local_transport = error:5.1.1 user unknown
 transport_maps = inline:{unreachable.blowback.test=smtp:[127.0.0.1]:9}
 delay_warning_time = 1s
-queue_run_delay = 1s
 minimal_backoff_time = 1s
-maximal_backoff_time = 2s
-maillog_file_prefixes = /tmp, /var
-maillog_file = $d/maillog
-smtp_host_lookup = native
-disable_dns_lookups = yes
-CF
-postfix -c "$d/etc" start
+maximal_backoff_time = 2s"
 send() {
 	/usr/sbin/sendmail -C "$d/etc" -f trap-forged@trap.blowback.test "$1" <<MSG
 Received: from spambot.example.net (spambot.example.net [198.51.100.23])

@@ -11,12 +11,10 @@
 # Usage: sh gen-vacation.sh OUTDIR
 set -eu
 out=${1:?usage: gen-vacation.sh OUTDIR}
-d=$(mktemp -d /tmp/blowback-vac.XXXXXX)
-trap 'postfix -c "$d/etc" stop >/dev/null 2>&1 || true; sleep 1; [ -n "${KEEP:-}" ] || rm -rf "$d"' EXIT
-chmod 755 "$d"
-mkdir -p "$d/etc" "$d/queue" "$d/data" "$d/mail" "$d/vac"
-chown postfix "$d/data"
-chown nobody "$d/mail" "$d/vac"
+. "$(dirname "$0")/postfix-instance.sh"
+postfix_instance blowback-vac ""
+mkdir -p "$d/vac"
+chown nobody "$d/vac"
 # vacation(1)'s default message (what `vacation -i` offers to edit).
 cat >"$d/vac/msg" <<'MSG'
 Subject: away from my mail
@@ -26,34 +24,6 @@ Your mail concerning "$SUBJECT"
 will be read when I'm back.
 MSG
 chmod 644 "$d/vac/msg"
-awk '$1=="smtp" && $2=="inet" {next} /^[a-z]/ && NF>=8 {$5="n"} {print}' /etc/postfix/master.cf >"$d/etc/master.cf"
-cat >"$d/etc/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $d/queue
-data_directory = $d/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx1.sender.blowback.test
-mydomain = sender.blowback.test
-myorigin = \$mydomain
-mydestination = \$myhostname, localhost, sender.blowback.test
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-alias_maps =
-alias_database =
-local_recipient_maps =
-virtual_mailbox_domains = trap.blowback.test
-virtual_mailbox_base = $d/mail
-virtual_mailbox_maps = static:trap.mbox
-virtual_uid_maps = static:65534
-virtual_gid_maps = static:65534
-queue_run_delay = 1s
-maillog_file_prefixes = /tmp, /var
-maillog_file = $d/maillog
-smtp_host_lookup = native
-disable_dns_lookups = yes
-CF
-postfix -c "$d/etc" start
 cat >"$d/vac/in.eml" <<MSG
 Return-Path: <trap-forged@trap.blowback.test>
 Received: from spambot.example.net (spambot.example.net [198.51.100.23])
