@@ -103,23 +103,10 @@ func startPostfix(t *testing.T, trapAddr string, transports []string, extra ...s
 		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.maillog())
 	}
 	// Ready when smtpd greets.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", p.smtpd(), time.Second)
-		if err == nil {
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			b := make([]byte, 4)
-			_, err = c.Read(b)
-			c.Close()
-			if err == nil && string(b[:3]) == "220" {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("postfix smtpd not ready on %s: %v\n%s", p.smtpd(), err, p.maillog())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testenv.WaitGreeting(p.smtpd()); err != nil {
+		t.Fatalf("postfix smtpd not ready on %s: %v\n%s", p.smtpd(), err, p.maillog())
 	}
+	return p
 }
 
 // wrapInline braces inline: map entries that hold spaces.

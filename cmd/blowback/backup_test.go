@@ -44,7 +44,7 @@ func TestBackupRestore(t *testing.T) {
 		}
 		check(t, p)
 	})
-	n := startTestNode(t, dir)
+	n := startNode(t, dir)
 	defer n.Stop()
 	t.Run("api", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "online.backup")

@@ -80,7 +80,7 @@ func TestConfigErrorIsOneLine(t *testing.T) {
 }
 
 func TestCheckExitCodes(t *testing.T) {
-	n := startTestNode(t, t.TempDir())
+	n := startNode(t, t.TempDir())
 	defer n.Stop()
 	dns := n.dns.Addr().String()
 	if code, out, errs := runCLI(t, "check", "127.0.0.2", "--server", dns); code != 0 || !strings.Contains(out, "127.0.0.2 listed in bl.blowback.test: 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5") {
@@ -157,7 +157,7 @@ func TestAdminCommands(t *testing.T) {
 	}
 	t.Run("store", func(t *testing.T) { flow(t, "--data", dir) })
 
-	n := startTestNode(t, dir)
+	n := startNode(t, dir)
 	defer n.Stop()
 	api := "http://" + n.web.Addr().String()
 	t.Run("api", func(t *testing.T) { flow(t, "--data", dir, "--server", api) })

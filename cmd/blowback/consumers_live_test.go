@@ -80,20 +80,9 @@ func TestRspamdLive(t *testing.T) {
 		os.Chmod(d, 0o755)
 	}
 	conf := filepath.Join(dir, "conf")
-	if out, err := exec.Command("cp", "-r", "/etc/rspamd/.", conf).CombinedOutput(); err != nil {
-		t.Fatalf("copy /etc/rspamd: %v %s", err, out)
-	}
-	for _, f := range []string{"groups.conf"} {
-		b, err := os.ReadFile(deployFile(t, "consumers/rspamd/"+f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(conf, "local.d", f), b, 0o644)
-	}
-	lua, _ := os.ReadFile(deployFile(t, "consumers/rspamd/rspamd.local.lua"))
-	os.WriteFile(filepath.Join(conf, "rspamd.local.lua"), lua, 0o644)
+	rspamdConfig(t, conf)
 
-	n := startTestNode(t, t.TempDir())
+	n := startNode(t, t.TempDir())
 	defer n.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -287,7 +287,7 @@ func TestMetricsLive(t *testing.T) {
 	}
 
 	t.Run("run", func(t *testing.T) {
-		n := startTestNode(t, t.TempDir())
+		n := startNode(t, t.TempDir())
 		defer n.Stop()
 		base := "http://" + n.web.Addr().String()
 		// Traffic through every component.
@@ -428,7 +428,7 @@ func TestSpamAssassinSnippet(t *testing.T) {
 		t.Fatalf("spamassassin --lint: %v\n%s", err, out)
 	}
 
-	n := startTestNode(t, t.TempDir())
+	n := startNode(t, t.TempDir())
 	defer n.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -488,10 +488,10 @@ func TestSpamAssassinSnippet(t *testing.T) {
 	}
 }
 
-// TestRspamdSnippet checks deploy/consumers/rspamd/ with rspamadm.
-func TestRspamdSnippet(t *testing.T) {
-	rspamadm := testenv.Tool(t, "rspamadm")
-	dir := t.TempDir()
+// rspamdConfig makes dir an rspamd configuration: Debian's (/etc/rspamd)
+// with the snippets of deploy/consumers/rspamd/.
+func rspamdConfig(t *testing.T, dir string) {
+	t.Helper()
 	if out, err := exec.Command("cp", "-r", "/etc/rspamd/.", dir).CombinedOutput(); err != nil {
 		t.Fatalf("copy /etc/rspamd: %v %s", err, out)
 	}
@@ -504,6 +504,13 @@ func TestRspamdSnippet(t *testing.T) {
 	}
 	lua, _ := os.ReadFile(deployFile(t, "consumers/rspamd/rspamd.local.lua"))
 	os.WriteFile(filepath.Join(dir, "rspamd.local.lua"), lua, 0o644)
+}
+
+// TestRspamdSnippet checks deploy/consumers/rspamd/ with rspamadm.
+func TestRspamdSnippet(t *testing.T) {
+	rspamadm := testenv.Tool(t, "rspamadm")
+	dir := t.TempDir()
+	rspamdConfig(t, dir)
 	out, err := runTool(t, nil, rspamadm, "--var=LOCAL_CONFDIR="+dir, "configtest", "-c", filepath.Join(dir, "rspamd.conf"))
 	if err != nil || !strings.Contains(out, "syntax OK") || strings.Contains(out, "blowback") {
 		// rspamadm names the rule only when something is wrong with it

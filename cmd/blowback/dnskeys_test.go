@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -18,25 +16,10 @@ import (
 // TestDNSKeysLive: a node with keyed access required; the admin makes a key
 // over HTTP, a keyed query is answered and counted, an unkeyed one refused.
 func TestDNSKeysLive(t *testing.T) {
-	var n *node
-	for i := 0; ; i++ {
-		cfg := defaultConfig()
-		cfg.Data = t.TempDir()
-		cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		cfg.AdminTokens = []string{"admin-token-for-tests"}
-		cfg.DNSCfg.Keys = KeysTable{Enabled: true, Require: true}
-		n = newNode(cfg, slog.New(slog.DiscardHandler))
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := n.Start(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		n.Stop()
-		if i == 4 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
+	cfg := testConfig(t.TempDir())
+	cfg.AdminTokens = []string{"admin-token-for-tests"}
+	cfg.DNSCfg.Keys = KeysTable{Enabled: true, Require: true}
+	n := startNodeConfig(t, cfg)
 	defer n.Stop()
 	base := "http://" + n.web.Addr().String() + "/api/v1/admin/dns/keys"
 	call := func(method, url, body, token string) (*http.Response, map[string]any) {

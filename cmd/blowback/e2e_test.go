@@ -31,23 +31,44 @@ const testDSN = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n" 
 	"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@trap.blowback.test\r\nTo: nobody@example.net\r\n" +
 	"Subject: hi\r\nMessage-ID: <orig@trap.blowback.test>\r\n\r\nspam\r\n--B--\r\n"
 
-// startNode runs an all-in-one node on 127.0.0.1:0 ports in dir.
-func startNode(t *testing.T, dir string) *node {
-	t.Helper()
+// testConfig is the default configuration with its data in dir and every
+// listener on a 127.0.0.1:0 port.
+func testConfig(dir string) Config {
 	cfg := defaultConfig()
 	cfg.Data = dir
 	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return cfg
+}
+
+// startNode runs an all-in-one node on 127.0.0.1:0 ports in dir.
+func startNode(t *testing.T, dir string) *node {
+	t.Helper()
+	return startNodeConfig(t, testConfig(dir))
+}
+
+// startNodeConfig runs a node with cfg (its log on stderr with -v, else
+// discarded), retried when the DNS server's TCP listener finds the port
+// its UDP listener got taken (dnsd binds UDP :0, then TCP on the same
+// port; other tests on the machine may hold it).
+func startNodeConfig(t *testing.T, cfg Config) *node {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n := newNode(cfg, log)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
+	for i := 0; ; i++ {
+		n := newNode(cfg, log)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := n.Start(ctx)
+		cancel()
+		if err == nil {
+			return n
+		}
+		n.Stop()
+		if i == 4 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
 	}
-	return n
 }
 
 // sendFrom delivers msg over SMTP from the local address src.

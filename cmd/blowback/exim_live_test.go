@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -154,22 +149,8 @@ func (e *liveExim) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			b := make([]byte, 4)
-			_, err = io.ReadFull(c, b)
-			c.Close()
-			if err == nil && string(b[:3]) == "220" {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Exim greeting on %s: %v\n%s", addr, err, e.log())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testenv.WaitGreeting(addr); err != nil {
+		t.Fatalf("no Exim greeting on %s: %v\n%s", addr, err, e.log())
 	}
 }
 
@@ -201,30 +182,9 @@ func (e *liveExim) log() string {
 // self-test fails, and after the fix passes and delists.
 func TestEximAdviceAndSelfTest(t *testing.T) {
 	const listed = "127.0.0.21"
-	if l, err := net.Listen("tcp", listed+":0"); err != nil {
-		testenv.Missing(t, "cannot bind "+listed+" (all of 127.0.0.0/8 on lo needed)")
-	} else {
-		l.Close()
-	}
-	dnsAddr := serveTestZone(t, map[string][]dns.RR{
-		"ex.test.":    {mustRR(t, "ex.test. 60 IN MX 10 mx.ex.test.")},
-		"mx.ex.test.": {mustRR(t, "mx.ex.test. 60 IN A 127.0.0.1")},
-	})
 	eximPort := testenv.FreePort(t)
-	cfg := defaultConfig()
-	cfg.Data = t.TempDir()
-	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SelfTest = SelfTestConfig{Enabled: true, Resolver: dnsAddr, SMTPPort: eximPort, AllowPrivate: true,
-		Watch: Duration(90 * time.Second), Grace: Duration(2 * time.Second)}
-	n := newNode(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	err := n.Start(ctx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, base := selfTestNode(t, listed, "ex.test", eximPort)
 	defer n.Stop()
-	base := "http://" + n.web.Addr().String()
 
 	ex := newLiveExim(t, n.trap.Addr().String(), eximPort)
 	ex.configure(t, false)

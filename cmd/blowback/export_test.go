@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -101,18 +100,13 @@ func TestExportCommandGuard(t *testing.T) {
 // as the listing changes.
 func TestNodeExportsAndTransfers(t *testing.T) {
 	dir := t.TempDir()
-	cfg := defaultConfig()
-	cfg.Data = dir
-	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg := testConfig(dir)
 	cfg.ExportDir = filepath.Join(dir, "export")
 	cfg.Export.AllowTransfer = []string{"127.0.0.1/32"}
-	n := newNode(cfg, slog.New(slog.DiscardHandler))
+	n := startNodeConfig(t, cfg)
+	defer n.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
 	ip := netip.MustParseAddr("192.0.2.99")
 	if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.PrefixFrom(ip, 32), Op: store.OpList, Who: "test", Reason: "export test"}); err != nil {
 		t.Fatal(err)
@@ -231,16 +225,11 @@ func TestNodeGuardAfterLostStore(t *testing.T) {
 	for _, lost := range [][]string{{"store"}, {"store", "snapshot.bin"}} {
 		t.Run(strings.Join(lost, "+"), func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := defaultConfig()
-			cfg.Data = dir
-			cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+			cfg := testConfig(dir)
 			cfg.Export.AllowTransfer = []string{"127.0.0.1/32"}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			n := newNode(cfg, slog.New(slog.DiscardHandler))
-			if err := n.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			n := startNodeConfig(t, cfg)
 			for i := range 4 {
 				ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})
 				if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.PrefixFrom(ip, 32), Op: store.OpList, Who: "test", Reason: "guard test"}); err != nil {
@@ -263,10 +252,7 @@ func TestNodeGuardAfterLostStore(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			n2 := newNode(cfg, slog.New(slog.DiscardHandler))
-			if err := n2.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			n2 := startNodeConfig(t, cfg)
 			defer n2.Stop()
 			eventually(t, "guard holds back the empty zone", func() bool { v, _ := metric.Value(n2.reg, "blowback_export_held_back"); return v == 1 })
 			s, names, err := axfr(n2.dns.Addr().String())

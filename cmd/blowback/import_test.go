@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -25,29 +23,6 @@ func bounceFor(ip, rcpt string, n int, at time.Time) string {
 		"Delivered-To: " + rcpt + "\n" +
 		fmt.Sprintf("Received: from mx.sender.example (mx.sender.example [%s])\n\tby mx.trap.example (Postfix) with ESMTP id X%d;\n\t%s\n", ip, n, at.UTC().Format(time.RFC1123Z)) +
 		strings.Replace(strings.ReplaceAll(testDSN, "\r\n", "\n"), "<dsn1@mx.example.net>", fmt.Sprintf("<dsn%d@mx.example.net>", n), 1) + "\n"
-}
-
-// startTestNode is startNode, retried when the DNS server's TCP listener
-// finds the port its UDP listener got taken (dnsd binds UDP :0, then TCP
-// on the same port; other tests on the machine may hold it).
-func startTestNode(t *testing.T, dir string) *node {
-	t.Helper()
-	for i := 0; ; i++ {
-		cfg := defaultConfig()
-		cfg.Data = dir
-		cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		n := newNode(cfg, slog.New(slog.DiscardHandler))
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := n.Start(ctx)
-		cancel()
-		if err == nil {
-			return n
-		}
-		n.Stop()
-		if i == 4 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
 }
 
 // newDataDir is a data directory with an empty store, as `run` leaves it.
@@ -133,7 +108,7 @@ func TestImportOffline(t *testing.T) {
 
 func TestImportOnline(t *testing.T) {
 	dir := t.TempDir()
-	n := startTestNode(t, dir)
+	n := startNode(t, dir)
 	defer n.Stop()
 	now := time.Now().UTC()
 	var mb strings.Builder

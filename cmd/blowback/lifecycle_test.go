@@ -31,7 +31,7 @@ func waitReadyz(t *testing.T, url string, want int) {
 // A node whose SMTP listener stops serving by itself turns /readyz red
 // (the lifecycle records the dead component), and still stops.
 func TestRunReadyzDeadComponent(t *testing.T) {
-	n := startTestNode(t, newDataDir(t))
+	n := startNode(t, newDataDir(t))
 	url := "http://" + n.web.Addr().String() + "/readyz"
 	waitReadyz(t, url, http.StatusOK)
 	n.trap.l.Close() // the accept loop fails: not a Stop

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -83,16 +80,9 @@ func postfixInNamespace(t *testing.T) {
 	}
 
 	// blowback, its DNS on 127.0.0.1:53.
-	cfg := defaultConfig()
-	cfg.Data = filepath.Join(tmp, "blowback")
-	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:53", "127.0.0.1:0"
-	n := newNode(cfg, slog.New(slog.DiscardHandler))
-	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	err := n.Start(sctx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig(filepath.Join(tmp, "blowback"))
+	cfg.DNS = "127.0.0.1:53"
+	n := startNodeConfig(t, cfg)
 	defer n.Stop()
 	// 127.0.0.10 gets listed the real way: a bounce to the trap.
 	if err := sendFrom(t, n.trap.Addr().String(), "127.0.0.10", "", "someone@trap.blowback.test", testDSN); err != nil {
@@ -250,22 +240,8 @@ func readFile(p string) string {
 // waitBanner waits until an SMTP server greets on addr.
 func waitBanner(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			b := make([]byte, 4)
-			_, err = io.ReadFull(c, b)
-			c.Close()
-			if err == nil && string(b[:3]) == "220" {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no SMTP greeting on %s: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testenv.WaitGreeting(addr); err != nil {
+		t.Fatalf("no SMTP greeting on %s: %v", addr, err)
 	}
 }
 

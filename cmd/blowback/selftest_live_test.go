@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -42,40 +40,9 @@ func TestSelfTestPostfix(t *testing.T) {
 		testenv.Missing(t, "no postfix user (apt-get install postfix)")
 	}
 	const listed = "127.0.0.20" // Postfix's outgoing address: the backscatter source
-	if l, err := net.Listen("tcp", listed+":0"); err != nil {
-		testenv.Missing(t, "cannot bind "+listed+" (all of 127.0.0.0/8 on lo needed)")
-	} else {
-		l.Close()
-	}
-
-	// Authoritative DNS for pf.test: MX 10 mx.pf.test, mx.pf.test A 127.0.0.1.
-	dnsAddr := serveTestZone(t, map[string][]dns.RR{
-		"pf.test.":    {mustRR(t, "pf.test. 60 IN MX 10 mx.pf.test.")},
-		"mx.pf.test.": {mustRR(t, "mx.pf.test. 60 IN A 127.0.0.1")},
-	})
-
 	pf := newLivePostfix(t)
-	cfg := defaultConfig()
-	cfg.Data = t.TempDir()
-	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SelfTest = SelfTestConfig{Enabled: true, Resolver: dnsAddr, SMTPPort: pf.port, AllowPrivate: true,
-		Watch: Duration(90 * time.Second), Grace: Duration(2 * time.Second)}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	n := newNode(cfg, log)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := n.Start(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	cancel()
+	n, base := selfTestNode(t, listed, "pf.test", pf.port)
 	defer n.Stop()
-	base := "http://" + n.web.Addr().String()
 
 	// 1. Misconfigured: Postfix accepts mail for anyone at pf.test and
 	// bounces the unknown ones to the (forged) sender at the trap.
@@ -163,6 +130,33 @@ func TestSelfTestPostfix(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("postfix log:\n%s", pf.maillog())
 	}
+}
+
+// selfTestNode starts a node for a self-test story with a real MTA:
+// listed, the MTA's outgoing address (the backscatter source), must be one
+// this host can bind; domain's MX, mx.<domain>, is 127.0.0.1 on a local
+// authoritative DNS server the self-test resolves through, and the
+// self-test probes smtpPort there. It returns the node (the caller stops
+// it) and its web base URL.
+func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, string) {
+	t.Helper()
+	if l, err := net.Listen("tcp", listed+":0"); err != nil {
+		testenv.Missing(t, "cannot bind "+listed+" (all of 127.0.0.0/8 on lo needed)")
+	} else {
+		l.Close()
+	}
+	dnsAddr := serveTestZone(t, map[string][]dns.RR{
+		domain + ".":         {mustRR(t, domain+". 60 IN MX 10 mx."+domain+".")},
+		"mx." + domain + ".": {mustRR(t, "mx."+domain+". 60 IN A 127.0.0.1")},
+	})
+	cfg := testConfig(t.TempDir())
+	cfg.SelfTest = SelfTestConfig{Enabled: true, Resolver: dnsAddr, SMTPPort: smtpPort, AllowPrivate: true,
+		Watch: Duration(90 * time.Second), Grace: Duration(2 * time.Second)}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	n := startNodeConfig(t, cfg)
+	return n, "http://" + n.web.Addr().String()
 }
 
 func netipPrefix(t *testing.T, s string) netip.Prefix {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -46,6 +47,37 @@ func Deliver(c *smtp.Client, helo, from, to, msg string) error {
 func DialFrom(src, addr string, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: timeout}
 	return d.Dial("tcp", addr)
+}
+
+// WaitGreeting waits until an SMTP server on addr sends its 220 greeting,
+// trying for 30 s; it returns the last error if none came by then.
+func WaitGreeting(addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := greeting(addr)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// greeting connects to addr once and reads the first reply code.
+func greeting(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
+	if string(b[:3]) != "220" {
+		return fmt.Errorf("greeted with %q", b)
+	}
+	return nil
 }
 
 // PostfixCommand runs the postfix command bin on the instance configured
