@@ -17,6 +17,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
+	"github.com/blowback-dnsbl/blowback/internal/runline"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
 )
@@ -136,7 +137,7 @@ func (n *trapNode) Start(ctx context.Context) error {
 			fwd = u.Redacted()
 		}
 	}
-	n.log.Info("blowback running", "mode", "trap", "smtp", n.trap.Addr().String(), "http", n.httpL.Addr().String(),
+	n.log.Info(runline.Msg, "mode", "trap", "smtp", n.trap.Addr().String(), "http", n.httpL.Addr().String(),
 		"forward", fwd, "node", cfg.Trap.Node, "backlog", n.spool.Len(), "data", cfg.Data)
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/runline"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
@@ -36,8 +36,6 @@ type proc struct {
 	logMu           sync.Mutex
 	log             strings.Builder
 }
-
-var runningRE = regexp.MustCompile(`\b(smtp|dns|http)=(\S+)`)
 
 // startBinary runs `bin run` on free loopback ports with data in dir and
 // waits for its "blowback running" line, which names the bound addresses.
@@ -78,7 +76,7 @@ func tryStartBinary(t *testing.T, bin, dir string) (*proc, error) {
 			p.logMu.Lock()
 			p.log.WriteString(line + "\n")
 			p.logMu.Unlock()
-			if strings.Contains(line, "blowback running") {
+			if strings.Contains(line, runline.Msg) {
 				select {
 				case ready <- line:
 				default:
@@ -93,17 +91,8 @@ func tryStartBinary(t *testing.T, bin, dir string) (*proc, error) {
 			p.cmd.Wait()
 			return nil, fmt.Errorf("blowback exited before running:\n%s", p.logText())
 		}
-		for _, m := range runningRE.FindAllStringSubmatch(line, -1) {
-			v := strings.Trim(m[2], `"`)
-			switch m[1] {
-			case "smtp":
-				p.smtp = v
-			case "dns":
-				p.dns = v
-			case "http":
-				p.http = v
-			}
-		}
+		a, _ := runline.Parse(line)
+		p.smtp, p.dns, p.http = a.SMTP, a.DNS, a.HTTP
 	case <-time.After(2 * time.Minute):
 		return nil, fmt.Errorf("blowback not running after 2 minutes:\n%s", p.logText())
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
+	"github.com/blowback-dnsbl/blowback/internal/runline"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
@@ -84,7 +85,7 @@ func mnStartProc(t testing.TB, name, bin string, args ...string) *mnProc {
 		for sc.Scan() {
 			line := sc.Text()
 			p.log.Write([]byte(line + "\n"))
-			if kv := mnLogfmt(line); kv["msg"] == "blowback running" {
+			if kv := mnLogfmt(line); kv["msg"] == runline.Msg {
 				select {
 				case p.ready <- kv:
 				default:

@@ -21,6 +21,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
+	"github.com/blowback-dnsbl/blowback/internal/runline"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/selftest"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -290,7 +291,7 @@ func (n *node) Start(ctx context.Context) error {
 	if err := n.life.Start(ctx, comps...); err != nil {
 		return err
 	}
-	n.log.Info("blowback running", "zone", cfg.Zone, "smtp", n.trap.Addr().String(), "dns", n.dns.Addr().String(),
+	n.log.Info(runline.Msg, "zone", cfg.Zone, "smtp", n.trap.Addr().String(), "dns", n.dns.Addr().String(),
 		"http", n.web.Addr().String(), "data", cfg.Data)
 	return nil
 }

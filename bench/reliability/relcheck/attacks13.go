@@ -39,9 +39,8 @@ allow = ["198.18.7.0/24"]
 
 func (c *checker) attacks13Scenarios() {
 	dir := filepath.Join(c.work, "attacks13-data")
-	n, err := c.startNode("attacks13", dir, c.baseConfig(attacks13Extra))
-	if err != nil {
-		c.add(row{Scenario: "attacks13 node", Errors: err.Error()})
+	n := c.scenarioNode(row{Scenario: "attacks13 node"}, "attacks13", dir, c.baseConfig(attacks13Extra))
+	if n == nil {
 		return
 	}
 	for _, f := range []func(*node) row{

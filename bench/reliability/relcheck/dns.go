@@ -136,9 +136,8 @@ func malformed(n int) [][]byte {
 }
 
 func (c *checker) dnsScenarios() {
-	n, err := c.startNode("dns", filepath.Join(c.work, "dns-data"), c.baseConfig(""))
-	if err != nil {
-		c.add(row{Scenario: "DNS node", Errors: err.Error()})
+	n := c.scenarioNode(row{Scenario: "DNS node"}, "dns", filepath.Join(c.work, "dns-data"), c.baseConfig(""))
+	if n == nil {
 		return
 	}
 	defer n.stop()

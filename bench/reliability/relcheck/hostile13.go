@@ -61,9 +61,8 @@ func firstLine(src, addr string, proxy []byte) (net.Conn, string) {
 // hostile13Scenarios: slow DATA and per-prefix caps, on one node.
 func (c *checker) hostile13Scenarios() {
 	dir := filepath.Join(c.work, "hostile13-data")
-	n, err := c.startNode("hostile13", dir, c.baseConfig(noCaps))
-	if err != nil {
-		c.add(row{Scenario: "SMTP slow DATA", Errors: err.Error()})
+	n := c.scenarioNode(row{Scenario: "SMTP slow DATA"}, "hostile13", dir, c.baseConfig(noCaps))
+	if n == nil {
 		return
 	}
 	defer n.stop()
@@ -248,10 +247,8 @@ func listedCodes(server string, ip netip.Addr) []string {
 func (c *checker) unitFloodScenario() {
 	r := row{Scenario: "Store: one unit floods", Faults: "one source fills the disk with 1 MB-class bounces; pipelined MAIL/RCPT/RSET callouts"}
 	dir := filepath.Join(c.work, "unitflood-data")
-	n, err := c.startNode("unitflood", dir, c.baseConfig(""))
-	if err != nil {
-		r.Errors = err.Error()
-		c.add(r)
+	n := c.scenarioNode(r, "unitflood", dir, c.baseConfig(""))
+	if n == nil {
 		return
 	}
 	flood, probe, legit := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("203.0.113.8"), netip.MustParseAddr("203.0.113.9")

@@ -26,10 +26,8 @@ func (c *checker) intakeBombScenario() {
 	r := row{Scenario: "Intake gzip bomb",
 		Load:   fmt.Sprintf("%d concurrent POST /api/v1/evidence with a node token", clients),
 		Faults: fmt.Sprintf("gzip body inflating to %d MiB of valid JSON", inflated>>20)}
-	n, err := c.startNode("intakebomb", c.work+"/intakebomb-data", c.baseConfig(""))
-	if err != nil {
-		r.Errors = err.Error()
-		c.add(r)
+	n := c.scenarioNode(r, "intakebomb", c.work+"/intakebomb-data", c.baseConfig(""))
+	if n == nil {
 		return
 	}
 	var buf bytes.Buffer

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/runline"
 )
 
 // row is one line of the result table.
@@ -193,8 +195,6 @@ type node struct {
 	exitErr            error
 }
 
-var runningRE = regexp.MustCompile(`\b(smtp|dns|http)=(\S+)`)
-
 // baseConfig is the TOML every node starts from; extra is appended.
 func (c *checker) baseConfig(extra string) string {
 	return fmt.Sprintf(`admin_tokens = [%q]
@@ -225,6 +225,18 @@ exempt = ["127.0.99.0/24"]
 [export]
 allow_transfer = ["127.0.0.77/32"]
 `, c.adminTok, c.nodeTok) + extra
+}
+
+// scenarioNode is startNode for a scenario: when the node does not start,
+// it adds r with the error and returns nil.
+func (c *checker) scenarioNode(r row, name, dataDir, cfg string) *node {
+	n, err := c.startNode(name, dataDir, cfg)
+	if err != nil {
+		r.Errors = err.Error()
+		c.add(r)
+		return nil
+	}
+	return n
 }
 
 // startNode runs `blowback run` with cfg on free loopback ports and waits
@@ -280,7 +292,7 @@ func (c *checker) tryStart(name, dataDir, cfgPath string) (*node, error) {
 				tail = tail[1:]
 			}
 			tailMu.Unlock()
-			if strings.Contains(line, "blowback running") {
+			if strings.Contains(line, runline.Msg) {
 				select {
 				case ready <- line:
 				default:
@@ -295,17 +307,8 @@ func (c *checker) tryStart(name, dataDir, cfgPath string) (*node, error) {
 	}()
 	select {
 	case line := <-ready:
-		for _, m := range runningRE.FindAllStringSubmatch(line, -1) {
-			v := strings.Trim(m[2], `"`)
-			switch m[1] {
-			case "smtp":
-				n.smtp = v
-			case "dns":
-				n.dns = v
-			case "http":
-				n.http = v
-			}
-		}
+		a, _ := runline.Parse(line)
+		n.smtp, n.dns, n.http = a.SMTP, a.DNS, a.HTTP
 		return n, nil
 	case <-n.done:
 		tailMu.Lock()

@@ -323,9 +323,8 @@ func countStored(dataDir string) (map[netip.Addr]int, int, error) {
 // client keeps delivering; the stored evidence is counted at the end.
 func (c *checker) smtpScenarios() {
 	dir := filepath.Join(c.work, "smtp-data")
-	n, err := c.startNode("smtp", dir, c.baseConfig(noCaps))
-	if err != nil {
-		c.add(row{Scenario: "SMTP node", Errors: err.Error()})
+	n := c.scenarioNode(row{Scenario: "SMTP node"}, "smtp", dir, c.baseConfig(noCaps))
+	if n == nil {
 		return
 	}
 	good := newGoodClient(n.smtp)
@@ -609,9 +608,8 @@ var relayForms = []struct {
 // relayScenario tries every address form, one session each, and checks
 // that no address outside the trap domains gets 250.
 func (c *checker) relayScenario() {
-	n, err := c.startNode("relay", filepath.Join(c.work, "relay-data"), c.baseConfig(""))
-	if err != nil {
-		c.add(row{Scenario: "SMTP open relay", Errors: err.Error()})
+	n := c.scenarioNode(row{Scenario: "SMTP open relay"}, "relay", filepath.Join(c.work, "relay-data"), c.baseConfig(""))
+	if n == nil {
 		return
 	}
 	defer n.stop()

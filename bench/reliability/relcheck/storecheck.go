@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
@@ -350,25 +348,11 @@ func (c *checker) fullDiskScenario() {
 		c.add(r)
 		return
 	}
-	n, err := c.startNode("fulldisk", dir, c.baseConfig(noCaps+"low_memory = true\n")) // one source fills the disk: caps off
-	if err != nil {
-		r.Errors = err.Error()
-		c.add(r)
+	n := c.scenarioNode(r, "fulldisk", dir, c.baseConfig(noCaps+"low_memory = true\n")) // one source fills the disk: caps off
+	if n == nil {
 		return
 	}
-	// ~190 KB of incompressible text per message (raw messages are kept).
-	body := func() string {
-		b := make([]byte, 140<<10)
-		rand.Read(b)
-		s := base64.StdEncoding.EncodeToString(b)
-		var out strings.Builder
-		for len(s) > 76 {
-			out.WriteString(s[:76] + "\r\n")
-			s = s[76:]
-		}
-		return out.String() + s + "\r\n"
-	}
-	l := startIngest(n.smtp, []string{"127.0.61.1"}, 4, body)
+	l := startIngest(n.smtp, []string{"127.0.61.1"}, 4, incompressible) // raw messages are kept
 	deadline := time.Now().Add(3 * time.Minute)
 	// Refused for lack of space: 452 4.3.1 (RFC 3463 "mail system full")
 	// or 451 4.3.0.
@@ -387,7 +371,7 @@ func (c *checker) fullDiskScenario() {
 	for i := range 20 {
 		e := store.Event{ID: store.NewEventID(), Time: time.Now(), ClientIP: netip.AddrFrom4([4]byte{10, 99, 0, byte(i)}), Kind: store.KindBounce}
 		batch.Events = append(batch.Events, e)
-		batch.Raw[e.ID.String()] = []byte(body())
+		batch.Raw[e.ID.String()] = []byte(incompressible())
 	}
 	ev, _ := json.Marshal(batch)
 	ic, _, _ := do(httpFrom("127.0.0.1"), "POST", "http://"+n.http+forward.Path, "Bearer "+c.nodeTok, ev, nil)
