@@ -1086,25 +1086,24 @@ func (a *analysis) listNotice() bool {
 	if !listy {
 		return false
 	}
-	if p, ok := containsAny(a.subj, heldSubj); ok {
-		a.kind, a.subKind = store.KindAutoreply, "list-held"
-		a.signal("list:" + token(p))
-		return true
-	}
-	if p, ok := a.noticeHits().any(listHeldBody); ok {
-		a.kind, a.subKind = store.KindAutoreply, "list-held"
-		a.signal("list:" + token(p))
-		return true
-	}
-	if p, ok := containsAny(a.subj, rejectSubj); ok {
-		a.kind, a.subKind = store.KindBounce, "list-reject"
-		a.signal("list:" + token(p))
-		return true
-	}
-	if p, ok := a.noticeHits().any(listRejectBody); ok {
-		a.kind, a.subKind = store.KindBounce, "list-reject"
-		a.signal("list:" + token(p))
-		return true
+	// Held before rejected; the subject before the text.
+	for _, c := range []struct {
+		kind       store.Kind
+		sub        string
+		subj, body []string
+	}{
+		{store.KindAutoreply, "list-held", heldSubj, listHeldBody},
+		{store.KindBounce, "list-reject", rejectSubj, listRejectBody},
+	} {
+		p, ok := containsAny(a.subj, c.subj)
+		if !ok {
+			p, ok = a.noticeHits().any(c.body)
+		}
+		if ok {
+			a.kind, a.subKind = c.kind, c.sub
+			a.signal("list:" + token(p))
+			return true
+		}
 	}
 	return false
 }

@@ -443,23 +443,20 @@ func splitMultipart(body []byte, boundary string) ([][]byte, bool) {
 
 // decode undoes the Content-Transfer-Encoding (RFC 2045 §6), leniently.
 func (w *walker) decode(b []byte, cte string, p *part) []byte {
+	var out []byte
 	switch cte {
 	case "base64":
-		p.encoded = true
-		out := decodeBase64(b)
-		if !w.spend(len(out)) {
-			return nil
-		}
-		return out
+		out = decodeBase64(b)
 	case "quoted-printable":
-		p.encoded = true
-		out := decodeQP(b)
-		if !w.spend(len(out)) {
-			return nil
-		}
-		return out
+		out = decodeQP(b)
+	default:
+		return b
 	}
-	return b
+	p.encoded = true
+	if !w.spend(len(out)) {
+		return nil
+	}
+	return out
 }
 
 func decodeBase64(b []byte) []byte {
