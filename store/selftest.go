@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -46,9 +45,7 @@ func (s *Store) PutSelfTest(ctx context.Context, r SelfTestRecord) error {
 	if err != nil {
 		return err
 	}
-	k := addrPrefixKey(pSelfTest, netip.PrefixFrom(r.Unit.Addr(), r.Unit.Addr().BitLen()))
-	k = binary.BigEndian.AppendUint64(k, uint64(r.Time.UnixNano()))
-	k = binary.BigEndian.AppendUint32(k, s.nextSeq())
+	k := s.addrTimeKey(pSelfTest, r.Unit.Addr(), r.Time)
 	if err := s.guard(int64(len(val))); err != nil {
 		return err
 	}

@@ -330,6 +330,19 @@ func addrPrefixKey(t byte, p netip.Prefix) []byte {
 	return append(append(k, 6), v[:bits/8]...)
 }
 
+// appendTimeSeq appends at and the next sequence number to k: records of
+// one moment keep their order and never share a key.
+func (s *Store) appendTimeSeq(k []byte, at time.Time) []byte {
+	k = binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
+	return binary.BigEndian.AppendUint32(k, s.nextSeq())
+}
+
+// addrTimeKey is the key of a record kept under prefix byte t for the
+// address a, in time order.
+func (s *Store) addrTimeKey(t byte, a netip.Addr, at time.Time) []byte {
+	return s.appendTimeSeq(addrPrefixKey(t, netip.PrefixFrom(a, a.BitLen())), at)
+}
+
 func eventKey(e *Event) []byte {
 	k := make([]byte, 0, 50)
 	k = append(k, pEvent)
@@ -669,9 +682,7 @@ func (s *Store) AddAction(ctx context.Context, a Action) error {
 	if err != nil {
 		return err
 	}
-	k := addrPrefixKey(pManual, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
-	k = binary.BigEndian.AppendUint64(k, uint64(a.Time.UnixNano()))
-	k = binary.BigEndian.AppendUint32(k, s.nextSeq())
+	k := s.addrTimeKey(pManual, a.Prefix.Addr(), a.Time)
 	who := a.Who
 	if a.Public {
 		who = "public:" + who
@@ -751,9 +762,7 @@ func (s *Store) auditTxn(txn *badger.Txn, e AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	k := []byte{pAudit}
-	k = binary.BigEndian.AppendUint64(k, uint64(e.Time.UnixNano()))
-	k = binary.BigEndian.AppendUint32(k, s.nextSeq())
+	k := s.appendTimeSeq([]byte{pAudit}, e.Time)
 	return txn.Set(k, val)
 }
 
