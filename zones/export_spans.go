@@ -320,32 +320,30 @@ type Span struct {
 func (s *Snapshot) Spans(fn func(Span) bool) {
 	ok := true
 	s.spans(func(lo, hi uint32, c Codes) bool {
-		if lo == hi {
-			ok = fn(Span{netip.PrefixFrom(addr4(lo), 32), c})
-			return ok
-		}
-		for _, p := range rangePrefixes4(lo, hi) {
-			if ok = fn(Span{p, c}); !ok {
-				return false
-			}
-		}
-		return true
+		ok = spanRange(lo, hi, c, func(v uint32) netip.Prefix { return netip.PrefixFrom(addr4(v), 32) }, rangePrefixes4, fn)
+		return ok
 	}, nil)
 	if !ok || !fn(Span{netip.PrefixFrom(testPoint6, 128), CodeAll}) {
 		return
 	}
 	s.spans(nil, func(lo, hi uint64, c Codes) bool {
-		if lo == hi {
-			ok = fn(Span{netip.PrefixFrom(addr6(lo), 64), c})
-			return ok
-		}
-		for _, p := range rangePrefixes6(lo, hi) {
-			if ok = fn(Span{p, c}); !ok {
-				return false
-			}
-		}
-		return true
+		return spanRange(lo, hi, c, func(v uint64) netip.Prefix { return netip.PrefixFrom(addr6(v), 64) }, rangePrefixes6, fn)
 	})
+}
+
+// spanRange calls fn with codes c for the prefixes that cover the units
+// lo..hi: unit's prefix for a single one, else cover's. It returns false
+// when fn stopped.
+func spanRange[U uint32 | uint64](lo, hi U, c Codes, unit func(U) netip.Prefix, cover func(lo, hi U) []netip.Prefix, fn func(Span) bool) bool {
+	if lo == hi {
+		return fn(Span{unit(lo), c})
+	}
+	for _, p := range cover(lo, hi) {
+		if !fn(Span{p, c}) {
+			return false
+		}
+	}
+	return true
 }
 
 // Name is one owner name of the zone as a DNS server holds it: an IPv4
