@@ -207,10 +207,10 @@ $DATASET ip6tset @
 		"203.0.113.15", "203.0.113.16", "10.1.255.3", "10.2.0.1", "10.3.0.1", "2001:db8:1:2::1", "2001:db8:1:2::5", "2001:db8:1:3::1"} {
 		for _, qt := range []uint16{dns.TypeA, dns.TypeTXT} {
 			q := query(QueryName(netip.MustParseAddr(ip), zone), qt)
-			want, got := answerOf(exchange(t, rb, "udp", q)), answerOf(exchange(t, ours, "udp", q))
+			want, got := testenv.AnswerOf(exchange(t, rb, "udp", q)), testenv.AnswerOf(exchange(t, ours, "udp", q))
 			// rbldnsd returns a TXT per matching line; we return one of them.
-			txtOK := len(got.txt) == min(len(want.txt), 1) && (len(got.txt) == 0 || slices.Contains(want.txt, got.txt[0]))
-			if want.rcode != got.rcode || !slices.Equal(want.a, got.a) || !txtOK {
+			txtOK := len(got.TXT) == min(len(want.TXT), 1) && (len(got.TXT) == 0 || slices.Contains(want.TXT, got.TXT[0]))
+			if want.Rcode != got.Rcode || !slices.Equal(want.A, got.A) || !txtOK {
 				t.Errorf("%s %s: rbldnsd %+v, blowback %+v", ip, dns.TypeToString[qt], want, got)
 			}
 		}

@@ -48,31 +48,10 @@ func waitSerial(t *testing.T, server, zone string, serial uint32) {
 	t.Fatalf("%s never served %s serial %d (last: %s)", server, zone, serial, last)
 }
 
-// dnsAnswer is what a response says: its rcode, its A records (sorted)
-// and its TXT strings.
-type dnsAnswer struct {
-	rcode  string
-	a, txt []string
-}
-
-func answerOf(r *dns.Msg) dnsAnswer {
-	x := dnsAnswer{rcode: dns.RcodeToString[r.Rcode]}
-	for _, rr := range r.Answer {
-		switch v := rr.(type) {
-		case *dns.A:
-			x.a = append(x.a, v.A.String())
-		case *dns.TXT:
-			x.txt = append(x.txt, strings.Join(v.Txt, ""))
-		}
-	}
-	slices.Sort(x.a)
-	return x
-}
-
 // queryAT is the A and TXT answers for name at server, over TCP.
-func queryAT(t *testing.T, server, name string) dnsAnswer {
+func queryAT(t *testing.T, server, name string) testenv.Answer {
 	t.Helper()
-	var x dnsAnswer
+	var rs []*dns.Msg
 	for _, qt := range []uint16{dns.TypeA, dns.TypeTXT} {
 		m := new(dns.Msg)
 		m.SetQuestion(name, qt)
@@ -81,11 +60,9 @@ func queryAT(t *testing.T, server, name string) dnsAnswer {
 		if err != nil {
 			t.Fatalf("query %s at %s: %v", name, server, err)
 		}
-		y := answerOf(r)
-		x.a, x.txt = append(x.a, y.a...), append(x.txt, y.txt...)
+		rs = append(rs, r)
 	}
-	slices.Sort(x.a)
-	return x
+	return testenv.AnswerOf(rs...)
 }
 
 // compareSecondary checks that the secondary answers the sample as
@@ -97,11 +74,11 @@ func compareSecondary(t *testing.T, bb, sec string, snap *zones.Snapshot, sample
 	for _, a := range sample {
 		name := QueryName(a, snap.Zone)
 		want, got := queryAT(t, bb, name), queryAT(t, sec, name)
-		if !slices.Equal(want.a, got.a) {
-			t.Errorf("%s: blowback A %v, secondary A %v", a, want.a, got.a)
+		if !slices.Equal(want.A, got.A) {
+			t.Errorf("%s: blowback A %v, secondary A %v", a, want.A, got.A)
 			continue
 		}
-		if len(want.a) == 0 {
+		if len(want.A) == 0 {
 			continue
 		}
 		listed++
@@ -120,11 +97,11 @@ func compareSecondary(t *testing.T, bb, sec string, snap *zones.Snapshot, sample
 			continue
 		}
 		wantTXT := []string{strings.Join(splitTXT(cover.TXT(snap.TXT)), "")}
-		if !cover.Wildcard() && !slices.Equal(want.txt, wantTXT) {
-			t.Errorf("%s: blowback TXT %q, export TXT %q", a, want.txt, wantTXT)
+		if !cover.Wildcard() && !slices.Equal(want.TXT, wantTXT) {
+			t.Errorf("%s: blowback TXT %q, export TXT %q", a, want.TXT, wantTXT)
 		}
-		if !slices.Equal(got.txt, wantTXT) {
-			t.Errorf("%s: secondary TXT %q, want %q", a, got.txt, wantTXT)
+		if !slices.Equal(got.TXT, wantTXT) {
+			t.Errorf("%s: secondary TXT %q, want %q", a, got.TXT, wantTXT)
 		}
 	}
 	if listed < 20 {

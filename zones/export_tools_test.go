@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,19 +101,9 @@ func nibbleName(a netip.Addr, zone string) string {
 	return strings.TrimSuffix(r, "ip6.arpa.") + zone + "."
 }
 
-type answer struct {
-	rcode string
-	a     []string
-	txt   []string
-}
-
-func (x answer) String() string {
-	return fmt.Sprintf("%s A=%v TXT=%q", x.rcode, x.a, x.txt)
-}
-
-func ask(t *testing.T, server, name string) answer {
+func ask(t *testing.T, server, name string) testenv.Answer {
 	t.Helper()
-	var x answer
+	var rs []*dns.Msg
 	c := &dns.Client{Timeout: 5 * time.Second}
 	for _, qt := range []uint16{dns.TypeA, dns.TypeTXT} {
 		m := new(dns.Msg)
@@ -135,29 +124,19 @@ func ask(t *testing.T, server, name string) answer {
 				t.Fatalf("query %s over TCP: %v", name, err)
 			}
 		}
-		x.rcode = dns.RcodeToString[r.Rcode]
-		for _, rr := range r.Answer {
-			switch v := rr.(type) {
-			case *dns.A:
-				x.a = append(x.a, v.A.String())
-			case *dns.TXT:
-				x.txt = append(x.txt, strings.Join(v.Txt, ""))
-			}
-		}
+		rs = append(rs, r)
 	}
-	slices.Sort(x.a)
-	slices.Sort(x.txt)
-	return x
+	return testenv.AnswerOf(rs...)
 }
 
-// listed reduces an answer to what a DNSBL client sees: listed or not, the
+// listedView reduces an answer to what a DNSBL client sees: listed or not, the
 // codes and the TXT (rbldnsd answers NOERROR/NODATA where blowback says
 // NXDOMAIN for unlisted names in some cases; neither lists the address).
-func (x answer) listed() string {
-	if len(x.a) == 0 {
+func listedView(x testenv.Answer) string {
+	if len(x.A) == 0 {
 		return "not listed"
 	}
-	return fmt.Sprintf("A=%v TXT=%q", x.a, x.txt)
+	return fmt.Sprintf("A=%v TXT=%q", x.A, x.TXT)
 }
 
 // waitDNS polls server with SOA queries for zone until it answers NOERROR.
@@ -230,10 +209,10 @@ func TestRbldnsdAnswersAsBlowback(t *testing.T) {
 		name := nibbleName(a, "bl.example")
 		want, got := ask(t, bb, name), ask(t, rbl, name)
 		n++
-		if len(want.a) > 0 {
+		if len(want.A) > 0 {
 			listed++
 		}
-		if want.listed() != got.listed() {
+		if listedView(want) != listedView(got) {
 			t.Errorf("%s: blowback %s, rbldnsd %s", a, want, got)
 		}
 	}
