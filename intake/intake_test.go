@@ -30,9 +30,9 @@ import (
 	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/listing/listingtest"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 const (
@@ -70,18 +70,9 @@ func startIntakeTLS(t *testing.T, dir string, mod func(*Config), tc *tls.Config)
 		w = io.MultiWriter(logs, os.Stderr)
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(dir, store.DefaultOptions(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	cur := &zones.Current{}
-	eng := listing.New(listing.Config{Zone: "bl.blowback.test", TXT: "see $", TTL: time.Minute, Policy: scoring.DefaultPolicy()}, st, cur, log, reg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	le := listingtest.Start(t, dir, scoring.DefaultPolicy(), log, reg)
+	st, eng := le.Store, le.Engine
 	isAdmin := func(tok string) bool { return tok == intakeAdmin }
 	cfg := Config{NodeTokens: map[string]string{"trap-a": tokA}, IsAdmin: isAdmin}
 	if mod != nil {
@@ -118,8 +109,7 @@ func startIntakeTLS(t *testing.T, dir string, mod func(*Config), tc *tls.Config)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			srv.Shutdown(ctx)
-			eng.Stop(ctx)
-			st.Close()
+			le.Stop()
 		})
 	}
 	t.Cleanup(func() {

@@ -2,21 +2,17 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/intake"
-	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/listing/listingtest"
 	"github.com/blowback-dnsbl/blowback/scoring"
-	"github.com/blowback-dnsbl/blowback/store"
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 const surfaceAdminTok, surfaceNodeTok = "fuzz-admin-token-0123456789", "fuzz-node-token-0123456789"
@@ -44,22 +40,10 @@ func FuzzHTTPSurface(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.auth, s.ctype, []byte(s.body))
 	}
-	st, err := store.Open(f.TempDir(), store.DefaultOptions(), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer st.Close()
 	reg := prometheus.NewRegistry()
-	cur := &zones.Current{}
 	log := slog.New(slog.DiscardHandler)
-	eng := listing.New(listing.Config{Zone: "bl.blowback.test", TXT: "see $", TTL: time.Minute, Policy: scoring.DefaultPolicy()}, st, cur, log, reg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := eng.Start(ctx); err != nil {
-		f.Fatal(err)
-	}
-	defer eng.Stop(context.Background())
-	srv := New(Config{AdminTokens: []string{surfaceAdminTok}, Intake: intake.Config{NodeTokens: map[string]string{"trap1": surfaceNodeTok}}}, eng, st, cur, log, reg, reg, nil)
+	le := listingtest.Start(f, f.TempDir(), scoring.DefaultPolicy(), log, reg)
+	srv := New(Config{AdminTokens: []string{surfaceAdminTok}, Intake: intake.Config{NodeTokens: map[string]string{"trap1": surfaceNodeTok}}}, le.Engine, le.Store, le.Current, log, reg, reg, nil)
 	h := srv.Handler()
 	f.Fuzz(func(t *testing.T, method, path, auth, ctype string, body []byte) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(method, " \t\r\n") || method == "" {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/listing"
+	"github.com/blowback-dnsbl/blowback/listing/listingtest"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -60,18 +61,9 @@ func newEnvPolicy(t *testing.T, mod func(*Config), pre func(*env), pol scoring.P
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	st, err := store.Open(t.TempDir(), store.DefaultOptions(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	cur := &zones.Current{}
-	eng := listing.New(listing.Config{Zone: "bl.blowback.test", TXT: "see $", TTL: time.Minute, Policy: pol}, st, cur, log, reg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	le := listingtest.Start(t, t.TempDir(), pol, log, reg)
+	st, eng, cur := le.Store, le.Engine, le.Current
 	e := &env{t: t, st: st, eng: eng, cur: cur, reg: reg}
 	if pre != nil {
 		pre(e)
@@ -89,8 +81,7 @@ func newEnvPolicy(t *testing.T, mod func(*Config), pre func(*env), pol scoring.P
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Stop(ctx)
-		eng.Stop(ctx)
-		st.Close()
+		le.Stop()
 		if n := testutilCount(reg, "blowback_http_panics_total"); n != 0 {
 			t.Errorf("%v HTTP panics recovered", n)
 		}
