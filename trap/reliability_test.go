@@ -10,13 +10,13 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -41,35 +41,6 @@ func outcome(last string, closed bool) string {
 		return last[:3]
 	}
 	return "closed"
-}
-
-type tally struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-func (t *tally) add(k string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = map[string]int{}
-	}
-	t.m[k]++
-}
-
-func (t *tally) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	keys := make([]string, 0, len(t.m))
-	for k := range t.m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s ×%d; ", k, t.m[k])
-	}
-	return strings.TrimSuffix(b.String(), "; ")
 }
 
 // hostile runs one session from local: write feeds the connection while the
@@ -214,12 +185,12 @@ func TestReliability(t *testing.T) {
 
 	// Legitimate senders during all of it: direct, and through a trusted proxy.
 	var acked, legitFail atomic.Int64
-	var legitErrs tally
+	var legitErrs tally.Counter
 	legit := func(local string, proxy []byte, n int) {
 		cl, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}).Dial("tcp", addr)
 		if err != nil {
 			legitFail.Add(int64(n))
-			legitErrs.add("dial: " + err.Error())
+			legitErrs.Add("dial: " + err.Error())
 			return
 		}
 		defer cl.Close()
@@ -249,7 +220,7 @@ func TestReliability(t *testing.T) {
 				acked.Add(1)
 			} else {
 				legitFail.Add(1)
-				legitErrs.add(got)
+				legitErrs.Add(got)
 			}
 		}
 		line(cl, "QUIT\r\n")
@@ -257,7 +228,7 @@ func TestReliability(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	results := make([]tally, len(scenarios))
+	results := make([]tally.Counter, len(scenarios))
 	start := time.Now()
 	for si, sc := range scenarios {
 		for i := range sc.n {
@@ -270,7 +241,7 @@ func TestReliability(t *testing.T) {
 				if sc.write != nil {
 					w = func(c net.Conn) { sc.write(i, c) }
 				}
-				results[si].add(hostile(addr, from, w))
+				results[si].Add(hostile(addr, from, w))
 			})
 		}
 	}
@@ -310,13 +281,11 @@ func TestReliability(t *testing.T) {
 	fmt.Fprintf(&table, "\n%-24s | %-50s | %s\n", "scenario", "load", "how the server ended each session")
 	for si, sc := range scenarios {
 		fmt.Fprintf(&table, "%-24s | %-50s | %s\n", sc.name, sc.load, results[si].String())
-		results[si].mu.Lock()
-		for k := range results[si].m {
+		for k, n := range results[si].Counts() {
 			if !slices.Contains(sc.want, k) {
-				t.Errorf("%s: %d sessions ended %q, want one of %q", sc.name, results[si].m[k], k, sc.want)
+				t.Errorf("%s: %d sessions ended %q, want one of %q", sc.name, n, k, sc.want)
 			}
 		}
-		results[si].mu.Unlock()
 	}
 	total := (legitConns + 1) * legitEach
 	fmt.Fprintf(&table, "%-24s | %-50s | %d acknowledged (250), %d refused, %d stored; %s\n", "legitimate senders",

@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -144,7 +145,7 @@ func (c *checker) atkRedaction(n *node) row {
 		{"127.0.80.2", "mx\u212a\u212a\u212a.example", "kkk@trap.blowback.test", "mx….example"},
 	}
 	var sent, got []string
-	var status tally
+	var status tally.Counter
 	var slowest time.Duration
 	leak := false
 	for _, k := range cases {
@@ -164,7 +165,7 @@ func (c *checker) atkRedaction(n *node) row {
 			{"/api/v1/explain/" + k.src, ""}, {"/api/v1/explain/" + k.src, "Bearer " + c.adminTok},
 		} {
 			code, body, d := timedGet("127.0.80.9", base+u.path, u.auth)
-			status.add(strconv.Itoa(code))
+			status.Add(strconv.Itoa(code))
 			slowest = max(slowest, d)
 			if u.auth == "" && strings.Contains(body, "kkk@") {
 				leak = true
@@ -185,7 +186,7 @@ func (c *checker) atkRedaction(n *node) row {
 	r.Events = fmt.Sprintf("SMTP replies: %s", strings.Join(sent, ", "))
 	r.Errors = fmt.Sprintf("answers (0: none in 10 s): %s; slowest %v; trap local part on a public answer: %v %s", status.String(),
 		slowest.Round(time.Millisecond), leak, strings.Join(got, "; "))
-	r.OK = len(got) == 0 && status.get("200") == 8 && !leak && slowest < 10*time.Second
+	r.OK = len(got) == 0 && status.Get("200") == 8 && !leak && slowest < 10*time.Second
 	return r
 }
 
@@ -227,7 +228,7 @@ func (c *checker) atkBoundedReads(n *node) row {
 	base := "http://" + n.http
 	size, shown := map[string]int{}, map[string]int{}
 	var slowest time.Duration
-	var codes tally
+	var codes tally.Counter
 	for _, u := range []struct{ name, path, auth string }{
 		{"lookup page", "/lookup?ip=" + ip, ""}, {"lookup API", "/api/v1/lookup/" + ip, ""},
 		{"public explain", "/api/v1/explain/" + ip, ""}, {"admin explain", "/api/v1/explain/" + ip, "Bearer " + c.adminTok},
@@ -235,7 +236,7 @@ func (c *checker) atkBoundedReads(n *node) row {
 		{"callout source explain", "/api/v1/explain/127.0.81.1", ""},
 	} {
 		code, body, d := timedGet("127.0.81.9", base+u.path, u.auth)
-		codes.add(strconv.Itoa(code))
+		codes.Add(strconv.Itoa(code))
 		size[u.name] = len(body)
 		slowest = max(slowest, d)
 		if strings.Contains(u.name, "explain") {
@@ -249,12 +250,12 @@ func (c *checker) atkBoundedReads(n *node) row {
 	// Six concurrent explains (the issue's 700 MB), twice.
 	hwm0 := peakRSS(n)
 	var wg sync.WaitGroup
-	var conc tally
+	var conc tally.Counter
 	for range 2 {
 		for range 6 {
 			wg.Go(func() {
 				code, _, _ := timedGet("127.0.81.9", base+"/api/v1/explain/"+ip+"?limit=1000000", "Bearer "+c.adminTok)
-				conc.add(strconv.Itoa(code))
+				conc.Add(strconv.Itoa(code))
 			})
 		}
 		wg.Wait()
@@ -278,7 +279,7 @@ func (c *checker) atkBoundedReads(n *node) row {
 	r.Events = strings.Join(parts, ", ")
 	r.Errors = fmt.Sprintf("answers: %s, concurrent: %s; slowest single read %v; node peak RSS %d MiB before, %d MiB after the concurrent explains",
 		codes.String(), conc.String(), slowest.Round(time.Millisecond), hwm0>>20, hwm>>20)
-	r.OK = acked > 0 && codes.get("200") == 6 && conc.get("200") == 12 && public < 100<<10 && shown["explain limit=1000000"] <= 1000 && hwm < 400<<20
+	r.OK = acked > 0 && codes.Get("200") == 6 && conc.Get("200") == 12 && public < 100<<10 && shown["explain limit=1000000"] <= 1000 && hwm < 400<<20
 	return r
 }
 
@@ -291,7 +292,7 @@ func (c *checker) atkDNSTCPSlots(n *node) row {
 		Faults: "one address trying to hold every TCP slot (max_tcp_conns 256)"}
 	var mu sync.Mutex
 	var held []*dns.Conn
-	var first tally
+	var first tally.Counter
 	var wg sync.WaitGroup
 	ask := func(dc *dns.Conn) string {
 		m := new(dns.Msg)
@@ -309,12 +310,12 @@ func (c *checker) atkDNSTCPSlots(n *node) row {
 		wg.Go(func() {
 			nc, err := dialFrom(attacker, n.dns)
 			if err != nil {
-				first.add("dial error")
+				first.Add("dial error")
 				return
 			}
 			dc := &dns.Conn{Conn: nc}
 			res := ask(dc)
-			first.add(res)
+			first.Add(res)
 			if res == "answered" {
 				mu.Lock()
 				held = append(held, dc)
@@ -329,9 +330,9 @@ func (c *checker) atkDNSTCPSlots(n *node) row {
 	otherErr := goodAnswer("127.0.83.1", n.dns, true)
 	xfrRcode, xfrRecords, xfrErr := axfr("127.0.0.77", n.dns)
 	time.Sleep(2 * time.Second)
-	var again tally
+	var again tally.Counter
 	for _, dc := range held {
-		wg.Go(func() { again.add(ask(dc)) })
+		wg.Go(func() { again.Add(ask(dc)) })
 	}
 	wg.Wait()
 	other2 := goodAnswer("127.0.83.2", n.dns, true)
@@ -343,7 +344,7 @@ func (c *checker) atkDNSTCPSlots(n *node) row {
 	r.Errors = fmt.Sprintf("attacker's connections: %s; 2 s later: %s; other client over TCP while held: %s, later %s; AXFR from 127.0.0.77: %s, %d records %s; rejected per_client=%.0f max_conns=%.0f",
 		first.String(), again.String(), errStr(otherErr), errStr(other2), xfrRcode, xfrRecords, errStr(xfrErr),
 		m[`blowback_dns_tcp_rejected_total{reason="per_client"}`], m[`blowback_dns_tcp_rejected_total{reason="max_conns"}`])
-	r.OK = first.get("answered") > 0 && first.get("answered") <= 64 && otherErr == nil && other2 == nil &&
+	r.OK = first.Get("answered") > 0 && first.Get("answered") <= 64 && otherErr == nil && other2 == nil &&
 		xfrErr == nil && xfrRcode == "NOERROR" && xfrRecords > 0
 	return r
 }
@@ -368,7 +369,7 @@ func (c *checker) atkHTTPConns(n *node) row {
 	fd0 := fdCount(n)
 	var mu sync.Mutex
 	var held []net.Conn
-	var res tally
+	var res tally.Counter
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 200)
 	for i := range nets * per {
@@ -378,22 +379,22 @@ func (c *checker) atkHTTPConns(n *node) row {
 			defer func() { <-sem }()
 			conn, err := dialFrom(src, n.http)
 			if err != nil {
-				res.add("dial error")
+				res.Add("dial error")
 				return
 			}
 			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 			if !writeStr(conn, "GET /healthz HTTP/1.1\r\nHost: relcheck\r\n\r\n") {
-				res.add("write error")
+				res.Add("write error")
 				conn.Close()
 				return
 			}
 			l, err := bufio.NewReader(conn).ReadString('\n')
 			if err != nil {
-				res.add("closed without a reply")
+				res.Add("closed without a reply")
 				conn.Close()
 				return
 			}
-			res.add(strings.TrimSpace(l))
+			res.Add(strings.TrimSpace(l))
 			_ = conn.SetDeadline(time.Time{})
 			mu.Lock()
 			held = append(held, conn)
@@ -469,14 +470,14 @@ func (c *checker) atkDelistBudget(n *node) row {
 	r := row{Scenario: "Delist budget (13.7)",
 		Load:   "9 delists from one requester (allowance 5/h): 3 × an unlisted address, 3 × 127.0.0.2, 3 × an allowlisted address; then that unlisted address is listed and delisted",
 		Faults: "delists that would use up the requester's and the address's allowance"}
-	var unl, tp, allow tally
+	var unl, tp, allow tally.Counter
 	for range 3 {
 		code, _ := publicDelist(n, req, target, "not listed", nil)
-		unl.add(strconv.Itoa(code))
+		unl.Add(strconv.Itoa(code))
 		code, _ = publicDelist(n, req, "127.0.0.2", "test point", nil)
-		tp.add(strconv.Itoa(code))
+		tp.Add(strconv.Itoa(code))
 		code, _ = publicDelist(n, req, "198.18.7.5", "allowlisted", nil)
-		allow.add(strconv.Itoa(code))
+		allow.Add(strconv.Itoa(code))
 	}
 	lc := c.adminList(n, target)
 	realCode, _ := publicDelist(n, req, target, "a real delist", nil)
@@ -484,7 +485,7 @@ func (c *checker) atkDelistBudget(n *node) row {
 	r.Events = "-"
 	r.Errors = fmt.Sprintf("unlisted: %s; 127.0.0.2: %s; allowlisted: %s; then listed (admin %d) and delisted by the same requester: %d; 127.0.0.2 still answers %s",
 		unl.String(), tp.String(), allow.String(), lc, realCode, strings.Join(tpCodes, " "))
-	r.OK = unl.get("409") == 3 && tp.get("409") == 3 && allow.get("409") == 3 && lc == 200 && realCode == 200 && len(tpCodes) == 4
+	r.OK = unl.Get("409") == 3 && tp.Get("409") == 3 && allow.Get("409") == 3 && lc == 200 && realCode == 200 && len(tpCodes) == 4
 	return r
 }
 
@@ -539,7 +540,7 @@ func (c *checker) atkDelist64(n *node) row {
 	r := row{Scenario: "Delist limiter per IPv6 /64 (13.10)",
 		Load:   "20 public delists of 20 listed addresses from 20 requesters in 2001:db8:1:2::/64 (via trusted proxy X-Forwarded-For); then one from another /64",
 		Faults: "a /64 posing as many requesters (allowance 5 per requester per hour)"}
-	var one tally
+	var one tally.Counter
 	listedOK := 0
 	for i := range 20 {
 		ip := fmt.Sprintf("198.18.54.%d", i+1)
@@ -547,13 +548,13 @@ func (c *checker) atkDelist64(n *node) row {
 			listedOK++
 		}
 		code, _ := publicDelist(n, "127.0.8.1", ip, "v6 requester", map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:1:2::%x", i+1)})
-		one.add(strconv.Itoa(code))
+		one.Add(strconv.Itoa(code))
 	}
 	c.adminList(n, "198.18.54.100")
 	other, _ := publicDelist(n, "127.0.8.1", "198.18.54.100", "v6 requester", map[string]string{"X-Forwarded-For": "2001:db8:1:3::1"})
 	r.Events = "-"
 	r.Errors = fmt.Sprintf("one /64: %s; another /64: %d (%d/20 listed first)", one.String(), other, listedOK)
-	r.OK = listedOK == 20 && one.get("200") == 5 && one.get("429") == 15 && other == 200
+	r.OK = listedOK == 20 && one.Get("200") == 5 && one.Get("429") == 15 && other == 200
 	return r
 }
 
@@ -563,9 +564,9 @@ func (c *checker) atkNeverListed(n *node) row {
 	r := row{Scenario: "Never-listed addresses (13.11)",
 		Load:   "5 bounces from 127.0.0.1 over SMTP; intake events for 0.0.0.0, 169.254.1.1, 224.0.0.1, 255.255.255.255",
 		Faults: "evidence for addresses that can never be listed"}
-	var smtp tally
+	var smtp tally.Counter
 	for range 5 {
-		smtp.add(smtpOne("127.0.0.1", n.smtp, "mx.loop.example", "loop@trap.blowback.test"))
+		smtp.Add(smtpOne("127.0.0.1", n.smtp, "mx.loop.example", "loop@trap.blowback.test"))
 	}
 	m0, _ := n.metrics()
 	never := []string{"0.0.0.0", "169.254.1.1", "224.0.0.1", "255.255.255.255"}

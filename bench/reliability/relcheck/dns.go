@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 )
 
 const zone = "bl.blowback.test."
@@ -152,7 +154,7 @@ func (c *checker) dnsScenarios() {
 			c.add(row{Scenario: "DNS malformed", Errors: err.Error()})
 			return
 		}
-		var replies tally
+		var replies tally.Counter
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -165,10 +167,10 @@ func (c *checker) dnsScenarios() {
 				}
 				var m dns.Msg
 				if m.Unpack(buf[:k]) != nil {
-					replies.add("unparseable reply")
+					replies.Add("unparseable reply")
 					continue
 				}
-				replies.add(dns.RcodeToString[m.Rcode])
+				replies.Add(dns.RcodeToString[m.Rcode])
 			}
 		}()
 		to, _ := net.ResolveUDPAddr("udp", n.dns)
@@ -181,11 +183,11 @@ func (c *checker) dnsScenarios() {
 		<-done
 		conn.Close()
 		// TCP: garbage streams and lying length prefixes.
-		var tcpRes tally
+		var tcpRes tally.Counter
 		var wg sync.WaitGroup
 		for i := range 50 {
 			wg.Go(func() {
-				tcpRes.add(dnsTCPHostile(exempt, n.dns, i, pkts[i*97%len(pkts)]))
+				tcpRes.Add(dnsTCPHostile(exempt, n.dns, i, pkts[i*97%len(pkts)]))
 			})
 		}
 		wg.Wait()
@@ -196,8 +198,8 @@ func (c *checker) dnsScenarios() {
 		p := panics(m1) - panics(m0)
 		c.add(row{Scenario: "DNS malformed packets", Load: fmt.Sprintf("%d UDP packets, 50 TCP streams", len(pkts)),
 			Faults: "random bytes, truncation, lying counts, pointer loops, long labels, QR=1, UPDATE/NOTIFY, double OPT, bit flips",
-			Events: "-", Errors: fmt.Sprintf("UDP replies: %s (%d unanswered); answers to 30 responses (QR=1): %d; TCP: %s; panics %.0f; good UDP %v, TCP %v", replies.String(), len(pkts)-replies.total(), qr, tcpRes.String(), p, errStr(goodErr), errStr(goodTCPErr)),
-			OK: p == 0 && qr == 0 && goodErr == nil && goodTCPErr == nil && replies.get("unparseable reply") == 0})
+			Events: "-", Errors: fmt.Sprintf("UDP replies: %s (%d unanswered); answers to 30 responses (QR=1): %d; TCP: %s; panics %.0f; good UDP %v, TCP %v", replies.String(), len(pkts)-replies.Total(), qr, tcpRes.String(), p, errStr(goodErr), errStr(goodTCPErr)),
+			OK: p == 0 && qr == 0 && goodErr == nil && goodTCPErr == nil && replies.Get("unparseable reply") == 0})
 	}
 
 	// 2. Huge EDNS sizes: the answer never exceeds what the server uses.
@@ -289,7 +291,7 @@ func (c *checker) dnsScenarios() {
 	{
 		const flood = 1000
 		var held atomic.Int64
-		var res tally
+		var res tally.Counter
 		var wg sync.WaitGroup
 		start := time.Now()
 		udpDuring := make(chan error, 1)
@@ -301,7 +303,7 @@ func (c *checker) dnsScenarios() {
 			wg.Go(func() {
 				conn, err := dialFrom(fmt.Sprintf("127.0.90.%d", 1+i%250), n.dns)
 				if err != nil {
-					res.add("dial error")
+					res.Add("dial error")
 					return
 				}
 				defer conn.Close()
@@ -311,9 +313,9 @@ func (c *checker) dnsScenarios() {
 				_, err = conn.Read(b)
 				held.Add(-1)
 				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					res.add("NOT CLOSED")
+					res.Add("NOT CLOSED")
 				} else {
-					res.add("closed by server")
+					res.Add("closed by server")
 				}
 			})
 		}
@@ -326,7 +328,7 @@ func (c *checker) dnsScenarios() {
 		c.add(row{Scenario: "DNS TCP connection flood", Load: fmt.Sprintf("%d idle TCP connections (max_tcp_conns 256, tcp_idle 3s)", flood),
 			Faults: "connections that never send a query", Events: "-",
 			Errors: fmt.Sprintf("%s within %v; UDP during flood %s; TCP after %s; panics %.0f", res.String(), elapsed.Round(100*time.Millisecond), errStr(during), errStr(after), p),
-			OK:     res.get("NOT CLOSED") == 0 && during == nil && after == nil && p == 0})
+			OK:     res.Get("NOT CLOSED") == 0 && during == nil && after == nil && p == 0})
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 )
 
 // Issue 13, item 4 and item 2 (store side): slow senders inside DATA, many
@@ -76,7 +78,7 @@ func (c *checker) hostile13Scenarios() {
 	// their slots until data_timeout (one deadline for the whole DATA).
 	{
 		const addrs, per = 50, 20
-		var res tally
+		var res tally.Counter
 		var bad, longest atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -95,7 +97,7 @@ func (c *checker) hostile13Scenarios() {
 						}
 					}
 				})
-				res.add(o.key())
+				res.Add(o.key())
 				if !o.closed || o.firstErr != "421 4.4.2" {
 					bad.Add(1)
 				}
@@ -114,11 +116,11 @@ func (c *checker) hostile13Scenarios() {
 		held := m40["blowback_trap_connections_active"]
 		wg.Wait()
 		m, _ := n.metrics()
-		goodOK := goodRes.total() > 0 && goodRes.get("250 2.0.0") == goodRes.total()
+		goodOK := goodRes.Total() > 0 && goodRes.Get("250 2.0.0") == goodRes.Total()
 		c.add(row{Scenario: "SMTP slow DATA",
 			Load:   fmt.Sprintf("%d addresses × %d connections, DATA trickled 1 byte / 2 s", addrs, per),
 			Faults: "sender inside DATA far below data_min_rate (500 B/s over 10 s windows after 10 s), data_timeout 60s",
-			Events: fmt.Sprintf("good client %d/%d acknowledged", goodRes.get("250 2.0.0"), goodRes.total()),
+			Events: fmt.Sprintf("good client %d/%d acknowledged", goodRes.Get("250 2.0.0"), goodRes.Total()),
 			Errors: fmt.Sprintf("replies (first error … last): %s; longest session %v; connections still open 40 s in: %.0f of %d; limit hits data_rate=%.0f idle_timeout=%.0f",
 				res.String(), time.Duration(longest.Load()).Round(100*time.Millisecond), held, addrs*per,
 				m[`blowback_trap_limit_hits_total{limit="data_rate"}`], m[`blowback_trap_limit_hits_total{limit="idle_timeout"}`]),
@@ -145,13 +147,13 @@ func (c *checker) hostile13Scenarios() {
 		}
 		var mu sync.Mutex
 		var held []net.Conn
-		open := func(tries []try) *tally {
-			var t tally
+		open := func(tries []try) *tally.Counter {
+			var t tally.Counter
 			var wg sync.WaitGroup
 			for _, tr := range tries {
 				wg.Go(func() {
 					conn, first := firstLine(tr.src, n.smtp, tr.proxy)
-					t.add(first)
+					t.Add(first)
 					if conn != nil {
 						mu.Lock()
 						held = append(held, conn)
@@ -172,15 +174,15 @@ func (c *checker) hostile13Scenarios() {
 			h.Close()
 		}
 		time.Sleep(500 * time.Millisecond)
-		goodOK := goodRes.total() > 0 && goodRes.get("250 2.0.0") == goodRes.total()
+		goodOK := goodRes.Total() > 0 && goodRes.Get("250 2.0.0") == goodRes.Total()
 		c.add(row{Scenario: "SMTP many addresses in one prefix",
 			Load:   "1000 connections from 50 addresses of one IPv4 /24; 200 connections from 200 /64s of one IPv6 /48 (via trusted PROXY)",
 			Faults: "per-address caps dodged by address count (max_connections_per_ip 20)",
-			Events: fmt.Sprintf("good client %d/%d acknowledged", goodRes.get("250 2.0.0"), goodRes.total()),
+			Events: fmt.Sprintf("good client %d/%d acknowledged", goodRes.Get("250 2.0.0"), goodRes.Total()),
 			Errors: fmt.Sprintf("/24: %s; /48: %s; another /24: %s, another /48: %s; limit hits conns_per_24=%.0f conns_per_48=%.0f",
 				r4, r6, other4, other6, m[`blowback_trap_limit_hits_total{limit="conns_per_24"}`], m[`blowback_trap_limit_hits_total{limit="conns_per_48"}`]),
-			OK: r4.get("220") <= 100 && r4.get("220") > 0 && r4.get("220")+r4.get("421 4.7.0") == 1000 &&
-				r6.get("220") <= 100 && r6.get("220") > 0 && r6.get("220")+r6.get("421 4.7.0") == 200 &&
+			OK: r4.Get("220") <= 100 && r4.Get("220") > 0 && r4.Get("220")+r4.Get("421 4.7.0") == 1000 &&
+				r6.Get("220") <= 100 && r6.Get("220") > 0 && r6.Get("220")+r6.Get("421 4.7.0") == 200 &&
 				other4 == "220" && other6 == "220" && goodOK})
 	}
 	good.finish()
@@ -256,7 +258,7 @@ func (c *checker) unitFloodScenario() {
 	const dur = 20 * time.Second
 	stop := make(chan struct{})
 	var offered, acked atomic.Int64
-	var replies tally
+	var replies tally.Counter
 	var wg sync.WaitGroup
 	body := incompressible()
 	for w := range 4 {
@@ -275,14 +277,14 @@ func (c *checker) unitFloodScenario() {
 					var err error
 					if s, _, err = openSession("127.0.9.1", n.smtp, "flood.example.net", proxyV1(flood)); err != nil {
 						s = nil
-						replies.add("connect failed")
+						replies.Add("connect failed")
 						time.Sleep(100 * time.Millisecond)
 						continue
 					}
 				}
 				msg := strings.Replace(bounce(msgID(fmt.Sprintf("flood%d", w)), "flood@trap.blowback.test", ""), "spam\r\n", body, 1)
 				rep, err := s.send("", fmt.Sprintf("f%d@trap.blowback.test", i%500), msg)
-				replies.add(code(rep))
+				replies.Add(code(rep))
 				if err != nil {
 					s.c.Close()
 					s = nil
@@ -301,12 +303,12 @@ func (c *checker) unitFloodScenario() {
 	}
 	// Callouts: 10 connections each pipelining MAIL/RCPT/RSET until the
 	// command limit closes them.
-	var probeRes tally
+	var probeRes tally.Counter
 	for range 10 {
 		wg.Go(func() {
 			c, err := dialFrom("127.0.9.1", n.smtp)
 			if err != nil {
-				probeRes.add("dial error")
+				probeRes.Add("dial error")
 				return
 			}
 			defer c.Close()
@@ -324,7 +326,7 @@ func (c *checker) unitFloodScenario() {
 					break
 				}
 			}
-			probeRes.add(code(last))
+			probeRes.Add(code(last))
 		})
 	}
 	time.Sleep(dur)
@@ -363,6 +365,6 @@ func (c *checker) unitFloodScenario() {
 	r.OK = err == nil && stopErr == nil && panics(m) == 0 && acked.Load() > 0 &&
 		stored[flood] <= 2*(500+8) && stored[probe] >= 1 && stored[probe] <= 10 && legitAcked == 20 && stored[legit] == 20 &&
 		du < 40<<20 && strings.Join(floodCodes, ",") == "127.0.0.2" && strings.Join(probeCodes, ",") == "127.0.0.4" &&
-		replies.get("452 4.3.1") == 0
+		replies.Get("452 4.3.1") == 0
 	c.add(r)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -38,7 +39,7 @@ func (c *checker) intakeBombScenario() {
 	zw.Close()
 	bomb := buf.Bytes()
 	hwm0 := peakRSS(n)
-	var codes tally
+	var codes tally.Counter
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	for range clients {
@@ -46,10 +47,10 @@ func (c *checker) intakeBombScenario() {
 			code, _, err := do(httpFrom("127.0.0.1"), "POST", "http://"+n.http+forward.Path, "Bearer "+c.nodeTok, bomb,
 				map[string]string{"Content-Encoding": "gzip"})
 			if err != nil {
-				codes.add("error")
+				codes.Add("error")
 				return
 			}
-			codes.add(strconv.Itoa(code))
+			codes.Add(strconv.Itoa(code))
 		})
 	}
 	wg.Wait()
@@ -64,7 +65,7 @@ func (c *checker) intakeBombScenario() {
 	r.Events = fmt.Sprintf("%d bombs of %d KB: %s in %s; a real batch after: %d", clients, len(bomb)>>10, codes.String(),
 		took.Round(time.Millisecond), gc)
 	r.Errors = fmt.Sprintf("node peak RSS %d MiB before, %d MiB after the bombs; alive %v; stop %s", hwm0>>20, hwm>>20, alive, errStr(stopErr))
-	r.OK = codes.get("413") > 0 && codes.get("413")+codes.get("503") == clients && gc == 200 && alive && stopErr == nil
+	r.OK = codes.Get("413") > 0 && codes.Get("413")+codes.Get("503") == clients && gc == 200 && alive && stopErr == nil
 	c.add(r)
 }
 

@@ -437,55 +437,6 @@ func panics(m map[string]float64) float64 {
 	return p
 }
 
-// tally counts outcomes.
-type tally struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-func (t *tally) add(k string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = map[string]int{}
-	}
-	t.m[k]++
-}
-
-func (t *tally) get(k string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.m[k]
-}
-
-func (t *tally) total() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, v := range t.m {
-		n += v
-	}
-	return n
-}
-
-func (t *tally) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	keys := make([]string, 0, len(t.m))
-	for k := range t.m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s ×%d", k, t.m[k])
-	}
-	return b.String()
-}
-
 func sortStrings(s []string) {
 	for i := 1; i < len(s); i++ {
 		for j := i; j > 0 && s[j] < s[j-1]; j-- {

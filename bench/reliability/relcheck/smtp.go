@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -149,7 +150,7 @@ type goodClient struct {
 	addr string
 	mu   sync.Mutex
 	src  string
-	res  *tally
+	res  *tally.Counter
 	ack  map[string]int // 250s per source
 	stop chan struct{}
 	done chan struct{}
@@ -160,8 +161,8 @@ func newGoodClient(addr string) *goodClient {
 	return g
 }
 
-func (g *goodClient) phase(src string) *tally {
-	t := &tally{}
+func (g *goodClient) phase(src string) *tally.Counter {
+	t := &tally.Counter{}
 	g.mu.Lock()
 	g.src, g.res = src, t
 	g.mu.Unlock()
@@ -195,7 +196,7 @@ func (g *goodClient) run() {
 			var g0 string
 			s, g0, err = openSession(src, g.addr, "mx.good.example", nil)
 			if err != nil {
-				res.add("connect: " + code(g0))
+				res.Add("connect: " + code(g0))
 				s = nil
 				continue
 			}
@@ -203,12 +204,12 @@ func (g *goodClient) run() {
 		n++
 		rep, err := s.send("", fmt.Sprintf("good%d@trap.blowback.test", n), bounce(msgID("good"), "good@trap.blowback.test", ""))
 		if err != nil {
-			res.add("error: " + code(rep))
+			res.Add("error: " + code(rep))
 			s.c.Close()
 			s = nil
 			continue
 		}
-		res.add(code(rep))
+		res.Add(code(rep))
 		if strings.HasPrefix(rep, "250") {
 			g.mu.Lock()
 			g.ack[src]++
@@ -332,9 +333,9 @@ func (c *checker) smtpScenarios() {
 	go good.run()
 	type result struct {
 		name, load, faults string
-		src                string // good client's source during the scenario
-		res                *tally // hostile outcomes
-		goodRes            *tally
+		src                string         // good client's source during the scenario
+		res                *tally.Counter // hostile outcomes
+		goodRes            *tally.Counter
 		want               func(o outcome) bool // nil: any 4xx/5xx, closed by the server
 		bad                atomic.Int64
 		maxDur             atomic.Int64
@@ -346,7 +347,7 @@ func (c *checker) smtpScenarios() {
 
 	// Scenario runner: count sessions from srcs, each with write.
 	run := func(name, load, faults, goodSrc string, count int, src func(i int) string, wait time.Duration, want func(outcome) bool, write func(i int, c net.Conn)) *result {
-		r := &result{name: name, load: load, faults: faults, src: goodSrc, res: &tally{}, want: want}
+		r := &result{name: name, load: load, faults: faults, src: goodSrc, res: &tally.Counter{}, want: want}
 		if r.want == nil {
 			r.want = func(o outcome) bool { return o.closed && o.firstErr != "" }
 		}
@@ -359,7 +360,7 @@ func (c *checker) smtpScenarios() {
 					w = func(c net.Conn) { write(i, c) }
 				}
 				o := hostile(src(i), n.smtp, wait, w)
-				r.res.add(o.key())
+				r.res.Add(o.key())
 				if !r.want(o) {
 					r.bad.Add(1)
 				}
@@ -520,13 +521,13 @@ func (c *checker) smtpScenarios() {
 	for _, r := range results {
 		a := acks[r.src]
 		s := stored[netip.MustParseAddr(r.src)]
-		goodOK := r.goodRes.total() > 0 && r.goodRes.get("250 2.0.0") == r.goodRes.total()
+		goodOK := r.goodRes.Total() > 0 && r.goodRes.Get("250 2.0.0") == r.goodRes.Total()
 		clear := r.bad.Load() == 0
 		if r.name != "SMTP idle flood" {
 			r.ok = true
 		}
 		row := row{Scenario: r.name, Load: r.load, Faults: r.faults,
-			Events: fmt.Sprintf("good client %d/%d / stored %d", a, r.goodRes.total(), s),
+			Events: fmt.Sprintf("good client %d/%d / stored %d", a, r.goodRes.Total(), s),
 			Errors: fmt.Sprintf("replies (first error … last): %s; longest session %v", r.res.String(), time.Duration(r.maxDur.Load()).Round(100*time.Millisecond)),
 			OK:     r.ok && clear && goodOK && a == s}
 		if r.extra != "" {
@@ -614,12 +615,12 @@ func (c *checker) relayScenario() {
 	}
 	defer n.stop()
 	var relayed, trapRefused []string
-	var res tally
+	var res tally.Counter
 	for i, f := range relayForms {
 		src := fmt.Sprintf("127.0.80.%d", 1+i%200)
 		s, g, err := openSession(src, n.smtp, "relay.example.net", nil)
 		if err != nil {
-			res.add("connect " + code(g))
+			res.Add("connect " + code(g))
 			continue
 		}
 		rep, err := s.cmd("MAIL FROM:<tester@example.org>")
@@ -627,7 +628,7 @@ func (c *checker) relayScenario() {
 			rep, err = s.cmd("RCPT TO:<" + f.rcpt + ">")
 		}
 		s.close()
-		res.add(code(rep))
+		res.Add(code(rep))
 		accepted := err == nil && strings.HasPrefix(rep, "250")
 		switch {
 		case accepted && !f.trap:

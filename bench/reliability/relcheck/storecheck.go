@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -54,7 +55,7 @@ func storedMessageIDs(dataDir string) (ids map[string]bool, events, rawOK, rawBa
 type ingestLoad struct {
 	mu      sync.Mutex
 	acked   []string
-	replies tally
+	replies tally.Counter
 	wg      sync.WaitGroup
 	stop    chan struct{}
 }
@@ -80,7 +81,7 @@ func startIngest(addr string, srcs []string, perSrc int, body func() string) *in
 						var err error
 						if s, _, err = openSession(src, addr, "mx.load.example", nil); err != nil {
 							s = nil
-							l.replies.add("connect failed")
+							l.replies.Add("connect failed")
 							select {
 							case <-l.stop:
 								return
@@ -96,12 +97,12 @@ func startIngest(addr string, srcs []string, perSrc int, body func() string) *in
 					}
 					rep, err := s.send("", fmt.Sprintf("l%d@trap.blowback.test", i%500), msg)
 					if err != nil {
-						l.replies.add("no reply")
+						l.replies.Add("no reply")
 						s.c.Close()
 						s = nil
 						continue
 					}
-					l.replies.add(code(rep))
+					l.replies.Add(code(rep))
 					if strings.HasPrefix(rep, "250") {
 						l.mu.Lock()
 						l.acked = append(l.acked, id)
@@ -200,7 +201,7 @@ func (c *checker) compactionScenario() {
 		var loaded atomic.Int64
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		var postErrs tally
+		var postErrs tally.Counter
 		for w := range 4 {
 			wg.Go(func() {
 				cl := httpFrom("127.0.0.1")
@@ -221,9 +222,9 @@ func (c *checker) compactionScenario() {
 					code, _, err := do(cl, "POST", "http://"+n.http+forward.Path, "Bearer "+c.nodeTok, body, nil)
 					if err != nil || code != 200 {
 						if err != nil {
-							postErrs.add("transport error (node killed)")
+							postErrs.Add("transport error (node killed)")
 						} else {
-							postErrs.add(fmt.Sprintf("HTTP %d", code))
+							postErrs.Add(fmt.Sprintf("HTTP %d", code))
 						}
 						if err != nil {
 							return
@@ -356,7 +357,7 @@ func (c *checker) fullDiskScenario() {
 	deadline := time.Now().Add(3 * time.Minute)
 	// Refused for lack of space: 452 4.3.1 (RFC 3463 "mail system full")
 	// or 451 4.3.0.
-	temp := func() int { return l.replies.get("452 4.3.1") + l.replies.get("451 4.3.0") }
+	temp := func() int { return l.replies.Get("452 4.3.1") + l.replies.Get("451 4.3.0") }
 	for time.Now().Before(deadline) && temp() < 20 && n.alive() {
 		time.Sleep(time.Second)
 		c.logf("full disk: %d acked; replies %s", l.count(), l.replies.String())

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/internal/tally"
 )
 
 // httpFrom is an HTTP client whose connections come from src; it does not
@@ -177,20 +179,20 @@ func (c *checker) poisonScenarios() {
 		}
 		return code
 	}
-	var a, b, x tally
+	var a, b, x tally.Counter
 	for i := range 20 {
-		a.add(fmt.Sprint(delist("127.0.72.1", fmt.Sprintf("198.18.0.%d", i+1), nil)))
+		a.Add(fmt.Sprint(delist("127.0.72.1", fmt.Sprintf("198.18.0.%d", i+1), nil)))
 	}
 	for i := range 10 {
-		b.add(fmt.Sprint(delist(fmt.Sprintf("127.0.73.%d", i+1), "198.18.1.1", nil)))
+		b.Add(fmt.Sprint(delist(fmt.Sprintf("127.0.73.%d", i+1), "198.18.1.1", nil)))
 	}
 	for i := range 10 {
-		x.add(fmt.Sprint(delist("127.0.74.1", fmt.Sprintf("198.18.2.%d", i+1), map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i+1)})))
+		x.Add(fmt.Sprint(delist("127.0.74.1", fmt.Sprintf("198.18.2.%d", i+1), map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i+1)})))
 	}
 	c.add(row{Scenario: "Public delist abuse", Load: "20 delists from one requester; 10 requesters on one address; 10 with forged X-Forwarded-For",
 		Faults: "rate-limit evasion", Events: "-",
 		Errors: fmt.Sprintf("one requester: %s; one address: %s; forged XFF: %s", a.String(), b.String(), x.String()),
-		OK:     a.get("200") == 5 && a.get("429") == 15 && b.get("200") == 3 && b.get("429") == 7 && x.get("200") == 5 && x.get("429") == 5})
+		OK:     a.Get("200") == 5 && a.Get("429") == 15 && b.Get("200") == 3 && b.Get("429") == 7 && x.Get("200") == 5 && x.Get("429") == 5})
 }
 
 func (l lookupView) listed() bool { return l.Listed }
@@ -229,7 +231,7 @@ func (c *checker) adminScenarios() {
 		{"POST", "/api/v1/admin/delist", `{"ip":"198.18.9.9","reason":"reliability test"}`},
 		{"POST", "/api/v1/admin/nodes/nobody/revoke", `{}`},
 	}
-	var without, bad, good tally
+	var without, bad, good tally.Counter
 	var failures []string
 	for _, e := range eps {
 		var body []byte
@@ -238,10 +240,10 @@ func (c *checker) adminScenarios() {
 		}
 		for _, auth := range []struct {
 			h    string
-			into *tally
+			into *tally.Counter
 		}{{"", &without}, {"Bearer " + wrong, &bad}, {"Bearer " + near, &bad}, {"Basic " + c.adminTok, &bad}, {"Bearer " + c.adminTok[:8], &bad}, {"Bearer " + c.adminTok, &good}} {
 			code, _, err := do(cl, e.method, base+e.path, auth.h, body, nil)
-			auth.into.add(fmt.Sprint(code))
+			auth.into.Add(fmt.Sprint(code))
 			okCode := code == 401
 			if auth.into == &good { // authorized: whatever the handler says, not 401/403
 				okCode = code != 401 && code != 403 && code < 500
@@ -254,15 +256,15 @@ func (c *checker) adminScenarios() {
 	// Evidence intake needs a node token (or an admin token, by design:
 	// such events are recorded as node "admin").
 	intake := []byte(`{"node":"trap1","events":[]}`)
-	var in tally
+	var in tally.Counter
 	for _, auth := range []string{"", "Bearer " + wrong, "Bearer " + c.adminTok, "Bearer " + c.nodeTok} {
 		code, _, _ := do(cl, "POST", base+"/api/v1/evidence", auth, intake, nil)
-		in.add(fmt.Sprint(code))
+		in.Add(fmt.Sprint(code))
 	}
 	c.add(row{Scenario: "Admin tokens", Load: fmt.Sprintf("%d admin endpoints × 6 credentials; evidence intake × 4", len(eps)),
 		Faults: "no token, wrong token, token off by one character, Basic scheme, token prefix",
 		Events: "-", Errors: fmt.Sprintf("without: %s; wrong: %s; right: %s; intake (none, wrong, admin, node): %s", without.String(), bad.String(), good.String(), in.String()),
-		OK: len(failures) == 0 && in.get("401") == 2 && in.get("200") == 2, Notes: failures})
+		OK: len(failures) == 0 && in.Get("401") == 2 && in.Get("200") == 2, Notes: failures})
 
 	// CSRF on the delist form.
 	csrfRow := row{Scenario: "CSRF on forms", Load: "POST /delist with and without the form token", Faults: "no token, foreign Origin, token of another cookie, no Origin/Referer"}
