@@ -60,6 +60,8 @@ type Replica struct {
 	progMu sync.Mutex
 	prog   chan struct{} // closed and replaced when applied moves
 
+	revoker Revoker // nil: revocations in the log are skipped (no HTTP intake here)
+
 	stream jetstream.Stream
 	cons   jetstream.Consumer
 
@@ -208,13 +210,51 @@ func (r *Replica) AppendAction(ctx context.Context, a store.Action) error {
 	if err != nil {
 		return err
 	}
+	r.waitOwn(ctx, seq)
+	return nil
+}
+
+// Revoker applies node revocations from the log (package intake).
+type Revoker interface {
+	// ApplyRevocation records the revocation with id (once) at time t.
+	ApplyRevocation(ctx context.Context, id, node string, sha256 []string, reason string, t time.Time) error
+}
+
+// SetRevoker makes the replica apply node revocations from the log with
+// rv. Call before Start.
+func (r *Replica) SetRevoker(rv Revoker) { r.revoker = rv }
+
+// AppendAllow appends an allowlist change and waits, within ApplyWait,
+// until this replica applied it (listing.Log).
+func (r *Replica) AppendAllow(ctx context.Context, c listing.AllowChange) error {
+	seq, err := r.conn.PublishAllow(ctx, c)
+	if err != nil {
+		return err
+	}
+	r.waitOwn(ctx, seq)
+	return nil
+}
+
+// AppendRevocation appends a node revocation (HTTP intake's revoke on a
+// replica) and waits, within ApplyWait, until this replica applied it.
+func (r *Replica) AppendRevocation(ctx context.Context, id, node string, sha256 []string, reason string) error {
+	seq, err := r.conn.PublishAdmin(ctx, adminMsg{ID: id, Revoke: &Revocation{Node: node, SHA256: sha256, Reason: reason}})
+	if err != nil {
+		return err
+	}
+	r.waitOwn(ctx, seq)
+	return nil
+}
+
+// waitOwn waits, within ApplyWait, until this replica applied seq (a write
+// of its own that the cluster acknowledged).
+func (r *Replica) waitOwn(ctx context.Context, seq uint64) {
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.ApplyWait)
 	defer cancel()
 	if err := r.WaitApplied(wctx, seq); err != nil {
 		// Durable in the cluster; it shows here once the apply catches up.
-		r.log.Warn("action acknowledged by the cluster, not yet applied here", "seq", seq, "err", err)
+		r.log.Warn("change acknowledged by the cluster, not yet applied here", "seq", seq, "err", err)
 	}
-	return nil
 }
 
 // consumer binds the durable consumer, starting after the applied
@@ -488,6 +528,27 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 			}
 			actions++
 			touched[a.Prefix] = struct{}{}
+		case "admin":
+			var am adminMsg
+			if err := json.Unmarshal(m.data, &am); err != nil || am.ID == "" {
+				rejected++
+				r.log.Warn("invalid admin change in the log; skipped", "seq", m.seq)
+				continue
+			}
+			units, err := r.applyAdmin(ctx, am, ts)
+			if errors.Is(err, listing.ErrAllow) {
+				rejected++
+				r.log.Warn("invalid admin change in the log; skipped", "seq", m.seq, "err", err)
+				continue
+			}
+			if err != nil {
+				wg.Wait()
+				return err
+			}
+			actions++
+			for _, u := range units {
+				touched[u] = struct{}{}
+			}
 		case "tick":
 			ticks++
 		default:
@@ -559,6 +620,28 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 	r.log.Debug("applied", "last", last, "events", events, "new", inserted, "duplicates", dups, "actions", actions,
 		"ticks", ticks, "rejected", rejected, "clock", time.Unix(clock, 0).UTC(), "took", time.Since(start))
 	return nil
+}
+
+// applyAdmin applies an admin change at the log's time ts, once by its id,
+// and returns the units to re-score.
+func (r *Replica) applyAdmin(ctx context.Context, am adminMsg, ts time.Time) ([]netip.Prefix, error) {
+	switch {
+	case am.Allow != nil:
+		c := *am.Allow
+		c.ID, c.Time = am.ID, ts
+		c, err := r.eng.CheckAllow(c)
+		if err != nil {
+			return nil, err
+		}
+		return r.eng.ApplyAllow(ctx, c)
+	case am.Revoke != nil:
+		if r.revoker == nil {
+			return nil, nil
+		}
+		rv := am.Revoke
+		return nil, r.revoker.ApplyRevocation(ctx, am.ID, rv.Node, rv.SHA256, rv.Reason, ts)
+	}
+	return nil, fmt.Errorf("%w: empty admin change", listing.ErrAllow)
 }
 
 // hasAction reports whether a (same time, op, who and reason) is stored:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/cluster"
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
@@ -130,8 +131,17 @@ func (n *node) startReplica(ctx context.Context, lc listing.Config) error {
 	n.cl = &clusterParts{conn: conn, replica: rep}
 	n.eng = listing.New(rep.ListingHooks(lc), n.st, n.cur, n.log, n.reg)
 	rep.Attach(n.eng)
+	rep.SetRevoker(revokeApplier{n.st})
 	n.subscribeZones()
 	return rep.Start(ctx)
+}
+
+// revokeApplier applies node revocations from the log to the replica's
+// store, where its HTTP intake reads them (intake.ApplyRevocation).
+type revokeApplier struct{ st *store.Store }
+
+func (a revokeApplier) ApplyRevocation(ctx context.Context, id, node string, sha256 []string, reason string, t time.Time) error {
+	return intake.ApplyRevocation(ctx, a.st, id, node, sha256, reason, t)
 }
 
 // stopReplica stops the replica (the engine was never started).
