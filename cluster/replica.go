@@ -356,14 +356,19 @@ func (r *Replica) run() {
 		if last == nil {
 			continue
 		}
-		for ctx.Err() == nil {
-			if err = r.apply(ctx, msgs); err == nil {
+		for _, step := range r.steps(msgs) {
+			for ctx.Err() == nil {
+				if err = r.apply(ctx, step); err == nil {
+					break
+				}
+				fail("applying a batch", err)
+			}
+			if err != nil {
 				break
 			}
-			fail("applying a batch", err)
 		}
-		if err != nil {
-			return
+		if err != nil || ctx.Err() != nil {
+			return // not acknowledged: what was applied is skipped by sequence when redelivered
 		}
 		fails = 0
 		// AckAll: one ack covers every message up to this one.
@@ -428,6 +433,29 @@ func (r *Replica) collect(ctx context.Context, b jetstream.MessageBatch) ([]logM
 		return nil, nil, err
 	}
 	return msgs, last, nil
+}
+
+// tailSteps is the largest batch that a replica at the tail of the stream
+// applies (and publishes) one message at a time.
+const tailSteps = 64
+
+// steps cuts a batch into the batches applied. At the tail of the stream
+// (nothing more waiting) a small batch is applied and published message by
+// message: every replica at the tail then publishes every position, so a
+// secondary that switches primaries finds the serial it holds in the new
+// primary's journal and gets IXFR (TestClusterSecondarySwitchesPrimaries).
+// Catching up, or under a load that fills larger batches, a batch is one
+// step (cheaper; the publications then differ between replicas, and a
+// secondary switching then gets the whole zone, as RFC 1995 §4 allows).
+func (r *Replica) steps(msgs []logMsg) [][]logMsg {
+	if r.behind != 0 || len(msgs) > tailSteps {
+		return [][]logMsg{msgs}
+	}
+	out := make([][]logMsg, len(msgs))
+	for i := range msgs {
+		out[i] = msgs[i : i+1]
+	}
+	return out
 }
 
 // ceilUnix is t in whole seconds, rounded up.
