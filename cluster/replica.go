@@ -702,3 +702,33 @@ func (r *Replica) ticker(ctx context.Context) {
 		}
 	}
 }
+
+// Position is a replica's applied position as its store keeps it.
+type Position struct {
+	Applied    uint64    // last applied stream sequence
+	Clock      time.Time // the log's clock there
+	SerialBase uint32
+}
+
+// Serial is the zone serial at the position.
+func (p Position) Serial() uint32 { return p.SerialBase + uint32(p.Applied) }
+
+// StoredPosition reads the position a replica persisted in st; ok is false
+// when st never belonged to a replica. Offline commands on a stopped
+// replica's data directory decide with it instead of the host clock.
+func StoredPosition(st *store.Store) (p Position, ok bool, err error) {
+	b, err := st.GetMeta(metaApplied)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, err
+	}
+	if len(b) != 20 {
+		return p, false, fmt.Errorf("cluster: stored position: %d bytes", len(b))
+	}
+	p.Applied = binary.BigEndian.Uint64(b)
+	p.Clock = time.Unix(int64(binary.BigEndian.Uint64(b[8:])), 0).UTC()
+	p.SerialBase = binary.BigEndian.Uint32(b[16:])
+	return p, true, nil
+}

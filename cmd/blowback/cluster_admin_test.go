@@ -132,4 +132,30 @@ func TestClusterAdminChanges(t *testing.T) {
 		return r1.cur.Load().Lookup(ip) != 0 && r2.cur.Load().Lookup(ip) != 0
 	})
 	eventually(t, "equal serials", func() bool { return r1.cur.Load().Serial == r2.cur.Load().Serial })
+
+	// Offline commands on the stopped replica 2's data directory decide at
+	// its log position: its serial (not the host clock's), and no write
+	// past the log.
+	serial := r2.cur.Load().Serial
+	r2.Stop()
+	plain := filepath.Join(dir, "plain.toml") // no [cluster]: the store says it is a replica's
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "r2")
+	var out strings.Builder
+	if err := cmdExport([]string{"--config", plain, "--data", data, "--format", "bind", "--out", "-"}, &out, io.Discard); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf(" %d ", serial)) {
+		t.Errorf("offline export of replica 2 lacks its serial %d:\n%.400s", serial, out.String())
+	}
+	out.Reset()
+	if err := cmdExplain([]string{"--config", plain, "--data", data, ip.String()}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "LISTED") {
+		t.Errorf("offline explain: %v\n%s", err, out.String())
+	}
+	err = cmdList([]string{"--config", plain, "--data", data, "--reason", "x", "192.0.2.9"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "belongs to a cluster replica") {
+		t.Errorf("offline list into a replica's store: %v", err)
+	}
 }

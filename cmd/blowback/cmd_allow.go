@@ -64,6 +64,7 @@ func cmdAllow(args []string, stdout, stderr io.Writer) error {
 		actor = "admin:" + *who
 	}
 	c := listing.AllowChange{Op: sub, Prefix: p, Who: actor, Reason: *reason}
+	a.write = true
 	if a.cfg.Cluster.enabled() { // the log, never the local store
 		return clusterAllow(a.cfg, c, stdout)
 	}

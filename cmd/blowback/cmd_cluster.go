@@ -144,6 +144,28 @@ func (a revokeApplier) ApplyRevocation(ctx context.Context, id, node string, sha
 	return intake.ApplyRevocation(ctx, a.st, id, node, sha256, reason, t)
 }
 
+// errReplicaStore: a write command found a cluster replica's store and no
+// [cluster] table to reach the log with.
+var errReplicaStore = errors.New("the data directory belongs to a cluster replica: changes go through the log; " +
+	"give the config with its [cluster] table, or use a running replica's API (--server)")
+
+// replicaHooks makes an offline command on a stopped replica's data
+// directory decide as the replica did: with the log's clock and serial at
+// the position the replica persisted, never the host clock. A write there
+// is refused (it would bypass the log).
+func (a *access) replicaHooks(st *store.Store, lc listing.Config) (listing.Config, error) {
+	pos, ok, err := cluster.StoredPosition(st)
+	if err != nil || !ok {
+		return lc, err
+	}
+	if a.write {
+		return lc, errReplicaStore
+	}
+	lc.Now = func() time.Time { return pos.Clock }
+	lc.Serial = pos.Serial
+	return lc, nil
+}
+
 // stopReplica stops the replica (the engine was never started).
 func (n *node) stopReplica(ctx context.Context) error { return n.cl.stop(ctx) }
 
