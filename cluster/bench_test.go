@@ -121,6 +121,9 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		if _, err := js.PublishAsync("blowback.event.trap1", body, jetstream.WithMsgID("ev-"+ev.ID.String())); err != nil {
 			b.Fatal(err)
 		}
+		if i%2000 == 1999 { // stay below the pending bound
+			<-js.PublishAsyncComplete()
+		}
 	}
 	select {
 	case <-js.PublishAsyncComplete():
