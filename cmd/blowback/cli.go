@@ -360,7 +360,7 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 		d, err = eng.Act(context.Background(), store.Action{Prefix: scoring.Unit(ip), Op: op, Who: actor, Reason: *reason, Kinds: ks})
 		return err
 	})
-	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
+	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) || errors.Is(err, errReplicaStore) {
 		var out map[string]any
 		err = a.remote(err, "POST", "/api/v1/admin/"+op, map[string]any{"ip": ip.String(), "reason": *reason, "who": *who, "kinds": kindNames}, &out)
 		if err == nil {

@@ -154,7 +154,7 @@ func TestClusterAdminChanges(t *testing.T) {
 	if err := cmdExplain([]string{"--config", plain, "--data", data, ip.String()}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "LISTED") {
 		t.Errorf("offline explain: %v\n%s", err, out.String())
 	}
-	err = cmdList([]string{"--config", plain, "--data", data, "--reason", "x", "192.0.2.9"}, io.Discard, io.Discard)
+	err = cmdList([]string{"--config", plain, "--data", data, "--server", "http://127.0.0.1:1", "--reason", "x", "192.0.2.9"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "belongs to a cluster replica") {
 		t.Errorf("offline list into a replica's store: %v", err)
 	}

@@ -71,7 +71,7 @@ func cmdAllow(args []string, stdout, stderr io.Writer) error {
 	err = a.withEngine(func(eng *listing.Engine, _ *store.Store, _ *zones.Current) error {
 		return eng.ChangeAllow(context.Background(), c)
 	})
-	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
+	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) || errors.Is(err, errReplicaStore) {
 		var out map[string]any
 		err = a.remote(err, "POST", "/api/v1/admin/allow", map[string]any{"op": sub, "network": p.String(), "reason": *reason, "who": *who}, &out)
 	}
