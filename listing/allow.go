@@ -180,6 +180,9 @@ func (e *Engine) ChangeAllow(ctx context.Context, c AllowChange) error {
 		gen = max(gen, g)
 	}
 	if gen == 0 {
+		gen = e.escalationTouched(c.Prefix)
+	}
+	if gen == 0 {
 		return nil
 	}
 	if !e.running() {
@@ -228,10 +231,40 @@ func (e *Engine) ApplyAllow(ctx context.Context, c AllowChange) ([]netip.Prefix,
 	if err := e.loadAllow(); err != nil {
 		return nil, err
 	}
+	if e.cfg.Policy.Escalate.Enabled {
+		// A wider prefix with an allowlisted network inside is never
+		// escalated (Policy.Escalates): decide the escalations again.
+		e.mu.Lock()
+		e.escDirty = true
+		e.mu.Unlock()
+	}
 	if err := e.st.Audit(ctx, store.AuditEntry{Time: c.Time, Who: c.Who, Action: "allow-" + c.Op, Target: c.Prefix.String(), Reason: c.Reason}); err != nil {
 		e.log.Error("audit", "err", err)
 	}
 	return e.unitsIn(c.Prefix)
+}
+
+// escalationTouched queues a publication when an escalated prefix overlaps
+// p and no unit changed (ApplyAllow marked the escalations to be decided
+// again; a publication does it), and returns its generation (0: none).
+func (e *Engine) escalationTouched(p netip.Prefix) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	hit := false
+	for x := range e.escalated {
+		hit = hit || x.Overlaps(p)
+	}
+	if !hit {
+		return 0
+	}
+	u := scoring.Unit(p.Addr())
+	cur, _ := e.listed.get(u)
+	e.pending[u] = cur.codes // unchanged: the publication carries the escalations
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+	return e.taken + 1
 }
 
 // unitsIn returns the units with evidence or manual actions in p.

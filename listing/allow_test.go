@@ -88,3 +88,23 @@ func TestChangeAllow(t *testing.T) {
 		t.Errorf("after the remove: %+v", list)
 	}
 }
+
+// TestChangeAllowLiftsEscalation: an allowlisted network inside an
+// escalated prefix lifts the escalation (Policy.Escalates), even when no
+// unit inside it has evidence.
+func TestChangeAllowLiftsEscalation(t *testing.T) {
+	pol := scoring.DefaultPolicy()
+	pol.Escalate.Enabled, pol.Escalate.Min = true, 3
+	f := newFixture(t, pol)
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		f.ingest(t, ip, store.KindBounce, "a@trap.test")
+	}
+	f.served(t, "192.0.2.99", zones.CodeBounce)
+	if err := f.eng.ChangeAllow(context.Background(), AllowChange{Op: AllowAdd, Prefix: netip.MustParsePrefix("192.0.2.200/32"), Reason: "our server"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.cur.Load().Lookup(netip.MustParseAddr("192.0.2.99")); c != 0 {
+		t.Errorf("the /24 is still escalated with an allowlisted address inside: %v", c)
+	}
+	f.served(t, "192.0.2.1", zones.CodeBounce)
+}
