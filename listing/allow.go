@@ -193,7 +193,7 @@ func (e *Engine) ChangeAllow(ctx context.Context, c AllowChange) error {
 }
 
 // ApplyAllow records c (once, by its id) and updates the allowlist; it
-// returns the units with evidence or manual actions inside c's network,
+// returns (also for a change applied before) the units with evidence or manual actions inside c's network,
 // which the caller re-scores (a replica applying the log does so at the
 // batch's clock). It does not re-score.
 func (e *Engine) ApplyAllow(ctx context.Context, c AllowChange) ([]netip.Prefix, error) {
@@ -205,7 +205,9 @@ func (e *Engine) ApplyAllow(ctx context.Context, c AllowChange) ([]netip.Prefix,
 	}
 	for _, x := range changes {
 		if x.ID == c.ID {
-			return nil, nil // applied before (a batch applied again)
+			// Applied before (a batch applied again after a failure that
+			// may have come before the re-scoring): re-score again.
+			return e.unitsIn(c.Prefix)
 		}
 	}
 	c.Time = c.Time.UTC()

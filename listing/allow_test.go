@@ -63,8 +63,8 @@ func TestChangeAllow(t *testing.T) {
 
 	// The same change applied again (a replica re-applying a batch) is kept once.
 	changes, _ := f.eng.allowChanges()
-	if units, err := f.eng.ApplyAllow(ctx, changes[0]); err != nil || units != nil {
-		t.Errorf("applied twice: %v %v", units, err)
+	if units, err := f.eng.ApplyAllow(ctx, changes[0]); err != nil || len(units) != 2 {
+		t.Errorf("applied twice: units to re-score %v, %v", units, err)
 	}
 	if again, _ := f.eng.allowChanges(); len(again) != 1 {
 		t.Errorf("%d changes kept, want 1", len(again))
