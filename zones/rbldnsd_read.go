@@ -20,7 +20,7 @@ import (
 // file once, copies no line, and uses the CPUs there are.
 
 const (
-	rbChunkSize  = 1 << 20 // bytes read at once (whole lines)
+	rbChunkSize  = 256 << 10 // bytes read at once (whole lines)
 	rbMaxLine    = 1 << 16 // longest line accepted, newline excluded
 	rbMaxWorkers = 4
 )
@@ -81,40 +81,41 @@ func (c *rbChunk) scan(fast bool) {
 // as addr4Fast reads the address: the address and the index after the line.
 func plain4(d []byte, i int) (uint32, int, bool) {
 	var v uint32
-	n, cur, digits := 0, uint32(0), 0
-	for ; i < len(d); i++ {
-		c := d[i]
-		switch {
-		case c >= '0' && c <= '9':
-			cur = cur*10 + uint32(c-'0')
-			digits++
-			if digits > 3 || cur > 255 {
+	for n := 0; n < 4; n++ {
+		if n > 0 {
+			if i >= len(d) || d[i] != '.' {
 				return 0, 0, false
 			}
-		case c == '.' && digits > 0 && n < 3:
-			v = v<<8 | cur
-			n++
-			cur, digits = 0, 0
-		case c == '\n':
-			if n != 3 || digits == 0 {
-				return 0, 0, false
-			}
-			return v<<8 | cur, i + 1, true
-		default:
+			i++
+		}
+		if i >= len(d) || d[i]-'0' > 9 {
 			return 0, 0, false
 		}
+		o := uint32(d[i] - '0')
+		i++
+		for k := 0; k < 2 && i < len(d) && d[i]-'0' <= 9; k++ {
+			o = o*10 + uint32(d[i]-'0')
+			i++
+		}
+		if o > 255 {
+			return 0, 0, false
+		}
+		v = v<<8 | o
 	}
-	if n != 3 || digits == 0 {
-		return 0, 0, false
+	switch {
+	case i == len(d):
+		return v, i, true
+	case d[i] == '\n':
+		return v, i + 1, true
 	}
-	return v<<8 | cur, i, true
+	return 0, 0, false
 }
 
 // read parses everything r holds, chunk bytes at a time; fast enables
 // the bare-address runs (off: every line through rbParser.line).
 func (p *rbParser) read(r io.Reader, chunk int, fast bool) error {
 	workers := min(max(runtime.GOMAXPROCS(0), 1), rbMaxWorkers)
-	inflight := 2 * workers
+	inflight := workers + 1
 	work := make(chan *rbChunk, inflight)
 	ordered := make(chan *rbChunk, inflight)
 	free := make(chan *rbChunk, inflight+1)

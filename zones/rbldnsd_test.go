@@ -304,3 +304,15 @@ func TestParseRbldnsdChunked(t *testing.T) {
 		})
 	}
 }
+
+func TestPlain4(t *testing.T) {
+	for _, s := range []string{"1.2.3.4", "1.2.3.4\n", "255.255.255.255\n", "01.2.3.4\n", "001.2.3.4", "0001.2.3.4\n", "1.2.3.256\n",
+		"1.2.3\n", "1.2.3.4.5\n", "1..3.4\n", ".1.2.3\n", "1.2.3.4 \n", "1.2.3.4\r\n", "1.2.3.\n", "", "\n", "a.b.c.d\n", "1.2.3.4x"} {
+		line := strings.TrimSuffix(s, "\n")
+		want, wok := addr4Fast([]byte(line))
+		got, next, ok := plain4([]byte(s), 0)
+		if ok != wok || got != want || (ok && next != len(s)) {
+			t.Errorf("plain4(%q) = %x, %d, %v; addr4Fast %x, %v", s, got, next, ok, want, wok)
+		}
+	}
+}
