@@ -21,7 +21,7 @@ import (
 
 const (
 	rbChunkSize  = 256 << 10 // bytes read at once (whole lines)
-	rbMaxLine    = 1 << 16 // longest line accepted, newline excluded
+	rbMaxLine    = 1 << 16   // longest line accepted, newline excluded
 	rbMaxWorkers = 4
 )
 
