@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync/atomic"
 )
 
 // Reading an rbldnsd file in chunks (ParseRbldnsd).
@@ -20,8 +21,8 @@ import (
 // file once, copies no line, and uses the CPUs there are.
 
 const (
-	rbChunkSize  = 256 << 10 // bytes read at once (whole lines)
-	rbMaxLine    = 1 << 16   // longest line accepted, newline excluded
+	rbChunkSize  = 2 << 20 // bytes read at once (whole lines)
+	rbMaxLine    = 1 << 16 // longest line accepted, newline excluded
 	rbMaxWorkers = 4
 )
 
@@ -33,7 +34,11 @@ type rbChunk struct {
 	addrs []uint32 // the addresses of the fast segments, in order
 	long  bool     // a line longer than rbMaxLine follows data
 	err   error    // a read error follows data
-	done  chan struct{}
+	// claimed is set by whoever scans the chunk: a worker, or the parser
+	// when it reaches the chunk first (on a busy machine a parked worker
+	// may wait milliseconds for a CPU; the parser does not wait for it).
+	claimed atomic.Bool
+	done    chan struct{}
 }
 
 // rbSeg is a run of lines of a chunk: data[previous end:end], and for a run
@@ -124,7 +129,9 @@ func (p *rbParser) read(r io.Reader, chunk int, fast bool) error {
 	for range workers {
 		go func() {
 			for c := range work {
-				c.scan(fast)
+				if c.claimed.CompareAndSwap(false, true) {
+					c.scan(fast)
+				}
 			}
 		}()
 	}
@@ -140,6 +147,7 @@ func (p *rbParser) read(r io.Reader, chunk int, fast bool) error {
 				c = &rbChunk{}
 			}
 			c.done, c.long, c.err = make(chan struct{}), false, nil
+			c.claimed.Store(false)
 			buf := c.data[:0]
 			if cap(buf) < len(carry)+chunk {
 				buf = make([]byte, 0, max(len(carry)+chunk, 2*len(carry)))
@@ -177,6 +185,9 @@ func (p *rbParser) read(r io.Reader, chunk int, fast bool) error {
 		}
 	}()
 	for c := range ordered {
+		if c.claimed.CompareAndSwap(false, true) {
+			c.scan(fast)
+		}
 		<-c.done
 		if err := p.chunk(c); err != nil {
 			return err
