@@ -38,16 +38,27 @@ PINCMD=()
 [ "$PIN" = 1 ] && PINCMD=(taskset -c 0)
 freeport() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 one() { # name cmd... (PORT in the arguments is replaced)
-	local name=$1 port pid t0 t1 cpu hwm
+	local name=$1 port pid t0 t1 cpu hwm ok try
 	shift
-	port=$(freeport)
-	t0=$(date +%s.%N)
-	"${PINCMD[@]}" "${@//PORT/$port}" >"$WORK/$name.log" 2>&1 &
-	pid=$!
-	for _ in $(seq 1 3000); do
-		dig +tries=1 +time=1 +short @127.0.0.1 -p "$port" "$PROBE" A 2>/dev/null | grep -q '^127\.' && break
-		sleep 0.01
+	for try in 1 2 3; do # the free UDP port may be taken for TCP: then again
+		port=$(freeport)
+		t0=$(date +%s.%N)
+		"${PINCMD[@]}" "${@//PORT/$port}" >"$WORK/$name.log" 2>&1 &
+		pid=$!
+		ok=0
+		for _ in $(seq 1 3000); do
+			kill -0 "$pid" 2>/dev/null || break
+			if dig +tries=1 +time=1 +short @127.0.0.1 -p "$port" "$PROBE" A 2>/dev/null | grep -q '^127\.'; then
+				ok=1
+				break
+			fi
+			sleep 0.01
+		done
+		[ "$ok" = 1 ] && break
+		wait "$pid" 2>/dev/null || true
+		echo "$name did not answer (try $try): $(tail -1 "$WORK/$name.log")" >&2
 	done
+	[ "$ok" = 1 ] || exit 1
 	t1=$(date +%s.%N)
 	cpu=$(awk -v hz="$HZ" '{printf "%.2f", ($14+$15)/hz}' "/proc/$pid/stat")
 	hwm=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$pid/status")
