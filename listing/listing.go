@@ -304,6 +304,7 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 		return fmt.Errorf("listing: rebuild: %w", err)
 	}
 	dec := scoring.NewDecider(&e.cfg.Policy)
+	dec.Lazy = true // no reason texts: nobody reads them here
 	listed := newListedSet(0, 0)
 	delisted := map[netip.Prefix]bool{}
 	units := 0
