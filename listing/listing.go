@@ -47,6 +47,9 @@ type Config struct {
 	Coalesce time.Duration
 	// SweepEvery is how often listings are checked for expiry; default 1 minute.
 	SweepEvery time.Duration
+	// Serial, when set, gives every snapshot's SOA serial (a cluster
+	// replica derives it from the log, see cluster.go).
+	Serial func() uint32
 	// SnapshotFile, when set, keeps the last published snapshot on disk
 	// (zones.SaveSnapshotFile, at most once per PersistEvery, default 10s,
 	// and at Stop). Start then serves it at once and rebuilds from the
@@ -122,6 +125,8 @@ type Engine struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+
+	wlog Log // cluster replica: writes go through the replicated log (cluster.go)
 }
 
 // rescorers is the number of goroutines re-scoring units after Ingest.
@@ -244,6 +249,9 @@ const serialReserve = 1000
 // write per serialReserve publications); after a restart the store hands
 // out serials above the whole block.
 func (e *Engine) nextSerial() uint32 {
+	if e.cfg.Serial != nil {
+		return e.cfg.Serial()
+	}
 	e.serialMu.Lock()
 	defer e.serialMu.Unlock()
 	next := max(e.serial+1, uint32(e.cfg.Now().Unix()))
@@ -421,6 +429,9 @@ func (e *Engine) Ingest(ctx context.Context, ev *store.Event, raw []byte) error 
 		e.metrics.refused.Inc()
 		e.log.Debug("evidence for a never-listed address dropped", "client", ev.ClientIP.String(), "kind", ev.Kind.String())
 		return nil
+	}
+	if e.wlog != nil {
+		return e.wlog.AppendEvent(ctx, ev, raw)
 	}
 	err := e.st.Put(ctx, ev, raw)
 	if errors.Is(err, store.ErrDuplicate) {
@@ -640,6 +651,9 @@ func (e *Engine) Act(ctx context.Context, a store.Action) (scoring.Decision, err
 		a.Time = e.cfg.Now()
 	}
 	a.Prefix = scoring.Unit(a.Prefix.Addr())
+	if e.wlog != nil {
+		return e.actViaLog(ctx, a)
+	}
 	if err := e.st.AddAction(ctx, a); err != nil {
 		return scoring.Decision{}, err
 	}
@@ -686,7 +700,11 @@ func (e *Engine) publisher() {
 	}
 }
 
-func (e *Engine) publish() {
+func (e *Engine) publish() { e.publishChanges(false) }
+
+// publishChanges publishes the pending changes; with force also a new
+// serial when nothing changed.
+func (e *Engine) publishChanges(force bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.metrics.panics.Inc()
@@ -694,7 +712,7 @@ func (e *Engine) publish() {
 		}
 	}()
 	e.mu.Lock()
-	empty := len(e.pending) == 0
+	empty := len(e.pending) == 0 && !force
 	e.mu.Unlock()
 	if empty {
 		return

@@ -346,6 +346,9 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 	if *who != "" {
 		actor = "admin:" + *who
 	}
+	if a.cfg.Cluster.enabled() { // the log, never the local store (cmd_cluster.go)
+		return clusterAction(a.cfg, store.Action{Time: time.Now(), Prefix: scoring.Unit(ip), Op: op, Who: actor, Reason: *reason, Kinds: ks}, stdout)
+	}
 	var d scoring.Decision
 	err = a.withEngine(func(eng *listing.Engine, _ *store.Store, _ *zones.Current) error {
 		d, err = eng.Act(context.Background(), store.Action{Prefix: scoring.Unit(ip), Op: op, Who: actor, Reason: *reason, Kinds: ks})

@@ -65,6 +65,7 @@ type trapNode struct {
 	trap  smtpTrap
 	http  *http.Server
 	httpL net.Listener
+	cl    *clusterParts // [cluster]: the spool drains into the log (cmd_cluster.go)
 }
 
 func newTrapNode(cfg Config, log *slog.Logger) *trapNode {
@@ -89,6 +90,11 @@ func (n *trapNode) Start(ctx context.Context) error {
 			return err
 		}, Stop: func(ctx context.Context) error { return n.spool.Close() }},
 		{Name: "forward", Start: func(ctx context.Context) error {
+			if cfg.Cluster.enabled() {
+				var err error
+				n.sink, err = n.startClusterSender(n.spool)
+				return err
+			}
 			if cfg.Forward.URL == "" {
 				n.log.Warn("no --forward URL: evidence is spooled here and not sent anywhere", "spool", filepath.Join(cfg.Data, "spool"))
 				return nil
@@ -104,6 +110,9 @@ func (n *trapNode) Start(ctx context.Context) error {
 			n.fwd.Start()
 			return nil
 		}, Stop: func(ctx context.Context) error {
+			if n.cl != nil {
+				return n.cl.stop(ctx)
+			}
 			if n.fwd == nil {
 				return nil
 			}

@@ -77,6 +77,7 @@ type Config struct {
 	// The list's card and the operator self-test (config_operator.go).
 	Card     CardConfig     `toml:"card"`
 	SelfTest SelfTestConfig `toml:"selftest"`
+	Cluster  ClusterConfig  `toml:"cluster"` // cmd_cluster.go
 }
 
 func defaultConfig() Config {
@@ -133,7 +134,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("at least one trap domain is needed"))
 	}
 	errs = append(errs, c.Trap.validate(), c.DNSCfg.validate(), c.Policy.validate(), c.Store.validate(),
-		c.Export.validate(), c.Web.validate(), c.Forward.validate(), c.SelfTest.validate())
+		c.Export.validate(), c.Web.validate(), c.Forward.validate(), c.SelfTest.validate(), c.Cluster.validate())
 	switch c.LogFormat {
 	case "text", "json":
 	default:

@@ -495,7 +495,7 @@ func TestRspamdSnippet(t *testing.T) {
 	if out, err := exec.Command("cp", "-r", "/etc/rspamd/.", dir).CombinedOutput(); err != nil {
 		t.Fatalf("copy /etc/rspamd: %v %s", err, out)
 	}
-	for _, f := range []string{"rbl.conf", "groups.conf"} {
+	for _, f := range []string{"groups.conf"} {
 		b, err := os.ReadFile(deployFile(t, "consumers/rspamd/"+f))
 		if err != nil {
 			t.Fatal(err)

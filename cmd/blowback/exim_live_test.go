@@ -22,24 +22,25 @@ import (
 	"github.com/blowback-dnsbl/blowback/web"
 )
 
-// eximDebs finds the Exim .deb files: $BLOWBACK_EXIM_DEBS, the repository
-// root, or /work/main (where CI downloads them).
+// eximDebs finds the Exim .deb files (exim4-base, exim4-daemon-light) where
+// testenv.EximBinary looks for them (testenv.EximDebDirs:
+// $BLOWBACK_EXIM_DEBS first, where .ci/run downloads them).
 func eximDebs(t *testing.T) []string {
 	t.Helper()
-	for _, dir := range []string{os.Getenv("BLOWBACK_EXIM_DEBS"), testenv.Root(t), "/work/main"} {
-		if dir == "" {
-			continue
-		}
+	dirs := testenv.EximDebDirs(t)
+	for _, dir := range dirs {
 		var debs []string
 		for _, p := range []string{"exim4-base_*.deb", "exim4-daemon-light_*.deb"} {
 			m, _ := filepath.Glob(filepath.Join(dir, p))
-			debs = append(debs, m...)
+			if len(m) > 0 {
+				debs = append(debs, m[len(m)-1])
+			}
 		}
 		if len(debs) == 2 {
 			return debs
 		}
 	}
-	testenv.Missing(t, "no Exim .debs (exim4-base, exim4-daemon-light; set BLOWBACK_EXIM_DEBS)")
+	testenv.Missing(t, fmt.Sprintf("no Exim .debs (exim4-base, exim4-daemon-light) in %s; set BLOWBACK_EXIM_DEBS or run .ci/run", strings.Join(dirs, ", ")))
 	return nil
 }
 

@@ -183,6 +183,7 @@ type node struct {
 	trap   smtpTrap
 	web    *web.Server
 	tester *selftest.Tester // operator self-tests (nil: off)
+	cl     *clusterParts    // [cluster]: this node is a replica of the log (cmd_cluster.go)
 }
 
 func newNode(cfg Config, log *slog.Logger) *node {
@@ -244,10 +245,18 @@ func (n *node) Start(ctx context.Context) error {
 			// Replies to self-test probes, from the trap or forwarded by trap
 			// nodes, go to the tester, not into the evidence (config_operator.go).
 			lc.Divert = func(ev *store.Event) bool { return n.tester.Divert(ev) }
+			if cfg.Cluster.enabled() {
+				return n.startReplica(ctx, lc)
+			}
 			n.eng = listing.New(lc, n.st, n.cur, n.log, n.reg)
 			n.subscribeZones()
 			return n.eng.Start(ctx)
-		}, Stop: func(ctx context.Context) error { return n.eng.Stop(ctx) }},
+		}, Stop: func(ctx context.Context) error {
+			if n.cl != nil {
+				return n.stopReplica(ctx)
+			}
+			return n.eng.Stop(ctx)
+		}},
 		{Name: "selftest", Start: func(ctx context.Context) error {
 			n.tester = newTester(cfg, n.st, n.eng, n.cur, n.log, n.reg)
 			return nil

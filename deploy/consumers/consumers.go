@@ -1,5 +1,5 @@
 // Package consumers embeds the consumer configuration snippets in this
-// folder (Postfix, Exim, SpamAssassin, rspamd) so that the list's card
+// folder (Postfix, Exim, SpamAssassin, rspamd, Haraka) so that the list's card
 // (web/card.go) shows exactly the files the consumer tests run.
 package consumers
 
@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-//go:embed *.cf *.conf rspamd/*.conf rspamd/*.lua
+//go:embed *.cf *.conf rspamd/*.conf rspamd/*.lua haraka/plugins/*.js haraka/config/*
 var files embed.FS
 
 // Snippet is one consumer configuration file.
@@ -26,9 +26,11 @@ var titles = []struct{ file, title string }{
 	{"postfix-postscreen.cf", "Postfix postscreen"},
 	{"exim.conf", "Exim (acl_check_rcpt), safe mode"},
 	{"spamassassin.cf", "SpamAssassin"},
-	{"rspamd/rbl.conf", "rspamd (local.d/rbl.conf)"},
 	{"rspamd/groups.conf", "rspamd (local.d/groups.conf)"},
-	{"rspamd/rspamd.local.lua", "rspamd (rspamd.local.lua)"},
+	{"rspamd/rspamd.local.lua", "rspamd (rspamd.local.lua), safe mode"},
+	{"haraka/plugins/blowback.js", "Haraka (plugins/blowback.js), safe mode"},
+	{"haraka/config/blowback.ini", "Haraka (config/blowback.ini)"},
+	{"haraka/config/plugins", "Haraka (config/plugins)"},
 }
 
 // Snippets returns the snippets in a fixed order with ExampleZone

@@ -37,13 +37,8 @@ func EximBinary(t testing.TB) string {
 			return q
 		}
 	}
-	var dirs []string
-	if d := os.Getenv("BLOWBACK_EXIM_DEBS"); d != "" {
-		dirs = append(dirs, d)
-	}
-	dirs = append(dirs, Root(t), filepath.Join(Root(t), ".."), "/work/main")
 	var deb string
-	for _, d := range dirs {
+	for _, d := range EximDebDirs(t) {
 		if m, _ := filepath.Glob(filepath.Join(d, "exim4-daemon-light_*.deb")); len(m) > 0 {
 			deb = m[len(m)-1]
 			break
@@ -63,6 +58,17 @@ func EximBinary(t testing.TB) string {
 		t.Fatalf("%s holds no usr/sbin/exim4: %v", deb, err)
 	}
 	return bin
+}
+
+// EximDebDirs are the directories the Exim .debs are looked for in, in
+// order: $BLOWBACK_EXIM_DEBS (.ci/run downloads them there with apt-get
+// download), the repository root, the directory above it, /work/main.
+func EximDebDirs(t testing.TB) []string {
+	var dirs []string
+	if d := os.Getenv("BLOWBACK_EXIM_DEBS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	return append(dirs, Root(t), filepath.Join(Root(t), ".."), "/work/main")
 }
 
 // NewExim sets up an Exim whose configuration is body (options, then

@@ -57,7 +57,7 @@ func main() {
 	flag.StringVar(&c.bin, "bin", "./blowback", "blowback `BINARY`")
 	flag.StringVar(&c.work, "work", "", "scratch `DIR` (default: a new temp dir)")
 	flag.StringVar(&c.fullDir, "fulldir", "", "`DIR` on a small filesystem for the full-disk scenario (empty: skipped)")
-	only := flag.String("only", "", "comma-separated scenario groups: smtp,relay,dns,poison,admin,crash,compaction,full,hostile13,unitflood,intakebomb")
+	only := flag.String("only", "", "comma-separated scenario groups: smtp,relay,dns,poison,admin,crash,compaction,full,hostile13,unitflood,intakebomb,attacks13")
 	flag.BoolVar(&c.verbose, "v", false, "log progress to stderr")
 	flag.Parse()
 	if c.work == "" {
@@ -91,6 +91,7 @@ func main() {
 		{"hostile13", c.hostile13Scenarios},
 		{"unitflood", c.unitFloodScenario},
 		{"intakebomb", c.intakeBombScenario},
+		{"attacks13", c.attacks13Scenarios},
 	}
 	for _, g := range groups {
 		if c.only != nil && !c.only[g.name] {

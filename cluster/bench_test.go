@@ -1,0 +1,82 @@
+package cluster_test
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/blowback-dnsbl/blowback/cluster"
+	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
+)
+
+// BenchmarkClusterTwoTraps: two traps' spools, filled beforehand with b.N
+// events, drain into a 3-server JetStream cluster (R3, in process, stores
+// on disk) and two replicas apply them (synced badger stores); the clock
+// runs until both replicas applied everything. Then a third replica starts
+// from an empty disk and catches up: catchup_events/s. Compare with
+// cmd/blowback's BenchmarkForwardTwoTraps (today's HTTP path).
+//
+//	go test ./cluster -run '^$' -bench ClusterTwoTraps -benchtime 20000x
+func BenchmarkClusterTwoTraps(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		raw  int
+		sync bool
+	}{{"raw=0", 0, false}, {"raw=800", 800, false}, {"raw=0/sync_always", 0, true}} {
+		b.Run(c.name, func(b *testing.B) { benchTwoTraps(b, c.raw, c.sync) })
+	}
+}
+
+func benchTwoTraps(b *testing.B, rawLen int, sync bool) {
+	nc := clustertest.Start(b, 3, func(o *server.Options) { o.SyncAlways = sync })
+	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 3}
+	admin, err := cluster.Connect(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	waitFor(b, "stream", 60*time.Second, func() bool { _, err := admin.Init(ctx, 1); return err == nil })
+	dir := b.TempDir()
+	raw := make([]byte, rawLen)
+	for i := range raw {
+		raw[i] = "Final-Recipient: rfc822; x@example.org\r\n"[i%40]
+	}
+	// Fill the spools with the senders not yet running.
+	traps := make([]*trapNode, 2)
+	for i := range traps {
+		tr := &trapNode{t: b, node: "trap" + strconv.Itoa(i), dir: filepath.Join(dir, "t"+strconv.Itoa(i)), cfg: cfg}
+		tr.start()
+		tr.snd.Stop(ctx) // no sending yet
+		traps[i] = tr
+	}
+	for i := range b.N {
+		tr := traps[i%2]
+		if err := tr.sp.Put(ctx, event(i, tr.node), raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, tr := range traps {
+		tr.stop()
+	}
+	r1 := startReplica(b, cfg, "r1", filepath.Join(dir, "r1"))
+	r2 := startReplica(b, cfg, "r2", filepath.Join(dir, "r2"))
+	b.ResetTimer()
+	start := time.Now()
+	for _, tr := range traps {
+		tr.start()
+	}
+	n := uint64(b.N)
+	waitFor(b, "replicas applied", 10*time.Minute, func() bool { return r1.rep.Applied() >= n && r2.rep.Applied() >= n })
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "events/s")
+	t0 := time.Now()
+	r3 := startReplica(b, cfg, "r3", filepath.Join(dir, "r3"))
+	waitFor(b, "new replica caught up", 10*time.Minute, func() bool { return r3.rep.Applied() >= n })
+	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "catchup_events/s")
+}

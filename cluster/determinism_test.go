@@ -1,0 +1,102 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/cluster"
+	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// TestClusterBatchBoundaries: two replicas cut the same log into very
+// different batches (3 messages and 1000) and still store the same events,
+// summarise the same flood past the store's per-unit cap, and publish the
+// same serial and zone.
+func TestClusterBatchBoundaries(t *testing.T) {
+	nc := clustertest.Start(t, 1)
+	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 1, Timeout: 3 * time.Second}
+	admin, err := cluster.Connect(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	waitFor(t, "stream created", 60*time.Second, func() bool { _, err := admin.Init(ctx, 7000); return err == nil })
+	dir := t.TempDir()
+	r1 := &replicaNode{t: t, name: "r1", dir: filepath.Join(dir, "r1"), cfg: cfg, batch: 3}
+	r1.start()
+	t.Cleanup(r1.stop)
+	r2 := &replicaNode{t: t, name: "r2", dir: filepath.Join(dir, "r2"), cfg: cfg, batch: 1000}
+	r2.start()
+	t.Cleanup(r2.stop)
+
+	flood := netip.MustParseAddr("192.0.2.77")
+	kinds := []store.Kind{store.KindBounce, store.KindBounce, store.KindAutoreply, store.KindBounce, store.KindCallout}
+	var n uint64
+	for i := range 560 { // past the default cap of 500 per unit and hour
+		ev := event(i, "trap1")
+		ev.ClientIP, ev.Kind = flood, kinds[i%len(kinds)]
+		if i >= 540 {
+			ev.Kind = store.KindChallenge // a kind first seen past the cap is stored
+		}
+		if _, err := admin.PublishEvent(ctx, ev, []byte("raw")); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if i%40 == 0 { // and some other senders in between
+			if _, err := admin.PublishEvent(ctx, event(10000+i, "trap2"), nil); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if _, err := admin.PublishAction(ctx, store.Action{Prefix: netip.PrefixFrom(addr(10040), 32), Op: store.OpDelist, Who: "t", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	n++
+	waitFor(t, "both replicas applied everything", 120*time.Second, func() bool {
+		return r1.rep.Applied() == n && r2.rep.Applied() == n
+	})
+	ids := func(r *replicaNode) []store.EventID {
+		var out []store.EventID
+		r.st.ScanRefs(ctx, func(ref store.Ref) error { out = append(out, ref.ID); return nil })
+		slices.SortFunc(out, func(a, b store.EventID) int { return bytes.Compare(a[:], b[:]) })
+		return out
+	}
+	id1, id2 := ids(r1), ids(r2)
+	if !slices.Equal(id1, id2) {
+		t.Errorf("stored events differ: %d and %d", len(id1), len(id2))
+	}
+	if len(id1) >= int(n) {
+		t.Errorf("%d events stored of %d: the per-unit cap summarised none", len(id1), n)
+	}
+	sum := func(r *replicaNode) string {
+		s, err := r.st.Summaries(ctx, netip.PrefixFrom(flood, 32), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(s)
+		return string(b)
+	}
+	if a, b := sum(r1), sum(r2); a != b || a == "null" {
+		t.Errorf("summaries differ:\n%s\n%s", a, b)
+	}
+	s1, s2 := r1.cur.Load(), r2.cur.Load()
+	var e1, e2 bytes.Buffer
+	zones.WriteRbldnsd(&e1, s1, zones.SOA{})
+	zones.WriteRbldnsd(&e2, s2, zones.SOA{})
+	if s1.Serial != 7000+uint32(n) || s1.Serial != s2.Serial || !bytes.Equal(e1.Bytes(), e2.Bytes()) {
+		t.Errorf("serials %d %d (want %d), exports equal %v", s1.Serial, s2.Serial, 7000+n, bytes.Equal(e1.Bytes(), e2.Bytes()))
+	}
+	if s1.Lookup(flood) == 0 || s1.Lookup(addr(10040)) != 0 || s1.Lookup(addr(10080)) == 0 {
+		t.Errorf("zone: flood %v, delisted %v, other %v", s1.Lookup(flood), s1.Lookup(addr(10040)), s1.Lookup(addr(10080)))
+	}
+}

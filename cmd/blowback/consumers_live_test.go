@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
+	"github.com/blowback-dnsbl/blowback/store"
+	"github.com/blowback-dnsbl/blowback/zones"
+)
+
+// refuseAll is the refused-query policy that refuses every loopback client
+// with the "public resolver" code 127.255.255.254 (dnsd/policy.go): what
+// a consumer behind a public resolver gets from a list that refuses those.
+var refuseAll = dnsd.Policy{Refuse: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Answer: dnsd.AnswerCode}
+
+// consumerDNS serves a node's zone on addr (127.0.0.1:53 in a test's own
+// network namespace, where the system resolver of Postfix and Exim asks)
+// under the refused-query policy p; stop swaps it for another.
+type consumerDNS struct {
+	srv *dnsd.Server
+}
+
+func startConsumerDNS(t *testing.T, cur *zones.Current, addr string, p dnsd.Policy) *consumerDNS {
+	t.Helper()
+	c := &consumerDNS{srv: dnsd.New(dnsd.Config{Policy: p}, cur, nil, nil)}
+	if err := c.srv.Start(addr); err != nil {
+		t.Fatalf("dns on %s: %v", addr, err)
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *consumerDNS) stop() {
+	if c.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.srv.Stop(ctx)
+	c.srv = nil
+}
+
+// checkRefused asserts that the server on addr answers ip with the
+// refusal code, not a listing (so a consumer test that then sees no
+// rejection saw the code, not a dead server).
+func checkRefused(t *testing.T, addr, ip string) {
+	t.Helper()
+	r := check(t, addr, ip)
+	if r.Listed || len(r.Codes) != 1 || r.Codes[0] != dnsd.CodePublicResolver {
+		t.Fatalf("refusing server answers %s with %+v; want the code %v, not listed", ip, r, dnsd.CodePublicResolver)
+	}
+}
+
+// TestRspamdLive runs the real rspamd with deploy/consumers/rspamd/ (its
+// Debian configuration, the snippets in local.d, its resolver pointed at
+// blowback) and scans a bounce with rspamc: a listed client with a null
+// or postmaster sender gets RBL_BLOWBACK_BOUNCE, other senders and
+// unlisted clients nothing; then the list refuses rspamd's queries with
+// the code 127.255.255.254 and no RBL_BLOWBACK symbol fires.
+// rspamd takes about a minute to start on a loaded machine (it compiles
+// its TLD list and regexps); the test waits for it.
+func TestRspamdLive(t *testing.T) {
+	rspamd := testenv.Tool(t, "rspamd")
+	rspamc := testenv.Tool(t, "rspamc")
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	conf := filepath.Join(dir, "conf")
+	if out, err := exec.Command("cp", "-r", "/etc/rspamd/.", conf).CombinedOutput(); err != nil {
+		t.Fatalf("copy /etc/rspamd: %v %s", err, out)
+	}
+	for _, f := range []string{"groups.conf"} {
+		b, err := os.ReadFile(deployFile(t, "consumers/rspamd/"+f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(conf, "local.d", f), b, 0o644)
+	}
+	lua, _ := os.ReadFile(deployFile(t, "consumers/rspamd/rspamd.local.lua"))
+	os.WriteFile(filepath.Join(conf, "rspamd.local.lua"), lua, 0o644)
+
+	n := startTestNode(t, t.TempDir())
+	defer n.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const listed = "198.18.0.10" // rspamd skips its local_addrs (loopback, RFC 1918)
+	if _, err := n.eng.Act(ctx, store.Action{Prefix: netip.MustParsePrefix(listed + "/32"), Op: store.OpList, Who: "test", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
+	plain := startConsumerDNS(t, n.cur, dnsAddr, dnsd.Policy{})
+	eventually(t, "listing of "+listed, func() bool { return check(t, dnsAddr, listed).Listed })
+
+	normal := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
+	controller := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
+	for name, text := range map[string]string{
+		"override.d/worker-normal.inc":     fmt.Sprintf("bind_socket = %q;\ncount = 1;\n", normal),
+		"override.d/worker-controller.inc": fmt.Sprintf("bind_socket = %q;\ncount = 1;\n", controller),
+		"override.d/worker-proxy.inc":      "enabled = false;\n",
+		"override.d/logging.inc":           "type = \"console\";\nlevel = \"notice\";\n",
+		"local.d/options.inc":              fmt.Sprintf("dns { nameserver = [%q]; timeout = 2s; retransmits = 2; }\n", dnsAddr),
+	} {
+		if err := os.WriteFile(filepath.Join(conf, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"-f", "-c", filepath.Join(conf, "rspamd.conf")}
+	for _, v := range []string{"db", "run", "log"} {
+		os.Mkdir(filepath.Join(dir, v), 0o755)
+	}
+	args = append(args, "--var=CONFDIR="+conf, "--var=LOCAL_CONFDIR="+conf, "--var=DBDIR="+filepath.Join(dir, "db"),
+		"--var=RUNDIR="+filepath.Join(dir, "run"), "--var=LOGDIR="+filepath.Join(dir, "log"))
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("_rspamd")
+		if err != nil {
+			testenv.Missing(t, "no _rspamd user (apt-get install rspamd)")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		for _, v := range []string{"db", "run", "log"} {
+			os.Chown(filepath.Join(dir, v), uid, gid)
+		}
+		args = append(args, "-u", "_rspamd", "-g", "_rspamd")
+	}
+	out := &testenv.Output{}
+	cmd := exec.Command(rspamd, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the main process and its workers
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("rspamd output:\n%s", out.String())
+		}
+	}()
+
+	msg := filepath.Join(dir, "bounce.eml")
+	os.WriteFile(msg, []byte("From: MAILER-DAEMON@mx.sender.example\nTo: user@test.example\nSubject: Undelivered Mail Returned to Sender\n"+
+		"Message-ID: <bounce-1@mx.sender.example>\nDate: Tue, 3 Jun 2025 10:11:12 +0000\n\nYour message could not be delivered.\n"), 0o644)
+	scan := func(ip, from string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		b, err := exec.CommandContext(ctx, rspamc, "-h", normal, "-t", "170", "--ip", ip, "--from", from, msg).CombinedOutput()
+		if err != nil || !strings.Contains(string(b), "Symbol: ") {
+			t.Fatalf("rspamc --ip %s --from %s: %v\n%s", ip, from, err, b)
+		}
+		return string(b)
+	}
+	// The first scan waits for rspamd to come up (rspamc connects, the
+	// worker answers once it is ready).
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", normal, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			t.Fatalf("rspamd does not listen on %s: %v", normal, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		ip, from, want string // want: the blowback symbol, or "" for none
+	}{
+		{listed, "<>", "RBL_BLOWBACK_BOUNCE"},
+		{listed, "postmaster@bounce.example", "RBL_BLOWBACK_BOUNCE"},
+		{listed, "alice@example.org", ""},
+		{"198.18.0.11", "<>", ""},
+	} {
+		got := scan(c.ip, c.from)
+		if c.want != "" && !strings.Contains(got, "Symbol: "+c.want+" ") || c.want == "" && listingSymbol(got) {
+			t.Errorf("client %s sender %s: want %q\n%s", c.ip, c.from, c.want, got)
+		}
+	}
+
+	plain.stop()
+	startConsumerDNS(t, n.cur, dnsAddr, refuseAll)
+	checkRefused(t, dnsAddr, "198.18.0.12")
+	if got := scan("198.18.0.12", "<>"); listingSymbol(got) || !strings.Contains(got, "Symbol: RBL_BLOWBACK_REFUSED (0.00)[127.255.255.254]") {
+		t.Errorf("refusal code 127.255.255.254: want RBL_BLOWBACK_REFUSED and no listing symbol\n%s", got)
+	}
+}
+
+// listingSymbol reports whether rspamc's output has a blowback listing symbol.
+func listingSymbol(out string) bool {
+	for _, s := range []string{"BOUNCE", "AUTOREPLY", "CALLOUT", "CHALLENGE"} {
+		if strings.Contains(out, "Symbol: RBL_BLOWBACK_"+s+" ") {
+			return true
+		}
+	}
+	return false
+}
