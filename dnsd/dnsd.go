@@ -14,6 +14,7 @@
 package dnsd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -105,44 +107,20 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.TTL == 0 {
-		c.TTL = 300 * time.Second
-	}
-	if c.NegTTL == 0 {
-		c.NegTTL = 60 * time.Second
-	}
-	if c.Refresh == 0 {
-		c.Refresh = 600 * time.Second
-	}
-	if c.Retry == 0 {
-		c.Retry = 60 * time.Second
-	}
-	if c.Expire == 0 {
-		c.Expire = 7 * 24 * time.Hour
-	}
-	if c.UDPSize == 0 {
-		c.UDPSize = 1232
-	}
+	c.TTL = cmp.Or(c.TTL, 300*time.Second)
+	c.NegTTL = cmp.Or(c.NegTTL, 60*time.Second)
+	c.Refresh = cmp.Or(c.Refresh, 600*time.Second)
+	c.Retry = cmp.Or(c.Retry, 60*time.Second)
+	c.Expire = cmp.Or(c.Expire, 7*24*time.Hour)
+	c.UDPSize = cmp.Or(c.UDPSize, 1232)
 	c.UDPSize = max(c.UDPSize, dns.MinMsgSize)
 	c.UDPSize = min(c.UDPSize, maxUDPSize)
-	if c.TCPIdle == 0 {
-		c.TCPIdle = 10 * time.Second
-	}
-	if c.MaxTCPQueries == 0 {
-		c.MaxTCPQueries = 128
-	}
-	if c.MaxTCPConns == 0 {
-		c.MaxTCPConns = 256
-	}
-	if c.MaxTCPConnsPerClient == 0 {
-		c.MaxTCPConnsPerClient = 16
-	}
-	if c.TCPClientPrefix4 == 0 {
-		c.TCPClientPrefix4 = 24
-	}
-	if c.TCPClientPrefix6 == 0 {
-		c.TCPClientPrefix6 = 64
-	}
+	c.TCPIdle = cmp.Or(c.TCPIdle, 10*time.Second)
+	c.MaxTCPQueries = cmp.Or(c.MaxTCPQueries, 128)
+	c.MaxTCPConns = cmp.Or(c.MaxTCPConns, 256)
+	c.MaxTCPConnsPerClient = cmp.Or(c.MaxTCPConnsPerClient, 16)
+	c.TCPClientPrefix4 = cmp.Or(c.TCPClientPrefix4, 24)
+	c.TCPClientPrefix6 = cmp.Or(c.TCPClientPrefix6, 64)
 	switch {
 	case c.TCPTransferReserve == 0:
 		c.TCPTransferReserve = min(8, c.MaxTCPConns/4)
@@ -150,9 +128,7 @@ func (c *Config) defaults() {
 		c.TCPTransferReserve = 0
 	}
 	c.TCPTransferReserve = min(c.TCPTransferReserve, c.MaxTCPConns-1)
-	if c.TCPLifetime == 0 {
-		c.TCPLifetime = 2 * time.Minute
-	}
+	c.TCPLifetime = cmp.Or(c.TCPLifetime, 2*time.Minute)
 	if c.UDPSockets <= 0 {
 		c.UDPSockets = runtime.GOMAXPROCS(0)
 	}
@@ -318,12 +294,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	for _, w := range udp {
 		w.close()
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		errs = append(errs, ctx.Err())
+	if err := lifecycle.Wait(ctx, &s.wg); err != nil {
+		errs = append(errs, err)
 	}
 	if tcp != nil {
 		if err := tcp.ShutdownContext(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -40,7 +41,7 @@ func startServer(t *testing.T, cfg Config, snap *zones.Snapshot) (*Server, strin
 	}
 	t.Cleanup(func() {
 		s.Stop(t.Context())
-		if n := metricValue(t, reg, "blowback_dns_panics_total", ""); n != 0 {
+		if n := metricValue(t, reg, "blowback_dns_panics_total"); n != 0 {
 			t.Errorf("%v panics recovered", n)
 		}
 	})
@@ -379,7 +380,7 @@ func TestCookies(t *testing.T) {
 	if r.Rcode != dns.RcodeFormatError {
 		t.Errorf("9-byte cookie: %s, want FORMERR (RFC 7873 §5.2.2)", dns.RcodeToString[r.Rcode])
 	}
-	if v := metricValue(t, reg, "blowback_dns_cookies_total", "valid"); v != 1 {
+	if v := metricValue(t, reg, "blowback_dns_cookies_total", "result", "valid"); v != 1 {
 		t.Errorf("valid cookies counted %v, want 1", v)
 	}
 	// Without cookies configured the option is ignored (RFC 7873 §5.2.1).
@@ -390,30 +391,12 @@ func TestCookies(t *testing.T) {
 	}
 }
 
-// metricValue is the value of a counter (with a label of that value, or
-// without labels when label is "") in reg; 0 when absent.
-func metricValue(t testing.TB, reg *prometheus.Registry, name, label string) float64 {
+// metricValue is the value of a counter in reg whose labels include the
+// given name/value pairs; 0 when absent (a vector value not yet counted).
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labelPairs ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			if label == "" && len(m.Label) == 0 {
-				return m.Counter.GetValue()
-			}
-			for _, l := range m.Label {
-				if l.GetValue() == label {
-					return m.Counter.GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	v, _ := metric.Value(reg, name, labelPairs...)
+	return v
 }
 
 func TestTCPLimits(t *testing.T) {
@@ -439,7 +422,7 @@ func TestTCPLimits(t *testing.T) {
 		t.Error("second connection not closed")
 	}
 	c2.Close()
-	if v := metricValue(t, reg, "blowback_dns_tcp_rejected_total", rejectFull); v != 1 {
+	if v := metricValue(t, reg, "blowback_dns_tcp_rejected_total", "reason", rejectFull); v != 1 {
 		t.Errorf("rejected connections counted %v, want 1", v)
 	}
 	// The idle connection is closed by the server.
@@ -554,11 +537,11 @@ func FuzzPacket(f *testing.F) {
 				fastEqualsSlow(t, ks, pkt)
 			}
 		}
-		if n := metricValue(t, kreg, "blowback_dns_panics_total", ""); n != 0 {
+		if n := metricValue(t, kreg, "blowback_dns_panics_total"); n != 0 {
 			t.Fatalf("panic recovered for %x (keys, policy)", pkt)
 		}
 		resp := h.handle(pkt, netip.MustParseAddr("192.0.2.200"), out, time.Unix(1700000000, 0))
-		if n := metricValue(t, reg, "blowback_dns_panics_total", ""); n != 0 {
+		if n := metricValue(t, reg, "blowback_dns_panics_total"); n != 0 {
 			t.Fatalf("panic recovered for %x", pkt)
 		}
 		if resp == nil {

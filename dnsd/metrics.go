@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -111,58 +112,39 @@ func (c *counters) count(qtype uint16, rcode int) {
 }
 
 func newMetrics(reg prometheus.Registerer, cur *zones.Current) *metrics {
+	r := metric.New(reg)
 	m := &metrics{
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "blowback_dns_request_duration_seconds",
-			Help:    "Time to answer DNS queries: per query on TCP, per receive batch on UDP (arrival in user space to send).",
-			Buckets: []float64{0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1},
-		}),
-		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "blowback_dns_panics_total",
-			Help: "Panics recovered while answering queries (each answered SERVFAIL).",
-		}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_dns_rate_limited_total",
-			Help: "UDP responses held back by response-rate limiting, by action (drop, slip: sent truncated).",
-		}, []string{"action"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_dns_dropped_total",
-			Help: "UDP datagrams not answered, by reason (malformed, response, send_error).",
-		}, []string{"reason"}),
-		tcpRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_dns_tcp_rejected_total",
-			Help: "TCP connections closed at accept, by reason (max_conns: every slot open to the client taken; per_client: its network's share taken).",
-		}, []string{"reason"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_dns_policy_refused_total",
-			Help: "Queries refused by the refused-query policy or keyed access, by reason (resolver, quota, key_missing, key_unknown, key_quota).",
-		}, []string{"reason"}),
-		cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_dns_cookies_total",
-			Help: "DNS cookies seen (RFC 7873), by result (valid server cookie, new: none or stale, malformed).",
-		}, []string{"result"}),
+		duration: r.Histogram("blowback_dns_request_duration_seconds",
+			"Time to answer DNS queries: per query on TCP, per receive batch on UDP (arrival in user space to send).",
+			[]float64{0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1}),
+		panics: r.Counter("blowback_dns_panics_total", "Panics recovered while answering queries (each answered SERVFAIL)."),
+		rateLimited: r.CounterVec("blowback_dns_rate_limited_total",
+			"UDP responses held back by response-rate limiting, by action (drop, slip: sent truncated).", []string{"action"}),
+		dropped: r.CounterVec("blowback_dns_dropped_total",
+			"UDP datagrams not answered, by reason (malformed, response, send_error).", []string{"reason"}),
+		tcpRejected: r.CounterVec("blowback_dns_tcp_rejected_total",
+			"TCP connections closed at accept, by reason (max_conns: every slot open to the client taken; per_client: its network's share taken).",
+			[]string{"reason"}),
+		refused: r.CounterVec("blowback_dns_policy_refused_total",
+			"Queries refused by the refused-query policy or keyed access, by reason (resolver, quota, key_missing, key_unknown, key_quota).",
+			[]string{"reason"}),
+		cookies: r.CounterVec("blowback_dns_cookies_total",
+			"DNS cookies seen (RFC 7873), by result (valid server cookie, new: none or stale, malformed).", []string{"result"}),
 	}
 	m.slow = m.newCounters()
-	if reg != nil {
-		reg.MustRegister(m.duration, m.panics, m.rateLimited, m.dropped, m.tcpRejected, m.refused, m.cookies, &queryCollector{m})
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "blowback_dns_snapshot_entries",
-			Help: "Entries in the zone snapshot being served.",
-		}, func() float64 {
-			if s := cur.Load(); s != nil {
-				return float64(s.Len())
-			}
-			return 0
-		}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "blowback_dns_snapshot_serial",
-			Help: "SOA serial of the zone snapshot being served.",
-		}, func() float64 {
-			if s := cur.Load(); s != nil {
-				return float64(s.Serial)
-			}
-			return 0
-		}))
-	}
+	r.Register(&queryCollector{m})
+	r.GaugeFunc("blowback_dns_snapshot_entries", "Entries in the zone snapshot being served.", func() float64 {
+		if s := cur.Load(); s != nil {
+			return float64(s.Len())
+		}
+		return 0
+	})
+	r.GaugeFunc("blowback_dns_snapshot_serial", "SOA serial of the zone snapshot being served.", func() float64 {
+		if s := cur.Load(); s != nil {
+			return float64(s.Serial)
+		}
+		return 0
+	})
 	return m
 }
 

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -20,16 +20,12 @@ func TestMetrics(t *testing.T) {
 	exchange(t, addr, "udp", query(v4name("192.0.2.2"), dns.TypeTXT))
 	exchange(t, addr, "tcp", query(v4name("192.0.2.2"), dns.TypeA))
 	exchange(t, addr, "udp", query(zone+".", dns.TypeANY))
+	if err := metric.Lint(reg); err != nil {
+		t.Error(err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
-	}
-	probs, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range probs {
-		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 	got := map[string]float64{}
 	for _, mf := range mfs {

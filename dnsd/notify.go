@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 )
 
 // notifier sends NOTIFY (RFC 1996) to the secondaries when the zone
@@ -72,12 +74,7 @@ func (n *notifier) loop() {
 }
 
 func (n *notifier) round() {
-	defer func() {
-		if r := recover(); r != nil {
-			n.t.m.panics.Inc()
-			n.t.log.Error("panic sending NOTIFY", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(n.t.log, n.t.m.panics, "panic sending NOTIFY")
 	snap := n.t.cfg.Journal.Latest()
 	if snap == nil {
 		return

@@ -135,7 +135,7 @@ func TestZoneFile(t *testing.T) {
 	if cur.Load().Serial != 10 {
 		t.Error("bad file replaced the zone")
 	}
-	if v := metricValue(t, reg, "blowback_dns_zone_reloads_total", "error"); v != 1 {
+	if v := metricValue(t, reg, "blowback_dns_zone_reloads_total", "result", "error"); v != 1 {
 		t.Errorf("reload errors %v", v)
 	}
 	if err := os.Remove(path); err != nil {
@@ -180,7 +180,7 @@ $DATASET ip6tset @
 	if err := os.WriteFile(filepath.Join(dir, "z"), []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freeUDPPort(t)
+	port := testenv.FreePort(t)
 	// Daemon logs rbldnsd's output if the test fails.
 	testenv.Daemon(t, bin, "-n", "-b", fmt.Sprintf("127.0.0.1/%d", port), "-w", dir, zone+":combined:z")
 	rb := fmt.Sprintf("127.0.0.1:%d", port)
@@ -194,29 +194,11 @@ $DATASET ip6tset @
 		t.Fatal(err)
 	}
 	_, ours, _ := startServer(t, Config{}, snap)
-	type answer struct {
-		rcode string
-		a     []string
-		txt   []string
-	}
-	summary := func(r *dns.Msg) answer {
-		x := answer{rcode: dns.RcodeToString[r.Rcode]}
-		for _, rr := range r.Answer {
-			switch v := rr.(type) {
-			case *dns.A:
-				x.a = append(x.a, v.A.String())
-			case *dns.TXT:
-				x.txt = append(x.txt, strings.Join(v.Txt, ""))
-			}
-		}
-		slices.Sort(x.a)
-		return x
-	}
 	for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "198.51.100.9", "198.51.100.7",
 		"203.0.113.15", "203.0.113.16", "10.1.255.3", "10.2.0.1", "10.3.0.1", "2001:db8:1:2::1", "2001:db8:1:2::5", "2001:db8:1:3::1"} {
 		for _, qt := range []uint16{dns.TypeA, dns.TypeTXT} {
 			q := query(QueryName(netip.MustParseAddr(ip), zone), qt)
-			want, got := summary(exchange(t, rb, "udp", q)), summary(exchange(t, ours, "udp", q))
+			want, got := answerOf(exchange(t, rb, "udp", q)), answerOf(exchange(t, ours, "udp", q))
 			// rbldnsd returns a TXT per matching line; we return one of them.
 			txtOK := len(got.txt) == min(len(want.txt), 1) && (len(got.txt) == 0 || slices.Contains(want.txt, got.txt[0]))
 			if want.rcode != got.rcode || !slices.Equal(want.a, got.a) || !txtOK {
@@ -224,14 +206,4 @@ $DATASET ip6tset @
 			}
 		}
 	}
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }

@@ -1,24 +1,25 @@
 package dnsd
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
 // dialFrom opens a DNS TCP connection to addr from the local address src
-// (any of 127.0.0.0/8 works on loopback).
-func dialFrom(t *testing.T, src, addr string) (*dns.Conn, error) {
+// (any of 127.0.0.0/8 works on loopback), closed when the test ends.
+func dialFrom(t *testing.T, src, addr string) *dns.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-	c, err := d.Dial("tcp", addr)
+	c, err := testenv.DialFrom(src, addr, 5*time.Second)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return &dns.Conn{Conn: c}, nil
+	t.Cleanup(func() { c.Close() })
+	return &dns.Conn{Conn: c}
 }
 
 // served asks one query on c and reports whether it was answered (a
@@ -40,11 +41,7 @@ func TestTCPSlotsPerClient(t *testing.T) {
 	name := QueryName(netip.MustParseAddr("192.0.2.1"), "bl.example")
 	var held int
 	for range 300 {
-		c, err := dialFrom(t, "127.0.0.1", env.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialFrom(t, "127.0.0.1", env.addr)
 		if served(c, name) {
 			held++
 		}
@@ -52,23 +49,16 @@ func TestTCPSlotsPerClient(t *testing.T) {
 	if held == 0 || held > env.srv.cfg.MaxTCPConnsPerClient {
 		t.Errorf("one client holds %d connections, want 1..%d", held, env.srv.cfg.MaxTCPConnsPerClient)
 	}
-	if v := metricValue(t, env.reg, "blowback_dns_tcp_rejected_total", rejectPerClient); v != float64(300-held) {
+	if v := metricValue(t, env.reg, "blowback_dns_tcp_rejected_total", "reason", rejectPerClient); v != float64(300-held) {
 		t.Errorf("rejected per client: %v, want %d", v, 300-held)
 	}
 	// Another client (another /24) gets an answer.
-	c, err := dialFrom(t, "127.0.1.1", env.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFrom(t, "127.0.1.1", env.addr)
 	if !served(c, name) {
 		t.Error("another client is not served while one holds connections")
 	}
 	// The secondary gets its transfer.
-	xc, err := dialFrom(t, "127.0.2.1", env.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	xc := dialFrom(t, "127.0.2.1", env.addr)
 	tr := &dns.Transfer{Conn: xc}
 	m := new(dns.Msg)
 	m.SetAxfr("bl.example.")
@@ -96,29 +86,17 @@ func TestTCPReserveForTransfer(t *testing.T) {
 	name := QueryName(netip.MustParseAddr("192.0.2.1"), "bl.example")
 	open := 0
 	for n := 0; open < cfg.MaxTCPConns-cfg.TCPTransferReserve; n++ {
-		c, err := dialFrom(t, netip.AddrFrom4([4]byte{127, 10, byte(n), 1}).String(), env.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialFrom(t, netip.AddrFrom4([4]byte{127, 10, byte(n), 1}).String(), env.addr)
 		if !served(c, name) {
 			t.Fatalf("connection %d (of %d allowed) turned away", open, cfg.MaxTCPConns-cfg.TCPTransferReserve)
 		}
 		open++
 	}
-	c, err := dialFrom(t, "127.0.1.1", env.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFrom(t, "127.0.1.1", env.addr)
 	if served(c, name) {
 		t.Error("a client got one of the slots kept for transfers")
 	}
-	xc, err := dialFrom(t, "127.0.2.1", env.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer xc.Close()
+	xc := dialFrom(t, "127.0.2.1", env.addr)
 	if !served(xc, name) {
 		t.Error("the transfer address is not served when all other slots are taken")
 	}
@@ -128,11 +106,7 @@ func TestTCPReserveForTransfer(t *testing.T) {
 // lifetime is over (the idle timeout never fires on it).
 func TestTCPLifetime(t *testing.T) {
 	_, addr, _ := startServer(t, Config{TCPLifetime: 200 * time.Millisecond, TCPIdle: time.Minute, MaxTCPQueries: -1}, testSnapshot())
-	c, err := dialFrom(t, "127.0.0.1", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFrom(t, "127.0.0.1", addr)
 	deadline := time.Now().Add(30 * time.Second)
 	for n := 0; ; n++ {
 		if !served(c, v4name("192.0.2.1")) {
@@ -152,11 +126,7 @@ func TestTCPLifetime(t *testing.T) {
 func TestTCPReserveOnlyWithTransfer(t *testing.T) {
 	s, addr, _ := startServer(t, Config{MaxTCPConns: 8, TCPTransferReserve: 2}, testSnapshot())
 	for n := range s.cfg.MaxTCPConns {
-		c, err := dialFrom(t, netip.AddrFrom4([4]byte{127, 20, byte(n), 1}).String(), addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialFrom(t, netip.AddrFrom4([4]byte{127, 20, byte(n), 1}).String(), addr)
 		if !served(c, v4name("192.0.2.1")) {
 			t.Fatalf("connection %d of %d turned away", n+1, s.cfg.MaxTCPConns)
 		}
@@ -167,11 +137,7 @@ func TestTCPReserveOnlyWithTransfer(t *testing.T) {
 // then the server closes it.
 func TestTCPQueriesPerConnection(t *testing.T) {
 	_, addr, _ := startServer(t, Config{MaxTCPQueries: 3}, testSnapshot())
-	c, err := dialFrom(t, "127.0.0.1", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFrom(t, "127.0.0.1", addr)
 	for i := range 3 {
 		if !served(c, v4name("192.0.2.1")) {
 			t.Fatalf("query %d not answered", i+1)

@@ -14,6 +14,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -88,44 +90,21 @@ type xfrMetrics struct {
 	panics   prometheus.Counter
 }
 
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector.(C)
-		}
-		panic(err)
-	}
-	return c
-}
-
+// newXFRMetrics builds the transfer metrics; SetTransfer may run again on
+// the same registry, so what is there already is reused.
 func newXFRMetrics(reg prometheus.Registerer) *xfrMetrics {
+	r := metric.Reusing(reg)
 	return &xfrMetrics{
-		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_xfr_requests_total",
-			Help: "Zone transfer requests, by type (axfr, ixfr) and result (full, incremental, uptodate, refused, notauth, error).",
-		}, []string{"type", "result"})),
-		records: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "blowback_xfr_records_sent_total",
-			Help: "Resource records sent in zone transfers.",
-		})),
-		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "blowback_xfr_duration_seconds",
-			Help:    "Time to send a zone transfer, by type (axfr, ixfr).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
-		}, []string{"type"})),
+		requests: r.CounterVec("blowback_xfr_requests_total",
+			"Zone transfer requests, by type (axfr, ixfr) and result (full, incremental, uptodate, refused, notauth, error).",
+			[]string{"type", "result"}),
+		records: r.Counter("blowback_xfr_records_sent_total", "Resource records sent in zone transfers."),
+		duration: r.HistogramVec("blowback_xfr_duration_seconds", "Time to send a zone transfer, by type (axfr, ixfr).",
+			prometheus.ExponentialBuckets(0.001, 4, 9), []string{"type"}),
 		// result: ok, error (answered with an error rcode), timeout (no answer after every retry).
-		notify: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_xfr_notify_total",
-			Help: "NOTIFY rounds per secondary, by result (ok, error, timeout).",
-		}, []string{"result"})),
-		panics: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "blowback_xfr_panics_total",
-			Help: "Panics recovered in zone transfer and NOTIFY.",
-		})),
+		notify: r.CounterVec("blowback_xfr_notify_total", "NOTIFY rounds per secondary, by result (ok, error, timeout).",
+			[]string{"result"}),
+		panics: r.Counter("blowback_xfr_panics_total", "Panics recovered in zone transfer and NOTIFY."),
 	}
 }
 
@@ -221,12 +200,7 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 		w.WriteMsg(m)
 		return
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			t.m.panics.Inc()
-			t.log.Error("panic in zone transfer", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(t.log, t.m.panics, "panic in zone transfer")
 	start := time.Now()
 	typ := "axfr"
 	q := req.Question[0]

@@ -48,10 +48,28 @@ func waitSerial(t *testing.T, server, zone string, serial uint32) {
 	t.Fatalf("%s never served %s serial %d (last: %s)", server, zone, serial, last)
 }
 
+// dnsAnswer is what a response says: its rcode, its A records (sorted)
+// and its TXT strings.
 type dnsAnswer struct {
+	rcode  string
 	a, txt []string
 }
 
+func answerOf(r *dns.Msg) dnsAnswer {
+	x := dnsAnswer{rcode: dns.RcodeToString[r.Rcode]}
+	for _, rr := range r.Answer {
+		switch v := rr.(type) {
+		case *dns.A:
+			x.a = append(x.a, v.A.String())
+		case *dns.TXT:
+			x.txt = append(x.txt, strings.Join(v.Txt, ""))
+		}
+	}
+	slices.Sort(x.a)
+	return x
+}
+
+// queryAT is the A and TXT answers for name at server, over TCP.
 func queryAT(t *testing.T, server, name string) dnsAnswer {
 	t.Helper()
 	var x dnsAnswer
@@ -63,14 +81,8 @@ func queryAT(t *testing.T, server, name string) dnsAnswer {
 		if err != nil {
 			t.Fatalf("query %s at %s: %v", name, server, err)
 		}
-		for _, rr := range r.Answer {
-			switch v := rr.(type) {
-			case *dns.A:
-				x.a = append(x.a, v.A.String())
-			case *dns.TXT:
-				x.txt = append(x.txt, strings.Join(v.Txt, ""))
-			}
-		}
+		y := answerOf(r)
+		x.a, x.txt = append(x.a, y.a...), append(x.txt, y.txt...)
 	}
 	slices.Sort(x.a)
 	return x
@@ -138,12 +150,27 @@ type secondary struct {
 	name   string
 	tool   string
 	tsig   bool
-	config func(dir string, port, primary int) (args []string)
+	config func(dir string, port, primary int, tsig bool) (args []string)
 }
 
 var secondaries = []secondary{
-	{"knot", "knotd", false, func(dir string, port, primary int) []string {
-		conf := fmt.Sprintf(`server:
+	{"knot", "knotd", false, knotConfig},
+	{"knot-tsig", "knotd", true, knotConfig},
+	{"nsd", "nsd", false, nsdConfig},
+	{"nsd-tsig", "nsd", true, nsdConfig},
+}
+
+// knotConfig writes a knotd configuration in dir: a secondary of
+// bl.example on port, transferring from primary (with the TSIG key xfrKey
+// on both transfer and NOTIFY when tsig is set).
+func knotConfig(dir string, port, primary int, tsig bool) []string {
+	var keys, remoteKey, aclKey string
+	if tsig {
+		keys = fmt.Sprintf("key:\n  - id: %s\n    algorithm: hmac-sha256\n    secret: %s\n", xfrKey, xfrSecret)
+		remoteKey = "    key: " + xfrKey + "\n"
+		aclKey = remoteKey
+	}
+	conf := fmt.Sprintf(`server:
     rundir: "%[1]s"
     pidfile: "%[1]s/knot.pid"
     listen: 127.0.0.1@%[2]d
@@ -152,13 +179,13 @@ log:
     any: info
 database:
     storage: "%[1]s"
-remote:
+%[4]sremote:
   - id: blowback
     address: 127.0.0.1@%[3]d
-acl:
+%[5]sacl:
   - id: notify_from_blowback
     address: 127.0.0.1
-    action: notify
+%[6]s    action: notify
 template:
   - id: default
     storage: "%[1]s"
@@ -170,52 +197,20 @@ zone:
   - domain: bl.example
     master: blowback
     acl: notify_from_blowback
-`, dir, port, primary)
-		path := filepath.Join(dir, "knot.conf")
-		os.WriteFile(path, []byte(conf), 0o644)
-		return []string{"-c", path}
-	}},
-	{"knot-tsig", "knotd", true, func(dir string, port, primary int) []string {
-		conf := fmt.Sprintf(`server:
-    rundir: "%[1]s"
-    pidfile: "%[1]s/knot.pid"
-    listen: 127.0.0.1@%[2]d
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "%[1]s"
-key:
-  - id: %[4]s
-    algorithm: hmac-sha256
-    secret: %[5]s
-remote:
-  - id: blowback
-    address: 127.0.0.1@%[3]d
-    key: %[4]s
-acl:
-  - id: notify_from_blowback
-    address: 127.0.0.1
-    key: %[4]s
-    action: notify
-template:
-  - id: default
-    storage: "%[1]s"
-    file: "%%s.zone"
-    zonefile-sync: -1
-    zonefile-load: none
-    journal-content: changes
-zone:
-  - domain: bl.example
-    master: blowback
-    acl: notify_from_blowback
-`, dir, port, primary, xfrKey, xfrSecret)
-		path := filepath.Join(dir, "knot.conf")
-		os.WriteFile(path, []byte(conf), 0o644)
-		return []string{"-c", path}
-	}},
-	{"nsd", "nsd", false, func(dir string, port, primary int) []string {
-		conf := fmt.Sprintf(`server:
+`, dir, port, primary, keys, remoteKey, aclKey)
+	path := filepath.Join(dir, "knot.conf")
+	os.WriteFile(path, []byte(conf), 0o644)
+	return []string{"-c", path}
+}
+
+// nsdConfig is knotConfig for nsd.
+func nsdConfig(dir string, port, primary int, tsig bool) []string {
+	keys, key := "", "NOKEY"
+	if tsig {
+		keys = fmt.Sprintf("key:\n    name: \"%s\"\n    algorithm: hmac-sha256\n    secret: \"%s\"\n", xfrKey, xfrSecret)
+		key = xfrKey
+	}
+	conf := fmt.Sprintf(`server:
     ip-address: 127.0.0.1@%[2]d
     port: %[2]d
     username: ""
@@ -231,47 +226,15 @@ zone:
     verbosity: 2
 remote-control:
     control-enable: no
-zone:
+%[4]szone:
     name: bl.example
     zonefile: bl.example.zone
-    request-xfr: 127.0.0.1@%[3]d NOKEY
-    allow-notify: 127.0.0.1 NOKEY
-`, dir, port, primary)
-		path := filepath.Join(dir, "nsd.conf")
-		os.WriteFile(path, []byte(conf), 0o644)
-		return []string{"-d", "-c", path}
-	}},
-	{"nsd-tsig", "nsd", true, func(dir string, port, primary int) []string {
-		conf := fmt.Sprintf(`server:
-    ip-address: 127.0.0.1@%[2]d
-    port: %[2]d
-    username: ""
-    chroot: ""
-    zonesdir: "%[1]s"
-    database: ""
-    pidfile: "%[1]s/nsd.pid"
-    xfrdfile: "%[1]s/xfrd.state"
-    xfrdir: "%[1]s"
-    zonelistfile: "%[1]s/zone.list"
-    logfile: "%[1]s/nsd.log"
-    server-count: 1
-    verbosity: 2
-remote-control:
-    control-enable: no
-key:
-    name: "%[4]s"
-    algorithm: hmac-sha256
-    secret: "%[5]s"
-zone:
-    name: bl.example
-    zonefile: bl.example.zone
-    request-xfr: 127.0.0.1@%[3]d %[4]s
-    allow-notify: 127.0.0.1 %[4]s
-`, dir, port, primary, xfrKey, xfrSecret)
-		path := filepath.Join(dir, "nsd.conf")
-		os.WriteFile(path, []byte(conf), 0o644)
-		return []string{"-d", "-c", path}
-	}},
+    request-xfr: 127.0.0.1@%[3]d %[5]s
+    allow-notify: 127.0.0.1 %[5]s
+`, dir, port, primary, keys, key)
+	path := filepath.Join(dir, "nsd.conf")
+	os.WriteFile(path, []byte(conf), 0o644)
+	return []string{"-d", "-c", path}
 }
 
 func TestSecondaryTransfers(t *testing.T) {
@@ -312,7 +275,7 @@ func TestSecondaryTransfers(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			testenv.Daemon(t, tool, sec.config(dir, port, srv.Addr().(*net.UDPAddr).Port)...)
+			testenv.Daemon(t, tool, sec.config(dir, port, srv.Addr().(*net.UDPAddr).Port, sec.tsig)...)
 			waitSerial(t, secAddr, "bl.example", v1.Serial)
 			m := srv.xfr.p.Load().m
 			// Transfers are counted after their last message is sent: the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -56,29 +57,18 @@ func NewZoneFile(path, zone string, opts zones.RbldnsdOptions, cur *zones.Curren
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	z := &ZoneFile{path: path, zone: zone, opts: opts, cur: cur, log: log.With("pkg", "dnsd", "zone_file", path), Poll: 2 * time.Second,
+	r := metric.New(reg)
+	return &ZoneFile{path: path, zone: zone, opts: opts, cur: cur, log: log.With("pkg", "dnsd", "zone_file", path), Poll: 2 * time.Second,
 		// result: ok, error
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "blowback_dns_zone_reloads_total",
-			Help: "Loads of the zone file, by result (ok, error: the old zone stays in service).",
-		}, []string{"result"}),
-		loadSecs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "blowback_dns_zone_load_duration_seconds",
-			Help: "Time the last successful load of the zone file took (parse and build).",
-		}),
-		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "blowback_dns_zone_last_reload_timestamp_seconds",
-			Help: "When the zone file was last loaded successfully (Unix time).",
-		}),
-		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "blowback_dns_zone_skipped_lines",
-			Help: "Lines or sections of the current zone file that were skipped (bad lines in lenient mode, subzones, other dataset types).",
-		}),
+		reloads: r.CounterVec("blowback_dns_zone_reloads_total",
+			"Loads of the zone file, by result (ok, error: the old zone stays in service).", []string{"result"}),
+		loadSecs: r.Gauge("blowback_dns_zone_load_duration_seconds",
+			"Time the last successful load of the zone file took (parse and build)."),
+		lastOK: r.Gauge("blowback_dns_zone_last_reload_timestamp_seconds",
+			"When the zone file was last loaded successfully (Unix time)."),
+		skipped: r.Gauge("blowback_dns_zone_skipped_lines",
+			"Lines or sections of the current zone file that were skipped (bad lines in lenient mode, subzones, other dataset types)."),
 	}
-	if reg != nil {
-		reg.MustRegister(z.reloads, z.loadSecs, z.lastOK, z.skipped)
-	}
-	return z
 }
 
 func stampOf(fi os.FileInfo) fileStamp {

@@ -171,6 +171,13 @@ func start(t *testing.T, dir, url string, mod func(*forward.Config)) *rig {
 	return &rig{sp: sp, fw: fw, reg: reg}
 }
 
+// drained waits until the central node has acknowledged every spooled
+// event.
+func (r *rig) drained(t *testing.T) {
+	t.Helper()
+	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+}
+
 func (r *rig) put(t *testing.T, n int) []*store.Event {
 	t.Helper()
 	var out []*store.Event
@@ -305,7 +312,7 @@ func TestForwardDeliversAll(t *testing.T) {
 	defer srv.Close()
 	r := start(t, t.TempDir(), srv.URL, nil)
 	evs := r.put(t, 120)
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	r.drained(t)
 	unique, _ := c.count()
 	if unique != len(evs) {
 		t.Fatalf("central has %d events, want %d", unique, len(evs))
@@ -368,7 +375,7 @@ func TestForwardRetriesUntilCentralReturns(t *testing.T) {
 	}
 	more := r.put(t, 10) // the trap keeps accepting
 	down.Store(false)
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	r.drained(t)
 	for _, ev := range append(evs, more...) {
 		if !c.has(ev.ID) {
 			t.Fatalf("event %s lost", ev.ID)
@@ -397,7 +404,7 @@ func TestForwardAckLostResends(t *testing.T) {
 	defer srv.Close()
 	r := start(t, t.TempDir(), srv.URL, nil)
 	evs := r.put(t, 5)
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	r.drained(t)
 	unique, total := c.count()
 	if unique != len(evs) || total <= unique {
 		t.Fatalf("unique %d total %d: want %d unique and a resend (at-least-once)", unique, total, len(evs))
@@ -428,22 +435,11 @@ func TestForwardIsolatesRefusedEvents(t *testing.T) {
 	}
 	// Spool first, forward after: the first batch holds them all.
 	dir := t.TempDir()
-	sp, err := forward.OpenSpool(dir, forward.SpoolOptions{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []*store.Event
-	for i := 0; i < 40; i++ {
-		evs = append(evs, event(i))
-		if err := sp.Put(context.Background(), evs[i], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sp.Close()
+	evs := spoolBacklog(t, dir, 40)
 	poison.Store(evs[17].ID)
 	rejected.Store(evs[30].ID)
 	r := start(t, dir, srv.URL, nil)
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	r.drained(t)
 	for i, ev := range evs {
 		if got, want := c.has(ev.ID), i != 17 && i != 30; got != want {
 			t.Errorf("event %d delivered = %v, want %v", i, got, want)
@@ -512,7 +508,7 @@ func TestForwardTLS(t *testing.T) {
 			r := start(t, t.TempDir(), url, func(c *forward.Config) { c.TLS = tcfg })
 			evs := r.put(t, 3)
 			if tc.ok {
-				eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+				r.drained(t)
 				for _, ev := range evs {
 					if !c.has(ev.ID) {
 						t.Fatalf("event %s not delivered", ev.ID)
@@ -536,27 +532,34 @@ func TestForwardTLS(t *testing.T) {
 	}
 }
 
-// A spool left with a backlog by a stopped trap is sent at the next start.
-func TestForwardBacklogSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
+// spoolBacklog leaves n events in a spool in dir, as a stopped trap does,
+// and returns them.
+func spoolBacklog(t *testing.T, dir string, n int) []*store.Event {
+	t.Helper()
 	sp, err := forward.OpenSpool(dir, forward.SpoolOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sp.Close()
 	var evs []*store.Event
-	for i := 0; i < 7; i++ {
-		ev := event(i)
-		if err := sp.Put(context.Background(), ev, nil); err != nil {
+	for i := range n {
+		evs = append(evs, event(i))
+		if err := sp.Put(context.Background(), evs[i], nil); err != nil {
 			t.Fatal(err)
 		}
-		evs = append(evs, ev)
 	}
-	sp.Close()
+	return evs
+}
+
+// A spool left with a backlog by a stopped trap is sent at the next start.
+func TestForwardBacklogSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	evs := spoolBacklog(t, dir, 7)
 	c := newCentral()
 	srv := httptest.NewServer(c)
 	defer srv.Close()
 	r := start(t, dir, srv.URL, nil)
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	r.drained(t)
 	for _, ev := range evs {
 		if !c.has(ev.ID) {
 			t.Fatalf("event %s lost across the restart", ev.ID)
@@ -609,7 +612,7 @@ func TestWireFormatRoundTrip(t *testing.T) {
 	if err := r.fw.Ingest(context.Background(), ev, []byte("From: x\r\n\r\nbody")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	r.drained(t)
 	var b forward.Batch
 	if err := json.Unmarshal(got.Bytes(), &b); err != nil {
 		t.Fatal(err)

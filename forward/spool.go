@@ -190,11 +190,7 @@ func (s *Spool) Close() error {
 
 func (s *Spool) maintain() {
 	defer s.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("panic in spool maintenance", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(s.log, nil, "panic in spool maintenance")
 	lifecycle.Every(s.stop, s.opts.GCInterval, func() {
 		for i := 0; i < 10; i++ {
 			if err := s.db.RunValueLogGC(0.5); err != nil {

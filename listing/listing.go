@@ -296,6 +296,7 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 		return fmt.Errorf("listing: rebuild: %w", err)
 	}
 	dec := scoring.NewDecider(&e.cfg.Policy)
+	dec.Lazy = true // no reason texts: nobody reads them here
 	listed := newListedSet(0, 0)
 	delisted := map[netip.Prefix]bool{}
 	units := 0
@@ -484,12 +485,7 @@ func (e *Engine) takeDirty(max int) []netip.Prefix {
 func (e *Engine) rescorer() {
 	defer e.rescoreWG.Done()
 	work := func() {
-		defer func() {
-			if r := recover(); r != nil {
-				e.metrics.panics.Inc()
-				e.log.Error("panic re-scoring", "panic", r)
-			}
-		}()
+		defer lifecycle.Recover(e.log, e.metrics.panics, "panic re-scoring")
 		for {
 			units := e.takeDirty(256)
 			if len(units) == 0 {
@@ -705,12 +701,7 @@ func (e *Engine) publish() { e.publishChanges(false) }
 // publishChanges publishes the pending changes; with force also a new
 // serial when nothing changed.
 func (e *Engine) publishChanges(force bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			e.metrics.panics.Inc()
-			e.log.Error("panic publishing snapshot", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(e.log, e.metrics.panics, "panic publishing snapshot")
 	e.mu.Lock()
 	empty := len(e.pending) == 0 && !force
 	e.mu.Unlock()
@@ -765,12 +756,7 @@ func (e *Engine) sweeper() {
 // Sweep re-scores every listed unit whose decision is due for review: its
 // listing lapsed or a kind aged out of it (scoring.Decision.Review).
 func (e *Engine) Sweep(ctx context.Context) {
-	defer func() {
-		if r := recover(); r != nil {
-			e.metrics.panics.Inc()
-			e.log.Error("panic in sweep", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(e.log, e.metrics.panics, "panic in sweep")
 	now := e.cfg.Now().Unix()
 	var due []netip.Prefix
 	e.mu.Lock()

@@ -1,12 +1,12 @@
 package listing
 
 import (
-	"context"
 	"errors"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -46,24 +46,12 @@ func (e *Engine) loadPersisted() *zones.Snapshot {
 // rebuildBehind rebuilds the listing behind a persisted snapshot.
 func (e *Engine) rebuildBehind() {
 	defer e.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			e.metrics.panics.Inc()
-			e.log.Error("panic rebuilding", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(e.log, e.metrics.panics, "panic rebuilding")
 	if e.holdRebuild != nil {
 		e.holdRebuild()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := lifecycle.StopContext(e.stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-e.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if err := e.Rebuild(ctx); err != nil && ctx.Err() != nil {
 		e.log.Info("rebuild behind the persisted snapshot abandoned at stop")
 	} else if err != nil {
@@ -79,16 +67,7 @@ func (e *Engine) persister() {
 	if e.cfg.SnapshotFile == "" {
 		return
 	}
-	t := time.NewTicker(e.cfg.PersistEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-			e.savePersisted()
-		}
-	}
+	lifecycle.Every(e.stop, e.cfg.PersistEvery, e.savePersisted)
 }
 
 // savePersisted writes the current snapshot unless it is already on disk.

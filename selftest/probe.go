@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -26,15 +27,8 @@ func (t *Tester) run(ts *test) {
 			t.finish(ts, Error, "Internal error; the test stopped.")
 		}
 	}()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := lifecycle.StopContext(t.stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-t.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	hosts, addrs, err := t.resolve(ctx, ts.Domain)
 	t.update(ts, func(r *Result) { r.MX = hosts })
 	if err != nil {

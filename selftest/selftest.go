@@ -20,6 +20,7 @@
 package selftest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -88,9 +90,7 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.HELO == "" {
-		c.HELO = "blowback-selftest.invalid"
-	}
+	c.HELO = cmp.Or(c.HELO, "blowback-selftest.invalid")
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -114,9 +114,7 @@ func (c *Config) defaults() {
 	dur(&c.DialTimeout, 10*time.Second)
 	dur(&c.CommandTimeout, 60*time.Second)
 	dur(&c.SessionTimeout, 3*time.Minute)
-	if c.ListName == "" {
-		c.ListName = "blowback"
-	}
+	c.ListName = cmp.Or(c.ListName, "blowback")
 }
 
 // Validate reports a configuration that cannot work.
@@ -300,14 +298,7 @@ func (t *Tester) Stop(ctx context.Context) error {
 	default:
 		close(t.stop)
 	}
-	done := make(chan struct{})
-	go func() { t.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return lifecycle.Wait(ctx, &t.wg)
 }
 
 func randHex(n int) string {

@@ -174,7 +174,7 @@ func TestConcurrentPutsAllDurable(t *testing.T) {
 //
 //	go test ./store -run '^$' -bench 'Put(Sequential|Concurrent)' -benchtime 2s
 func BenchmarkPutSequential(b *testing.B) {
-	s := benchStore(b)
+	s := testStore(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := s.Put(context.Background(), ev("192.0.2.1", time.Now(), KindBounce), nil); err != nil {
@@ -195,7 +195,7 @@ func reportGroups(b *testing.B, s *Store) {
 func BenchmarkPutConcurrent(b *testing.B) {
 	for _, writers := range []int{8, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			s := benchStore(b)
+			s := testStore(b)
 			b.SetParallelism(writers) // times GOMAXPROCS goroutines
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -209,16 +209,6 @@ func BenchmarkPutConcurrent(b *testing.B) {
 			reportGroups(b, s)
 		})
 	}
-}
-
-func benchStore(b *testing.B) *Store {
-	b.Helper()
-	s, err := Open(b.TempDir(), DefaultOptions(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	return s
 }
 
 // TestOpenLocked: a second open of a database in use fails with ErrLocked

@@ -275,11 +275,7 @@ func (s *Store) Close() error {
 
 func (s *Store) maintain() {
 	defer s.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("panic in store maintenance", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(s.log, nil, "panic in store maintenance")
 	lifecycle.Every(s.stop, s.opts.GCInterval, s.valueLogGC)
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func testStore(t *testing.T) *Store {
+func testStore(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(t.TempDir(), DefaultOptions(), nil)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 )
@@ -129,16 +130,10 @@ func TestUnitCapFlood(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	st.RegisterMetrics(reg)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
-	}
-	if got["blowback_store_summarised_events_total"] != float64(bounces-opts.UnitMaxEvents+callouts-1) || got["blowback_store_raw_dropped_total"] == 0 {
-		t.Errorf("metrics %v", got)
+	summarised, err1 := metric.Value(reg, "blowback_store_summarised_events_total")
+	dropped, err2 := metric.Value(reg, "blowback_store_raw_dropped_total")
+	if summarised != float64(bounces-opts.UnitMaxEvents+callouts-1) || dropped == 0 || err1 != nil || err2 != nil {
+		t.Errorf("metrics: summarised %v (%v), raw dropped %v (%v)", summarised, err1, dropped, err2)
 	}
 
 	// The other unit is unaffected.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -29,7 +30,7 @@ func FuzzSession(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	sink := &FakeSink{}
-	logs := &logBuffer{}
+	logs := &testenv.Output{}
 	s := startTrapLog(f, Config{TLS: selfSignedConfig(f), ReadTimeout: time.Second, DataTimeout: time.Second,
 		SessionTimeout: 3 * time.Second, ConnRatePerIP: -1, MaxConnsPerIP: 1000, MaxMessageBytes: 1 << 16, MaxLineLength: 1000}, sink,
 		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError})))

@@ -2,20 +2,20 @@ package trap
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -87,24 +87,6 @@ func noPanics(t *testing.T, s *Server) {
 	}
 }
 
-// logBuffer is a slog destination tests can read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func limitHits(s *Server, limit string) float64 {
 	return value(s.metrics.limitHits.WithLabelValues(limit))
 }
@@ -113,24 +95,14 @@ func limitHits(s *Server, limit string) float64 {
 // session's Logout has run).
 func waitIdle(t *testing.T, s *Server) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if total, _ := s.lim.counts(netip.Addr{}); total == 0 {
-			return
-		}
-	}
-	t.Fatal("connections still open after 20s")
+	testenv.Eventually(t, "every connection closed", func() bool { total, _ := s.lim.counts(netip.Addr{}); return total == 0 })
 }
 
 // waitEvents waits until sink holds n events (at most 20s) and returns them.
 func waitEvents(t *testing.T, sink *FakeSink, n int) []*store.Event {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if evs := sink.Snapshot(); len(evs) >= n {
-			return evs
-		}
-	}
-	evs := sink.Snapshot()
-	t.Fatalf("want %d events, have %d", n, len(evs))
+	var evs []*store.Event
+	testenv.Eventually(t, fmt.Sprintf("%d events", n), func() bool { evs = sink.Snapshot(); return len(evs) >= n })
 	return evs
 }
 
@@ -208,8 +180,8 @@ func (cl *client) want(line, prefix string) string {
 	return got
 }
 
-// closed reports whether the server closed the connection, reading and
-// discarding what it still sends; the last reply line read is returned.
+// drain reads and discards what the server still sends until it closes
+// the connection; the last reply line read is returned.
 func (cl *client) drain() (last string) {
 	cl.t.Helper()
 	for {
@@ -224,6 +196,24 @@ func (cl *client) drain() (last string) {
 }
 
 // message sends a whole transaction with DATA and returns the final reply.
+// trickle writes a byte every 100 ms until the server closes the
+// connection, and returns its last reply.
+func (cl *client) trickle() string {
+	cl.t.Helper()
+	done := make(chan string, 1)
+	go func() { done <- cl.drain() }()
+	for {
+		select {
+		case g := <-done:
+			return g
+		case <-time.After(100 * time.Millisecond):
+			if _, err := cl.c.Write([]byte("x")); err != nil {
+				cl.t.Fatalf("write: %v (closed without a reply?)", err)
+			}
+		}
+	}
+}
+
 func (cl *client) message(from, rcpt, body string) string {
 	cl.t.Helper()
 	cl.want("MAIL FROM:<"+from+">", "250")

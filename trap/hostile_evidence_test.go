@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -54,7 +55,7 @@ func TestCalloutFloodOneEvent(t *testing.T) {
 func TestClassifierPanicCounted(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "quarantine")
 	sink := &FakeSink{}
-	var logs logBuffer
+	var logs testenv.Output
 	s := New(Config{Domains: []string{testDomain}, QuarantineDir: dir, QuarantineMax: 2}, sink,
 		slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
 	s.classify = func([]byte, Envelope) Result {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
 // Each limit is driven over a real socket: the client sees a clear reply,
@@ -119,7 +121,7 @@ func TestLimits(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, c.want)
 			}
 			if c.limit != "" {
-				waitFor(t, func() bool { return limitHits(s, c.limit) >= 1 })
+				testenv.Eventually(t, "the limit hit counted", func() bool { return limitHits(s, c.limit) >= 1 })
 			}
 			// Others are unaffected.
 			cl := dial(t, s)
@@ -171,7 +173,7 @@ func TestConnectionLimits(t *testing.T) {
 		open(t, s, "127.0.0.2", 1)
 		// A slot comes back when a connection ends.
 		held[0].want("QUIT", "221")
-		waitFor(t, func() bool { _, n := s.lim.counts(netip.MustParseAddr("127.0.0.1")); return n == 2 })
+		testenv.Eventually(t, "two connections from 127.0.0.1 held", func() bool { _, n := s.lim.counts(netip.MustParseAddr("127.0.0.1")); return n == 2 })
 		open(t, s, "127.0.0.1", 1)
 	})
 	t.Run("per client rate", func(t *testing.T) {
@@ -208,20 +210,10 @@ func TestStressTimeout(t *testing.T) {
 	if got := third.reply(); !strings.HasPrefix(got, "421 4.4.2") {
 		t.Fatalf("idle connection under stress: %q", got)
 	}
-	waitFor(t, func() bool { total, _ := s.lim.counts(netip.Addr{}); return total == 2 })
+	testenv.Eventually(t, "two connections held", func() bool { total, _ := s.lim.counts(netip.Addr{}); return total == 2 })
 	// Not stressed any more: a command waits the full ReadTimeout again.
 	first.want("EHLO mx.example.net", "250")
 	first.want("NOOP", "250")
-}
-
-// waitFor polls cond; the bound is generous for busy machines.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 20s")
-		}
-	}
 }
 
 func TestLimiterUnit(t *testing.T) {

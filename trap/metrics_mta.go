@@ -1,23 +1,18 @@
 package trap
 
 import (
-	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/blowback-dnsbl/blowback/classify"
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 )
 
 // newMTACounter counts backscatter by the software family that wrote it.
 // mta: the values of classify.MTAFamilies, "other", "unknown".
-func newMTACounter() *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "blowback_trap_backscatter_mta_total",
-		Help: "Backscatter messages recorded by the trap, by the software family that wrote them (classify fingerprint).",
-	}, []string{"mta"})
-	for _, f := range classify.MTAFamilies {
-		c.WithLabelValues(f)
-	}
-	c.WithLabelValues("other")
-	c.WithLabelValues("unknown")
-	return c
+func newMTACounter(r metric.Registry) *prometheus.CounterVec {
+	return r.CounterVec("blowback_trap_backscatter_mta_total",
+		"Backscatter messages recorded by the trap, by the software family that wrote them (classify fingerprint).",
+		[]string{"mta"}, append(append([]string(nil), classify.MTAFamilies...), "other", "unknown")...)
 }
 
 // countMTA counts a classified message under its MTA family, if it is

@@ -2,7 +2,6 @@ package trap
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,7 +91,7 @@ func startPostfix(t *testing.T, trapAddr string, transports []string, extra ...s
 		"maximal_backoff_time = 2s",
 	}
 	main = append(main, extra...)
-	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + postfixServices
+	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + testenv.PostfixServices
 	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -136,38 +134,10 @@ func wrapInline(kv []string) []string {
 	return out
 }
 
-const postfixServices = `pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`
-
 func (p *postfix) smtpd() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
 
 func (p *postfix) run(args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, p.bin, append([]string{"-c", p.etc}, args...)...).CombinedOutput()
+	return testenv.PostfixCommand(p.bin, p.etc, args...)
 }
 
 func (p *postfix) maillog() string {
@@ -176,24 +146,7 @@ func (p *postfix) maillog() string {
 }
 
 // stop aborts the instance and makes sure its master and children are gone.
-func (p *postfix) stop() {
-	pid := 0
-	if b, err := os.ReadFile(filepath.Join(p.dir, "queue", "pid", "master.pid")); err == nil {
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	}
-	_, _ = p.run("abort")
-	if pid <= 0 {
-		return
-	}
-	for range 50 {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // the master leads its process group
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
+func (p *postfix) stop() { testenv.StopPostfix(p.bin, p.etc, filepath.Join(p.dir, "queue")) }
 
 // submit sends one message to Postfix's smtpd and returns the RCPT error
 // (nil when accepted and queued).
@@ -202,27 +155,7 @@ func (p *postfix) submit(from, to, msg string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := c.Hello("client.example.org"); err != nil {
-		return err
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return testenv.Deliver(c, "client.example.org", from, to, msg)
 }
 
 // waitKind waits (at most 60s) for an event of kind in sink; it fails with

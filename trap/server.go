@@ -11,6 +11,7 @@
 package trap
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,9 +136,7 @@ func (c *Config) defaults() {
 			*v = d
 		}
 	}
-	if c.Hostname == "" {
-		c.Hostname = "blowback-trap"
-	}
+	c.Hostname = cmp.Or(c.Hostname, "blowback-trap")
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 10 << 20
 	}
@@ -283,12 +283,7 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
-	for _, p := range s.cfg.ProxyTrusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(s.cfg.ProxyTrusted, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // recoverGo recovers a panic at the top of a goroutine and counts it.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -338,16 +338,12 @@ func TestCalloutSender(t *testing.T) {
 func TestMetricsLint(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	New(Config{Domains: []string{testDomain}}, &FakeSink{}, nil, reg)
+	if err := metric.Lint(reg); err != nil {
+		t.Error(err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
-	}
-	probs, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range probs {
-		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 	for _, mf := range mfs {
 		if !strings.HasPrefix(mf.GetName(), "blowback_trap_") {

@@ -91,23 +91,11 @@ func TestDataRateWindow(t *testing.T) {
 	cl.want("RCPT TO:<x@trap.blowback.test>", "250")
 	cl.want("DATA", "354")
 	cl.send(testDSN + strings.Repeat("filler line\r\n", 5000)) // 65 KB at once: far above the rate on average
-	done := make(chan string, 1)
-	go func() { done <- cl.drain() }()
-	for {
-		select {
-		case g := <-done:
-			if !strings.HasPrefix(g, "421 4.4.2") {
-				t.Fatalf("fast start then trickle: %q, want 421 4.4.2", g)
-			}
-			if limitHits(s, limitDataRate) < 1 {
-				t.Errorf("data_rate limit not counted")
-			}
-			return
-		case <-time.After(100 * time.Millisecond):
-			if _, err := cl.c.Write([]byte("x")); err != nil {
-				t.Fatalf("write: %v (closed without a reply?)", err)
-			}
-		}
+	if g := cl.trickle(); !strings.HasPrefix(g, "421 4.4.2") {
+		t.Fatalf("fast start then trickle: %q, want 421 4.4.2", g)
+	}
+	if limitHits(s, limitDataRate) < 1 {
+		t.Errorf("data_rate limit not counted")
 	}
 }
 
@@ -186,20 +174,8 @@ func TestDataRateAfterRefusal(t *testing.T) {
 	cl.want("RCPT TO:<x@trap.blowback.test>", "250")
 	cl.want("DATA", "354")
 	cl.send(strings.Repeat("0123456789\r\n", 200)) // past the limit: the rest is discarded
-	done := make(chan string, 1)
-	go func() { done <- cl.drain() }()
-	for {
-		select {
-		case g := <-done:
-			if !strings.HasPrefix(g, "421 4.4.2") {
-				t.Fatalf("refused message trickled on: %q, want 421 4.4.2", g)
-			}
-			return
-		case <-time.After(100 * time.Millisecond):
-			if _, err := cl.c.Write([]byte("x")); err != nil {
-				t.Fatalf("write: %v", err)
-			}
-		}
+	if g := cl.trickle(); !strings.HasPrefix(g, "421 4.4.2") {
+		t.Fatalf("refused message trickled on: %q, want 421 4.4.2", g)
 	}
 }
 
@@ -247,20 +223,8 @@ func TestBDATTransfer(t *testing.T) {
 		cl.want("MAIL FROM:<>", "250")
 		cl.want("RCPT TO:<x@trap.blowback.test>", "250")
 		cl.send("BDAT 100000 LAST\r\n")
-		done := make(chan string, 1)
-		go func() { done <- cl.drain() }()
-		for {
-			select {
-			case g := <-done:
-				if !strings.HasPrefix(g, "421 4.4.2") {
-					t.Fatalf("trickled BDAT chunk: %q, want 421 4.4.2", g)
-				}
-				return
-			case <-time.After(100 * time.Millisecond):
-				if _, err := cl.c.Write([]byte("x")); err != nil {
-					t.Fatalf("write: %v", err)
-				}
-			}
+		if g := cl.trickle(); !strings.HasPrefix(g, "421 4.4.2") {
+			t.Fatalf("trickled BDAT chunk: %q, want 421 4.4.2", g)
 		}
 	})
 }

@@ -238,6 +238,11 @@ func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, publicError(err))
 		return
 	}
+	s.writeLookup(w, a)
+}
+
+// writeLookup answers with the lookup of a (500 when it fails).
+func (s *Server) writeLookup(w http.ResponseWriter, a netip.Addr) {
 	l, err := s.lookup(a)
 	if err != nil {
 		s.log.Error("lookup", "err", err)
@@ -468,12 +473,7 @@ func (s *Server) apiAdminAction(op string) http.HandlerFunc {
 			jsonError(w, http.StatusInternalServerError, "internal error")
 			return
 		}
-		l, err := s.lookup(a)
-		if err != nil {
-			jsonError(w, http.StatusInternalServerError, "internal error")
-			return
-		}
-		writeJSON(w, http.StatusOK, l)
+		s.writeLookup(w, a)
 	}
 }
 

@@ -67,11 +67,15 @@ func (c *limConn) Close() error {
 }
 
 // clientKey is the per-client key of a: its IPv4 /24 or IPv6 /64.
-func clientKey(a netip.Addr) netip.Prefix {
+func clientKey(a netip.Addr) netip.Prefix { return maskTo(a, 24, 64) }
+
+// maskTo is a's IPv4 /bits4 or IPv6 /bits6 (an IPv4-mapped address counts
+// as IPv4).
+func maskTo(a netip.Addr, bits4, bits6 int) netip.Prefix {
 	a = a.Unmap()
-	bits := 64
+	bits := bits6
 	if a.Is4() {
-		bits = 24
+		bits = bits4
 	}
 	p, _ := a.Prefix(bits)
 	return p

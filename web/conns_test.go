@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
 // fakeClock is a settable clock for the connection limiter.
@@ -55,18 +57,6 @@ func closedByServer(c net.Conn) (string, bool) {
 	return string(b), true
 }
 
-// waitFor polls a condition (no timing threshold: the deadline only ends a hung test).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // get does one GET on a fresh connection from src and returns the status.
 func getFrom(t *testing.T, src, addr, path string) int {
 	t.Helper()
@@ -100,7 +90,7 @@ func TestConnectionCaps(t *testing.T) {
 	for i := range 25 {
 		clock.add(time.Millisecond)
 		att = append(att, dialFrom(t, fmt.Sprintf("127.0.3.%d", 1+i%5), addr))
-		waitFor(t, "admission", func() bool {
+		testenv.Eventually(t, "admission", func() bool {
 			e.srv.conns.mu.Lock()
 			defer e.srv.conns.mu.Unlock()
 			return e.srv.conns.admitted == uint64(i+1)
@@ -126,7 +116,7 @@ func TestConnectionCaps(t *testing.T) {
 		c := dialFrom(t, busy, addr)
 		fmt.Fprintf(c, "POST /api/v1/delist HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
 	}
-	waitFor(t, "busy connections", func() bool {
+	testenv.Eventually(t, "busy connections", func() bool {
 		e.srv.conns.mu.Lock()
 		defer e.srv.conns.mu.Unlock()
 		n := 0
@@ -153,7 +143,7 @@ func TestConnectionCaps(t *testing.T) {
 		c.Conn.Close()
 	}
 	e.srv.conns.mu.Unlock()
-	waitFor(t, "all closed", func() bool { n, _ := open(); return n == 0 })
+	testenv.Eventually(t, "all closed", func() bool { n, _ := open(); return n == 0 })
 
 	// 3. Pressure: 31 keep-alive connections idle between requests (the
 	// overall cap is 40, pressure from 30); after the short idle timeout
@@ -170,7 +160,7 @@ func TestConnectionCaps(t *testing.T) {
 		resp.Body.Close()
 		idle = append(idle, c)
 	}
-	waitFor(t, "idle connections", func() bool {
+	testenv.Eventually(t, "idle connections", func() bool {
 		e.srv.conns.mu.Lock()
 		defer e.srv.conns.mu.Unlock()
 		n := 0

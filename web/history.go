@@ -223,15 +223,7 @@ func delistWhy(a *store.Action) string {
 }
 
 // networkPrefix is the address's IPv4 /24 or IPv6 /48.
-func networkPrefix(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 48
-	if a.Is4() {
-		bits = 24
-	}
-	p, _ := a.Prefix(bits)
-	return p
-}
+func networkPrefix(a netip.Addr) netip.Prefix { return maskTo(a, 24, 48) }
 
 type netCache struct {
 	mu sync.Mutex

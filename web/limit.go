@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/blowback-dnsbl/blowback/store"
 )
 
 // limiter is a rate limiter over many keys with O(1) work per request and
@@ -80,14 +82,7 @@ func (l *limiter) len() int {
 	return len(l.keys)
 }
 
-// requesterKey is the rate-limit key of a requester: the address for
-// IPv4, its /64 for IPv6 (one subscriber's allocation, like the trap's
-// per-client caps and the listing unit).
-func requesterKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(64)
-	return p
-}
+// requesterKey is the rate-limit key of a requester: the listing unit,
+// store.Unit (the address for IPv4, its /64 for IPv6: one subscriber's
+// allocation, like the trap's per-client caps).
+func requesterKey(a netip.Addr) netip.Prefix { return store.Unit(a) }

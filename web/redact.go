@@ -52,15 +52,22 @@ type redactor struct {
 	depth []int32 // longest pattern (in units) ending at this node, via fail links; 0: none
 }
 
+// localPart is the local part of a recipient, "<local@domain>" or
+// "local@domain".
+func localPart(rcpt string) string {
+	local := strings.TrimSuffix(strings.TrimPrefix(rcpt, "<"), ">")
+	if i := strings.LastIndexByte(local, '@'); i >= 0 {
+		local = local[:i]
+	}
+	return local
+}
+
 // newRedactor builds the automaton for the local parts of rcpts ("<local@domain>" or "local@domain").
 func newRedactor(rcpts []string) *redactor {
 	r := &redactor{next: []map[rune]int32{{}}, fail: []int32{0}, depth: []int32{0}}
 	n := 0
 	for _, rc := range rcpts {
-		local := strings.TrimSuffix(strings.TrimPrefix(rc, "<"), ">")
-		if i := strings.LastIndexByte(local, '@'); i >= 0 {
-			local = local[:i]
-		}
+		local := localPart(rc)
 		if len(local) < minHidden {
 			continue
 		}

@@ -38,10 +38,7 @@ func refHide(rcpts []string, s string) string {
 	u := units(s)
 	hidden := make([]bool, len(u))
 	for _, rc := range rcpts {
-		local := strings.TrimSuffix(strings.TrimPrefix(rc, "<"), ">")
-		if i := strings.LastIndex(local, "@"); i >= 0 {
-			local = local[:i]
-		}
+		local := localPart(rc)
 		if len(local) < minHidden {
 			continue
 		}

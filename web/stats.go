@@ -1,10 +1,10 @@
 package web
 
 import (
-	"context"
 	"sync"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -38,23 +38,23 @@ func (h *hitStats) add(k store.Kind, t time.Time, n uint64, now time.Time) {
 	if int(k) >= kindCount {
 		return
 	}
-	hr, day := t.Unix()/3600, t.Unix()/86400
-	if hr > now.Unix()/3600-hourlyBuckets && hr <= now.Unix()/3600 {
-		b := h.hours[hr]
-		if b == nil {
-			b = new([kindCount]uint64)
-			h.hours[hr] = b
-		}
-		b[k] += n
+	addBucket(h.hours, t, now, 3600, hourlyBuckets, k, n)
+	addBucket(h.days, t, now, 86400, dailyBuckets, k, n)
+}
+
+// addBucket adds n events of kind k at t to the bucket of width seconds
+// that holds t in m, when it is one of the last count buckets up to now.
+func addBucket(m map[int64]*[kindCount]uint64, t, now time.Time, width, count int64, k store.Kind, n uint64) {
+	i := t.Unix() / width
+	if i <= now.Unix()/width-count || i > now.Unix()/width {
+		return
 	}
-	if day > now.Unix()/86400-dailyBuckets && day <= now.Unix()/86400 {
-		b := h.days[day]
-		if b == nil {
-			b = new([kindCount]uint64)
-			h.days[day] = b
-		}
-		b[k] += n
+	b := m[i]
+	if b == nil {
+		b = new([kindCount]uint64)
+		m[i] = b
 	}
+	b[k] += n
 }
 
 // prune forgets buckets that left the windows.
@@ -100,23 +100,9 @@ func (h *hitStats) series(now time.Time) (hourly map[string][]uint64, hstart tim
 // event counter every minute until Stop.
 func (s *Server) runStats() {
 	defer s.wg.Done()
-	defer func() {
-		if v := recover(); v != nil {
-			s.metrics.panics.Inc()
-			s.log.Error("panic in hit statistics", "panic", v)
-		}
-	}()
+	defer lifecycle.Recover(s.log, s.metrics.panics, "panic in hit statistics")
 	s.startSeeding()
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.sampleCounters()
-		}
-	}
+	lifecycle.Every(s.stop, time.Minute, s.sampleCounters)
 }
 
 // startSeeding seeds the statistics once, in the background.
@@ -128,12 +114,7 @@ func (s *Server) startSeeding() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() {
-				if v := recover(); v != nil {
-					s.metrics.panics.Inc()
-					s.log.Error("panic seeding hit statistics", "panic", v)
-				}
-			}()
+			defer lifecycle.Recover(s.log, s.metrics.panics, "panic seeding hit statistics")
 			s.seedStats()
 		}()
 	})
@@ -146,15 +127,8 @@ func (s *Server) startSeeding() {
 func (s *Server) seedStats() {
 	start := s.now()
 	s.sampleCounters() // baseline
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := lifecycle.StopContext(s.stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	oldest := start.Add(-dailyBuckets * 24 * time.Hour)
 	local := newHitStats()
 	err := s.st.ScanRefs(ctx, func(r store.Ref) error {

@@ -2,6 +2,7 @@ package zones
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -61,25 +62,13 @@ func (s SOA) WithDefaults(zone string) SOA {
 	if len(s.NS) == 0 {
 		s.NS = []string{"ns1." + zone}
 	}
-	if s.Hostmaster == "" {
-		s.Hostmaster = "hostmaster." + zone
-	}
+	s.Hostmaster = cmp.Or(s.Hostmaster, "hostmaster."+zone)
 	s.Hostmaster = strings.Replace(s.Hostmaster, "@", ".", 1)
-	if s.TTL == 0 {
-		s.TTL = 300
-	}
-	if s.Refresh == 0 {
-		s.Refresh = 600
-	}
-	if s.Retry == 0 {
-		s.Retry = 60
-	}
-	if s.Expire == 0 {
-		s.Expire = 604800
-	}
-	if s.Minimum == 0 {
-		s.Minimum = 60
-	}
+	s.TTL = cmp.Or(s.TTL, 300)
+	s.Refresh = cmp.Or(s.Refresh, 600)
+	s.Retry = cmp.Or(s.Retry, 60)
+	s.Expire = cmp.Or(s.Expire, 604800)
+	s.Minimum = cmp.Or(s.Minimum, 60)
 	return s
 }
 

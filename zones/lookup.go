@@ -46,20 +46,27 @@ func (s *Snapshot) Find4(k uint32) (Codes, uint32) {
 		return 0, 0
 	}
 	if s.idx4 == nil {
-		if inSeg {
-			return sg.codes, sg.val
-		}
-		return 0, 0
+		return orSeg(sg, inSeg)
 	}
 	lo, hi := int(s.idx4[k>>16]), int(s.idx4[k>>16+1])
 	if i, ok := slices.BinarySearch(s.v4[lo:hi], uint16(k)); ok {
-		i += lo
-		var v uint32
-		if s.v4v != nil {
-			v = s.v4v[i]
-		}
-		return s.v4c[i], v
+		return entryAt(s.v4c, s.v4v, lo+i)
 	}
+	return orSeg(sg, inSeg)
+}
+
+// entryAt is exact entry i of a family: its codes, and its value (0 when
+// the family has none).
+func entryAt(codes []Codes, vals []uint32, i int) (Codes, uint32) {
+	if vals == nil {
+		return codes[i], 0
+	}
+	return codes[i], vals[i]
+}
+
+// orSeg is what the range segment found gives an address that no exact
+// entry holds: its codes, or nothing outside every segment.
+func orSeg(sg seg, inSeg bool) (Codes, uint32) {
 	if inSeg {
 		return sg.codes, sg.val
 	}
@@ -126,16 +133,9 @@ func (s *Snapshot) find64(k uint64) (Codes, uint32) {
 		return 0, 0
 	}
 	if i, ok := slices.BinarySearch(s.v6, k); ok {
-		var v uint32
-		if s.v6v != nil {
-			v = s.v6v[i]
-		}
-		return s.v6c[i], v
+		return entryAt(s.v6c, s.v6v, i)
 	}
-	if inSeg {
-		return sg.codes, sg.val
-	}
-	return 0, 0
+	return orSeg(sg, inSeg)
 }
 
 // Entries calls fn for every entry: IPv4 singles, IPv4 ranges, IPv6 singles,

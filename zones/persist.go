@@ -184,27 +184,22 @@ func (r *snapReader) str() string {
 }
 
 func (r *snapReader) codes() []Codes {
-	n := r.count(1)
-	b := r.take(uint64(n))
-	if n == 0 {
-		return nil
-	}
-	out := make([]Codes, n)
-	for i, v := range b {
-		out[i] = Codes(v)
-	}
-	return out
+	return fixedArray(r, 1, func(b []byte) Codes { return Codes(b[0]) })
 }
 
-func (r *snapReader) u32s() []uint32 {
-	n := r.count(4)
+func (r *snapReader) u32s() []uint32 { return fixedArray(r, 4, binary.LittleEndian.Uint32) }
+
+// fixedArray reads an array of elements of size bytes each, decoded by
+// get; nil when it is empty.
+func fixedArray[T any](r *snapReader, size int, get func([]byte) T) []T {
+	n := r.count(uint64(size))
 	if n == 0 {
 		return nil
 	}
-	out := make([]uint32, n)
-	b := r.take(uint64(n) * 4)
+	out := make([]T, n)
+	b := r.take(uint64(n) * uint64(size))
 	for i := range out {
-		out[i] = binary.LittleEndian.Uint32(b[4*i:])
+		out[i] = get(b[size*i:])
 	}
 	return out
 }
@@ -257,36 +252,22 @@ func decodeSnapshot(data []byte) (*Snapshot, error) {
 	if ns := int64(r.u64()); ns != 0 {
 		s.Built = time.Unix(0, ns).UTC()
 	}
-	n := r.count(2)
-	if n > 0 {
-		s.v4 = make([]uint16, n)
-		b := r.take(uint64(n) * 2)
-		for i := range s.v4 {
-			s.v4[i] = binary.LittleEndian.Uint16(b[2*i:])
-		}
-	}
+	s.v4 = fixedArray(r, 2, binary.LittleEndian.Uint16)
 	s.v4c = r.codes()
 	s.v4v = r.u32s()
 	s.idx4 = r.u32s()
-	n = r.count(8)
-	if n > 0 {
-		s.v6 = make([]uint64, n)
-		b := r.take(uint64(n) * 8)
-		for i := range s.v6 {
-			s.v6[i] = binary.LittleEndian.Uint64(b[8*i:])
-		}
-	}
+	s.v6 = fixedArray(r, 8, binary.LittleEndian.Uint64)
 	s.v6c = r.codes()
 	s.v6v = r.u32s()
 	s.r4 = r.segs()
 	s.r6 = r.segs()
-	if n = r.count(23); n > 0 {
+	if n := r.count(23); n > 0 {
 		s.l6 = make([]long6, n)
 		for i := range s.l6 {
 			s.l6[i] = long6{hi: r.u64(), lo: r.u64(), bits: int(r.u8()), codes: Codes(r.u8()), excl: r.u8() == 1, val: r.u32()}
 		}
 	}
-	n = r.count(13)
+	n := r.count(13)
 	s.vals = make([]Value, 0, n)
 	for range n {
 		var v Value

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -32,70 +30,68 @@ func writeZone(t *testing.T, path string, serial uint32, ips ...string) {
 	}
 }
 
+type dnsdAddrs struct{ dns, metrics net.Addr }
+
+// startDnsd runs `blowback dnsd` with opts until the test ends, when it
+// must stop without an error.
+func startDnsd(t *testing.T, opts dnsdOptions) dnsdAddrs {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan dnsdAddrs, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serveDnsd(ctx, opts, defaultConfig(), slog.New(slog.DiscardHandler), nil,
+			func(d, m net.Addr) { ready <- dnsdAddrs{d, m} })
+	}()
+	select {
+	case a := <-ready:
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+		return a
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	return dnsdAddrs{}
+}
+
+// scrapeValue is the value of series (a name, with its labels if it has
+// any) in the Prometheus text at url; "" when absent.
+func scrapeValue(t *testing.T, url, series string) string {
+	t.Helper()
+	_, b := httpGet(t, url)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 func TestDnsdCommand(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bl.rbldnsd")
 	writeZone(t, file, 1, "192.0.2.1", "2001:db8:1:2::1")
-	ctx, cancel := context.WithCancel(context.Background())
-	type addrs struct{ dns, metrics net.Addr }
-	ready := make(chan addrs, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() {
-		done <- serveDnsd(ctx, dnsdOptions{file: file, zone: "bl.mirror.test", dns: "127.0.0.1:0", metrics: "127.0.0.1:0", poll: 50 * time.Millisecond},
-			defaultConfig(), log, nil, func(d, m net.Addr) { ready <- addrs{d, m} })
-	}()
-	var a addrs
-	select {
-	case a = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	a := startDnsd(t, dnsdOptions{file: file, zone: "bl.mirror.test", dns: "127.0.0.1:0", metrics: "127.0.0.1:0", poll: 50 * time.Millisecond})
 	listed := func(ip string) bool {
 		t.Helper()
-		r, err := dnsd.Check(context.Background(), a.dns.String(), "bl.mirror.test", netip.MustParseAddr(ip))
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := checkZone(t, a.dns.String(), "bl.mirror.test", ip)
 		if r.Listed && (len(r.TXT) != 1 || r.TXT[0] != "listed "+ip) {
 			t.Errorf("%s: TXT %q", ip, r.TXT)
 		}
 		return r.Listed
 	}
-	eventually := func(what string, f func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); !f(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not after 20s", what)
-			}
-		}
-	}
-	metric := func(name string) string {
-		resp, err := http.Get("http://" + a.metrics.String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, name+" ") {
-				return strings.TrimPrefix(l, name+" ")
-			}
-		}
-		return ""
-	}
+	metric := func(series string) string { return scrapeValue(t, "http://"+a.metrics.String()+"/metrics", series) }
 	if !listed("192.0.2.1") || !listed("2001:db8:1:2::77") || listed("192.0.2.2") || !listed("127.0.0.2") {
 		t.Fatal("first zone not served")
 	}
 	// A new file is picked up and swapped in.
 	writeZone(t, file, 2, "192.0.2.2")
-	eventually("new zone served", func() bool { return listed("192.0.2.2") && !listed("192.0.2.1") })
+	eventually(t, "new zone served", func() bool { return listed("192.0.2.2") && !listed("192.0.2.1") })
 	if got := metric("blowback_dns_snapshot_serial"); got != "2" {
 		t.Errorf("serial metric %q", got)
 	}
@@ -104,13 +100,13 @@ func TestDnsdCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Rename(file+".tmp", file)
-	eventually("reload error counted", func() bool { return metric(`blowback_dns_zone_reloads_total{result="error"}`) != "" })
+	eventually(t, "reload error counted", func() bool { return metric(`blowback_dns_zone_reloads_total{result="error"}`) != "" })
 	if !listed("192.0.2.2") || listed("192.0.2.3") {
 		t.Error("broken file replaced the zone")
 	}
 	// Fixed again: served again.
 	writeZone(t, file, 3, "192.0.2.4")
-	eventually("fixed zone served", func() bool { return listed("192.0.2.4") })
+	eventually(t, "fixed zone served", func() bool { return listed("192.0.2.4") })
 }
 
 func TestDnsdFlags(t *testing.T) {

@@ -143,6 +143,20 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// prefixes parses ss with parsePrefix; an error names field, the
+// setting they come from.
+func prefixes(field string, ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // parsePrefix accepts a CIDR or a bare address.
 func parsePrefix(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {

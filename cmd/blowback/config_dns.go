@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -82,18 +81,6 @@ func (d *DNSConfig) validate() error {
 	return err
 }
 
-func prefixes(what string, ss []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range ss {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("dns_server %s: %v", what, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 // dnsd turns the table into the server's configuration.
 func (d *DNSConfig) dnsd() (dnsd.Config, error) {
 	c := dnsd.Config{NS: d.NS, Hostmaster: d.Hostmaster, TTL: time.Duration(d.TTL), NegTTL: time.Duration(d.NegTTL),
@@ -115,10 +102,10 @@ func (d *DNSConfig) dnsd() (dnsd.Config, error) {
 		c.CookieSecret = b
 	}
 	var err error
-	if c.ACL.Allow, err = prefixes("allow", d.Allow); err != nil {
+	if c.ACL.Allow, err = prefixes("dns_server allow", d.Allow); err != nil {
 		errs = append(errs, err)
 	}
-	if c.ACL.Deny, err = prefixes("deny", d.Deny); err != nil {
+	if c.ACL.Deny, err = prefixes("dns_server deny", d.Deny); err != nil {
 		errs = append(errs, err)
 	}
 	r := d.RRL
@@ -126,7 +113,7 @@ func (d *DNSConfig) dnsd() (dnsd.Config, error) {
 	if r.Slip != nil {
 		c.RRL.Slip, c.RRL.SlipSet = *r.Slip, true
 	}
-	if c.RRL.Exempt, err = prefixes("rrl exempt", r.Exempt); err != nil {
+	if c.RRL.Exempt, err = prefixes("dns_server rrl exempt", r.Exempt); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Policy, err = d.Policy.policy(); err != nil {
@@ -147,7 +134,7 @@ func (p *PolicyTable) policy() (dnsd.Policy, error) {
 	out := dnsd.Policy{Budget: p.Budget, Window: time.Duration(p.Window), IPv4PrefixLen: p.IPv4Prefix, IPv6PrefixLen: p.IPv6Prefix}
 	var errs []error
 	var err error
-	if out.Refuse, err = prefixes("policy refuse", p.Refuse); err != nil {
+	if out.Refuse, err = prefixes("dns_server policy refuse", p.Refuse); err != nil {
 		errs = append(errs, err)
 	}
 	if p.RefuseFile != "" {
@@ -163,7 +150,7 @@ func (p *PolicyTable) policy() (dnsd.Policy, error) {
 			out.Refuse = append(out.Refuse, more...)
 		}
 	}
-	if out.Exempt, err = prefixes("policy exempt", p.Exempt); err != nil {
+	if out.Exempt, err = prefixes("dns_server policy exempt", p.Exempt); err != nil {
 		errs = append(errs, err)
 	}
 	switch p.Answer {

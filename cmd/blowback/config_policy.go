@@ -77,13 +77,11 @@ func (p *PolicyConfig) build() (scoring.Policy, error) {
 		}
 		pol.Weights[k] = w
 	}
-	for _, a := range p.Allow {
-		pr, err := parsePrefix(a)
-		if err != nil {
-			return pol, fmt.Errorf("policy.allow: %v", err)
-		}
-		pol.Allow = append(pol.Allow, pr)
+	allow, err := prefixes("policy.allow", p.Allow)
+	if err != nil {
+		return pol, err
 	}
+	pol.Allow = append(pol.Allow, allow...)
 	if err := pol.Validate(); err != nil {
 		return pol, fmt.Errorf("policy: %w", err)
 	}

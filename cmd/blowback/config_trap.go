@@ -124,15 +124,7 @@ func (t *TrapConfig) validate() error {
 }
 
 func (t *TrapConfig) proxyTrusted() ([]netip.Prefix, error) {
-	var ps []netip.Prefix
-	for _, s := range t.ProxyTrusted {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("trap.proxy_trusted: %w", err)
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
+	return prefixes("trap.proxy_trusted", t.ProxyTrusted)
 }
 
 // trapConfig is the trap listener's configuration; it loads or makes the

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -55,40 +53,24 @@ func startNode(t *testing.T, dir string) *node {
 // sendFrom delivers msg over SMTP from the local address src.
 func sendFrom(t *testing.T, server, src, from, to, msg string) error {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", server)
+	conn, err := testenv.DialFrom(src, server, 5*time.Second)
 	if err != nil {
 		testenv.Missing(t, fmt.Sprintf("cannot bind %s (all of 127.0.0.0/8 on lo needed): %v", src, err))
 	}
-	c := smtp.NewClient(conn)
-	defer c.Close()
-	if err := c.Hello("mx.sender.example"); err != nil {
-		return err
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return testenv.Deliver(smtp.NewClient(conn), "mx.sender.example", from, to, msg)
 }
 
 func check(t *testing.T, server string, ip string) dnsd.Result {
 	t.Helper()
+	return checkZone(t, server, "bl.blowback.test", ip)
+}
+
+// checkZone asks server whether ip is listed in zone.
+func checkZone(t *testing.T, server, zone, ip string) dnsd.Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := dnsd.Check(ctx, server, "bl.blowback.test", netip.MustParseAddr(ip))
+	r, err := dnsd.Check(ctx, server, zone, netip.MustParseAddr(ip))
 	if err != nil {
 		t.Fatalf("check %s: %v", ip, err)
 	}
@@ -97,7 +79,7 @@ func check(t *testing.T, server string, ip string) dnsd.Result {
 
 // eventually waits for cond (listing is near real time; the bound is
 // generous for busy machines, a pass takes milliseconds).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, what, cond)
 }
@@ -173,7 +155,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-func getJSON(t *testing.T, url string, v any) {
+// httpGet GETs url and returns the status code and the body.
+func httpGet(t *testing.T, url string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -181,10 +164,23 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	return resp.StatusCode, b
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	_, b := httpGet(t, url)
+	return string(b)
+}
+
+// getJSON GETs url, which must answer 200, into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	code, b := httpGet(t, url)
+	if code != 200 {
+		t.Fatalf("GET %s: %d %s", url, code, b)
 	}
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }

@@ -103,15 +103,7 @@ func (e *ExportConfig) validate() error {
 }
 
 func (e *ExportConfig) allow() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range e.AllowTransfer {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("export.allow_transfer: %v", err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return prefixes("export.allow_transfer", e.AllowTransfer)
 }
 
 func (e *ExportConfig) glue() (map[string][]netip.Addr, error) {

@@ -70,7 +70,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 	defer d.Stop(context.Background())
 	d.Update(exportZone(77, 500))
 	rbl := filepath.Join(export, "bl.blowback.test.rbldnsd")
-	waitFor(t, "export", func() bool { return headerOf(t, rbl).Serial == 77 })
+	eventually(t, "export", func() bool { return headerOf(t, rbl).Serial == 77 })
 	// A half-written temp file must never be served.
 	if err := os.WriteFile(filepath.Join(export, ".bl.blowback.test.rbldnsd.tmp123"), []byte("half"), 0o644); err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 	}
 	// The next version reaches the mirror on the next run.
 	d.Update(exportZone(78, 501))
-	waitFor(t, "second export", func() bool { return headerOf(t, rbl).Serial == 78 })
+	eventually(t, "second export", func() bool { return headerOf(t, rbl).Serial == 78 })
 	if b, err := exec.Command(rsync, "-rt", fmt.Sprintf("rsync://127.0.0.1:%d/blowback/", port), mirror+"/").CombinedOutput(); err != nil {
 		t.Fatalf("rsync client: %v\n%s", err, b)
 	}
@@ -160,7 +160,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 	}
 
 	// deploy/secondary/rbldnsd.sh against the daemon: verified, swapped in.
-	waitFor(t, "signature of 78", func() bool {
+	eventually(t, "signature of 78", func() bool {
 		code, _ := run(mnBuildBinary(t), "verify", "-q", "--key", pub, rbl)
 		return code == 0
 	})

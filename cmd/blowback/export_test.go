@@ -17,9 +17,9 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -30,36 +30,6 @@ func exportZone(serial uint32, n int) *zones.Snapshot {
 		es = append(es, zones.Entry{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32), Codes: zones.CodeBounce})
 	}
 	return zones.Build(zones.Info{Zone: "bl.blowback.test", Serial: serial, TXT: "listed $"}, es)
-}
-
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return -1
-}
-
-// waitFor polls cond (bounded): the distributor publishes asynchronously.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func headerOf(t *testing.T, path string) zones.Header {
@@ -151,7 +121,7 @@ func TestNodeExportsAndTransfers(t *testing.T) {
 	rbl := filepath.Join(cfg.ExportDir, "bl.blowback.test.rbldnsd")
 	bindPath := filepath.Join(cfg.ExportDir, "bl.blowback.test.zone")
 	// The formats are written one after the other: wait for both.
-	waitFor(t, "export with the listing", func() bool {
+	eventually(t, "export with the listing", func() bool {
 		return headerOf(t, rbl).Serial == serial && headerOf(t, bindPath).Serial == serial
 	})
 	b, _ := os.ReadFile(rbl)
@@ -163,7 +133,7 @@ func TestNodeExportsAndTransfers(t *testing.T) {
 		t.Errorf("BIND export lacks the listing or the glue:\n%.600s", bind)
 	}
 	var got []string
-	waitFor(t, "AXFR with the listing", func() bool {
+	eventually(t, "AXFR with the listing", func() bool {
 		m := new(dns.Msg)
 		m.SetAxfr("bl.blowback.test.")
 		ch, err := (&dns.Transfer{}).In(m, n.dns.Addr().String())
@@ -213,7 +183,11 @@ func TestExportMetricsLint(t *testing.T) {
 	if err := srv.SetTransfer(dnsd.TransferConfig{Journal: zones.NewJournal(0)}, reg); err != nil {
 		t.Fatal(err)
 	}
-	problems, err := promlint.NewWithMetricFamilies(gatherAll(t, reg)).Lint()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,15 +196,6 @@ func TestExportMetricsLint(t *testing.T) {
 			t.Errorf("%s: %s", p.Metric, p.Text)
 		}
 	}
-}
-
-func gatherAll(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mfs
 }
 
 // axfr transfers the zone from addr: its SOA serial and owner names, or an
@@ -283,7 +248,7 @@ func TestNodeGuardAfterLostStore(t *testing.T) {
 				}
 			}
 			var before uint32
-			waitFor(t, "AXFR with the listings", func() bool {
+			eventually(t, "AXFR with the listings", func() bool {
 				s, names, err := axfr(n.dns.Addr().String())
 				before = s
 				return err == nil && slices.Contains(names, "13.2.0.192.bl.blowback.test.")
@@ -303,7 +268,7 @@ func TestNodeGuardAfterLostStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer n2.Stop()
-			waitFor(t, "guard holds back the empty zone", func() bool { return gaugeValue(t, n2.reg, "blowback_export_held_back") == 1 })
+			eventually(t, "guard holds back the empty zone", func() bool { v, _ := metric.Value(n2.reg, "blowback_export_held_back"); return v == 1 })
 			s, names, err := axfr(n2.dns.Addr().String())
 			switch {
 			case err != nil: // nothing published since the restart: secondaries keep theirs

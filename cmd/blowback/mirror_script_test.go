@@ -60,7 +60,7 @@ func (p *signedPrimary) publish(t *testing.T, serial uint32, n int) {
 	t.Helper()
 	pk, _ := signing.LoadPublicKey(p.pub)
 	p.d.Update(exportZone(serial, n))
-	waitFor(t, "signed export", func() bool {
+	eventually(t, "signed export", func() bool {
 		s, err := signing.VerifyFile(pk, filepath.Join(p.dir, "bl.blowback.test.rbldnsd"))
 		return err == nil && s.Serial == serial
 	})

@@ -201,18 +201,6 @@ next:
 	return -1
 }
 
-// mnWaitFor polls cond (a minute at most: processes on a busy machine).
-func mnWaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func mnListed(t *testing.T, server, ip string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -240,7 +228,7 @@ func mnStartMirror(t *testing.T, kind, bin, file string) string {
 		args = append(args, "-n", "-c", "1", "-b", fmt.Sprintf("127.0.0.1/%d", port), "bl.blowback.test:combined:"+file)
 		p = mnStartProc(t, kind, rbldnsd, args...)
 	}
-	mnWaitFor(t, kind+" mirror answering", func() bool {
+	eventually(t, kind+" mirror answering", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("%s exited:\n%s", kind, p.log.String())
@@ -360,7 +348,7 @@ backoff_max = "500ms"
 	trap2, metrics2 := startTrap("trap-2", tok2)
 
 	exportFile := filepath.Join(exportDir, "bl.blowback.test.rbldnsd")
-	mnWaitFor(t, "the export file", func() bool { _, err := os.Stat(exportFile); return err == nil })
+	eventually(t, "the export file", func() bool { _, err := os.Stat(exportFile); return err == nil })
 	mirrors := map[string]string{}
 	for _, kind := range []string{"blowback dnsd", "rbldnsd"} {
 		mirrors[kind] = mnStartMirror(t, kind, bin, exportFile)
@@ -368,9 +356,9 @@ backoff_max = "500ms"
 	t.Logf("central dns=%s http=%s; traps %s %s; mirrors %v", centralDNS, centralHTTP, trap1, trap2, mirrors)
 	listedEverywhere := func(ip string) {
 		t.Helper()
-		mnWaitFor(t, ip+" listed on the central node", func() bool { return mnListed(t, centralDNS, ip) })
+		eventually(t, ip+" listed on the central node", func() bool { return mnListed(t, centralDNS, ip) })
 		for kind, addr := range mirrors {
-			mnWaitFor(t, ip+" listed on the "+kind+" mirror", func() bool { return mnListed(t, addr, ip) })
+			eventually(t, ip+" listed on the "+kind+" mirror", func() bool { return mnListed(t, addr, ip) })
 		}
 	}
 
@@ -407,7 +395,7 @@ backoff_max = "500ms"
 	send(trap2, "trap-2", "127.0.0.14", 3)
 	send(trap2, "trap-2", "127.0.0.11", 1) // one sender seen by both traps
 	for _, m := range []string{metrics1, metrics2} {
-		mnWaitFor(t, "failed attempts while the central node is down", func() bool {
+		eventually(t, "failed attempts while the central node is down", func() bool {
 			return mnMetric(t, m, "blowback_forward_failed_batches_total", `reason="network"`) >= 5
 		})
 	}
@@ -425,7 +413,7 @@ backoff_max = "500ms"
 		"--smtp", centralSMTP, "--dns", centralDNS, "--http", centralHTTP, "--export-dir", exportDir)
 	central.waitReady(t)
 	for _, m := range []string{metrics1, metrics2} {
-		mnWaitFor(t, "backlog drained", func() bool { return mnMetric(t, m, "blowback_forward_backlog_events") == 0 })
+		eventually(t, "backlog drained", func() bool { return mnMetric(t, m, "blowback_forward_backlog_events") == 0 })
 	}
 	if s1, s2 := mnMetric(t, metrics1, "blowback_forward_sent_events_total"), mnMetric(t, metrics2, "blowback_forward_sent_events_total"); s1 != 4 || s2 != 5 {
 		t.Errorf("sent: %v and %v, want 4 and 5", s1, s2)
@@ -460,7 +448,7 @@ backoff_max = "500ms"
 		t.Fatalf("revoke: %d", code)
 	}
 	send(trap2, "trap-2", "127.0.0.15", 1)
-	mnWaitFor(t, "unauthorized attempts", func() bool {
+	eventually(t, "unauthorized attempts", func() bool {
 		return mnMetric(t, metrics2, "blowback_forward_failed_batches_total", `reason="unauthorized"`) >= 1
 	})
 	if b := mnMetric(t, metrics2, "blowback_forward_backlog_events"); b != 1 {

@@ -141,30 +141,12 @@ local_transport = discard
 	masterCF := `127.0.0.1:25 inet n - n - - smtpd
 127.0.0.1:26 inet n - n - - smtpd
   -o smtpd_recipient_restrictions=reject_unauth_destination,reject_rbl_client,bl.blowback.test
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-showq     unix n - n - - showq
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-`
+` + testenv.PostfixServices
 	os.WriteFile(filepath.Join(pf, "etc", "main.cf"), []byte(mainCF), 0o644)
 	os.WriteFile(filepath.Join(pf, "etc", "master.cf"), []byte(masterCF), 0o644)
 	postfix := testenv.Tool(t, "postfix")
 	run := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, postfix, append([]string{"-c", filepath.Join(pf, "etc")}, args...)...).CombinedOutput()
+		out, err := testenv.PostfixCommand(postfix, filepath.Join(pf, "etc"), args...)
 		return string(out), err
 	}
 	if out, err := run("check"); err != nil {
@@ -174,7 +156,7 @@ postlog   unix-dgram n - n - 1 postlogd
 		t.Fatalf("postfix start: %v\n%s\n%s", err, out, readFile(filepath.Join(pf, "maillog")))
 	}
 	defer func() {
-		run("stop")
+		testenv.StopPostfix(postfix, filepath.Join(pf, "etc"), filepath.Join(pf, "spool"))
 		if t.Failed() {
 			t.Logf("postfix log:\n%s", readFile(filepath.Join(pf, "maillog")))
 		}
@@ -290,30 +272,11 @@ func waitBanner(t *testing.T, addr string) {
 // smtpAttempt sends one message from the local address src; it returns the
 // first error (a rejection is an *smtp.SMTPError).
 func smtpAttempt(addr, src, from, rcpt string) error {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
-	conn, err := d.Dial("tcp", addr)
+	conn, err := testenv.DialFrom(src, addr, 10*time.Second)
 	if err != nil {
 		return err
 	}
 	conn.SetDeadline(time.Now().Add(time.Minute))
-	c := smtp.NewClient(conn)
-	defer c.Close()
-	if err := c.Hello("client.example"); err != nil {
-		return err
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	io.WriteString(w, "From: "+from+"\r\nTo: "+rcpt+"\r\nSubject: test\r\n\r\nhello\r\n")
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return testenv.Deliver(smtp.NewClient(conn), "client.example", from, rcpt,
+		"From: "+from+"\r\nTo: "+rcpt+"\r\nSubject: test\r\n\r\nhello\r\n")
 }

@@ -100,7 +100,7 @@ func TestRestartServesAtOnce(t *testing.T) {
 		}
 	}
 	answered := time.Since(start)
-	waitFor(t, "the rebuilt listing", func() bool { return n.cur.Load().Serial != first })
+	eventually(t, "the rebuilt listing", func() bool { return n.cur.Load().Serial != first })
 	rebuilt := time.Since(start)
 	if r := check(t, n.dns.Addr().String(), last.String()); !r.Listed {
 		t.Fatalf("%s not listed after the rebuild", last)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -86,7 +85,7 @@ func TestSelfTestPostfix(t *testing.T) {
 	}
 	waitPostfix(t, pf, time.Minute, "the bounce lists "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
 	var l web.Lookup
-	fetchJSON(t, base+"/api/v1/lookup/"+listed, &l)
+	getJSON(t, base+"/api/v1/lookup/"+listed, &l)
 	if len(l.Advice) == 0 || l.Advice[0].MTA != "postfix" || !l.Advice[0].Known || l.Advice[0].Guessed || l.Advice[0].Kind != "bounce" {
 		t.Fatalf("advice for the real Postfix bounce: %+v", l.Advice)
 	}
@@ -156,7 +155,7 @@ func TestSelfTestPostfix(t *testing.T) {
 		t.Errorf("audit: %d self-test delists, %d self-test entries:\n%+v", delist, tests, audit)
 	}
 	var h web.History
-	fetchJSON(t, base+"/api/v1/history/"+listed, &h)
+	getJSON(t, base+"/api/v1/history/"+listed, &h)
 	if len(h.SelfTests) != 2 || h.SelfTests[0].Verdict != "pass" || !h.SelfTests[0].Delisted || h.Events[0].Event != "delisted" ||
 		!strings.Contains(h.Events[0].Why, "self-test passed") {
 		t.Errorf("history %+v", h)
@@ -175,32 +174,8 @@ func netipPrefix(t *testing.T, s string) netip.Prefix {
 	return p
 }
 
-func fetchJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("%s: %d %s", url, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func getBody(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
+// fetchJSON is getJSON (exim_live_test.go calls it so).
+func fetchJSON(t *testing.T, url string, v any) { t.Helper(); getJSON(t, url, v) }
 
 type selfTestResult struct {
 	ID        string `json:"id"`
@@ -238,7 +213,7 @@ func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) se
 	var res selfTestResult
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		fetchJSON(t, base+"/api/v1/selftest/"+started.ID, &res)
+		getJSON(t, base+"/api/v1/selftest/"+started.ID, &res)
 		if res.Verdict != "running" {
 			break
 		}
@@ -251,7 +226,7 @@ func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) se
 	return res
 }
 
-// waitFor polls cond until it holds or d passes (then fails with the
+// waitPostfix polls cond until it holds or d passes (then fails with the
 // Postfix log).
 func waitPostfix(t *testing.T, pf *livePostfix, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -386,7 +361,7 @@ func (p *livePostfix) writeConfig(t *testing.T, recipients string) {
 	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + livePostfixServices
+	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + testenv.PostfixServices
 	if err := os.WriteFile(filepath.Join(p.etc, "master.cf"), []byte(master), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -417,31 +392,12 @@ func (p *livePostfix) reconfigure(t *testing.T, recipients string) {
 }
 
 func (p *livePostfix) run(args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, p.bin, append([]string{"-c", p.etc}, args...)...).CombinedOutput()
+	return testenv.PostfixCommand(p.bin, p.etc, args...)
 }
 
 func (p *livePostfix) maillog() string { return readFile(filepath.Join(p.dir, "maillog")) }
 
-func (p *livePostfix) stop() {
-	pid := 0
-	if b, err := os.ReadFile(filepath.Join(p.dir, "queue", "pid", "master.pid")); err == nil {
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	}
-	_, _ = p.run("abort")
-	if pid <= 0 {
-		return
-	}
-	for range 50 {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // the master leads its process group
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
+func (p *livePostfix) stop() { testenv.StopPostfix(p.bin, p.etc, filepath.Join(p.dir, "queue")) }
 
 // submit sends a message through Postfix's smtpd (from 127.0.0.1).
 func (p *livePostfix) submit(from, to string) error {
@@ -466,26 +422,3 @@ func (p *livePostfix) probeRcpt(to string) error {
 	c.Quit()
 	return err
 }
-
-const livePostfixServices = `pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`

@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/zones"
 	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
@@ -50,7 +45,7 @@ func TestVerifyCommand(t *testing.T) {
 	d.Update(exportZone(31, 40))
 	rbl := filepath.Join(dir, "bl.blowback.test.rbldnsd")
 	bind := filepath.Join(dir, "bl.blowback.test.zone")
-	waitFor(t, "signed exports", func() bool {
+	eventually(t, "signed exports", func() bool {
 		_, err1 := os.Stat(bind + signing.Suffix)
 		return headerOf(t, bind).Serial == 31 && err1 == nil
 	})
@@ -127,44 +122,11 @@ func TestDnsdVerifyKey(t *testing.T) {
 	}
 
 	signed(10, "192.0.2.1")
-	type addrs struct{ dns, metrics net.Addr }
-	ready := make(chan addrs, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serveDnsd(ctx, opts, defaultConfig(), log, nil, func(d, m net.Addr) { ready <- addrs{d, m} })
-	}()
-	var a addrs
-	select {
-	case a = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		<-done
-	}()
-	listed := func(ip string) bool {
-		t.Helper()
-		r, err := dnsd.Check(context.Background(), a.dns.String(), "bl.mirror.test", netip.MustParseAddr(ip))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.Listed
-	}
+	a := startDnsd(t, opts)
+	listed := func(ip string) bool { t.Helper(); return checkZone(t, a.dns.String(), "bl.mirror.test", ip).Listed }
 	refusals := func() int {
-		resp, err := http.Get("http://" + a.metrics.String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, `blowback_dns_zone_reloads_total{result="error"} `); ok {
-				n, _ := strconv.Atoi(v)
-				return n
-			}
-		}
-		return 0
+		n, _ := strconv.Atoi(scrapeValue(t, "http://"+a.metrics.String()+"/metrics", `blowback_dns_zone_reloads_total{result="error"}`))
+		return n
 	}
 	if !listed("192.0.2.1") {
 		t.Fatal("signed zone not served")
@@ -173,20 +135,20 @@ func TestDnsdVerifyKey(t *testing.T) {
 	writeZone(t, file, 11, "192.0.2.2")
 	os.Remove(file + signing.Suffix)
 	n := refusals()
-	waitFor(t, "unsigned file refused", func() bool { return refusals() > n })
+	eventually(t, "unsigned file refused", func() bool { return refusals() > n })
 	if !listed("192.0.2.1") || listed("192.0.2.2") {
 		t.Error("an unsigned file replaced the zone")
 	}
 	// A signed file with an older serial (a replayed export): refused.
 	signed(9, "192.0.2.3")
 	n = refusals()
-	waitFor(t, "older file refused", func() bool { return refusals() > n })
+	eventually(t, "older file refused", func() bool { return refusals() > n })
 	if !listed("192.0.2.1") || listed("192.0.2.3") {
 		t.Error("an older signed file replaced the zone")
 	}
 	// A signed, newer file: served.
 	signed(12, "192.0.2.4")
-	waitFor(t, "newer signed file served", func() bool { return listed("192.0.2.4") })
+	eventually(t, "newer signed file served", func() bool { return listed("192.0.2.4") })
 }
 
 // The check behind --verify-key says why it refuses.

@@ -140,3 +140,43 @@ func Every(stop <-chan struct{}, interval time.Duration, fn func()) {
 		}
 	}
 }
+
+// Recover, deferred at the top of a goroutine or a background operation,
+// ends a panic there: it is counted on panics (when not nil) and logged as
+// msg with the panic value (STYLE.md: recover, count, go on).
+func Recover(log *slog.Logger, panics interface{ Inc() }, msg string) {
+	if v := recover(); v != nil {
+		if panics != nil {
+			panics.Inc()
+		}
+		log.Error(msg, "panic", v)
+	}
+}
+
+// StopContext is a context that ends when stop is closed (or cancel is
+// called): the context of a background operation a component's Stop must
+// end.
+func StopContext(stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// Wait waits for wg until ctx ends; it returns ctx's error if that comes
+// first (a Stop's deadline).
+func Wait(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

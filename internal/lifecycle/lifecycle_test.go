@@ -1,9 +1,12 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -131,5 +134,54 @@ func TestStopErrors(t *testing.T) {
 	err := g.Stop(context.Background())
 	if !errors.Is(err, bad) || !strings.Contains(err.Error(), "stop store") || strings.Contains(err.Error(), "web") {
 		t.Errorf("err %v", err)
+	}
+}
+
+type count int
+
+func (c *count) Inc() { *c++ }
+
+// Recover ends a panic, counts it and logs it; without a panic it does
+// nothing.
+func TestRecover(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var n count
+	func() {
+		defer Recover(log, &n, "panic in test")
+		panic("boom")
+	}()
+	func() {
+		defer Recover(log, nil, "panic without a counter")
+		panic("bang")
+	}()
+	func() { defer Recover(log, &n, "no panic") }()
+	if n != 1 || !strings.Contains(buf.String(), `msg="panic in test" panic=boom`) ||
+		!strings.Contains(buf.String(), "panic=bang") || strings.Contains(buf.String(), "no panic") {
+		t.Errorf("count %d, log:\n%s", n, buf.String())
+	}
+}
+
+// StopContext ends with stop; Wait returns when the group is done, or
+// with the context's error first.
+func TestStopContextAndWait(t *testing.T) {
+	stop := make(chan struct{})
+	ctx, cancel := StopContext(stop)
+	defer cancel()
+	if ctx.Err() != nil {
+		t.Fatal("ended before stop")
+	}
+	close(stop)
+	<-ctx.Done()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	ended, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if err := Wait(ended, &wg); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait on an ended context: %v", err)
+	}
+	wg.Done()
+	if err := Wait(context.Background(), &wg); err != nil {
+		t.Errorf("Wait on a done group: %v", err)
 	}
 }

@@ -8,6 +8,7 @@
 package metric
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,19 +16,44 @@ import (
 )
 
 // Registry builds collectors registered on one Registerer.
-type Registry struct{ reg prometheus.Registerer }
+type Registry struct {
+	reg   prometheus.Registerer
+	reuse bool
+}
 
 // New returns a Registry on reg; a nil reg builds collectors without
 // registering them (tests, and packages used without metrics).
-func New(reg prometheus.Registerer) Registry { return Registry{reg} }
+func New(reg prometheus.Registerer) Registry { return Registry{reg: reg} }
+
+// Reusing is New for constructors that may run again on the same reg (a
+// setting applied a second time): a collector already registered there
+// under the same name and labels is returned instead of the new one.
+func Reusing(reg prometheus.Registerer) Registry { return Registry{reg: reg, reuse: true} }
 
 // add registers c on r and returns it.
 func add[C prometheus.Collector](r Registry, c C) C {
-	if r.reg != nil {
+	if r.reg == nil {
+		return c
+	}
+	if !r.reuse {
 		r.reg.MustRegister(c)
+		return c
+	}
+	if err := r.reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+		panic(err)
 	}
 	return c
 }
+
+// Register registers a collector of the package's own (one that sums its
+// counters on scrape, say) on r.
+func (r Registry) Register(c prometheus.Collector) { add(r, c) }
 
 // addVec creates values in v (c's vector, with one label) and registers c.
 func addVec[C prometheus.Collector](r Registry, c C, v *prometheus.MetricVec, values []string) C {
@@ -49,6 +75,11 @@ func (r Registry) Counter(name, help string) prometheus.Counter {
 func (r Registry) CounterVec(name, help string, labels []string, values ...string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 	return addVec(r, c, c.MetricVec, values)
+}
+
+// CounterFunc is a counter read from fn at every scrape.
+func (r Registry) CounterFunc(name, help string, fn func() float64) prometheus.CounterFunc {
+	return add(r, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
 }
 
 // Gauge is a gauge.

@@ -59,3 +59,28 @@ func TestRegistry(t *testing.T) {
 	}()
 	New(nil).CounterVec("blowback_test_pairs_total", "Pairs.", []string{"a", "b"}, "x")
 }
+
+// Reusing hands back what is already registered; New would panic. Funcs
+// and a package's own collectors are gathered like the rest.
+func TestReusingAndFuncs(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := Reusing(reg).CounterVec("blowback_test_requests_total", "Requests, by result.", []string{"result"}, "ok")
+	b := Reusing(reg).CounterVec("blowback_test_requests_total", "Requests, by result.", []string{"result"}, "ok")
+	if a != b {
+		t.Error("Reusing built a second collector")
+	}
+	r := New(reg)
+	r.CounterFunc("blowback_test_dropped_total", "Dropped.", func() float64 { return 7 })
+	r.Register(prometheus.NewCounter(prometheus.CounterOpts{Name: "blowback_test_own_total", Help: "Own."}))
+	for name, want := range map[string]float64{"blowback_test_dropped_total": 7, "blowback_test_own_total": 0} {
+		if v, err := Value(reg, name); v != want || err != nil {
+			t.Errorf("%s = %v, %v; want %v", name, v, err, want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("New registering a name twice did not panic")
+		}
+	}()
+	r.CounterVec("blowback_test_requests_total", "Requests, by result.", []string{"result"})
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/zones"
 	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
@@ -172,12 +173,7 @@ func (d *Distributor) Held() string {
 
 func (d *Distributor) run() {
 	defer d.busy.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			d.m.panics.Inc()
-			d.log.Error("panic exporting", "panic", r)
-		}
-	}()
+	defer lifecycle.Recover(d.log, d.m.panics, "panic exporting")
 	d.mu.Lock()
 	d.tmr = nil // an Update from now on schedules another run
 	d.mu.Unlock()
@@ -305,14 +301,7 @@ func (d *Distributor) Stop(ctx context.Context) error {
 		d.busy.Done()
 	}
 	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { d.busy.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return lifecycle.Wait(ctx, &d.busy)
 }
 
 // CheckFile is the guard for a one-off export (`blowback export`): an

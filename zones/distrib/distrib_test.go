@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/blowback-dnsbl/blowback/internal/metric"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/zones"
 	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
@@ -28,34 +29,14 @@ func snap(serial uint32, n int) *zones.Snapshot {
 	return zones.Build(zones.Info{Zone: zone, Serial: serial, TXT: "listed $"}, es)
 }
 
+// gaugeValue is the value of the metric name (without labels) in reg; -1
+// when it is not there.
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := metric.Value(reg, name)
 	if err != nil {
-		t.Fatal(err)
+		return -1
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return -1
-}
-
-// waitFor polls cond (bounded): the distributor publishes asynchronously.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return v
 }
 
 func headerOf(path string) zones.Header {
@@ -84,17 +65,17 @@ func TestGuard(t *testing.T) {
 	bind := filepath.Join(dir, zone+".zone")
 	d, reg := start(t, o)
 	d.Update(snap(10, 100))
-	waitFor(t, "first export", func() bool {
+	testenv.Eventually(t, "first export", func() bool {
 		return headerOf(rbl).Serial == 10 && headerOf(bind).Serial == 10 && gaugeValue(t, reg, "blowback_export_serial") == 10
 	})
 	if _, err := os.Stat(filepath.Join(dir, zone+".txt")); err != nil {
 		t.Errorf("plain export: %v", err)
 	}
-	waitFor(t, "freshness metric", func() bool { return gaugeValue(t, reg, "blowback_export_last_success_timestamp_seconds") > 0 })
+	testenv.Eventually(t, "freshness metric", func() bool { return gaugeValue(t, reg, "blowback_export_last_success_timestamp_seconds") > 0 })
 	d.Update(snap(11, 60)) // shrinks by 40%: fine
-	waitFor(t, "second export", func() bool { return headerOf(rbl).Serial == 11 })
+	testenv.Eventually(t, "second export", func() bool { return headerOf(rbl).Serial == 11 })
 	d.Update(snap(12, 0)) // empties: held back
-	waitFor(t, "held back", func() bool { return gaugeValue(t, reg, "blowback_export_held_back") == 1 })
+	testenv.Eventually(t, "held back", func() bool { return gaugeValue(t, reg, "blowback_export_held_back") == 1 })
 	if h := headerOf(rbl); h.Serial != 11 || h.Entries != 60 {
 		t.Errorf("held-back zone reached the file: %+v", h)
 	}
@@ -102,7 +83,7 @@ func TestGuard(t *testing.T) {
 		t.Errorf("Held() empty while held back")
 	}
 	d.Update(snap(13, 59)) // back to normal
-	waitFor(t, "published again", func() bool {
+	testenv.Eventually(t, "published again", func() bool {
 		return headerOf(rbl).Serial == 13 && gaugeValue(t, reg, "blowback_export_serial") == 13
 	})
 	if v := gaugeValue(t, reg, "blowback_export_held_back"); v != 0 {
@@ -117,7 +98,7 @@ func TestGuard(t *testing.T) {
 	// (empty zone) does not overwrite a good export.
 	d2, reg2 := start(t, o)
 	d2.Update(snap(14, 0))
-	waitFor(t, "held back after restart", func() bool { return gaugeValue(t, reg2, "blowback_export_held_back") == 1 })
+	testenv.Eventually(t, "held back after restart", func() bool { return gaugeValue(t, reg2, "blowback_export_held_back") == 1 })
 	if h := headerOf(rbl); h.Serial != 13 {
 		t.Errorf("restart: the empty zone replaced the export: %+v", h)
 	}
@@ -127,14 +108,14 @@ func TestGuard(t *testing.T) {
 	o.Force = true
 	d3, _ := start(t, o)
 	d3.Update(snap(15, 0))
-	waitFor(t, "forced export", func() bool { return headerOf(rbl).Serial == 15 })
+	testenv.Eventually(t, "forced export", func() bool { return headerOf(rbl).Serial == 15 })
 
 	// "list the world" is held back whatever the counts.
 	o.Force = false
 	d4, reg4 := start(t, o)
 	world := zones.Build(zones.Info{Zone: zone, Serial: 16}, []zones.Entry{{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Codes: zones.CodeBounce}})
 	d4.Update(world)
-	waitFor(t, "world held back", func() bool { return gaugeValue(t, reg4, "blowback_export_held_back") == 1 })
+	testenv.Eventually(t, "world held back", func() bool { return gaugeValue(t, reg4, "blowback_export_held_back") == 1 })
 	if h := headerOf(rbl); h.Serial != 15 {
 		t.Errorf("0.0.0.0/0 reached the export: %+v", h)
 	}
@@ -165,7 +146,7 @@ func TestGuardHoldsAfterRestartWithoutExportDir(t *testing.T) {
 	o.Journal = zones.NewJournal(0)
 	d2, reg2 := start(t, o)
 	d2.Update(snap(101, 0))
-	waitFor(t, "held back after restart", func() bool { return gaugeValue(t, reg2, "blowback_export_held_back") == 1 })
+	testenv.Eventually(t, "held back after restart", func() bool { return gaugeValue(t, reg2, "blowback_export_held_back") == 1 })
 	if l := o.Journal.Latest(); l != nil {
 		t.Fatalf("the empty zone reached the transfer journal: serial %d, %d entries", l.Serial, l.Len())
 	}
@@ -246,16 +227,8 @@ func TestMetricsLint(t *testing.T) {
 	m.bytes.WithLabelValues("rbldnsd").Set(1)
 	m.errors.WithLabelValues("rbldnsd").Inc()
 	m.duration.WithLabelValues("rbldnsd").Observe(1)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
+	if err := metric.Lint(reg); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -281,7 +254,7 @@ func TestSignedExports(t *testing.T) {
 		d.Update(snap(serial, 20))
 		for _, f := range []zones.Format{zones.FormatRbldnsd, zones.FormatBIND, zones.FormatPlain} {
 			p := FilePath(dir, zone, f)
-			waitFor(t, "signed "+string(f), func() bool {
+			testenv.Eventually(t, "signed "+string(f), func() bool {
 				s, err := signing.VerifyFile(pk, p)
 				return err == nil && s.Serial == serial
 			})
@@ -299,9 +272,9 @@ func TestGuardHoldDuringSlowPublish(t *testing.T) {
 	rbl := filepath.Join(dir, zone+".rbldnsd")
 	d, reg := start(t, o)
 	d.Update(snap(10, 60000))
-	waitFor(t, "first rbldnsd file", func() bool { return headerOf(rbl).Serial == 10 })
+	testenv.Eventually(t, "first rbldnsd file", func() bool { return headerOf(rbl).Serial == 10 })
 	d.Update(snap(11, 0)) // empties: held back, whenever the run starts
-	waitFor(t, "held back", func() bool {
+	testenv.Eventually(t, "held back", func() bool {
 		return d.Held() != "" && gaugeValue(t, reg, "blowback_export_serial") == 10
 	})
 	d.Stop(t.Context())
