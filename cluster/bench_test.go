@@ -2,12 +2,15 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/blowback-dnsbl/blowback/cluster"
 	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
@@ -79,4 +82,67 @@ func benchTwoTraps(b *testing.B, rawLen int, sync bool) {
 	r3 := startReplica(b, cfg, "r3", filepath.Join(dir, "r3"))
 	waitFor(b, "new replica caught up", 10*time.Minute, func() bool { return r3.rep.Applied() >= n })
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "catchup_events/s")
+}
+
+// BenchmarkClusterCatchUp: the stream (3 servers, R3) holds b.N events,
+// each from its own address, published directly; a replica starts from an
+// empty disk and applies them all: catchup_s is the time from its start
+// until it applied the last one (and published it), as a new replica
+// joining a cluster with b.N events in its log would take.
+//
+//	go test ./cluster -run '^$' -bench ClusterCatchUp -benchtime 1000000x -timeout 30m
+func BenchmarkClusterCatchUp(b *testing.B) {
+	nc := clustertest.Start(b, 3)
+	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 3}
+	admin, err := cluster.Connect(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	waitFor(b, "stream", 60*time.Second, func() bool { _, err := admin.Init(ctx, 1); return err == nil })
+	nconn, err := nats.Connect(nc.URLs()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nconn.Close()
+	js, err := jetstream.New(nconn, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	for i := range b.N {
+		ev := event(i, "trap1")
+		body, err := json.Marshal(ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body = append(append([]byte(`{"event":`), body...), '}')
+		if _, err := js.PublishAsync("blowback.event.trap1", body, jetstream.WithMsgID("ev-"+ev.ID.String())); err != nil {
+			b.Fatal(err)
+		}
+		if i%2000 == 1999 { // stay below the pending bound
+			<-js.PublishAsyncComplete()
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(10 * time.Minute):
+		b.Fatal("publishing did not complete")
+	}
+	n, err := admin.StreamLastSeq(ctx)
+	if err != nil || n != uint64(b.N) {
+		b.Fatalf("stream holds %d messages (%v), want %d", n, err, b.N)
+	}
+	b.Logf("filled the stream with %d events in %s", b.N, time.Since(t0).Round(time.Second))
+	b.ResetTimer()
+	start := time.Now()
+	r := startReplica(b, cfg, "new", filepath.Join(b.TempDir(), "new"))
+	waitFor(b, "new replica caught up", 30*time.Minute, func() bool { return r.rep.Applied() >= n })
+	waitFor(b, "last position published", time.Minute, func() bool { s := r.cur.Load(); return s != nil && s.Serial == 1+uint32(n) })
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(el.Seconds(), "catchup_s")
+	b.ReportMetric(float64(b.N)/el.Seconds(), "catchup_events/s")
+	b.ReportMetric(float64(r.cur.Load().Len()), "listed")
 }

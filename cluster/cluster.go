@@ -9,6 +9,8 @@
 //
 //	<prefix>.event.<node>   an evidence event (JSON eventMsg), Msg-Id "ev-<event id>"
 //	<prefix>.action         a manual list/delist (JSON store.Action), Msg-Id "act-<action id>"
+//	<prefix>.admin          an admin change that is not a listing action: an allowlist
+//	                        change or a node revocation (JSON adminMsg), Msg-Id "adm-<id>"
 //	<prefix>.tick           the policy clock: advances time while no evidence arrives,
 //	                        Msg-Id "tick-<period>" (one per period whichever replica sends it)
 //
@@ -37,6 +39,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -230,6 +233,7 @@ func serialBase(md map[string]string) (uint32, error) {
 func (c *Conn) eventSubject(node string) string { return c.cfg.Subject + ".event." + token(node) }
 func (c *Conn) actionSubject() string           { return c.cfg.Subject + ".action" }
 func (c *Conn) tickSubject() string             { return c.cfg.Subject + ".tick" }
+func (c *Conn) adminSubject() string            { return c.cfg.Subject + ".admin" }
 
 // token makes s usable as one subject token.
 func token(s string) string {
@@ -255,6 +259,22 @@ type eventMsg struct {
 type actionMsg struct {
 	ID     string `json:"id"`
 	Action store.Action
+}
+
+// adminMsg is the body of an admin message: one of its parts is set.
+type adminMsg struct {
+	ID     string               `json:"id"`
+	Allow  *listing.AllowChange `json:"allow,omitempty"`
+	Revoke *Revocation          `json:"revoke,omitempty"`
+}
+
+// Revocation is a trap node's token revocation as the log carries it: the
+// SHA-256 of the tokens the receiving replica revoked; every replica
+// revokes those and the node's tokens in its own configuration.
+type Revocation struct {
+	Node   string   `json:"node"`
+	SHA256 []string `json:"sha256"`
+	Reason string   `json:"reason,omitempty"`
 }
 
 func eventMsgID(id store.EventID) string { return "ev-" + id.String() }
@@ -304,6 +324,38 @@ func (c *Conn) PublishAction(ctx context.Context, a store.Action) (uint64, error
 		}
 	}
 	return 0, fmt.Errorf("cluster: publish action: %w", last)
+}
+
+// PublishAdmin appends an admin message under its id (retried with the
+// same id, so the stream keeps it once) and returns its stream sequence.
+func (c *Conn) PublishAdmin(ctx context.Context, m adminMsg) (uint64, error) {
+	if m.ID == "" {
+		m.ID = store.NewEventID().String()
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	var last error
+	for attempt := 0; attempt < 3; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		ack, err := c.js.Publish(actx, c.adminSubject(), body, jetstream.WithMsgID("adm-"+m.ID))
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, fmt.Errorf("cluster: publish admin change: %w", last)
+}
+
+// PublishAllow appends an allowlist change (offline `blowback allow` on a
+// cluster member).
+func (c *Conn) PublishAllow(ctx context.Context, a listing.AllowChange) (uint64, error) {
+	return c.PublishAdmin(ctx, adminMsg{ID: a.ID, Allow: &a})
 }
 
 // PublishTick appends a clock tick for the period holding now; replicas

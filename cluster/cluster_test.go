@@ -31,11 +31,23 @@ type replicaNode struct {
 	cur   *zones.Current
 	eng   *listing.Engine
 	rep   *cluster.Replica
+	// onSnap, when set, gets every snapshot the replica publishes.
+	onSnap func(*zones.Snapshot)
 }
 
 func startReplica(t testing.TB, cfg cluster.Config, name, dir string) *replicaNode {
 	t.Helper()
 	r := &replicaNode{t: t, name: name, dir: dir, cfg: cfg}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// startReplicaWith starts a replica whose zone is cur and whose snapshots
+// also go to onSnap (a zone transfer server's journal).
+func startReplicaWith(t testing.TB, cfg cluster.Config, name, dir string, cur *zones.Current, onSnap func(*zones.Snapshot)) *replicaNode {
+	t.Helper()
+	r := &replicaNode{t: t, name: name, dir: dir, cfg: cfg, cur: cur, onSnap: onSnap}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -61,10 +73,15 @@ func (r *replicaNode) start() {
 	if r.rep, err = cluster.NewReplica(cluster.ReplicaConfig{Name: r.name, TickEvery: -1, Batch: batch}, r.conn, r.st, testLog(r.t, r.name), nil); err != nil {
 		t.Fatal(err)
 	}
-	r.cur = &zones.Current{}
+	if r.cur == nil {
+		r.cur = &zones.Current{}
+	}
 	lc := r.rep.ListingHooks(listing.Config{Zone: "bl.test", TXT: "see $", TTL: time.Minute, Policy: scoring.DefaultPolicy()})
 	r.eng = listing.New(lc, r.st, r.cur, nil, nil)
 	r.rep.Attach(r.eng)
+	if r.onSnap != nil {
+		r.eng.Subscribe(r.onSnap)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.rep.Start(ctx); err != nil {

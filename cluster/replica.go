@@ -60,6 +60,8 @@ type Replica struct {
 	progMu sync.Mutex
 	prog   chan struct{} // closed and replaced when applied moves
 
+	revoker Revoker // nil: revocations in the log are skipped (no HTTP intake here)
+
 	stream jetstream.Stream
 	cons   jetstream.Consumer
 
@@ -208,13 +210,51 @@ func (r *Replica) AppendAction(ctx context.Context, a store.Action) error {
 	if err != nil {
 		return err
 	}
+	r.waitOwn(ctx, seq)
+	return nil
+}
+
+// Revoker applies node revocations from the log (package intake).
+type Revoker interface {
+	// ApplyRevocation records the revocation with id (once) at time t.
+	ApplyRevocation(ctx context.Context, id, node string, sha256 []string, reason string, t time.Time) error
+}
+
+// SetRevoker makes the replica apply node revocations from the log with
+// rv. Call before Start.
+func (r *Replica) SetRevoker(rv Revoker) { r.revoker = rv }
+
+// AppendAllow appends an allowlist change and waits, within ApplyWait,
+// until this replica applied it (listing.Log).
+func (r *Replica) AppendAllow(ctx context.Context, c listing.AllowChange) error {
+	seq, err := r.conn.PublishAllow(ctx, c)
+	if err != nil {
+		return err
+	}
+	r.waitOwn(ctx, seq)
+	return nil
+}
+
+// AppendRevocation appends a node revocation (HTTP intake's revoke on a
+// replica) and waits, within ApplyWait, until this replica applied it.
+func (r *Replica) AppendRevocation(ctx context.Context, id, node string, sha256 []string, reason string) error {
+	seq, err := r.conn.PublishAdmin(ctx, adminMsg{ID: id, Revoke: &Revocation{Node: node, SHA256: sha256, Reason: reason}})
+	if err != nil {
+		return err
+	}
+	r.waitOwn(ctx, seq)
+	return nil
+}
+
+// waitOwn waits, within ApplyWait, until this replica applied seq (a write
+// of its own that the cluster acknowledged).
+func (r *Replica) waitOwn(ctx context.Context, seq uint64) {
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.ApplyWait)
 	defer cancel()
 	if err := r.WaitApplied(wctx, seq); err != nil {
 		// Durable in the cluster; it shows here once the apply catches up.
-		r.log.Warn("action acknowledged by the cluster, not yet applied here", "seq", seq, "err", err)
+		r.log.Warn("change acknowledged by the cluster, not yet applied here", "seq", seq, "err", err)
 	}
-	return nil
 }
 
 // consumer binds the durable consumer, starting after the applied
@@ -316,14 +356,19 @@ func (r *Replica) run() {
 		if last == nil {
 			continue
 		}
-		for ctx.Err() == nil {
-			if err = r.apply(ctx, msgs); err == nil {
+		for _, step := range r.steps(msgs) {
+			for ctx.Err() == nil {
+				if err = r.apply(ctx, step); err == nil {
+					break
+				}
+				fail("applying a batch", err)
+			}
+			if err != nil {
 				break
 			}
-			fail("applying a batch", err)
 		}
-		if err != nil {
-			return
+		if err != nil || ctx.Err() != nil {
+			return // not acknowledged: what was applied is skipped by sequence when redelivered
 		}
 		fails = 0
 		// AckAll: one ack covers every message up to this one.
@@ -388,6 +433,29 @@ func (r *Replica) collect(ctx context.Context, b jetstream.MessageBatch) ([]logM
 		return nil, nil, err
 	}
 	return msgs, last, nil
+}
+
+// tailSteps is the largest batch that a replica at the tail of the stream
+// applies (and publishes) one message at a time.
+const tailSteps = 64
+
+// steps cuts a batch into the batches applied. At the tail of the stream
+// (nothing more waiting) a small batch is applied and published message by
+// message: every replica at the tail then publishes every position, so a
+// secondary that switches primaries finds the serial it holds in the new
+// primary's journal and gets IXFR (TestClusterSecondarySwitchesPrimaries).
+// Catching up, or under a load that fills larger batches, a batch is one
+// step (cheaper; the publications then differ between replicas, and a
+// secondary switching then gets the whole zone, as RFC 1995 §4 allows).
+func (r *Replica) steps(msgs []logMsg) [][]logMsg {
+	if r.behind != 0 || len(msgs) > tailSteps {
+		return [][]logMsg{msgs}
+	}
+	out := make([][]logMsg, len(msgs))
+	for i := range msgs {
+		out[i] = msgs[i : i+1]
+	}
+	return out
 }
 
 // ceilUnix is t in whole seconds, rounded up.
@@ -488,6 +556,27 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 			}
 			actions++
 			touched[a.Prefix] = struct{}{}
+		case "admin":
+			var am adminMsg
+			if err := json.Unmarshal(m.data, &am); err != nil || am.ID == "" {
+				rejected++
+				r.log.Warn("invalid admin change in the log; skipped", "seq", m.seq)
+				continue
+			}
+			units, err := r.applyAdmin(ctx, am, ts)
+			if errors.Is(err, listing.ErrAllow) {
+				rejected++
+				r.log.Warn("invalid admin change in the log; skipped", "seq", m.seq, "err", err)
+				continue
+			}
+			if err != nil {
+				wg.Wait()
+				return err
+			}
+			actions++
+			for _, u := range units {
+				touched[u] = struct{}{}
+			}
 		case "tick":
 			ticks++
 		default:
@@ -561,6 +650,28 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 	return nil
 }
 
+// applyAdmin applies an admin change at the log's time ts, once by its id,
+// and returns the units to re-score.
+func (r *Replica) applyAdmin(ctx context.Context, am adminMsg, ts time.Time) ([]netip.Prefix, error) {
+	switch {
+	case am.Allow != nil:
+		c := *am.Allow
+		c.ID, c.Time = am.ID, ts
+		c, err := r.eng.CheckAllow(c)
+		if err != nil {
+			return nil, err
+		}
+		return r.eng.ApplyAllow(ctx, c)
+	case am.Revoke != nil:
+		if r.revoker == nil {
+			return nil, nil
+		}
+		rv := am.Revoke
+		return nil, r.revoker.ApplyRevocation(ctx, am.ID, rv.Node, rv.SHA256, rv.Reason, ts)
+	}
+	return nil, fmt.Errorf("%w: empty admin change", listing.ErrAllow)
+}
+
 // hasAction reports whether a (same time, op, who and reason) is stored:
 // a batch re-applied after a crash adds it once.
 func (r *Replica) hasAction(a store.Action) (bool, error) {
@@ -590,4 +701,34 @@ func (r *Replica) ticker(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Position is a replica's applied position as its store keeps it.
+type Position struct {
+	Applied    uint64    // last applied stream sequence
+	Clock      time.Time // the log's clock there
+	SerialBase uint32
+}
+
+// Serial is the zone serial at the position.
+func (p Position) Serial() uint32 { return p.SerialBase + uint32(p.Applied) }
+
+// StoredPosition reads the position a replica persisted in st; ok is false
+// when st never belonged to a replica. Offline commands on a stopped
+// replica's data directory decide with it instead of the host clock.
+func StoredPosition(st *store.Store) (p Position, ok bool, err error) {
+	b, err := st.GetMeta(metaApplied)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, err
+	}
+	if len(b) != 20 {
+		return p, false, fmt.Errorf("cluster: stored position: %d bytes", len(b))
+	}
+	p.Applied = binary.BigEndian.Uint64(b)
+	p.Clock = time.Unix(int64(binary.BigEndian.Uint64(b[8:])), 0).UTC()
+	p.SerialBase = binary.BigEndian.Uint32(b[16:])
+	return p, true, nil
 }

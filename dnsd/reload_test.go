@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -88,8 +87,13 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	for serial := uint32(2); serial <= 5; serial++ {
 		next := bigSnapshot(n, serial) // built aside while serving
+		before := answered.Load()
 		s.cur.Store(next)
-		time.Sleep(100 * time.Millisecond)
+		// Wait until clients have been answered after the swap, not a
+		// fixed time: on a loaded machine 100ms may see no query at all.
+		testenv.Eventually(t, fmt.Sprintf("queries answered after the swap to serial %d", serial), func() bool {
+			return answered.Load() >= before+200
+		})
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -177,27 +181,14 @@ $DATASET ip6tset @
 		t.Fatal(err)
 	}
 	port := testenv.FreePort(t)
-	cmd := exec.Command(bin, "-n", "-b", fmt.Sprintf("127.0.0.1/%d", port), "-w", dir, zone+":combined:z")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// Daemon logs rbldnsd's output if the test fails.
+	testenv.Daemon(t, bin, "-n", "-b", fmt.Sprintf("127.0.0.1/%d", port), "-w", dir, zone+":combined:z")
 	rb := fmt.Sprintf("127.0.0.1:%d", port)
-	ready := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	testenv.Eventually(t, "rbldnsd to answer", func() bool {
 		c := &dns.Client{Timeout: 200 * time.Millisecond}
-		if r, _, err := c.Exchange(query(v4name("192.0.2.1"), dns.TypeA), rb); err == nil && len(r.Answer) > 0 {
-			ready = true
-			break
-		}
-	}
-	if !ready {
-		cmd.Process.Kill()
-		cmd.Wait() // the output is complete (and no longer written) after Wait
-		t.Fatalf("rbldnsd did not answer: %s", out.String())
-	}
+		r, _, err := c.Exchange(query(v4name("192.0.2.1"), dns.TypeA), rb)
+		return err == nil && len(r.Answer) > 0
+	})
 	snap, _, _, err := zones.ParseRbldnsd(strings.NewReader(file), zone, zones.RbldnsdOptions{})
 	if err != nil {
 		t.Fatal(err)

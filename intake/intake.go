@@ -99,6 +99,9 @@ type Config struct {
 	// AuthFailures and Panics, when set, are the hosting server's counters
 	// of refused tokens and recovered panics; intake adds to them.
 	AuthFailures, Panics prometheus.Counter
+	// Revocations, on a cluster replica, is the log node revocations go
+	// through (revokelog.go); nil: they are stored here.
+	Revocations RevocationLog
 }
 
 // Defaults of Config.
@@ -128,7 +131,8 @@ type Intake struct {
 	fileStamp string            // size and mtime of the file last read
 	checked   time.Time         // last look at the file
 	revoked   map[string]revocation
-	loaded    bool // revoked read from the store
+	loaded    bool      // revoked read from the store
+	revRead   time.Time // last read (a replica re-reads: the log's apply writes them)
 	seen      map[string]nodeSeen
 }
 

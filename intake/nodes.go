@@ -121,9 +121,10 @@ func tokenHash(tok string) string {
 
 // loadRevokedLocked reads the revocations from the store once.
 func (in *Intake) loadRevokedLocked() error {
-	if in.loaded || in.st == nil {
+	if in.st == nil || (in.loaded && (in.cfg.Revocations == nil || in.now().Sub(in.revRead) < revocationsFresh)) {
 		return nil
 	}
+	in.revRead = in.now()
 	b, err := in.st.GetMeta(metaRevoked)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -134,6 +135,7 @@ func (in *Intake) loadRevokedLocked() error {
 			return fmt.Errorf("intake: revoked node tokens: %w", err)
 		}
 	}
+	in.revoked = map[string]revocation{}
 	for _, r := range list {
 		in.revoked[r.SHA256] = r
 	}
@@ -220,6 +222,9 @@ func (in *Intake) Nodes() ([]NodeInfo, error) {
 // Revoke refuses from now on every current token of node, and returns how
 // many were revoked (0: the node has no unrevoked token).
 func (in *Intake) Revoke(ctx context.Context, node, reason string) (int, error) {
+	if in.cfg.Revocations != nil {
+		return in.revokeViaLog(ctx, node, reason)
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if err := in.loadRevokedLocked(); err != nil {

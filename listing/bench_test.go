@@ -25,6 +25,7 @@ import (
 //	BLOWBACK_BENCH_UNITS   listed addresses (default 20000)
 //	BLOWBACK_BENCH_EVENTS  events in all (default 10 per address)
 //	BLOWBACK_BENCH_DIR     store directory to load once and reuse (default a temp dir)
+//	BLOWBACK_BENCH_BLOCK_CACHE_MB  the store's block cache (default badger's 256 MB)
 func benchSize(b *testing.B) (units, events int, dir string) {
 	b.Helper()
 	get := func(name string, def int) int {
@@ -69,6 +70,15 @@ func loadBench(b *testing.B, dir string, units, events int) *store.Store {
 	b.Helper()
 	o := store.DefaultOptions()
 	o.Retention, o.RawTTL = 0, 0 // fixed timestamps in the past: keep them
+	// BLOWBACK_BENCH_BLOCK_CACHE_MB: the store's block cache (config
+	// store.block_cache_mb; 0: badger's 256 MB), which a full scan fills.
+	if v := os.Getenv("BLOWBACK_BENCH_BLOCK_CACHE_MB"); v != "" {
+		mb, err := strconv.Atoi(v)
+		if err != nil || mb < 0 {
+			b.Fatalf("BLOWBACK_BENCH_BLOCK_CACHE_MB=%q", v)
+		}
+		o.BlockCacheSize = int64(mb) << 20
+	}
 	st, err := store.Open(dir, o, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -18,6 +18,9 @@ type Log interface {
 	// short bound, after this replica applied it, so that a page answering
 	// a delist shows it.
 	AppendAction(ctx context.Context, a store.Action) error
+	// AppendAllow appends an allowlist change (allow.go), with the same
+	// guarantees as AppendAction.
+	AppendAllow(ctx context.Context, c AllowChange) error
 }
 
 // SetLog makes every Ingest and Act go through l (a cluster replica). Call

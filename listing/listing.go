@@ -89,6 +89,8 @@ type Engine struct {
 	serial   uint32 // last serial handed out
 	reserved uint32 // serials up to this are reserved in the store
 
+	allowMu sync.Mutex // admin allowlist changes (allow.go)
+
 	mu      sync.Mutex
 	listed  *listedSet
 	pending map[netip.Prefix]zones.Codes
@@ -151,6 +153,9 @@ func New(cfg Config, st *store.Store, cur *zones.Current, log *slog.Logger, reg 
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Policy.Dynamic == nil {
+		cfg.Policy.Dynamic = &scoring.AllowSet{} // admin allowlist changes (allow.go)
 	}
 	return &Engine{
 		cfg: cfg, st: st, cur: cur, log: log.With("pkg", "listing"), metrics: newMetrics(reg),
@@ -278,6 +283,9 @@ func (e *Engine) nextSerial() uint32 {
 // reused scoring.Decider, so memory stays at the listed set plus the zone.
 func (e *Engine) Rebuild(ctx context.Context) error {
 	start := time.Now()
+	if err := e.loadAllow(); err != nil {
+		return fmt.Errorf("listing: rebuild: %w", err)
+	}
 	e.mu.Lock()
 	e.touched = map[netip.Prefix]struct{}{}
 	e.mu.Unlock()
@@ -296,6 +304,7 @@ func (e *Engine) Rebuild(ctx context.Context) error {
 		return fmt.Errorf("listing: rebuild: %w", err)
 	}
 	dec := scoring.NewDecider(&e.cfg.Policy)
+	dec.Lazy = true // no reason texts: nobody reads them here
 	listed := newListedSet(0, 0)
 	delisted := map[netip.Prefix]bool{}
 	units := 0

@@ -48,6 +48,8 @@ type Policy struct {
 	// Allow lists networks that are never listed (their evidence is still
 	// kept). A prefix that overlaps a unit protects the whole unit.
 	Allow []netip.Prefix
+	// Dynamic adds the allowlist changed by admin actions (nil: none).
+	Dynamic *AllowSet
 	// Escalate lists a whole IPv4 /24 (IPv6 /48) once enough units in it are
 	// listed. Off by default.
 	Escalate Escalation
@@ -164,7 +166,7 @@ func (p *Policy) Allowed(unit netip.Prefix) (netip.Prefix, bool) {
 			return a, true
 		}
 	}
-	return netip.Prefix{}, false
+	return p.Dynamic.allowed(unit)
 }
 
 // repeat is the repeat-offender multiplier after n earlier listings.

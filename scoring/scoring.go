@@ -57,7 +57,9 @@ type Decision struct {
 	LastSeen  time.Time // last counted evidence
 	Expires   time.Time // when the listing lapses without new evidence (zero if not listed or manual)
 	Manual    string    // "list" or "delist" when a manual action decides
-	Reason    string    // one line for humans
+	// Reason is one line for humans. A Decider with Lazy set leaves it
+	// empty: ReasonText builds it from the decision when asked.
+	Reason string
 
 	// Since is when the current listing started (zero if not listed).
 	Since time.Time
@@ -80,6 +82,71 @@ type Decision struct {
 	// listing re-scores the unit then. For a manual listing it is a hint
 	// (the kinds of the action may stay the same).
 	Review time.Time
+
+	// What Reason is built from (ReasonText): a full rebuild decides
+	// millions of units and reads none of their reasons.
+	why reasonArgs
+}
+
+// reasonArgs is what a decision's reason text is made of: the case and the
+// strings it quotes (no text is built until ReasonText).
+type reasonArgs struct {
+	kind   whyKind
+	note   string // lapse cause, or the listing's first way out ("max age"/"score")
+	who    string // of the manual action
+	text   string // reason of the manual action
+	public bool   // the delist was self-service
+}
+
+type whyKind uint8
+
+const (
+	whyNone whyKind = iota
+	whyNotListable
+	whyAllowed
+	whyManualList
+	whyListed
+	whyDelisted
+	whyLapsed
+	whyBelow
+)
+
+// ReasonText returns Reason, or builds it when the decision was made
+// without it (Decider.Lazy). The text is the same either way.
+func (d *Decision) ReasonText() string {
+	if d.Reason != "" {
+		return d.Reason
+	}
+	return d.reasonText()
+}
+
+func (d *Decision) reasonText() string {
+	w := &d.why
+	switch w.kind {
+	case whyNotListable:
+		return notListableReason(d.Unit.Addr())
+	case whyAllowed:
+		return "allowlisted (" + d.Allowed.String() + "): evidence is kept, the address is never listed"
+	case whyManualList:
+		return "listed manually by " + w.who + ": " + w.text
+	case whyListed:
+		r := fmt.Sprintf("listed since %s: score %s reached %s; stays listed until the score falls below %s or %s after the last hit (%s first)",
+			d.Since.Format(time.RFC3339), ff(d.Score), ff(d.ListThreshold), ff(d.DelistThreshold), durString(d.MaxAge), w.note)
+		if d.Repeat > 1 {
+			r += fmt.Sprintf("; repeat offender (%d listings): x%s", d.Listings, ff(d.Repeat))
+		}
+		return r
+	case whyDelisted:
+		if w.public {
+			return "delisted (self-service): " + w.text
+		}
+		return "delisted by " + w.who + ": " + w.text
+	case whyLapsed:
+		return "listing lapsed at " + d.Lapsed.Format(time.RFC3339) + ": " + w.note
+	case whyBelow:
+		return fmt.Sprintf("score %s below the list threshold %s", ff(d.Score), ff(d.ListThreshold))
+	}
+	return "no backscatter on record"
 }
 
 // Item explains one piece of evidence in a decision.
@@ -114,6 +181,9 @@ func Explain(p *Policy, unit netip.Prefix, refs []store.Ref, actions []store.Act
 // rebuild). It is not safe for concurrent use.
 type Decider struct {
 	Policy *Policy
+	// Lazy leaves Decision.Reason empty (Decision.ReasonText builds it on
+	// demand): a rebuild then allocates no text per unit.
+	Lazy bool
 
 	refs []store.Ref
 	acts []store.Action
@@ -193,7 +263,8 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 	}
 
 	if !Listable(unit.Addr()) {
-		dec.Reason = notListableReason(unit.Addr())
+		dec.why.kind = whyNotListable
+		d.fill(&dec)
 		if items != nil {
 			for _, r := range d.refs {
 				*items = append(*items, Item{Ref: r, Weight: p.Weight(r.Kind), Why: "address never listed"})
@@ -203,7 +274,8 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 	}
 	if a, ok := p.Allowed(unit); ok {
 		dec.Allowed = a
-		dec.Reason = "allowlisted (" + a.String() + "): evidence is kept, the address is never listed"
+		dec.why.kind = whyAllowed
+		d.fill(&dec)
 		if items != nil {
 			for _, r := range d.refs {
 				*items = append(*items, Item{Ref: r, Weight: p.Weight(r.Kind), Why: "allowlisted"})
@@ -304,18 +376,21 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		r := d.refs[ri]
 		w := p.Weight(r.Kind)
 		it := Item{Ref: r, Weight: w}
+		// The per-item texts are built only for Explain (items != nil).
 		note := func(counted bool, why string) {
-			if items != nil {
-				it.Counted, it.Why = counted, why
-				*items = append(*items, it)
-			}
+			it.Counted, it.Why = counted, why
+			*items = append(*items, it)
 		}
 		switch {
 		case rt > nowN:
-			note(false, "in the future")
+			if items != nil {
+				note(false, "in the future")
+			}
 			continue
 		case w <= 0:
-			note(false, r.Kind.String()+" has weight 0 (not backscatter)")
+			if items != nil {
+				note(false, r.Kind.String()+" has weight 0 (not backscatter)")
+			}
 			continue
 		}
 		advance(rt)
@@ -337,9 +412,10 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		ra.v += v
 		rd.v += v
 		lastHit = rt
+		listedNow := false
 		if !listed && score >= p.ListThreshold-eps {
 			startListing(rt)
-			why += ", listed"
+			listedNow = true
 		}
 		if listed && int(r.Kind) < len(kindT) {
 			kindT[r.Kind] = rt
@@ -351,8 +427,13 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 			lastSeen = rt
 			it.Novelty, it.Initial = nov, v
 			it.Value = decayTo(v, rt, nowN)
-			note(true, why+fmt.Sprintf(" (novelty %.2f, score %.3f after it)", nov, score))
-		} else {
+			if items != nil {
+				if listedNow {
+					why += ", listed"
+				}
+				note(true, why+fmt.Sprintf(" (novelty %.2f, score %.3f after it)", nov, score))
+			}
+		} else if items != nil {
 			note(false, "before the delist of "+cutoff.Time.UTC().Format(time.RFC3339))
 		}
 	}
@@ -402,30 +483,29 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		if review != math.MaxInt64 {
 			dec.Review = time.Unix(0, review).UTC()
 		}
-		dec.Reason = "listed manually by " + last.Who + ": " + last.Reason
+		dec.why = reasonArgs{kind: whyManualList, who: last.Who, text: last.Reason}
 	case listed:
 		exp, why := expiry()
 		dec.Expires = time.Unix(0, exp).UTC()
 		dec.Review = time.Unix(0, min(exp, review)).UTC()
-		dec.Reason = fmt.Sprintf("listed since %s: score %s reached %s; stays listed until the score falls below %s or %s after the last hit (%s first)",
-			dec.Since.Format(time.RFC3339), ff(dec.Score), ff(p.ListThreshold), ff(dec.DelistThreshold), durString(dec.MaxAge), shortWhy(why))
-		if repeat > 1 {
-			dec.Reason += fmt.Sprintf("; repeat offender (%d listings): x%s", dec.Listings, ff(repeat))
-		}
+		dec.why = reasonArgs{kind: whyListed, note: shortWhy(why)}
 	case cutoff != nil && lastSeen == 0:
 		dec.Manual = store.OpDelist
-		dec.Reason = "delisted by " + cutoff.Who + ": " + cutoff.Reason
-		if cutoff.Public {
-			dec.Reason = "delisted (self-service): " + cutoff.Reason
-		}
+		dec.why = reasonArgs{kind: whyDelisted, who: cutoff.Who, text: cutoff.Reason, public: cutoff.Public}
 	case !dec.Lapsed.IsZero():
-		dec.Reason = "listing lapsed at " + dec.Lapsed.Format(time.RFC3339) + ": " + lapseWhy
+		dec.why = reasonArgs{kind: whyLapsed, note: lapseWhy}
 	case lastSeen != 0:
-		dec.Reason = fmt.Sprintf("score %s below the list threshold %s", ff(dec.Score), ff(p.ListThreshold))
-	default:
-		dec.Reason = "no backscatter on record"
+		dec.why.kind = whyBelow
 	}
+	d.fill(&dec)
 	return dec
+}
+
+// fill sets dec.Reason unless the decider is lazy.
+func (d *Decider) fill(dec *Decision) {
+	if !d.Lazy {
+		dec.Reason = dec.reasonText()
+	}
 }
 
 func ff(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }

@@ -128,6 +128,11 @@ func TestDecideTable(t *testing.T) {
 			if d.Reason == "" {
 				t.Errorf("no reason")
 			}
+			lazy := &Decider{Policy: c.p, Lazy: true}
+			l := lazy.Decide(unit, c.refs, c.acts, t0.Add(c.now))
+			if l.Reason != "" || l.ReasonText() != d.Reason {
+				t.Errorf("lazy reason %q / %q, want \"\" / %q", l.Reason, l.ReasonText(), d.Reason)
+			}
 		})
 	}
 }
@@ -293,6 +298,15 @@ func TestPropertyReplayIsDeterministic(t *testing.T) {
 		c.Counts = a.Counts
 		if !reflect.DeepEqual(a, c) {
 			t.Fatalf("run %d: Decider differs:\n%+v\n%+v", i, a, c)
+		}
+		lazy := &Decider{Policy: &p, Lazy: true}
+		l := lazy.Decide(unit, refs, acts, now)
+		if l.Reason != "" || l.ReasonText() != a.Reason {
+			t.Fatalf("run %d: lazy reason %q / %q, want \"\" / %q", i, l.Reason, l.ReasonText(), a.Reason)
+		}
+		l.Reason, l.Counts = a.Reason, a.Counts
+		if !reflect.DeepEqual(a, l) {
+			t.Fatalf("run %d: lazy Decider differs:\n%+v\n%+v", i, a, l)
 		}
 	}
 }

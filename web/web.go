@@ -253,6 +253,7 @@ func (s *Server) Handler() http.Handler {
 	h("GET /api/v1/admin/nodes", "api_admin", s.admin(s.serveIntakeNodes))
 	h("POST /api/v1/admin/nodes/{node}/revoke", "api_admin", s.admin(s.jsonPost(s.serveIntakeRevoke)))
 	s.keyRoutes(h)
+	s.allowRoutes(h) // allow.go
 	h("GET /{$}", "page_index", s.pageIndex)
 	h("GET /lookup", "page_lookup", s.pageLookup)
 	h("POST /delist", "page_delist", s.pageDelist)

@@ -1,7 +1,6 @@
 package zones
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -90,6 +89,7 @@ type rbParser struct {
 	glob      rbScope // common section of a combined file: $n and $TTL apply to every dataset
 	serial    uint32
 	serialSet bool
+	combined  bool // a $DATASET line was seen
 
 	// value cache: raw value bytes -> interned ids
 	lastRaw   []byte
@@ -114,6 +114,12 @@ type rbCached struct {
 // Sections for other subzones or of other types (generic, dnset, acl) are
 // skipped and counted.
 func ParseRbldnsd(r io.Reader, zone string, opts RbldnsdOptions) (*Snapshot, *Apex, RbldnsdStats, error) {
+	return parseRbldnsd(r, zone, opts, rbChunkSize, true)
+}
+
+// parseRbldnsd is ParseRbldnsd reading chunk bytes at a time, with the
+// runs of bare IPv4 addresses taken at once (fast) or not.
+func parseRbldnsd(r io.Reader, zone string, opts RbldnsdOptions, chunk int, fast bool) (*Snapshot, *Apex, RbldnsdStats, error) {
 	if opts.DefaultTTL == 0 {
 		opts.DefaultTTL = 2100 * time.Second
 	}
@@ -124,28 +130,8 @@ func ParseRbldnsd(r io.Reader, zone string, opts RbldnsdOptions) (*Snapshot, *Ap
 	p.glob = newScope(opts.Type)
 	p.sc = p.glob
 	p.sc.served = true
-	combined := false
-	br := bufio.NewReaderSize(r, 1<<16)
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, nil, p.stats, fmt.Errorf("%w: line %d longer than 64 KiB", ErrRbldnsd, p.stats.Lines+1)
-		}
-		if len(line) > 0 {
-			p.stats.Lines++
-			if perr := p.line(line, &combined); perr != nil {
-				if !opts.Lenient {
-					return nil, nil, p.stats, fmt.Errorf("%w: line %d: %v", ErrRbldnsd, p.stats.Lines, perr)
-				}
-				p.stats.warn(p.stats.Lines, "%v", perr)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, p.stats, fmt.Errorf("%w: %v", ErrRbldnsd, err)
-		}
+	if err := p.read(r, chunk, fast); err != nil {
+		return nil, nil, p.stats, err
 	}
 	info := Info{Zone: zone, TTL: opts.DefaultTTL}
 	if p.hasT {
@@ -189,7 +175,8 @@ func newScope(typ string) rbScope {
 	return rbScope{typ: typ, served: true, defA: netip.AddrFrom4([4]byte{127, 0, 0, 2})}
 }
 
-func (p *rbParser) line(line []byte, combined *bool) error {
+func (p *rbParser) line(line []byte) error {
+	combined := &p.combined
 	for n := len(line); n > 0 && (line[n-1] == '\n' || line[n-1] == '\r'); n = len(line) {
 		line = line[:n-1]
 	}
@@ -294,11 +281,13 @@ func (p *rbParser) line(line []byte, combined *bool) error {
 	return nil
 }
 
-func (p *rbParser) use(val uint32) {
+func (p *rbParser) use(val uint32) { p.useN(val, 1) }
+
+func (p *rbParser) useN(val uint32, n int) {
 	for int(val) >= len(p.txtUse) {
 		p.txtUse = append(p.txtUse, 0)
 	}
-	p.txtUse[val]++
+	p.txtUse[val] += n
 }
 
 func isV4Syntax(b []byte) bool {

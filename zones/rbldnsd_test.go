@@ -2,7 +2,9 @@ package zones
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -34,8 +36,7 @@ func answer(s *Snapshot, ip string) string {
 	return strings.Join(as, ",") + " " + txt
 }
 
-func TestParseRbldnsd(t *testing.T) {
-	const file = `# a comment
+const parseRbldnsdTestFile = `# a comment
 ; another
 $SOA 1h ns1.example.net. hostmaster.example.net. 42 2h 15m 1w 5m
 $SOA 0 ignored. ignored. 1 1 1 1 1
@@ -69,6 +70,9 @@ $DATASET ip6trie @
 2001:db8:ff00::/40 :3:trie
 2001:db8:ff00:1::1 :4:one
 `
+
+func TestParseRbldnsd(t *testing.T) {
+	const file = parseRbldnsdTestFile
 	s, apex, st, err := ParseRbldnsd(strings.NewReader(file), "Bl.Example.NET", RbldnsdOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +202,7 @@ func FuzzParseRbldnsd(f *testing.F) {
 	f.Add("$SOA 0 a. b. 0 1 1 1 1\n$NS 0 a.\n$TTL 1h\n$1 v\n$= b $= $1\n10/8\n10.1.1.1 :10:z\n")
 	f.Add("2001:db8::/32 :3:t\n::1\n!2001:db8::bead\n")
 	f.Fuzz(func(t *testing.T, in string) {
+		sameParse(t, in, RbldnsdOptions{Lenient: true})
 		s, _, _, err := ParseRbldnsd(strings.NewReader(in), "x", RbldnsdOptions{Lenient: true})
 		if err != nil {
 			return
@@ -219,4 +224,95 @@ func FuzzParseRbldnsd(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameParse checks that the chunked parse with bare-address runs gives what
+// a line-by-line parse gives (snapshot, apex, stats, error), also with
+// chunks cut at every few bytes.
+func sameParse(t *testing.T, in string, opts RbldnsdOptions) {
+	t.Helper()
+	type result struct {
+		zone  string
+		apex  *Apex
+		stats RbldnsdStats
+		err   string
+	}
+	run := func(chunk int, fast bool) result {
+		s, apex, st, err := parseRbldnsd(strings.NewReader(in), "x", opts, chunk, fast)
+		var res result
+		if err != nil {
+			res.err = err.Error()
+		}
+		res.apex, res.stats = apex, st
+		if s != nil {
+			var b strings.Builder
+			info := s.Info
+			info.Apex = nil // compared as res.apex
+			fmt.Fprintf(&b, "%d %+v\n", s.Len(), info)
+			s.Entries(func(e Entry) bool {
+				fmt.Fprintf(&b, "%s %d %v", e.Prefix, e.Codes, e.Exclude)
+				if e.Value != nil {
+					fmt.Fprintf(&b, " %+v", *e.Value)
+				}
+				b.WriteByte('\n')
+				return true
+			})
+			res.zone = b.String()
+		}
+		return res
+	}
+	want := run(rbChunkSize, false)
+	for _, chunk := range []int{rbChunkSize, 1, 7, 4096} {
+		if got := run(chunk, true); !reflect.DeepEqual(got, want) {
+			t.Fatalf("chunk %d: chunked parse differs from line by line:\n%+v\nwant\n%+v", chunk, got, want)
+		}
+	}
+}
+
+func TestParseRbldnsdChunked(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("$TTL 1h\n$DATASET ip4set:a @\n:127.0.0.3:a $\n")
+	for i := range 3000 {
+		fmt.Fprintf(&b, "10.%d.%d.%d\n", i>>16&255, i>>8&255, i&255)
+		switch i % 500 {
+		case 7:
+			b.WriteString("  10.200.0.1\n10.200.0.2\r\n\n# comment\n10.9.9.9 :4:own\n")
+		case 99:
+			b.WriteString(":127.0.0.5:changed default\n")
+		case 250:
+			b.WriteString("$DATASET ip4set:b sub\n1.2.3.4\n1.2.3.5\n$DATASET ip6tset @\n1.2.3.6\n2001:db8::1\n$DATASET ip4trie @\n")
+		case 300:
+			b.WriteString("1.2.3.256\n01.2.3.4\n1.2.3\n1.2.3.4.5\n!10.0.0.5\n$MAXRANGE4 /30\n10.7.0.0/24\n")
+		}
+	}
+	b.WriteString("192.0.2.9")
+	big := b.String()
+	for name, in := range map[string]string{
+		"tests":          parseRbldnsdTestFile,
+		"generated":      big,
+		"no newline":     "1.2.3.4\n5.6.7.8",
+		"empty":          "",
+		"ip6 only":       "$DATASET ip6tset @\n1.2.3.4\n",
+		"long line":      "1.2.3.4\n" + strings.Repeat("x", rbMaxLine) + "\n5.6.7.8\n",
+		"longest line":   "1.2.3.4\n#" + strings.Repeat("x", rbMaxLine-1) + "\n5.6.7.8\n",
+		"long last line": "1.2.3.4\n#" + strings.Repeat("x", rbMaxLine-1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			sameParse(t, in, RbldnsdOptions{Lenient: true})
+			sameParse(t, in, RbldnsdOptions{})
+			sameParse(t, in, RbldnsdOptions{Type: "ip4set"})
+		})
+	}
+}
+
+func TestPlain4(t *testing.T) {
+	for _, s := range []string{"1.2.3.4", "1.2.3.4\n", "255.255.255.255\n", "01.2.3.4\n", "001.2.3.4", "0001.2.3.4\n", "1.2.3.256\n",
+		"1.2.3\n", "1.2.3.4.5\n", "1..3.4\n", ".1.2.3\n", "1.2.3.4 \n", "1.2.3.4\r\n", "1.2.3.\n", "", "\n", "a.b.c.d\n", "1.2.3.4x"} {
+		line := strings.TrimSuffix(s, "\n")
+		want, wok := addr4Fast([]byte(line))
+		got, next, ok := plain4([]byte(s), 0)
+		if ok != wok || got != want || (ok && next != len(s)) {
+			t.Errorf("plain4(%q) = %x, %d, %v; addr4Fast %x, %v", s, got, next, ok, want, wok)
+		}
+	}
 }

@@ -30,6 +30,7 @@ type access struct {
 	token string
 	api   string // base URL of the node's API
 	http  *http.Client
+	write bool // the command writes (list, delist, allow): never into a cluster replica's store
 }
 
 func accessFlags(fs *flag.FlagSet) func() (*access, error) {
@@ -81,8 +82,12 @@ func (a *access) withEngine(fn func(*listing.Engine, *store.Store, *zones.Curren
 	if err != nil {
 		return err
 	}
+	lc, err := a.replicaHooks(st, a.cfg.listingConfig(pol)) // cmd_cluster.go
+	if err != nil {
+		return err
+	}
 	cur := &zones.Current{}
-	eng := listing.New(a.cfg.listingConfig(pol), st, cur, nil, nil)
+	eng := listing.New(lc, st, cur, nil, nil)
 	if err := eng.Rebuild(context.Background()); err != nil {
 		return err
 	}
@@ -342,6 +347,7 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	a.write = true
 	actor := "admin"
 	if *who != "" {
 		actor = "admin:" + *who
@@ -354,7 +360,7 @@ func manualAction(name, op string, args []string, stdout, stderr io.Writer) erro
 		d, err = eng.Act(context.Background(), store.Action{Prefix: scoring.Unit(ip), Op: op, Who: actor, Reason: *reason, Kinds: ks})
 		return err
 	})
-	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) {
+	if errors.Is(err, errLocked) || errors.Is(err, errNoStore) || errors.Is(err, errReplicaStore) {
 		var out map[string]any
 		err = a.remote(err, "POST", "/api/v1/admin/"+op, map[string]any{"ip": ip.String(), "reason": *reason, "who": *who, "kinds": kindNames}, &out)
 		if err == nil {

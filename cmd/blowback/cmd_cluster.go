@@ -12,6 +12,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/cluster"
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/trap"
@@ -130,8 +131,39 @@ func (n *node) startReplica(ctx context.Context, lc listing.Config) error {
 	n.cl = &clusterParts{conn: conn, replica: rep}
 	n.eng = listing.New(rep.ListingHooks(lc), n.st, n.cur, n.log, n.reg)
 	rep.Attach(n.eng)
+	rep.SetRevoker(revokeApplier{n.st})
 	n.subscribeZones()
 	return rep.Start(ctx)
+}
+
+// revokeApplier applies node revocations from the log to the replica's
+// store, where its HTTP intake reads them (intake.ApplyRevocation).
+type revokeApplier struct{ st *store.Store }
+
+func (a revokeApplier) ApplyRevocation(ctx context.Context, id, node string, sha256 []string, reason string, t time.Time) error {
+	return intake.ApplyRevocation(ctx, a.st, id, node, sha256, reason, t)
+}
+
+// errReplicaStore: a write command found a cluster replica's store and no
+// [cluster] table to reach the log with.
+var errReplicaStore = errors.New("the data directory belongs to a cluster replica: changes go through the log; " +
+	"give the config with its [cluster] table, or use a running replica's API (--server)")
+
+// replicaHooks makes an offline command on a stopped replica's data
+// directory decide as the replica did: with the log's clock and serial at
+// the position the replica persisted, never the host clock. A write there
+// is refused (it would bypass the log).
+func (a *access) replicaHooks(st *store.Store, lc listing.Config) (listing.Config, error) {
+	pos, ok, err := cluster.StoredPosition(st)
+	if err != nil || !ok {
+		return lc, err
+	}
+	if a.write {
+		return lc, errReplicaStore
+	}
+	lc.Now = func() time.Time { return pos.Clock }
+	lc.Serial = pos.Serial
+	return lc, nil
 }
 
 // stopReplica stops the replica (the engine was never started).

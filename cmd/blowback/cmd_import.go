@@ -127,6 +127,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.write = true // never into a cluster replica's store past the log (cmd_cluster.go)
 	opt.domains = a.cfg.TrapDomains
 	if domains.set {
 		opt.domains = domains.vals
@@ -201,7 +202,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 				return importOffline(eng, st, *workers, each, stats)
 			})
 		}
-		if errors.Is(runErr, errLocked) || errors.Is(runErr, errNoStore) {
+		if errors.Is(runErr, errLocked) || errors.Is(runErr, errNoStore) || errors.Is(runErr, errReplicaStore) {
 			if stats.Read > 0 {
 				return fmt.Errorf("store became unavailable after %d messages: %w", stats.Read, runErr)
 			}

@@ -26,6 +26,16 @@ func harakaBinary(t *testing.T) string {
 		return p
 	}
 	testenv.Tool(t, "node")
+	// Where .ci/run installs it (npm, pinned) when BLOWBACK_HARAKA is unset.
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".cache", "blowback-haraka", "node_modules", ".bin", "haraka")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if _, err := exec.LookPath("haraka"); err != nil {
+		testenv.Missing(t, "haraka not installed (npm install Haraka@3.3.4, as .ci/run does)")
+	}
 	return testenv.Tool(t, "haraka")
 }
 

@@ -36,6 +36,7 @@ func commands() []command {
 		{"import", "--mbox FILE", "load historical backscatter from an mbox", cmdImport},
 		{"backup", "--out FILE", "write a backup of the store", cmdBackup},
 		{"restore", "--in FILE", "restore a backup into an empty data directory", cmdRestore},
+		{"allow", "add|remove NET --reason TEXT | list", "change the allowlist on top of [policy] allow", cmdAllow},
 		{"cluster", "init|status --config FILE", "create the replicated log's stream (NATS JetStream) or show it", cmdCluster},
 	}
 }

@@ -285,6 +285,9 @@ func (n *node) Start(ctx context.Context) error {
 				wc.DNSKeys = k.Handler() // keyed DNS access: the key admin API
 			}
 			wc.ServeFailed = n.life.Failer("http")
+			if n.cl != nil && n.cl.replica != nil {
+				wc.Intake.Revocations = n.cl.replica // node revocations through the log (cmd_cluster.go)
+			}
 			n.web = web.New(wc, n.eng, n.st, n.cur, n.log, n.reg, n.reg, n.life.Ready)
 			return n.web.Start(cfg.HTTP)
 		}, Stop: func(ctx context.Context) error { return n.web.Stop(ctx) }})

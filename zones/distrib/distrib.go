@@ -67,6 +67,13 @@ type Distributor struct {
 	log *slog.Logger
 	m   *metrics
 
+	// pub makes runs take turns: a run whose timer fires while the one
+	// before still writes waits, then publishes the newest snapshot. Two
+	// at once would let an older publish finish last (its files over the
+	// newer ones, its "not held back" over a newer hold).
+	pub sync.Mutex
+	ran *zones.Snapshot // the snapshot the last run looked at; pub held
+
 	mu      sync.Mutex
 	next    *zones.Snapshot
 	last    time.Time
@@ -168,15 +175,20 @@ func (d *Distributor) run() {
 	defer d.busy.Done()
 	defer lifecycle.Recover(d.log, d.m.panics, "panic exporting")
 	d.mu.Lock()
+	d.tmr = nil // an Update from now on schedules another run
+	d.mu.Unlock()
+	d.pub.Lock()
+	defer d.pub.Unlock()
+	d.mu.Lock()
 	s := d.next
-	d.tmr = nil
 	d.last = time.Now()
 	prev := d.prev
-	if d.stopped {
+	if d.stopped || s == d.ran {
 		d.mu.Unlock()
-		return
+		return // stopped, or a run that waited found nothing newer
 	}
 	d.mu.Unlock()
+	d.ran = s
 	d.publish(s, prev)
 }
 

@@ -261,3 +261,27 @@ func TestSignedExports(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot held back while the previous one is still being written (its
+// rbldnsd file is out, the BIND and plain ones not yet) stays held back:
+// runs take turns, so the older publish cannot finish last and clear the
+// hold (TestGuard failed that way under -race).
+func TestGuardHoldDuringSlowPublish(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Zone: zone, Dir: dir, Plain: true, Interval: time.Millisecond, TXT: "listed $"}
+	rbl := filepath.Join(dir, zone+".rbldnsd")
+	d, reg := start(t, o)
+	d.Update(snap(10, 60000))
+	testenv.Eventually(t, "first rbldnsd file", func() bool { return headerOf(rbl).Serial == 10 })
+	d.Update(snap(11, 0)) // empties: held back, whenever the run starts
+	testenv.Eventually(t, "held back", func() bool {
+		return d.Held() != "" && gaugeValue(t, reg, "blowback_export_serial") == 10
+	})
+	d.Stop(t.Context())
+	if v := gaugeValue(t, reg, "blowback_export_held_back"); v != 1 {
+		t.Errorf("held_back = %v after the older publish finished", v)
+	}
+	if d.Held() == "" {
+		t.Error("Held() empty after the older publish finished")
+	}
+}
