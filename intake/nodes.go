@@ -119,21 +119,31 @@ func tokenHash(tok string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// readRevocations reads the revoked node tokens stored in st (none yet:
+// an empty list).
+func readRevocations(st Store) ([]revocation, error) {
+	b, err := st.GetMeta(metaRevoked)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	var list []revocation
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &list); err != nil {
+			return nil, fmt.Errorf("intake: revoked node tokens: %w", err)
+		}
+	}
+	return list, nil
+}
+
 // loadRevokedLocked reads the revocations from the store once.
 func (in *Intake) loadRevokedLocked() error {
 	if in.st == nil || (in.loaded && (in.cfg.Revocations == nil || in.now().Sub(in.revRead) < revocationsFresh)) {
 		return nil
 	}
 	in.revRead = in.now()
-	b, err := in.st.GetMeta(metaRevoked)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	list, err := readRevocations(in.st)
+	if err != nil {
 		return err
-	}
-	var list []revocation
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &list); err != nil {
-			return fmt.Errorf("intake: revoked node tokens: %w", err)
-		}
 	}
 	in.revoked = map[string]revocation{}
 	for _, r := range list {

@@ -3,7 +3,6 @@ package intake
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -61,15 +60,9 @@ const revocationsFresh = time.Second
 // t on. Applying it again changes nothing. The intake of the replica reads
 // it from the store within a second.
 func ApplyRevocation(ctx context.Context, st Store, id, node string, sha256 []string, reason string, t time.Time) error {
-	b, err := st.GetMeta(metaRevoked)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	list, err := readRevocations(st)
+	if err != nil {
 		return err
-	}
-	var list []revocation
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &list); err != nil {
-			return fmt.Errorf("intake: revoked node tokens: %w", err)
-		}
 	}
 	have := map[string]bool{}
 	for _, r := range list {
@@ -88,7 +81,8 @@ func ApplyRevocation(ctx context.Context, st Store, id, node string, sha256 []st
 		return nil
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].SHA256 < list[j].SHA256 })
-	if b, err = json.Marshal(list); err != nil {
+	b, err := json.Marshal(list)
+	if err != nil {
 		return err
 	}
 	if err := st.SetMeta(metaRevoked, b); err != nil {
