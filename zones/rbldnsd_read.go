@@ -140,14 +140,16 @@ func (p *rbParser) read(r io.Reader, chunk int, fast bool) error {
 		defer close(ordered)
 		var carry []byte
 		for {
-			var c *rbChunk
+			// A recycled chunk's buffers go into a new rbChunk: a worker
+			// may still hold the old one from the work queue (it lost the
+			// claim to the parser), and must find it claimed for good, not
+			// reset under it with this chunk's data.
+			c := &rbChunk{done: make(chan struct{})}
 			select {
-			case c = <-free:
+			case old := <-free:
+				c.data, c.segs, c.addrs = old.data[:0], old.segs[:0], old.addrs[:0]
 			default:
-				c = &rbChunk{}
 			}
-			c.done, c.long, c.err = make(chan struct{}), false, nil
-			c.claimed.Store(false)
 			buf := c.data[:0]
 			if cap(buf) < len(carry)+chunk {
 				buf = make([]byte, 0, max(len(carry)+chunk, 2*len(carry)))
