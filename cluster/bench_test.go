@@ -11,9 +11,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/blowback-dnsbl/blowback/cluster"
-	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
 )
 
 // BenchmarkClusterTwoTraps: two traps' spools, filled beforehand with b.N
@@ -35,15 +32,8 @@ func BenchmarkClusterTwoTraps(b *testing.B) {
 }
 
 func benchTwoTraps(b *testing.B, rawLen int, sync bool) {
-	nc := clustertest.Start(b, 3, func(o *server.Options) { o.SyncAlways = sync })
-	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 3}
-	admin, err := cluster.Connect(cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer admin.Close()
+	_, cfg, _ := startLog(b, 3, 0, 1, func(o *server.Options) { o.SyncAlways = sync })
 	ctx := context.Background()
-	waitFor(b, "stream", 60*time.Second, func() bool { _, err := admin.Init(ctx, 1); return err == nil })
 	dir := b.TempDir()
 	raw := make([]byte, rawLen)
 	for i := range raw {
@@ -92,15 +82,8 @@ func benchTwoTraps(b *testing.B, rawLen int, sync bool) {
 //
 //	go test ./cluster -run '^$' -bench ClusterCatchUp -benchtime 1000000x -timeout 30m
 func BenchmarkClusterCatchUp(b *testing.B) {
-	nc := clustertest.Start(b, 3)
-	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 3}
-	admin, err := cluster.Connect(cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer admin.Close()
+	nc, cfg, admin := startLog(b, 3, 0, 1)
 	ctx := context.Background()
-	waitFor(b, "stream", 60*time.Second, func() bool { _, err := admin.Init(ctx, 1); return err == nil })
 	nconn, err := nats.Connect(nc.URLs()[0])
 	if err != nil {
 		b.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/cluster"
-	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
@@ -178,18 +177,8 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 // to a trap is applied exactly once on both replicas, which end with the
 // same serial and byte-identical exports.
 func TestClusterKillAndConverge(t *testing.T) {
-	nc := clustertest.Start(t, 3)
-	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 3, Timeout: 3 * time.Second}
-	admin, err := cluster.Connect(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	nc, cfg, admin := startLog(t, 3, 3*time.Second, 2026120100)
 	ctx := context.Background()
-	waitFor(t, "stream created (JetStream meta leader)", 60*time.Second, func() bool {
-		_, err := admin.Init(ctx, 2026120100)
-		return err == nil
-	})
 	dir := t.TempDir()
 	r1 := startReplica(t, cfg, "r1", filepath.Join(dir, "r1"))
 	r2 := startReplica(t, cfg, "r2", filepath.Join(dir, "r2"))

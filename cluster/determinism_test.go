@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blowback-dnsbl/blowback/cluster"
-	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -21,15 +19,8 @@ import (
 // summarise the same flood past the store's per-unit cap, and publish the
 // same serial and zone.
 func TestClusterBatchBoundaries(t *testing.T) {
-	nc := clustertest.Start(t, 1)
-	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 1, Timeout: 3 * time.Second}
-	admin, err := cluster.Connect(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	_, cfg, admin := startLog(t, 1, 3*time.Second, 7000)
 	ctx := context.Background()
-	waitFor(t, "stream created", 60*time.Second, func() bool { _, err := admin.Init(ctx, 7000); return err == nil })
 	dir := t.TempDir()
 	r1 := &replicaNode{t: t, name: "r1", dir: filepath.Join(dir, "r1"), cfg: cfg, batch: 3}
 	r1.start()

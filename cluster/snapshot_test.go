@@ -11,8 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/blowback-dnsbl/blowback/cluster"
-	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -22,15 +20,8 @@ import (
 // (which carries its position) and continues the stream from there,
 // ending with the same events, serial and export as the others.
 func TestClusterSnapshotJoin(t *testing.T) {
-	nc := clustertest.Start(t, 1)
-	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 1, Timeout: 3 * time.Second}
-	admin, err := cluster.Connect(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	nc, cfg, admin := startLog(t, 1, 3*time.Second, 5000)
 	ctx := context.Background()
-	waitFor(t, "stream created", 60*time.Second, func() bool { _, err := admin.Init(ctx, 5000); return err == nil })
 	dir := t.TempDir()
 	r1 := startReplica(t, cfg, "r1", filepath.Join(dir, "r1"))
 	tr := startTrap(t, cfg, "trap1", filepath.Join(dir, "t1"))
@@ -105,15 +96,8 @@ func TestClusterSnapshotJoin(t *testing.T) {
 // so it is recreated at the (empty) store's position and the replica
 // applies the whole stream again.
 func TestClusterReplicaLosesDisk(t *testing.T) {
-	nc := clustertest.Start(t, 1)
-	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 1, Timeout: 3 * time.Second}
-	admin, err := cluster.Connect(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	_, cfg, admin := startLog(t, 1, 3*time.Second, 100)
 	ctx := context.Background()
-	waitFor(t, "stream created", 60*time.Second, func() bool { _, err := admin.Init(ctx, 100); return err == nil })
 	dir := filepath.Join(t.TempDir(), "r1")
 	r1 := startReplica(t, cfg, "r1", dir)
 	for i := range 50 {

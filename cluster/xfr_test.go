@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/cluster"
-	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -162,15 +161,8 @@ func listedAt(t *testing.T, server string, a netip.Addr) bool {
 // and both journals give the same differences for the same serials.
 func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	knotd := testenv.Tool(t, "knotd")
-	nc := clustertest.Start(t, 1)
-	cfg := cluster.Config{URLs: nc.URLs(), Replicas: 1, Timeout: 3 * time.Second}
-	admin, err := cluster.Connect(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	_, cfg, admin := startLog(t, 1, 3*time.Second, 7000)
 	ctx := context.Background()
-	waitFor(t, "stream created", 60*time.Second, func() bool { _, err := admin.Init(ctx, 7000); return err == nil })
 	secPort := testenv.FreePort(t)
 	secAddr := fmt.Sprintf("127.0.0.1:%d", secPort)
 	dir := t.TempDir()
