@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
 )
 
 // TestClusterAdminChanges: a node revocation and an allowlist change made
@@ -21,30 +18,11 @@ import (
 // its intake refuses the revoked token, its allowlist holds the network
 // and it stops listing the address inside.
 func TestClusterAdminChanges(t *testing.T) {
-	nc := clustertest.Start(t, 3)
-	dir := t.TempDir()
 	const nodeTok, adminTok = "trap1-token-0123456789abcdef", "admin-token-for-cluster-tests"
-	urls := `"` + strings.Join(nc.URLs(), `", "`) + `"`
-	confFile := filepath.Join(dir, "c.toml")
-	conf := "[node_tokens]\ntrap1 = \"" + nodeTok + "\"\n\n[cluster]\nurls = [" + urls + "]\n"
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmdCluster([]string{"init", "--config", confFile, "--serial-base", "2026120100"}, io.Discard, io.Discard); err != nil {
-		t.Fatalf("cluster init: %v", err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
+	env := startClusterEnv(t, "[node_tokens]\ntrap1 = \""+nodeTok+"\"\n\n", io.Discard)
+	dir, log := env.dir, env.log
 	base := func(name string) Config {
-		cfg, err := loadConfig(confFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Data = filepath.Join(dir, name)
-		cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		cfg.Cluster.Name = name
+		cfg := env.config(name)
 		cfg.AdminTokens = []string{adminTok}
 		return cfg
 	}

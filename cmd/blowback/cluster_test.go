@@ -17,39 +17,61 @@ import (
 	"github.com/blowback-dnsbl/blowback/cluster/clustertest"
 )
 
+// clusterEnv is a 3-server JetStream cluster in process and the config
+// file naming it, initialised.
+type clusterEnv struct {
+	t    *testing.T
+	dir  string       // the test's directory
+	conf string       // dir/c.toml
+	log  *slog.Logger // discards, or to stderr with -v
+}
+
+// startClusterEnv starts the cluster, writes dir/c.toml (head, then a
+// [cluster] table with the servers' urls) and runs `cluster init
+// --serial-base 2026120100` on it, its output to out.
+func startClusterEnv(t *testing.T, head string, out io.Writer) *clusterEnv {
+	t.Helper()
+	nc := clustertest.Start(t, 3)
+	e := &clusterEnv{t: t, dir: t.TempDir(), log: slog.New(slog.DiscardHandler)}
+	if testing.Verbose() {
+		e.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	urls := `"` + strings.Join(nc.URLs(), `", "`) + `"`
+	e.conf = filepath.Join(e.dir, "c.toml")
+	if err := os.WriteFile(e.conf, []byte(head+"[cluster]\nurls = ["+urls+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmdCluster([]string{"init", "--config", e.conf, "--serial-base", "2026120100"}, out, io.Discard); err != nil {
+		t.Fatalf("cluster init: %v", err)
+	}
+	return e
+}
+
+// config is node name's configuration: c.toml, data in dir/name, cluster
+// name name, every listener on 127.0.0.1:0.
+func (e *clusterEnv) config(name string) Config {
+	e.t.Helper()
+	cfg, err := loadConfig(e.conf)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg.Data = filepath.Join(e.dir, name)
+	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Cluster.Name = name
+	return cfg
+}
+
 // TestClusterNodes wires the real commands to a JetStream cluster: `cluster
 // init`, two `run` replicas and a `trap` node with [cluster]. A bounce
 // through the trap is listed by both replicas with the same serial; a
 // public delist on replica 1 goes through the log and shows on both.
 func TestClusterNodes(t *testing.T) {
-	nc := clustertest.Start(t, 3)
-	dir := t.TempDir()
-	urls := `"` + strings.Join(nc.URLs(), `", "`) + `"`
-	confFile := filepath.Join(dir, "c.toml")
-	if err := os.WriteFile(confFile, []byte("[cluster]\nurls = ["+urls+"]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
-	if err := cmdCluster([]string{"init", "--config", confFile, "--serial-base", "2026120100"}, &out, io.Discard); err != nil {
-		t.Fatalf("cluster init: %v", err)
-	}
+	env := startClusterEnv(t, "", &out)
 	if !strings.Contains(out.String(), "serial base 2026120100") {
 		t.Errorf("cluster init said %q", out.String())
 	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	base := func(name string) Config {
-		cfg, err := loadConfig(confFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Data = filepath.Join(dir, name)
-		cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		cfg.Cluster.Name = name
-		return cfg
-	}
+	confFile, log, base := env.conf, env.log, env.config
 	start := func(s startStopper) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/blowback-dnsbl/blowback/cluster"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -134,17 +132,11 @@ func clusterAllow(cfg Config, c listing.AllowChange, stdout io.Writer) error {
 			}
 		}
 	}
-	cc, err := cfg.Cluster.clientConfig("blowback-cli")
-	if err != nil {
-		return usageError("%v", err)
-	}
-	conn, err := cluster.Connect(cc, slog.New(slog.DiscardHandler))
+	conn, ctx, done, err := clusterCLI(cfg, 30*time.Second)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	defer done()
 	c.ID = store.NewEventID().String()
 	seq, err := conn.PublishAllow(ctx, c)
 	if err != nil {

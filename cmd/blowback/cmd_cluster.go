@@ -216,17 +216,11 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	if !cfg.Cluster.enabled() {
 		return usageError("no [cluster] urls in the config")
 	}
-	cc, err := cfg.Cluster.clientConfig("blowback-cli")
-	if err != nil {
-		return usageError("%v", err)
-	}
-	conn, err := cluster.Connect(cc, slog.New(slog.DiscardHandler))
+	conn, ctx, done, err := clusterCLI(cfg, 60*time.Second)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	defer done()
 	if sub == "init" {
 		var b uint32
 		var err error
@@ -261,20 +255,30 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// clusterAction appends a manual action to the log (offline `blowback
-// list/delist` on a cluster member: never written to the local store).
-func clusterAction(cfg Config, a store.Action, stdout io.Writer) error {
+// clusterCLI connects the command line to cfg's cluster (a usage error
+// for a bad [cluster] table) with a context that ends after d; done closes
+// both.
+func clusterCLI(cfg Config, d time.Duration) (*cluster.Conn, context.Context, func(), error) {
 	cc, err := cfg.Cluster.clientConfig("blowback-cli")
 	if err != nil {
-		return usageError("%v", err)
+		return nil, nil, nil, usageError("%v", err)
 	}
 	conn, err := cluster.Connect(cc, slog.New(slog.DiscardHandler))
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	return conn, ctx, func() { cancel(); conn.Close() }, nil
+}
+
+// clusterAction appends a manual action to the log (offline `blowback
+// list/delist` on a cluster member: never written to the local store).
+func clusterAction(cfg Config, a store.Action, stdout io.Writer) error {
+	conn, ctx, done, err := clusterCLI(cfg, 30*time.Second)
+	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	defer done()
 	seq, err := conn.PublishAction(ctx, a)
 	if err != nil {
 		return err
