@@ -98,7 +98,7 @@ func waitIdle(t *testing.T, s *Server) {
 	testenv.Eventually(t, "every connection closed", func() bool { total, _ := s.lim.counts(netip.Addr{}); return total == 0 })
 }
 
-// waitEvents waits until sink holds n events (at most 20s) and returns them.
+// waitEvents waits until sink holds n events and returns them.
 func waitEvents(t *testing.T, sink *FakeSink, n int) []*store.Event {
 	t.Helper()
 	var evs []*store.Event
@@ -195,7 +195,6 @@ func (cl *client) drain() (last string) {
 	}
 }
 
-// message sends a whole transaction with DATA and returns the final reply.
 // trickle writes a byte every 100 ms until the server closes the
 // connection, and returns its last reply.
 func (cl *client) trickle() string {
@@ -214,6 +213,7 @@ func (cl *client) trickle() string {
 	}
 }
 
+// message sends a whole transaction with DATA and returns the final reply.
 func (cl *client) message(from, rcpt, body string) string {
 	cl.t.Helper()
 	cl.want("MAIL FROM:<"+from+">", "250")
