@@ -6,9 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestMTAMetric: backscatter is counted under its family (a family outside
