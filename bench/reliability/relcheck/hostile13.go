@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,7 +238,7 @@ func listedCodes(server string, ip netip.Addr) []string {
 			out = append(out, a.A.String())
 		}
 	}
-	sortStrings(out)
+	slices.Sort(out)
 	return out
 }
 

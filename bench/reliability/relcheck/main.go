@@ -437,12 +437,4 @@ func panics(m map[string]float64) float64 {
 	return p
 }
 
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
-
 func mib(b float64) string { return fmt.Sprintf("%.0f MiB", b/(1<<20)) }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -557,7 +558,7 @@ func limitHits(m map[string]float64) string {
 			parts = append(parts, fmt.Sprintf("%s=%.0f", strings.TrimSuffix(strings.TrimPrefix(k, `blowback_trap_limit_hits_total{limit="`), `"}`), v))
 		}
 	}
-	sortStrings(parts)
+	slices.Sort(parts)
 	return strings.Join(parts, " ")
 }
 
