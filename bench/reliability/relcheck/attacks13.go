@@ -115,20 +115,17 @@ func waitLookup(n *node, ip string, cond func(lookupView) bool) (lookupView, boo
 }
 
 // smtpOne delivers one bounce from src with helo to rcpt; it returns the
-// code of the last reply, or the command refused and its reply.
+// code of the last reply (the final dot's, or the refusal's).
 func smtpOne(src, addr, helo, rcpt string) string {
 	s, g, err := openSession(src, addr, helo, nil)
 	if err != nil {
 		return "session: " + g + " " + err.Error()
 	}
 	defer s.close()
-	for _, l := range []string{"MAIL FROM:<>", "RCPT TO:<" + rcpt + ">", "DATA"} {
-		rep, err := s.cmd(l)
-		if err != nil || !(strings.HasPrefix(rep, "250") || strings.HasPrefix(rep, "354")) {
-			return l + ": " + rep
-		}
+	rep, err := s.send("", rcpt, bounce(msgID("atk"), rcpt, ""))
+	if err != nil {
+		return "send: " + rep + " " + err.Error()
 	}
-	rep, _ := s.cmd(strings.TrimSuffix(dotStuff(bounce(msgID("atk"), rcpt, "")), "\r\n") + "\r\n.")
 	return code(rep)
 }
 
