@@ -223,11 +223,8 @@ func incompressible() string {
 
 // listedCodes asks the node's DNS for ip's A records.
 func listedCodes(server string, ip netip.Addr) []string {
-	name := ""
-	b := ip.As4()
-	name = fmt.Sprintf("%d.%d.%d.%d.%s", b[3], b[2], b[1], b[0], zone)
 	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeA)
+	m.SetQuestion(reverse(ip.String()), dns.TypeA)
 	r, _, err := query("127.0.99.1", server, m)
 	if err != nil {
 		return []string{err.Error()}
