@@ -76,17 +76,21 @@ var receivedMarks = []mtaMark{
 // its Received fields.
 var sendmailVersionRE = regexp.MustCompile(`\(\d+\.\d+\.\d+(?:/[\w.]+)+\)`)
 
-// messageIDMarks: the shapes of Message-IDs software generates (RFC 5322
-// §3.6.4 leaves the left part to the generator).
+// The shapes of Message-IDs software generates (RFC 5322 §3.6.4 leaves
+// the left part to the generator).
 var (
 	postfixMsgIDRE  = regexp.MustCompile(`^<20\d{12}\.[0-9A-Za-z]{6,20}@`)                      // Postfix: YYYYMMDDhhmmss.queueid@host
 	sendmailMsgIDRE = regexp.MustCompile(`^<\d{12}\.[0-9A-Za-z]{14}@`)                          // sendmail: YYYYMMDDhhmm.qid (8.x)
 	eximMsgIDRE     = regexp.MustCompile(`^<E1[0-9A-Za-z]{5}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2,4}@`) // Exim: E + message id
 )
 
-// headerMarks: fields only one family writes (name; value substring, ""
+// fieldMark is a header field a family's software writes: its name (a
+// prefix when it ends in "-") and a substring of its lower-case value (""
 // for any).
-var headerMarks = []struct{ family, name, value string }{
+type fieldMark struct{ family, name, value string }
+
+// headerMarks: fields only one family writes.
+var headerMarks = []fieldMark{
 	{"exchange", "X-MS-Exchange-Message-Is-Ndr", ""},
 	{"exchange-oof", "X-MS-Exchange-Inbox-Rules-Loop", ""},
 	{"exchange-oof", "X-MS-Exchange-Generated-Message-Source", "mailbox rules"},
@@ -108,7 +112,7 @@ var headerMarks = []struct{ family, name, value string }{
 
 // gatewayMarks: fields that gateways and hosted systems add to whatever
 // passes through them; weaker than the origin's Received field.
-var gatewayMarks = []struct{ family, name, value string }{
+var gatewayMarks = []fieldMark{
 	{"gmail", "X-Gm-Message-State", ""},
 	{"gmail", "X-Google-Smtp-Source", ""},
 	{"amavis", "X-Virus-Scanned", "amavis"},
@@ -128,7 +132,7 @@ var gatewayMarks = []struct{ family, name, value string }{
 }
 
 // headerMark reports the first of marks the header carries.
-func (a *analysis) headerMark(marks []struct{ family, name, value string }) (string, string, bool) {
+func (a *analysis) headerMark(marks []fieldMark) (string, string, bool) {
 	for _, m := range marks {
 		if strings.HasSuffix(m.name, "-") {
 			if a.hdr.hasPrefix(m.name) {
