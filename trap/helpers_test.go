@@ -87,6 +87,14 @@ func noPanics(t *testing.T, s *Server) {
 	}
 }
 
+// prefixCount returns the open connections in unit's /24 or /48.
+func (l *limiter) prefixCount(unit netip.Addr) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pfx, _ := clientPrefix(unit)
+	return l.perPrefix[pfx]
+}
+
 func limitHits(s *Server, limit string) float64 {
 	return value(s.metrics.limitHits.WithLabelValues(limit))
 }

@@ -167,14 +167,6 @@ func (l *limiter) stressed() bool {
 	return 4*l.total >= 3*l.maxTotal
 }
 
-// prefixCount returns the open connections in unit's /24 or /48 (tests).
-func (l *limiter) prefixCount(unit netip.Addr) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	pfx, _ := clientPrefix(unit)
-	return l.perPrefix[pfx]
-}
-
 // counts returns the open connections overall and for unit (tests, metrics).
 func (l *limiter) counts(unit netip.Addr) (total, client int) {
 	l.mu.Lock()
