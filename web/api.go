@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -262,7 +263,7 @@ func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {
 	// the lookup page shows (listing.Explanation.Public).
 	isAdmin := false
 	if r.Header.Get("Authorization") != "" {
-		if !tokenMatch(bearer(r), s.cfg.AdminTokens) {
+		if !tokenMatch(httpjson.Bearer(r), s.cfg.AdminTokens) {
 			s.metrics.authFailures.Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
 			jsonError(w, http.StatusUnauthorized, "bad admin token (leave Authorization out for the public explanation)")
