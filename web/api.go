@@ -264,9 +264,7 @@ func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {
 	isAdmin := false
 	if r.Header.Get("Authorization") != "" {
 		if !tokenMatch(httpjson.Bearer(r), s.cfg.AdminTokens) {
-			s.metrics.authFailures.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
-			jsonError(w, http.StatusUnauthorized, "bad admin token (leave Authorization out for the public explanation)")
+			s.unauthorized(w, "bad admin token (leave Authorization out for the public explanation)")
 			return
 		}
 		isAdmin = true

@@ -469,13 +469,18 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !tokenMatch(httpjson.Bearer(r), s.cfg.AdminTokens) {
-			s.metrics.authFailures.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
-			jsonError(w, http.StatusUnauthorized, "admin token required")
+			s.unauthorized(w, "admin token required")
 			return
 		}
 		h(w, r)
 	}
+}
+
+// unauthorized counts a failed admin authentication and answers 401 with msg.
+func (s *Server) unauthorized(w http.ResponseWriter, msg string) {
+	s.metrics.authFailures.Inc()
+	w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
+	jsonError(w, http.StatusUnauthorized, msg)
 }
 
 // limiterKeys bounds the keys each delist limiter remembers.
