@@ -148,7 +148,7 @@ func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 	}
 	var lo, hi time.Time
 	for _, e := range evs {
-		hide := hider(e.Rcpts)
+		hide := newRedactor(e.Rcpts).Hide
 		v := EvidenceView{Time: e.Time.UTC().Truncate(time.Second), Kind: e.Kind.String(), SubKind: e.SubKind,
 			HELO: hide(e.HELO), TrapDomain: trapDomain(&e), MessageID: hide(e.Original.MessageID),
 			BounceMessageID: hide(e.MessageID)}
