@@ -191,26 +191,15 @@ func trapDomain(e *store.Event) string {
 // queryName is the DNSBL name for a (RFC 5782 §2.1 IPv4, §2.4 IPv6).
 func queryName(a netip.Addr, zone string) string {
 	a = a.Unmap()
-	var sb strings.Builder
-	if a.Is4() {
-		b := a.As4()
-		fmt.Fprintf(&sb, "%d.%d.%d.%d", b[3], b[2], b[1], b[0])
-	} else {
-		b := a.As16()
-		const hex = "0123456789abcdef"
-		for i := 15; i >= 0; i-- {
-			if i < 15 {
-				sb.WriteByte('.')
-			}
-			sb.WriteByte(hex[b[i]&0xf])
-			sb.WriteByte('.')
-			sb.WriteByte(hex[b[i]>>4])
-		}
+	if !a.Is4() {
+		return nibbles(a, zone)
 	}
+	b := a.As4()
+	name := fmt.Sprintf("%d.%d.%d.%d", b[3], b[2], b[1], b[0])
 	if zone != "" {
-		sb.WriteString("." + zone)
+		name += "." + zone
 	}
-	return sb.String()
+	return name
 }
 
 func (s *Server) zone() string {
