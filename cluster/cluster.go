@@ -310,10 +310,21 @@ func (c *Conn) PublishAction(ctx context.Context, a store.Action) (uint64, error
 	if err != nil {
 		return 0, err
 	}
+	seq, err := c.publishRetry(ctx, c.actionSubject(), body, "act-"+id)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: publish action: %w", err)
+	}
+	return seq, nil
+}
+
+// publishRetry publishes body under msgID, up to three tries of
+// cfg.Timeout each; the stream dedupes on msgID, so a retry after a lost
+// ack is kept once. It returns the stream sequence, or the last error.
+func (c *Conn) publishRetry(ctx context.Context, subj string, body []byte, msgID string) (uint64, error) {
 	var last error
 	for attempt := 0; attempt < 3; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		ack, err := c.js.Publish(actx, c.actionSubject(), body, jetstream.WithMsgID("act-"+id))
+		ack, err := c.js.Publish(actx, subj, body, jetstream.WithMsgID(msgID))
 		cancel()
 		if err == nil {
 			return ack.Sequence, nil
@@ -323,7 +334,7 @@ func (c *Conn) PublishAction(ctx context.Context, a store.Action) (uint64, error
 			break
 		}
 	}
-	return 0, fmt.Errorf("cluster: publish action: %w", last)
+	return 0, last
 }
 
 // PublishAdmin appends an admin message under its id (retried with the
@@ -336,20 +347,11 @@ func (c *Conn) PublishAdmin(ctx context.Context, m adminMsg) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var last error
-	for attempt := 0; attempt < 3; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		ack, err := c.js.Publish(actx, c.adminSubject(), body, jetstream.WithMsgID("adm-"+m.ID))
-		cancel()
-		if err == nil {
-			return ack.Sequence, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			break
-		}
+	seq, err := c.publishRetry(ctx, c.adminSubject(), body, "adm-"+m.ID)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: publish admin change: %w", err)
 	}
-	return 0, fmt.Errorf("cluster: publish admin change: %w", last)
+	return seq, nil
 }
 
 // PublishAllow appends an allowlist change (offline `blowback allow` on a

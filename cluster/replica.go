@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -312,23 +313,15 @@ type logMsg struct {
 
 func (r *Replica) run() {
 	defer close(r.done)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := lifecycle.StopContext(r.stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-r.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if r.cfg.TickEvery > 0 {
 		go r.ticker(ctx)
 	}
 	fails := 0
 	fail := func(what string, err error) {
 		fails++
-		d := min(100*time.Millisecond<<min(fails, 5), 2*time.Second) // short: a NATS server failing over takes seconds
-		d = d/2 + rand.N(d/2+1)
+		d := forward.Backoff(fails, 200*time.Millisecond, 2*time.Second) // short: a NATS server failing over takes seconds
 		r.metrics.failures.Inc()
 		r.log.Warn(what, "err", err, "attempt", fails, "retry_in", d.Round(time.Millisecond))
 		select {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -128,7 +127,7 @@ func (s *Sender) run() {
 				after = nil // events committed out of order may sit behind the cursor
 				continue
 			}
-			s.sleep(s.cfg.Poll, true)
+			s.spool.Wait(s.stop, s.cfg.Poll, true)
 			continue
 		}
 		if err == nil {
@@ -136,11 +135,11 @@ func (s *Sender) run() {
 		}
 		if err != nil {
 			fails++
-			wait := s.backoff(fails)
+			wait := forward.Backoff(fails, s.cfg.BackoffMin, s.cfg.BackoffMax)
 			s.metrics.failed.Inc()
 			s.log.Warn("sending to the cluster failed; evidence stays spooled", "err", err, "attempt", fails,
 				"retry_in", wait.Round(time.Millisecond), "backlog", s.spool.Len())
-			s.sleep(wait, false)
+			s.spool.Wait(s.stop, wait, false)
 			continue
 		}
 		if fails > 0 {
@@ -197,27 +196,4 @@ func (s *Sender) send(items []forward.Item) (err error) {
 	s.metrics.dups.Add(float64(dups))
 	s.metrics.lastSuccess.SetToCurrentTime()
 	return nil
-}
-
-func (s *Sender) sleep(d time.Duration, wake bool) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	var notify <-chan struct{}
-	if wake {
-		notify = s.spool.Notify()
-	}
-	select {
-	case <-s.stop:
-	case <-t.C:
-	case <-notify:
-	}
-}
-
-func (s *Sender) backoff(n int) time.Duration {
-	d := s.cfg.BackoffMin
-	for i := 1; i < n && d < s.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, s.cfg.BackoffMax)
-	return d/2 + rand.N(d/2+1)
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/atomicfile"
 )
 
 // Keyed access (issue 17): like the keyed services of large lists, a
@@ -205,33 +207,16 @@ func (k *Keys) change(f func(map[string]*keyState)) error {
 		}
 		slices.SortFunc(infos, func(a, b KeyInfo) int { return cmp.Compare(a.Key, b.Key) })
 		b, _ := json.MarshalIndent(infos, "", "  ")
-		if err := writeFileAtomic(k.path, append(b, '\n')); err != nil {
+		err := atomicfile.Write(k.path, 0o600, func(w io.Writer) error {
+			_, err := w.Write(append(b, '\n'))
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("%w: %v", ErrKey, err)
 		}
 	}
 	k.m.Store(&m)
 	return nil
-}
-
-// writeFileAtomic writes a 0600 file by temp file and rename.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".keys-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // Len is the number of keys.

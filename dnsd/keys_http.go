@@ -31,14 +31,14 @@ func (k *Keys) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get("top"); v != "" {
 			var err error
 			if n, err = strconv.Atoi(v); err != nil || n < 1 {
-				keyError(w, http.StatusBadRequest, "top: want a positive number")
+				httpjson.Error(w, http.StatusBadRequest, "top: want a positive number")
 				return
 			}
 		}
-		keyJSON(w, http.StatusOK, map[string]any{"keys": k.Top(min(n, maxKeysTop)), "total": k.Len()})
+		httpjson.Write(w, http.StatusOK, map[string]any{"keys": k.Top(min(n, maxKeysTop)), "total": k.Len()})
 	case r.Method == http.MethodPost && key == "":
 		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
-			keyError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+			httpjson.Error(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 			return
 		}
 		var req struct {
@@ -49,11 +49,11 @@ func (k *Keys) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil || dec.More() {
-			keyError(w, http.StatusBadRequest, "bad JSON body")
+			httpjson.Error(w, http.StatusBadRequest, "bad JSON body")
 			return
 		}
 		if len(req.Note) > 200 {
-			keyError(w, http.StatusBadRequest, "note: at most 200 bytes")
+			httpjson.Error(w, http.StatusBadRequest, "note: at most 200 bytes")
 			return
 		}
 		var (
@@ -71,27 +71,22 @@ func (k *Keys) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, ErrKey) && in.Key == req.Key {
 				code = http.StatusBadRequest
 			}
-			keyError(w, code, err.Error())
+			httpjson.Error(w, code, err.Error())
 			return
 		}
-		keyJSON(w, http.StatusCreated, in)
+		httpjson.Write(w, http.StatusCreated, in)
 	case r.Method == http.MethodDelete && key != "":
 		found, err := k.Delete(key)
 		switch {
 		case err != nil:
-			keyError(w, http.StatusInternalServerError, err.Error())
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		case !found:
-			keyError(w, http.StatusNotFound, "no such key")
+			httpjson.Error(w, http.StatusNotFound, "no such key")
 		default:
-			keyJSON(w, http.StatusOK, map[string]string{"deleted": key})
+			httpjson.Write(w, http.StatusOK, map[string]string{"deleted": key})
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		keyError(w, http.StatusMethodNotAllowed, "method not allowed")
+		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed")
 	}
 }
-
-// keyError and keyJSON answer in the web server's one JSON shape.
-func keyError(w http.ResponseWriter, code int, msg string) { httpjson.Error(w, code, msg) }
-
-func keyJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }

@@ -303,7 +303,7 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 		sig.send(w, m)
 		return
 	}
-	if !serialLess(have.Serial, snap.Serial) {
+	if !zones.SerialLess(have.Serial, snap.Serial) {
 		// RFC 1995 §2: up to date (or newer): the current SOA only.
 		result = "uptodate"
 		x.add(soa)
@@ -354,11 +354,6 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	result = "incremental"
-}
-
-// serialLess is RFC 1982 serial arithmetic: a < b.
-func serialLess(a, b uint32) bool {
-	return a != b && (a < b && b-a < 1<<31 || a > b && a-b > 1<<31)
 }
 
 func (t *transfer) allowed(a netip.Addr) bool {

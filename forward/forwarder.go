@@ -277,29 +277,22 @@ func (f *Forwarder) peek(after []byte) (items []Item, err error) {
 }
 
 // sleep waits d, or until stopped; when wake is set a new event ends the wait.
-func (f *Forwarder) sleep(d time.Duration, wake bool) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	var notify <-chan struct{}
-	if wake {
-		notify = f.spool.Notify()
-	}
-	select {
-	case <-f.stop:
-	case <-t.C:
-	case <-notify:
-	}
+func (f *Forwarder) sleep(d time.Duration, wake bool) { f.spool.Wait(f.stop, d, wake) }
+
+// backoff is the wait before attempt n+1 (Backoff).
+func (f *Forwarder) backoff(n int) time.Duration {
+	return Backoff(n, f.cfg.BackoffMin, f.cfg.BackoffMax)
 }
 
-// backoff is the wait before attempt n+1: exponential from BackoffMin,
-// capped at BackoffMax, with "equal jitter" (half fixed, half random) so
-// that many traps do not hammer a returning central node in step.
-func (f *Forwarder) backoff(n int) time.Duration {
-	d := f.cfg.BackoffMin
-	for i := 1; i < n && d < f.cfg.BackoffMax; i++ {
+// Backoff is the wait before attempt n+1 of a sender draining a spool:
+// exponential from lo, capped at hi, with "equal jitter" (half fixed, half
+// random) so that many traps do not hammer a returning server in step.
+func Backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
 		d *= 2
 	}
-	d = min(d, f.cfg.BackoffMax)
+	d = min(d, hi)
 	return d/2 + rand.N(d/2+1)
 }
 

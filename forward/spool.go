@@ -221,6 +221,22 @@ func (s *Spool) OldestAge() time.Duration {
 // Notify is signalled (without blocking) after every Put.
 func (s *Spool) Notify() <-chan struct{} { return s.notify }
 
+// Wait waits d, or until stop is closed; with wake, a Put ends the wait
+// too (a sender's idle poll and its backoff).
+func (s *Spool) Wait(stop <-chan struct{}, d time.Duration, wake bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var notify <-chan struct{}
+	if wake {
+		notify = s.notify
+	}
+	select {
+	case <-stop:
+	case <-t.C:
+	case <-notify:
+	}
+}
+
 func key(p byte, seq uint64) []byte {
 	k := make([]byte, 9)
 	k[0] = p

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,7 +57,7 @@ type AllowEntry struct {
 	Reason string       `json:"reason,omitempty"`
 }
 
-// allowState is the stored changes and the admin-added networks they give.
+// allowChanges returns the stored allowlist changes, oldest first.
 func (e *Engine) allowChanges() ([]AllowChange, error) {
 	b, err := e.st.GetMeta(metaAllow)
 	if errors.Is(err, store.ErrNotFound) {
@@ -91,12 +93,13 @@ func (e *Engine) loadAllow() error {
 	if err != nil {
 		return err
 	}
-	var nets []netip.Prefix
-	for p := range allowFold(changes) {
-		nets = append(nets, p)
-	}
-	e.cfg.Policy.Dynamic.Set(nets)
+	e.setAllow(changes)
 	return nil
+}
+
+// setAllow sets the policy's dynamic allowlist to what changes give.
+func (e *Engine) setAllow(changes []AllowChange) {
+	e.cfg.Policy.Dynamic.Set(slices.Collect(maps.Keys(allowFold(changes))))
 }
 
 // Allowlist returns the effective allowlist: the configured networks and
@@ -230,9 +233,7 @@ func (e *Engine) ApplyAllow(ctx context.Context, c AllowChange) ([]netip.Prefix,
 	if err := e.st.SetMeta(metaAllow, b); err != nil {
 		return nil, err
 	}
-	if err := e.loadAllow(); err != nil {
-		return nil, err
-	}
+	e.setAllow(changes)
 	if e.cfg.Policy.Escalate.Enabled {
 		// A wider prefix with an allowlisted network inside is never
 		// escalated (Policy.Escalates): decide the escalations again.

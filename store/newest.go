@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"container/heap"
+	"context"
+	"errors"
 	"net/netip"
 
 	"github.com/dgraph-io/badger/v4"
@@ -69,6 +71,28 @@ func (s *Store) RefsNewest(p netip.Prefix, n int) (refs []Ref, more bool, err er
 		return nil
 	})
 	return *h, more, err
+}
+
+// RefsBounded returns the compact evidence of the addresses in p in key
+// order (address, then time), at most limit refs; more reports whether
+// some were left out. For public views of wide prefixes.
+func (s *Store) RefsBounded(ctx context.Context, p netip.Prefix, limit int) (refs []Ref, more bool, err error) {
+	errStop := errors.New("store: stop")
+	err = s.scanRefs(ctx, addrPrefixKey(pEvent, p), func(r Ref) error {
+		if !p.Contains(r.Addr) {
+			return nil
+		}
+		if len(refs) >= limit {
+			more = true
+			return errStop
+		}
+		refs = append(refs, r)
+		return nil
+	})
+	if err == errStop {
+		err = nil
+	}
+	return refs, more, err
 }
 
 // refHeap is a min-heap of refs by time (the oldest on top).

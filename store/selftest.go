@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -71,26 +70,4 @@ func (s *Store) SelfTests(unit netip.Prefix, limit int) ([]SelfTestRecord, error
 		return nil
 	})
 	return out, err
-}
-
-// RefsBounded returns the compact evidence of the addresses in p in key
-// order (address, then time), at most limit refs; more reports whether
-// some were left out. For public views of wide prefixes.
-func (s *Store) RefsBounded(ctx context.Context, p netip.Prefix, limit int) (refs []Ref, more bool, err error) {
-	errStop := errors.New("store: stop")
-	err = s.scanRefs(ctx, addrPrefixKey(pEvent, p), func(r Ref) error {
-		if !p.Contains(r.Addr) {
-			return nil
-		}
-		if len(refs) >= limit {
-			more = true
-			return errStop
-		}
-		refs = append(refs, r)
-		return nil
-	})
-	if err == errStop {
-		err = nil
-	}
-	return refs, more, err
 }

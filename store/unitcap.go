@@ -194,8 +194,8 @@ func (s *Store) Summaries(ctx context.Context, p netip.Prefix, limit int) ([]Uni
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			var u UnitSummary
-			if err := it.Item().Value(func(v []byte) error { return decodeJSON(v, &u) }); err != nil {
+			u, err := decodeItem[UnitSummary](it.Item())
+			if err != nil {
 				return err
 			}
 			if p.Overlaps(u.Unit) {

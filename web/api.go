@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
@@ -147,7 +148,7 @@ func (s *Server) lookup(a netip.Addr) (Lookup, error) {
 	}
 	var lo, hi time.Time
 	for _, e := range evs {
-		hide := hider(e.Rcpts)
+		hide := newRedactor(e.Rcpts).Hide
 		v := EvidenceView{Time: e.Time.UTC().Truncate(time.Second), Kind: e.Kind.String(), SubKind: e.SubKind,
 			HELO: hide(e.HELO), TrapDomain: trapDomain(&e), MessageID: hide(e.Original.MessageID),
 			BounceMessageID: hide(e.MessageID)}
@@ -190,26 +191,15 @@ func trapDomain(e *store.Event) string {
 // queryName is the DNSBL name for a (RFC 5782 §2.1 IPv4, §2.4 IPv6).
 func queryName(a netip.Addr, zone string) string {
 	a = a.Unmap()
-	var sb strings.Builder
-	if a.Is4() {
-		b := a.As4()
-		fmt.Fprintf(&sb, "%d.%d.%d.%d", b[3], b[2], b[1], b[0])
-	} else {
-		b := a.As16()
-		const hex = "0123456789abcdef"
-		for i := 15; i >= 0; i-- {
-			if i < 15 {
-				sb.WriteByte('.')
-			}
-			sb.WriteByte(hex[b[i]&0xf])
-			sb.WriteByte('.')
-			sb.WriteByte(hex[b[i]>>4])
-		}
+	if !a.Is4() {
+		return nibbles(a, zone)
 	}
+	b := a.As4()
+	name := fmt.Sprintf("%d.%d.%d.%d", b[3], b[2], b[1], b[0])
 	if zone != "" {
-		sb.WriteString("." + zone)
+		name += "." + zone
 	}
-	return sb.String()
+	return name
 }
 
 func (s *Server) zone() string {
@@ -262,10 +252,8 @@ func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {
 	// the lookup page shows (listing.Explanation.Public).
 	isAdmin := false
 	if r.Header.Get("Authorization") != "" {
-		if !tokenMatch(bearer(r), s.cfg.AdminTokens) {
-			s.metrics.authFailures.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
-			jsonError(w, http.StatusUnauthorized, "bad admin token (leave Authorization out for the public explanation)")
+		if !tokenMatch(httpjson.Bearer(r), s.cfg.AdminTokens) {
+			s.unauthorized(w, "bad admin token (leave Authorization out for the public explanation)")
 			return
 		}
 		isAdmin = true

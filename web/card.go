@@ -179,12 +179,17 @@ func nibbles(a netip.Addr, zone string) string {
 	const hex = "0123456789abcdef"
 	var sb strings.Builder
 	for i := 15; i >= 0; i-- {
+		if i < 15 {
+			sb.WriteByte('.')
+		}
 		sb.WriteByte(hex[b[i]&0xf])
 		sb.WriteByte('.')
 		sb.WriteByte(hex[b[i]>>4])
-		sb.WriteByte('.')
 	}
-	return sb.String() + zone
+	if zone != "" {
+		sb.WriteString("." + zone)
+	}
+	return sb.String()
 }
 
 func thousands(n int) string {

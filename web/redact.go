@@ -181,9 +181,3 @@ func (r *redactor) Hide(s string) string {
 	b.WriteString(s[starts[prev]:])
 	return b.String()
 }
-
-// hider returns a function that removes the trap addresses' local parts
-// from s: "trap123@d" becomes "…@d", and the bare local part "…".
-func hider(rcpts []string) func(string) string {
-	return newRedactor(rcpts).Hide
-}

@@ -104,7 +104,7 @@ func TestHideTable(t *testing.T) {
 		{"quoted local with @", []string{`"a@bcd"@trap.test`}, `"a@bcd" x`, "… x"},
 		{"long pattern starts before short", []string{"xyz@t", "wxyzq@t"}, "wxyzq", "…"},
 	} {
-		got := hider(c.rcpts)(c.in)
+		got := newRedactor(c.rcpts).Hide(c.in)
 		if got != c.want {
 			t.Errorf("%s: hide(%q) = %q, want %q", c.name, c.in, got, c.want)
 		}
@@ -119,7 +119,7 @@ func TestHideTable(t *testing.T) {
 // bounded by the input.
 func TestHideLinear(t *testing.T) {
 	in := strings.Repeat("…\u212ax", 100000)
-	out := hider([]string{"…\u212ax@trap.test", "KX…@t"})(in)
+	out := newRedactor([]string{"…\u212ax@trap.test", "KX…@t"}).Hide(in)
 	if out != "…" {
 		t.Errorf("got %d bytes: %.40q", len(out), out)
 	}
@@ -140,7 +140,7 @@ func FuzzHide(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, r1, r2, s string) {
 		rcpts := []string{r1, r2 + "@x"}
-		got := hider(rcpts)(s)
+		got := newRedactor(rcpts).Hide(s)
 		if want := refHide(rcpts, s); got != want {
 			t.Fatalf("hide(%q, %q) = %q, reference %q", rcpts, s, got, want)
 		}

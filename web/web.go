@@ -446,14 +446,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// apiError is the one JSON error shape (shared with package intake).
-type apiError = httpjson.ErrorBody
-
 func jsonError(w http.ResponseWriter, code int, msg string) { httpjson.Error(w, code, msg) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }
-
-func bearer(r *http.Request) string { return httpjson.Bearer(r) }
 
 // tokenMatch compares in constant time against every token (no early exit,
 // so the time taken says nothing about which token nearly matched).
@@ -473,14 +468,19 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 			jsonError(w, http.StatusServiceUnavailable, "no admin API on this server")
 			return
 		}
-		if !tokenMatch(bearer(r), s.cfg.AdminTokens) {
-			s.metrics.authFailures.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
-			jsonError(w, http.StatusUnauthorized, "admin token required")
+		if !tokenMatch(httpjson.Bearer(r), s.cfg.AdminTokens) {
+			s.unauthorized(w, "admin token required")
 			return
 		}
 		h(w, r)
 	}
+}
+
+// unauthorized counts a failed admin authentication and answers 401 with msg.
+func (s *Server) unauthorized(w http.ResponseWriter, msg string) {
+	s.metrics.authFailures.Inc()
+	w.Header().Set("WWW-Authenticate", `Bearer realm="blowback"`)
+	jsonError(w, http.StatusUnauthorized, msg)
 }
 
 // limiterKeys bounds the keys each delist limiter remembers.

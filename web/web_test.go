@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/intake"
+	"github.com/blowback-dnsbl/blowback/internal/httpjson"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/listing/listingtest"
 	"github.com/blowback-dnsbl/blowback/scoring"
@@ -261,7 +262,7 @@ func TestErrorsAreJSON(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := e.do(nil, c.method, c.path, c.body, c.hdr)
-		var ae apiError
+		var ae httpjson.ErrorBody
 		err := json.Unmarshal([]byte(r.body), &ae)
 		if r.code != c.code || err != nil || ae.Error == "" || !strings.HasPrefix(r.hdr.Get("Content-Type"), "application/json") {
 			t.Errorf("%s %s: %d %q %q, want %d and {\"error\": ...}", c.method, c.path, r.code, r.hdr.Get("Content-Type"), r.body, c.code)

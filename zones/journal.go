@@ -59,7 +59,7 @@ func (j *Journal) Record(s *Snapshot) {
 		return
 	}
 	var changes []Change
-	reset := prev == nil || prev.Zone != s.Zone || prev.TXT != s.TXT || prev.TTL != s.TTL || !serialLess(prev.Serial, s.Serial)
+	reset := prev == nil || prev.Zone != s.Zone || prev.TXT != s.TXT || prev.TTL != s.TTL || !SerialLess(prev.Serial, s.Serial)
 	if !reset {
 		changes = Diff(prev, s)
 	}
@@ -125,8 +125,8 @@ func (j *Journal) Since(serial uint32) (latest *Snapshot, changes []Change, ok b
 	return j.latest, changes, true
 }
 
-// serialLess is RFC 1982 serial number arithmetic: a < b.
-func serialLess(a, b uint32) bool {
+// SerialLess is RFC 1982 serial number arithmetic: a < b (b is newer).
+func SerialLess(a, b uint32) bool {
 	return a != b && (a < b && b-a < 1<<31 || a > b && a-b > 1<<31)
 }
 

@@ -115,7 +115,7 @@ func TestJournalLimits(t *testing.T) {
 		t.Errorf("since latest: %v %d", ok, len(ch))
 	}
 	// An older serial never replaces a newer one's journal.
-	if serialLess(14, 13) || !serialLess(0xffffff00, 5) {
+	if SerialLess(14, 13) || !SerialLess(0xffffff00, 5) {
 		t.Error("serial arithmetic (RFC 1982)")
 	}
 }

@@ -178,7 +178,7 @@ func signedCheck(pk signing.PublicKey, path, zone string, cur *zones.Current) fu
 		if s.Zone != zones.CanonicalZone(zone) {
 			return fmt.Errorf("%w: signed for zone %s, served as %s", signing.ErrMismatch, s.Zone, zones.CanonicalZone(zone))
 		}
-		if old := cur.Load(); old != nil && signing.SerialNewer(old.Serial, s.Serial) {
+		if old := cur.Load(); old != nil && zones.SerialLess(s.Serial, old.Serial) {
 			return fmt.Errorf("%w: serial %d is older than the %d served", signing.ErrMismatch, s.Serial, old.Serial)
 		}
 		return nil

@@ -117,7 +117,7 @@ func New(o Options, log *slog.Logger, reg prometheus.Registerer) (*Distributor, 
 			return nil, fmt.Errorf("export: %w", err)
 		}
 		if h, err := zones.ReadHeaderFile(d.Path(zones.FormatRbldnsd)); err == nil && h.Zone == zone &&
-			(bl.Zone == "" || serialLess(bl.Serial, h.Serial)) {
+			(bl.Zone == "" || zones.SerialLess(bl.Serial, h.Serial)) {
 			bl = Baseline{Zone: zone, Serial: h.Serial, Entries: h.Entries}
 		}
 	}
@@ -127,9 +127,6 @@ func New(o Options, log *slog.Logger, reg prometheus.Registerer) (*Distributor, 
 	}
 	return d, nil
 }
-
-// serialLess is RFC 1982 serial arithmetic for 32-bit serials.
-func serialLess(a, b uint32) bool { return a != b && (b-a) < 1<<31 }
 
 // Path is the file an export format is written to.
 func (d *Distributor) Path(f zones.Format) string {

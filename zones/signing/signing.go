@@ -284,6 +284,3 @@ func readBounded(path string, max int64) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// SerialNewer reports whether serial a is newer than b (RFC 1982).
-func SerialNewer(a, b uint32) bool { return a != b && (a-b) < 1<<31 }
