@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
@@ -58,8 +59,8 @@ func TestClassifierPanicCounted(t *testing.T) {
 	var logs testenv.Output
 	s := New(Config{Domains: []string{testDomain}, QuarantineDir: dir, QuarantineMax: 2}, sink,
 		slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
-	s.classify = func([]byte, Envelope) Result {
-		return Result{Kind: store.KindOther, SubKind: "error", Signals: []string{"classifier-panic"}, Recovered: true}
+	s.classify = func([]byte, classify.Envelope) classify.Result {
+		return classify.Result{Kind: store.KindOther, SubKind: "error", Signals: []string{"classifier-panic"}, Recovered: true}
 	}
 	if err := s.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ func newMTACounter(r metric.Registry) *prometheus.CounterVec {
 
 // countMTA counts a classified message under its MTA family, if it is
 // backscatter.
-func (m *metrics) countMTA(res Result) {
+func (m *metrics) countMTA(res classify.Result) {
 	if res.Kind.Backscatter() {
 		m.mta.WithLabelValues(classify.MTALabel(res.MTA)).Inc()
 	}

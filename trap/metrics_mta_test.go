@@ -16,7 +16,7 @@ import (
 // the list as "other", none as "unknown"); other kinds are not counted.
 func TestMTAMetric(t *testing.T) {
 	m := newMetrics(nil)
-	for _, r := range []Result{
+	for _, r := range []classify.Result{
 		{Kind: store.KindBounce, MTA: "postfix"},
 		{Kind: store.KindBounce, MTA: "postfix"},
 		{Kind: store.KindAutoreply, MTA: "sieve"},

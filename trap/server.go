@@ -27,6 +27,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -189,9 +190,9 @@ type Server struct {
 	lim     *limiter
 	domains map[string]bool
 	now     func() time.Time
-	// classify is Classify; tests replace it (before Start) to make it
+	// classify is classify.Classify; tests replace it (before Start) to make it
 	// report a recovered panic.
-	classify func([]byte, Envelope) Result
+	classify func([]byte, classify.Envelope) classify.Result
 
 	qmu sync.Mutex // quarantine
 
@@ -208,7 +209,7 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) *Se
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, sink: sink, log: log.With("pkg", "trap"), metrics: newMetrics(reg), domains: map[string]bool{}, now: time.Now,
-		classify: Classify}
+		classify: classify.Classify}
 	rate := max(cfg.ConnRatePerIP, 0)
 	s.lim = newLimiter(cfg.MaxConns, cfg.MaxConnsPerIP, max(cfg.MaxConnsPer24, 0), max(cfg.MaxConnsPer48, 0), rate, cfg.ConnBurst, time.Now)
 	for _, d := range cfg.Domains {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/blowback-dnsbl/blowback/classify"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -135,7 +136,7 @@ func (ss *session) Data(r io.Reader) (err error) {
 	start := time.Now()
 	ss.mu.Lock()
 	ss.dataTried = true
-	env := Envelope{MailFrom: ss.from, Null: ss.from == "", Known: true, Rcpts: append([]string(nil), ss.rcpts...)}
+	env := classify.Envelope{MailFrom: ss.from, Null: ss.from == "", Known: true, Rcpts: append([]string(nil), ss.rcpts...)}
 	ss.mu.Unlock()
 	// The DATA transfer has its own deadline (RFC 5321 §4.5.3.2.6), an idle
 	// timeout per read and a minimum rate (trapConn.beginData); go-smtp
@@ -215,7 +216,7 @@ func readBounded(r io.Reader, keep int64) (raw []byte, size int64, err error) {
 
 // event builds the evidence record of the current transaction. The client
 // address is the TCP peer or the source a trusted proxy gave, never a header.
-func (ss *session) event(res Result, from string, rcpts []string) *store.Event {
+func (ss *session) event(res classify.Result, from string, rcpts []string) *store.Event {
 	var dom string
 	for _, r := range rcpts {
 		if d, ok := ss.srv.trapDomain(r); ok {
@@ -274,7 +275,7 @@ func (ss *session) endTransaction(why string) {
 		ss.srv.metrics.limitHits.WithLabelValues(limitCallouts).Inc()
 		return
 	}
-	res := Result{Kind: store.KindCallout, SubKind: sub, Signals: signals}
+	res := classify.Result{Kind: store.KindCallout, SubKind: sub, Signals: signals}
 	ev := ss.event(res, from, rcpts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
