@@ -248,6 +248,7 @@ func (s *Server) Start(addr string) error {
 	s.addrs = append(s.addrs, conns[0].LocalAddr(), l.Addr())
 	for _, c := range conns {
 		w := newUDPWorker(s, c)
+		w.keepP(len(conns))
 		s.udp = append(s.udp, w)
 		s.wg.Add(1)
 		go func() {
@@ -267,7 +268,7 @@ func (s *Server) Start(addr string) error {
 		}
 	}()
 	<-started
-	s.log.Info("dns listening", "addr", conns[0].LocalAddr().String(), "proto", "udp+tcp", "udp_sockets", len(conns), "batched", batched)
+	s.log.Info("dns listening", "addr", conns[0].LocalAddr().String(), "proto", "udp+tcp", "udp_sockets", len(conns), "batched", batched, "readers_keep_p", blockingUDP && runtime.GOMAXPROCS(0) > len(conns))
 	return nil
 }
 

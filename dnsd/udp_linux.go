@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -129,6 +130,21 @@ func listenOne(dual bool, ip net.IP, port int, share bool) (*udpSock, error) {
 // in the syscall holding no P the rest of the runtime needs: Start keeps
 // GOMAXPROCS at least one above the number of sockets. Buffers and headers
 // are allocated once; the loop allocates nothing on the fast path.
+//
+// When every reader has a P of its own (GOMAXPROCS above the number of
+// sockets), the reader keeps it across its system calls (ownP): it calls
+// recvmmsg and sendmmsg as raw system calls, which the scheduler does not
+// see. Through the runtime's syscall path every wait in recvmmsg handed the
+// P back: the monitor thread (sysmon) then woke a few thousand times a
+// second on the reader's core to take it, and the reader, back from the
+// kernel, had to get a P again, sometimes on another thread (measured at
+// 50k QPS on one core: 35k context switches in 5 s where rbldnsd has 14k,
+// and 10% more CPU; see docs/dns.md "Tail latency"). A raw system call is
+// invisible to a stop-the-world, so the socket has a receive timeout: the
+// runtime's preemption signal then ends the wait with EINTR (signal(7):
+// socket calls with a timeout are never restarted) and the reader stops at
+// its next function call; the timeout itself bounds the wait should a
+// signal be missed.
 // (golang.org/x/net/ipv4's ReadBatch does the same syscalls through the
 // netpoller and allocates a net.UDPAddr per datagram.)
 type udpWorker struct {
@@ -136,6 +152,12 @@ type udpWorker struct {
 	sock   *udpSock
 	fd     uintptr
 	closed atomic.Bool
+	// ownP: the reader keeps its P in its system calls (raw syscalls; see
+	// above), decided before each wait: only while GOMAXPROCS is above the
+	// number of readers (readers), and only with the receive timeout set
+	// (canOwnP).
+	ownP, canOwnP bool
+	readers       int
 
 	rbuf  [][]byte
 	rhdr  []unix.Mmsghdr
@@ -281,6 +303,19 @@ func replyControl(r, w []byte) int {
 
 // close wakes the reader (shutdown interrupts a blocked recvmmsg, even on
 // an unconnected socket) and makes it return; run closes the descriptor.
+// keepP lets the reader keep its P in its system calls (see udpWorker)
+// while GOMAXPROCS is above readers, the number of socket readers.
+func (w *udpWorker) keepP(readers int) {
+	tv := unix.NsecToTimeval(ownPWait.Nanoseconds())
+	w.canOwnP = unix.SetsockoptTimeval(int(w.fd), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv) == nil
+	w.readers = readers
+}
+
+// ownPWait bounds one wait in recvmmsg when the reader keeps its P: the
+// longest a stop-the-world could wait for it, should the preemption signal
+// not end the wait.
+const ownPWait = 50 * time.Millisecond
+
 func (w *udpWorker) close() {
 	w.closed.Store(true)
 	unix.Shutdown(int(w.fd), unix.SHUT_RDWR)
@@ -289,6 +324,9 @@ func (w *udpWorker) close() {
 // recv blocks until at least one datagram is there and returns how many
 // (up to a batch) were read.
 func (w *udpWorker) recv() (int, syscall.Errno) {
+	// GOMAXPROCS may have been lowered since the last wait (by the program,
+	// or by the runtime following a new CPU limit).
+	w.ownP = w.canOwnP && runtime.GOMAXPROCS(0) > w.readers
 	for i := range w.rhdr {
 		w.rhdr[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		w.rhdr[i].Hdr.Flags = 0
@@ -296,13 +334,21 @@ func (w *udpWorker) recv() (int, syscall.Errno) {
 			w.rhdr[i].Hdr.SetControllen(ctrlSize)
 		}
 	}
-	r, _, e := syscall.Syscall6(unix.SYS_RECVMMSG, w.fd, uintptr(unsafe.Pointer(&w.rhdr[0])), uintptr(len(w.rhdr)), unix.MSG_WAITFORONE, 0, 0)
+	sys := syscall.Syscall6
+	if w.ownP {
+		sys = syscall.RawSyscall6
+	}
+	r, _, e := sys(unix.SYS_RECVMMSG, w.fd, uintptr(unsafe.Pointer(&w.rhdr[0])), uintptr(len(w.rhdr)), unix.MSG_WAITFORONE, 0, 0)
 	return int(r), e
 }
 
 func (w *udpWorker) send() {
+	sys := syscall.Syscall6
+	if w.ownP {
+		sys = syscall.RawSyscall6
+	}
 	for w.sent < w.toSend {
-		r, _, e := syscall.Syscall6(unix.SYS_SENDMMSG, w.fd, uintptr(unsafe.Pointer(&w.whdr[w.sent])), uintptr(w.toSend-w.sent), 0, 0, 0)
+		r, _, e := sys(unix.SYS_SENDMMSG, w.fd, uintptr(unsafe.Pointer(&w.whdr[w.sent])), uintptr(w.toSend-w.sent), 0, 0, 0)
 		switch e {
 		case 0:
 			w.sent += int(r)

@@ -40,6 +40,9 @@ func newUDPWorker(s *Server, c *net.UDPConn) *udpWorker {
 	return &udpWorker{packetHandler: newPacketHandler(s), conn: c, rbuf: make([]byte, bufSize), wbuf: make([]byte, 0, bufSize)}
 }
 
+// keepP: readers here go through the netpoller.
+func (w *udpWorker) keepP(int) {}
+
 func (w *udpWorker) close() {
 	w.closed.Store(true)
 	w.conn.Close()
