@@ -22,8 +22,18 @@
 #   -r fixed rates for the latency runs (default 30000,50000), -l their length (default 10)
 #   -S skips the reload runs
 #   -H runs a busy loop on the server's CPU during the reload runs (contention)
+#   -B gives rbldnsd blowback's 4 MiB socket receive buffer (net.core.rmem_default
+#      raised during its run, root): like for like, queries wait instead of being dropped
 #   -k keeps the work directory. Environment: QTYPE=A|TXT|mix (default A),
-#   BLOWBACK_ENV: environment for blowback (e.g. "GOGC=off" to look at the GC's share).
+#   BLOWBACK_ENV: environment for blowback (e.g. "GOGC=off" to look at the GC's share),
+#   BLOWBACK_BIN: a blowback binary to measure instead of building this tree's.
+#
+# Lost queries: a server whose socket buffer overflows drops queries, and
+# dnsperf's percentiles are over the answered ones only, so a server that
+# drops its slowest queries looks faster. Each fixed-rate run therefore also
+# prints the queries lost (and the drops the server's socket counted) and a
+# p99 over every query sent, a lost one counted as slower than any answer
+# ("lost" when the 99th percentile is a lost query).
 set -euo pipefail
 
 ENTRIES=1000000
@@ -34,7 +44,8 @@ RELOAD_QPS=100000
 KEEP=0
 HOG=0
 SKIPRELOAD=0
-while getopts "n:d:r:l:R:SHk" o; do
+SAMEBUF=0
+while getopts "n:d:r:l:R:SHBk" o; do
 	case $o in
 	n) ENTRIES=$OPTARG ;;
 	d) DURATION=$OPTARG ;;
@@ -44,7 +55,8 @@ while getopts "n:d:r:l:R:SHk" o; do
 	S) SKIPRELOAD=1 ;;
 	k) KEEP=1 ;;
 	H) HOG=1 ;;
-	*) sed -n '2,27p' "$0"; exit 2 ;;
+	B) SAMEBUF=1 ;;
+	*) sed -n '2,37p' "$0"; exit 2 ;;
 	esac
 done
 IFS=, read -r -a RATE_LIST <<<"$RATES"
@@ -103,7 +115,8 @@ waitanswer() { # port -> seconds from start until the last entry of the file is 
 
 echo "== building blowback and the zone ($ENTRIES entries)" >&2
 # Built as deploy/Containerfile ships it.
-(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$WORK/blowback" ./cmd/blowback && go run ./bench/dns/genzone -n "$ENTRIES" -zone $ZONE \
+if [ -n "${BLOWBACK_BIN:-}" ]; then cp "$BLOWBACK_BIN" "$WORK/blowback"; fi
+(cd "$ROOT" && { [ -n "${BLOWBACK_BIN:-}" ] || CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$WORK/blowback" ./cmd/blowback; } && go run ./bench/dns/genzone -n "$ENTRIES" -zone $ZONE \
 	-out "$WORK/zone.rbldnsd" -queries "$WORK/queries.txt" -qtype "$QTYPE")
 ls -l "$WORK/zone.rbldnsd" >&2
 # The last IPv4 entry of the file: answered only once all of it is loaded.
@@ -123,13 +136,22 @@ perf() { # name port -> fills R[name,qps] R[name,cpu] R[name,lost]
 	R[$name,cpu]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$done" 'BEGIN{printf "%.3f", d/hz/n*100000}')
 	R[$name,util]=$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v s="$DURATION" 'BEGIN{printf "%.0f%%", d/hz/s*100}')
 }
-p99() { # port rate seconds pid name -> "p50 p99 p999 max cpu-s-per-100k"; latencies kept in lat.NAME.RATE
-	local t0 t1 lat="$WORK/lat.$5.$2"
+sockdrops() { # port -> datagrams the kernel dropped on that UDP socket (/proc/net/udp)
+	awk -v p="$(printf ':%04X' "$1")" '$2 ~ p"$" {d+=$NF} END{print d+0}' /proc/net/udp
+}
+p99() { # port rate seconds pid name -> "p50 p99 p999 max cpu-s-per-100k lost drops p99-of-all-sent"; latencies kept in lat.NAME.RATE
+	local t0 t1 d0 d1 lat="$WORK/lat.$5.$2" raw="$WORK/dnsperf.$5.$2"
 	t0=$(cputicks "$4")
-	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$3" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v 2>&1 |
-		awk '/^> /{ if ($2!="T") print $NF }' | sort -n >"$lat"
+	d0=$(sockdrops "$1")
+	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$3" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
 	t1=$(cputicks "$4")
-	awk -v d="$((t1 - t0))" -v hz="$HZ" '{a[NR]=$1} END{ if (NR==0) {print "- - - - -"; exit}; printf "%.3f %.3f %.3f %.3f %.3f\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000, d/hz/NR*100000 }' "$lat"
+	d1=$(sockdrops "$1")
+	awk '/^> /{ if ($2!="T") print $NF }' "$raw" | sort -n >"$lat"
+	local lost
+	lost=$(awk '/Queries lost:/{print $3}' "$raw")
+	awk -v d="$((t1 - t0))" -v hz="$HZ" -v lost="${lost:-0}" -v drops="$((d1 - d0))" '{a[NR]=$1} END{ if (NR==0) {print "- - - - - - - -"; exit}
+		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? "lost" : sprintf("%.3f", a[k > 0 ? k : 1]*1000)
+		printf "%.3f %.3f %.3f %.3f %.3f %d %d %s\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000, d/hz/NR*100000, lost, drops, p99all }' "$lat"
 }
 hist() { # latency files... -> one line per bucket: share of answers (%) in each file
 	awk 'BEGIN{ nb=split("0.05 0.1 0.25 0.5 1 2 5 10 50", ub, " ") }
@@ -155,15 +177,21 @@ run_server() { # name port cmd... ; leaves PID in SPID
 
 echo "== rbldnsd" >&2
 PORT=$(freeport)
+RMEM0=$(cat /proc/sys/net/core/rmem_default)
+if [ "$SAMEBUF" = 1 ]; then
+	echo $((4 << 20)) >/proc/sys/net/core/rmem_default
+	trap 'echo "$RMEM0" >/proc/sys/net/core/rmem_default; cleanup' EXIT
+fi
 run_server rbldnsd "$PORT" "$RBLDNSD" -n -b "127.0.0.1/$PORT" -w "$WORK" "$ZONE:combined:zone.rbldnsd"
 RB=$SPID
 R[rbldnsd,loadlog]=$(awk '/zones reloaded/{print $5}' "$WORK/rbldnsd.log" | sed 's/e.*//')
 perf rbldnsd "$PORT" "$RB"
 for RATE in "${RATE_LIST[@]}"; do
-	read -r R[rbldnsd,p50,$RATE] R[rbldnsd,p99,$RATE] R[rbldnsd,p999,$RATE] R[rbldnsd,max,$RATE] R[rbldnsd,cpur,$RATE] < <(p99 "$PORT" "$RATE" "$LATDUR" "$RB" rbldnsd)
+	read -r R[rbldnsd,p50,$RATE] R[rbldnsd,p99,$RATE] R[rbldnsd,p999,$RATE] R[rbldnsd,max,$RATE] R[rbldnsd,cpur,$RATE] R[rbldnsd,lost,$RATE] R[rbldnsd,drops,$RATE] R[rbldnsd,p99all,$RATE] < <(p99 "$PORT" "$RATE" "$LATDUR" "$RB" rbldnsd)
 done
 R[rbldnsd,rss1]=$(rss "$RB")
 kill "$RB"; wait "$RB" 2>/dev/null || true
+echo "$RMEM0" >/proc/sys/net/core/rmem_default
 
 echo "== blowback dnsd" >&2
 PORT=$(freeport)
@@ -189,7 +217,7 @@ R[blowback,loadlog]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p
 perf blowback "$PORT" "$BB"
 for RATE in "${RATE_LIST[@]}"; do
 	scrape >"$WORK/m0"
-	read -r R[blowback,p50,$RATE] R[blowback,p99,$RATE] R[blowback,p999,$RATE] R[blowback,max,$RATE] R[blowback,cpur,$RATE] < <(p99 "$PORT" "$RATE" "$LATDUR" "$BB" blowback)
+	read -r R[blowback,p50,$RATE] R[blowback,p99,$RATE] R[blowback,p999,$RATE] R[blowback,max,$RATE] R[blowback,cpur,$RATE] R[blowback,lost,$RATE] R[blowback,drops,$RATE] R[blowback,p99all,$RATE] < <(p99 "$PORT" "$RATE" "$LATDUR" "$BB" blowback)
 	scrape >"$WORK/m1"
 	read -r R[in,wait,$RATE] R[in,answer,$RATE] R[in,gc,$RATE] < <(inside "$WORK/m0" "$WORK/m1")
 done
@@ -226,10 +254,11 @@ R[reload,count]=$(grep -c 'msg="zone loaded"' "$WORK/blowback.log" || true)
 R[reload,took]=$(sed -n 's/.*msg="zone loaded".*took=\([0-9.]*m\?s\).*/\1/p' "$WORK/blowback.log" | tail -n +2 | tr '\n' ' ')
 kill "$BB"; wait "$BB" 2>/dev/null || true
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print "-"; else printf "%.2f", a/b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0 || a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) print "-"; else printf "%.2f", a/b }'; }
 first() { echo "${1%%/*}"; }
 echo
 echo "blowback dnsd vs rbldnsd: $ENTRIES-entry zone, $(wc -l <"$WORK/queries.txt") queries ($QTYPE, 50% listed), $(nproc) CPUs, pinned: ${SRV_PIN[*]:-no}"
+[ "$SAMEBUF" = 1 ] && echo "rbldnsd ran with a $((4 << 20))-byte socket receive buffer (-B), as blowback's"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-34s %14s %14s %8s\n" "" rbldnsd blowback ratio
 printf "%-34s %14s %14s %8s\n" "QPS (dnsperf flat out, ${DURATION}s)" "${R[rbldnsd,qps]}" "${R[blowback,qps]}" "$(ratio "${R[blowback,qps]}" "${R[rbldnsd,qps]}")"
@@ -240,6 +269,8 @@ for RATE in "${RATE_LIST[@]}"; do
 		printf "%-34s %14s %14s %8s\n" "$q ms at $RATE QPS" "${R[rbldnsd,$q,$RATE]}" "${R[blowback,$q,$RATE]}" "$(ratio "${R[blowback,$q,$RATE]}" "${R[rbldnsd,$q,$RATE]}")"
 	done
 	printf "%-34s %14s %14s %8s\n" "CPU s per 100k at $RATE QPS" "${R[rbldnsd,cpur,$RATE]}" "${R[blowback,cpur,$RATE]}" "$(ratio "${R[blowback,cpur,$RATE]}" "${R[rbldnsd,cpur,$RATE]}")"
+	printf "%-34s %14s %14s\n" "lost at $RATE QPS (socket drops)" "${R[rbldnsd,lost,$RATE]} (${R[rbldnsd,drops,$RATE]})" "${R[blowback,lost,$RATE]} (${R[blowback,drops,$RATE]})"
+	printf "%-34s %14s %14s %8s\n" "p99 ms at $RATE, lost counted" "${R[rbldnsd,p99all,$RATE]}" "${R[blowback,p99all,$RATE]}" "$(ratio "${R[blowback,p99all,$RATE]}" "${R[rbldnsd,p99all,$RATE]}")"
 done
 printf "%-34s %14s %14s %8s\n" "RSS MB after load (total/anon)" "${R[rbldnsd,rss0]}" "${R[blowback,rss0]}" "$(ratio "$(first "${R[blowback,rss0]}")" "$(first "${R[rbldnsd,rss0]}")")"
 printf "%-34s %14s %14s %8s\n" "RSS MB after the runs" "${R[rbldnsd,rss1]}" "${R[blowback,rss1]}" "$(ratio "$(first "${R[blowback,rss1]}")" "$(first "${R[rbldnsd,rss1]}")")"
