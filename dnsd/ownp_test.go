@@ -50,7 +50,7 @@ func TestReadersKeepP(t *testing.T) {
 		}
 	}
 	check("readers keep their P")
-	runtime.GOMAXPROCS(2) // not above the two readers any more
+	runtime.GOMAXPROCS(2)                                           // not above the two readers any more
 	exchange(t, addr, "udp", query(v4name("192.0.2.1"), dns.TypeA)) // each reader sees it at its next wait
 	check("GOMAXPROCS lowered")
 }
