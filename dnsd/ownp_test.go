@@ -50,7 +50,8 @@ func TestReadersKeepP(t *testing.T) {
 		}
 	}
 	check("readers keep their P")
-	runtime.GOMAXPROCS(2)                                           // not above the two readers any more
-	exchange(t, addr, "udp", query(v4name("192.0.2.1"), dns.TypeA)) // each reader sees it at its next wait
+	// Not above the two readers any more: each sees it at its next wait.
+	runtime.GOMAXPROCS(2)
+	exchange(t, addr, "udp", query(v4name("192.0.2.1"), dns.TypeA))
 	check("GOMAXPROCS lowered")
 }
