@@ -17,28 +17,6 @@ import (
 	"github.com/blowback-dnsbl/blowback/web"
 )
 
-// eximDebs finds the Exim .deb files (exim4-base, exim4-daemon-light) where
-// testenv.EximBinary looks for them (testenv.EximDebDirs:
-// $BLOWBACK_EXIM_DEBS first, where .ci/run downloads them).
-func eximDebs(t *testing.T) []string {
-	t.Helper()
-	dirs := testenv.EximDebDirs(t)
-	for _, dir := range dirs {
-		var debs []string
-		for _, p := range []string{"exim4-base_*.deb", "exim4-daemon-light_*.deb"} {
-			m, _ := filepath.Glob(filepath.Join(dir, p))
-			if len(m) > 0 {
-				debs = append(debs, m[len(m)-1])
-			}
-		}
-		if len(debs) == 2 {
-			return debs
-		}
-	}
-	testenv.Missing(t, fmt.Sprintf("no Exim .debs (exim4-base, exim4-daemon-light) in %s; set BLOWBACK_EXIM_DEBS or run .ci/run", strings.Join(dirs, ", ")))
-	return nil
-}
-
 // liveExim is Exim from the unpacked Debian package, run by root in its own
 // mount namespace where /etc/passwd and /etc/group name its compiled-in
 // user (Debian-exim, mapped to nobody): nothing is installed on the host.
@@ -52,14 +30,18 @@ func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 	t.Helper()
 	dpkg := testenv.Tool(t, "dpkg")
 	testenv.Tool(t, "unshare")
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "the Exim test needs root (a mount namespace for Exim's user)")
-	}
+	testenv.NeedRoot(t, "the Exim test needs root (a mount namespace for Exim's user)")
 	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755)
+	testenv.OpenDirs(dir)
+	// The Exim .deb files where testenv.EximBinary looks for them
+	// (testenv.EximDebDirs: $BLOWBACK_EXIM_DEBS first, where .ci/run
+	// downloads them).
+	debs := testenv.EximDebs(t, "exim4-base", "exim4-daemon-light")
+	if debs == nil {
+		testenv.Missing(t, fmt.Sprintf("no Exim .debs (exim4-base, exim4-daemon-light) in %s; set BLOWBACK_EXIM_DEBS or run .ci/run",
+			strings.Join(testenv.EximDebDirs(t), ", ")))
 	}
-	for _, deb := range eximDebs(t) {
+	for _, deb := range debs {
 		if out, err := exec.Command(dpkg, "-x", deb, dir).CombinedOutput(); err != nil {
 			t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
 		}
@@ -193,15 +175,9 @@ func TestEximAdviceAndSelfTest(t *testing.T) {
 	if err := smtpAttempt(eximAddr, "127.0.0.1", "victim@trap.blowback.test", "no-such-user@ex.test"); err != nil {
 		t.Fatalf("misconfigured Exim refused the message: %v\n%s", err, ex.log())
 	}
-	deadline := time.Now().Add(time.Minute)
-	for !check(t, n.dns.Addr().String(), listed).Listed {
-		if time.Now().After(deadline) {
-			t.Fatalf("Exim's bounce did not list %s\n%s", listed, ex.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitMTA(t, ex.log, time.Minute, "Exim's bounce to list "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
 	var l web.Lookup
-	fetchJSON(t, base+"/api/v1/lookup/"+listed, &l)
+	getJSON(t, base+"/api/v1/lookup/"+listed, &l)
 	if len(l.Advice) == 0 || l.Advice[0].MTA != "exim" || !l.Advice[0].Known || l.Advice[0].Kind != "bounce" {
 		t.Fatalf("advice for the real Exim bounce: %+v", l.Advice)
 	}
@@ -216,7 +192,7 @@ func TestEximAdviceAndSelfTest(t *testing.T) {
 	}
 
 	// Self-test: fails while Exim bounces, passes once it verifies recipients.
-	res := runSelfTestLog(t, ex.log, base, listed, "ex.test")
+	res := runSelfTest(t, ex.log, base, listed, "ex.test")
 	if res.Verdict != "fail" || res.Probe != "accepted" || len(res.Replies) == 0 || res.Replies[0].Kind != "bounce" {
 		t.Fatalf("misconfigured Exim: %+v\n%s", res, ex.log())
 	}
@@ -224,7 +200,7 @@ func TestEximAdviceAndSelfTest(t *testing.T) {
 	if err := smtpAttempt(eximAddr, "127.0.0.1", "victim@trap.blowback.test", "no-such-user@ex.test"); err == nil || !strings.Contains(err.Error(), "550") {
 		t.Fatalf("fixed Exim: %v, want 550 at RCPT", err)
 	}
-	res = runSelfTestLog(t, ex.log, base, listed, "ex.test")
+	res = runSelfTest(t, ex.log, base, listed, "ex.test")
 	if res.Verdict != "pass" || res.Probe != "rejected_rcpt" || len(res.Delisted) != 1 || res.Delisted[0] != listed+"/32" {
 		t.Fatalf("fixed Exim: %+v\n%s", res, ex.log())
 	}

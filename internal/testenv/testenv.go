@@ -46,6 +46,24 @@ func Tool(t testing.TB, name string) string {
 	return ""
 }
 
+// NeedRoot skips the test (fails it in CI) unless it runs as root; why
+// says what needs root.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, why)
+	}
+}
+
+// OpenDirs makes dir and every directory above it up to the temp
+// directory searchable by all (0755), for daemons that drop root to a user
+// of their own and must reach their files in a t.TempDir().
+func OpenDirs(dir string) {
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+}
+
 // Root returns the repository root (the directory holding go.mod).
 func Root(t testing.TB) string {
 	t.Helper()
