@@ -248,25 +248,15 @@ type mnAdmin struct {
 	c     *http.Client
 }
 
-func (a *mnAdmin) do(method, path string, body io.Reader, out any) int {
+func (a *mnAdmin) do(method, path, body string, out any) int {
 	a.t.Helper()
-	req, _ := http.NewRequest(method, a.base+path, body)
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json") // JSON POSTs require it (CONTRACT.md)
-	}
-	resp, err := a.c.Do(req)
-	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode == 200 {
+	code, b := httpDo(a.t, a.c, method, a.base+path, a.token, body)
+	if out != nil && code == 200 {
 		if err := json.Unmarshal(b, out); err != nil {
 			a.t.Fatalf("%s %s: %v: %s", method, path, err, b)
 		}
 	}
-	return resp.StatusCode
+	return code
 }
 
 // evidence returns the central node's stored events for ip.
@@ -275,7 +265,7 @@ func (a *mnAdmin) evidence(ip string) []store.Event {
 	var out struct {
 		Events []store.Event `json:"events"`
 	}
-	if code := a.do("GET", "/api/v1/admin/evidence/"+ip, nil, &out); code != 200 {
+	if code := a.do("GET", "/api/v1/admin/evidence/"+ip, "", &out); code != 200 {
 		a.t.Fatalf("admin evidence %s: %d", ip, code)
 	}
 	return out.Events
@@ -445,7 +435,7 @@ backoff_max = "500ms"
 	}
 
 	// 4. A revoked node token is refused; the trap keeps the evidence.
-	if code := admin.do("POST", "/api/v1/admin/nodes/trap-2/revoke", strings.NewReader(`{"reason":"test"}`), nil); code != 200 {
+	if code := admin.do("POST", "/api/v1/admin/nodes/trap-2/revoke", `{"reason":"test"}`, nil); code != 200 {
 		t.Fatalf("revoke: %d", code)
 	}
 	send(trap2, "trap-2", "127.0.0.15", 1)
@@ -459,7 +449,7 @@ backoff_max = "500ms"
 		t.Errorf("evidence from a revoked node stored: %d events", len(evs))
 	}
 	unknown := &mnAdmin{t: t, base: admin.base, token: "not-a-node-token-0123456789", c: admin.c}
-	if code := unknown.do("POST", "/api/v1/evidence", strings.NewReader(`{"events":[]}`), nil); code != 401 {
+	if code := unknown.do("POST", "/api/v1/evidence", `{"events":[]}`, nil); code != 401 {
 		t.Errorf("unknown token: %d, want 401", code)
 	}
 	for _, s := range []string{tok1, tok2, adminTok} {
