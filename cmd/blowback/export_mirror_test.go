@@ -161,12 +161,12 @@ func TestRsyncServesExportDir(t *testing.T) {
 
 	// deploy/secondary/rbldnsd.sh against the daemon: verified, swapped in.
 	eventually(t, "signature of 78", func() bool {
-		code, _ := run(mnBuildBinary(t), "verify", "-q", "--key", pub, rbl)
+		code, _ := run(buildBinary(t), "verify", "-q", "--key", pub, rbl)
 		return code == 0
 	})
 	served := t.TempDir()
 	code, sout := mirrorScript(t, "ZONE=bl.blowback.test", fmt.Sprintf("SRC=rsync://127.0.0.1:%d/blowback", port),
-		"DST="+served, "VERIFY_KEY="+pub, "BLOWBACK="+mnBuildBinary(t), "MINISIGN=")
+		"DST="+served, "VERIFY_KEY="+pub, "BLOWBACK="+buildBinary(t), "MINISIGN=")
 	if code != 0 {
 		t.Fatalf("mirror script over rsync: exit %d\n%s", code, sout)
 	}

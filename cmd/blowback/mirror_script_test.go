@@ -70,7 +70,7 @@ func (p *signedPrimary) publish(t *testing.T, serial uint32, n int) {
 // verify or with minisign, from a plain directory (rsync's local copy).
 func TestMirrorScriptVerifies(t *testing.T) {
 	testenv.Tool(t, "rsync")
-	bin := mnBuildBinary(t)
+	bin := buildBinary(t)
 	p := newSignedPrimary(t)
 	dst := t.TempDir()
 	served := filepath.Join(dst, "bl.blowback.test.rbldnsd")

@@ -125,8 +125,8 @@ func TestDnsdVerifyKey(t *testing.T) {
 	a := startDnsd(t, opts)
 	listed := func(ip string) bool { t.Helper(); return checkZone(t, a.dns.String(), "bl.mirror.test", ip).Listed }
 	refusals := func() int {
-		n, _ := strconv.Atoi(scrapeValue(t, "http://"+a.metrics.String()+"/metrics", `blowback_dns_zone_reloads_total{result="error"}`))
-		return n
+		n, _ := scrapeMetric(t, nil, "http://"+a.metrics.String()+"/metrics", "blowback_dns_zone_reloads_total", `result="error"`)
+		return int(n)
 	}
 	if !listed("192.0.2.1") {
 		t.Fatal("signed zone not served")
