@@ -7,11 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,31 +66,16 @@ func TestRspamdLive(t *testing.T) {
 	args = append(args, "--var=CONFDIR="+conf, "--var=LOCAL_CONFDIR="+conf, "--var=DBDIR="+filepath.Join(dir, "db"),
 		"--var=RUNDIR="+filepath.Join(dir, "run"), "--var=LOGDIR="+filepath.Join(dir, "log"))
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("_rspamd")
+		uid, gid, err := testenv.UserIDs("_rspamd")
 		if err != nil {
 			testenv.Missing(t, "no _rspamd user (apt-get install rspamd)")
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
 		for _, v := range []string{"db", "run", "log"} {
 			os.Chown(filepath.Join(dir, v), uid, gid)
 		}
 		args = append(args, "-u", "_rspamd", "-g", "_rspamd")
 	}
-	out := &testenv.Output{}
-	cmd := exec.Command(rspamd, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the main process and its workers
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("rspamd output:\n%s", out.String())
-		}
-	}()
+	out := testenv.StartGroup(t, rspamd, args...).Out // the main process and its workers
 
 	msg := filepath.Join(dir, "bounce.eml")
 	os.WriteFile(msg, []byte("From: MAILER-DAEMON@mx.sender.example\nTo: user@test.example\nSubject: Undelivered Mail Returned to Sender\n"+

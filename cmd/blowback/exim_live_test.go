@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,12 +21,11 @@ import (
 type liveExim struct {
 	dir, bin, conf string
 	port, trapPort int
-	cmd            *exec.Cmd
+	daemon         *testenv.Group
 }
 
 func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 	t.Helper()
-	dpkg := testenv.Tool(t, "dpkg")
 	testenv.Tool(t, "unshare")
 	testenv.NeedRoot(t, "the Exim test needs root (a mount namespace for Exim's user)")
 	dir := t.TempDir()
@@ -41,11 +38,7 @@ func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 		testenv.Missing(t, fmt.Sprintf("no Exim .debs (exim4-base, exim4-daemon-light) in %s; set BLOWBACK_EXIM_DEBS or run .ci/run",
 			strings.Join(testenv.EximDebDirs(t), ", ")))
 	}
-	for _, deb := range debs {
-		if out, err := exec.Command(dpkg, "-x", deb, dir).CombinedOutput(); err != nil {
-			t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
-		}
-	}
+	testenv.Unpack(t, dir, debs...)
 	_, port, _ := net.SplitHostPort(trapAddr)
 	e := &liveExim{dir: dir, bin: filepath.Join(dir, "usr", "sbin", "exim4"), conf: filepath.Join(dir, "exim.conf"), port: smtpPort}
 	e.trapPort, _ = strconv.Atoi(port)
@@ -54,9 +47,8 @@ func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 	passwd, _ := os.ReadFile("/etc/passwd")
 	group, _ := os.ReadFile("/etc/group")
 	uid, gid := 65534, 65534
-	if u, err := user.Lookup("Debian-exim"); err == nil {
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
+	if u, g, err := testenv.UserIDs("Debian-exim"); err == nil {
+		uid, gid = u, g
 	} else {
 		passwd = append(passwd, "Debian-exim:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"...)
 	}
@@ -69,7 +61,6 @@ func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 		os.Mkdir(filepath.Join(dir, d), 0o750)
 		os.Chown(filepath.Join(dir, d), uid, gid)
 	}
-	t.Cleanup(e.stop)
 	return e
 }
 
@@ -121,15 +112,9 @@ begin retry
 // start runs the daemon in the foreground (-bdf) with a queue runner.
 func (e *liveExim) start(t *testing.T) {
 	t.Helper()
-	script := fmt.Sprintf("mount --bind %[1]s/passwd /etc/passwd && mount --bind %[1]s/group /etc/group && exec %[2]s -C %[3]s -bdf -q2s",
-		e.dir, e.bin, e.conf)
-	e.cmd = exec.Command("unshare", "--mount", "--", "sh", "-c", script)
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, _ := os.Create(filepath.Join(e.dir, "daemon.out"))
-	e.cmd.Stdout, e.cmd.Stderr = out, out
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := testenv.BindMounted(t, map[string]string{"/etc/passwd": filepath.Join(e.dir, "passwd"), "/etc/group": filepath.Join(e.dir, "group")},
+		e.bin, "-C", e.conf, "-bdf", "-q2s")
+	e.daemon = testenv.StartGroup(t, cmd[0], cmd[1:]...)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
 	if err := testenv.WaitGreeting(addr); err != nil {
 		t.Fatalf("no Exim greeting on %s: %v\n%s", addr, err, e.log())
@@ -145,17 +130,17 @@ func (e *liveExim) reload(t *testing.T, verify bool) {
 }
 
 func (e *liveExim) stop() {
-	if e.cmd == nil || e.cmd.Process == nil {
-		return
+	if e.daemon != nil {
+		e.daemon.Stop() // the daemon and its children, by process group
 	}
-	syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL) // the daemon and its children, by process group
-	e.cmd.Wait()
-	e.cmd = nil
 }
 
 func (e *liveExim) log() string {
-	return readFile(filepath.Join(e.dir, "log", "mainlog")) + readFile(filepath.Join(e.dir, "log", "paniclog")) +
-		readFile(filepath.Join(e.dir, "daemon.out"))
+	s := readFile(filepath.Join(e.dir, "log", "mainlog")) + readFile(filepath.Join(e.dir, "log", "paniclog"))
+	if e.daemon != nil {
+		s += e.daemon.Out.String()
+	}
+	return s
 }
 
 // TestEximAdviceAndSelfTest: the real Exim from the Debian package,

@@ -45,15 +45,13 @@ func (x Answer) String() string {
 // WithResolver returns the command line args with nameserver (an IPv4
 // address serving DNS on port 53) as the system resolver: a resolv.conf
 // written to dir is bind-mounted over /etc/resolv.conf in a mount
-// namespace of the command's own (unshare -m), which only it sees. The
+// namespace of the command's own (BindMounted), which only it sees. The
 // command must run as root.
 func WithResolver(t testing.TB, dir, nameserver string, args ...string) []string {
 	t.Helper()
-	unshare := Tool(t, "unshare")
 	resolv := filepath.Join(dir, "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver "+nameserver+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return append([]string{unshare, "-m", "--propagation", "private", "sh", "-c",
-		`mount --bind "$0" /etc/resolv.conf && exec "$@"`, resolv}, args...)
+	return BindMounted(t, map[string]string{"/etc/resolv.conf": resolv}, args...)
 }

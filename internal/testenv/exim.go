@@ -42,17 +42,25 @@ func EximBinary(t testing.TB) string {
 		Missing(t, "no exim4 (install exim4-daemon-light, or put its .deb in the repository root or $BLOWBACK_EXIM_DEBS)")
 		return ""
 	}
-	deb := debs[0]
-	dpkg := Tool(t, "dpkg")
 	root := t.TempDir()
-	if out, err := exec.Command(dpkg, "-x", deb, root).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
-	}
+	Unpack(t, root, debs...)
 	bin := filepath.Join(root, "usr", "sbin", "exim4")
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s holds no usr/sbin/exim4: %v", deb, err)
+		t.Fatalf("%s holds no usr/sbin/exim4: %v", debs[0], err)
 	}
 	return bin
+}
+
+// Unpack unpacks the files of the Debian packages debs into dir (dpkg -x:
+// nothing is installed).
+func Unpack(t testing.TB, dir string, debs ...string) {
+	t.Helper()
+	dpkg := Tool(t, "dpkg")
+	for _, deb := range debs {
+		if out, err := exec.Command(dpkg, "-x", deb, dir).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
+		}
+	}
 }
 
 // EximDebDirs are the directories the Exim .debs are looked for in, in

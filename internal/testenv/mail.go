@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -119,11 +118,10 @@ func NeedPostfix(t testing.TB) (bin string, uid int) {
 	t.Helper()
 	bin = Tool(t, "postfix")
 	NeedRoot(t, "the Postfix tests need root (the Postfix master runs as root)")
-	u, err := user.Lookup("postfix")
+	uid, _, err := UserIDs("postfix")
 	if err != nil {
 		Missing(t, "no postfix user (apt-get install postfix)")
 	}
-	uid, _ = strconv.Atoi(u.Uid)
 	return bin, uid
 }
 
