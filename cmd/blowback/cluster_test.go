@@ -30,10 +30,7 @@ type clusterEnv struct {
 func startClusterEnv(t *testing.T, head string, out io.Writer) *clusterEnv {
 	t.Helper()
 	nc := clustertest.Start(t, 3)
-	e := &clusterEnv{t: t, dir: t.TempDir(), log: slog.New(slog.DiscardHandler)}
-	if testing.Verbose() {
-		e.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
+	e := &clusterEnv{t: t, dir: t.TempDir(), log: testLog()}
 	urls := `"` + strings.Join(nc.URLs(), `", "`) + `"`
 	e.conf = filepath.Join(e.dir, "c.toml")
 	if err := os.WriteFile(e.conf, []byte(head+"[cluster]\nurls = ["+urls+"]\n"), 0o600); err != nil {

@@ -46,10 +46,41 @@ func testConfig(dir string) Config {
 	return cfg
 }
 
+// mustParse is the configuration toml gives (parseConfig), which must
+// be valid.
+func mustParse(t *testing.T, toml string) Config {
+	t.Helper()
+	c, err := parseConfig([]byte(toml))
+	if err != nil {
+		t.Fatalf("%q: %v", toml, err)
+	}
+	return c
+}
+
+// refusedConfigs checks that parseConfig refuses each of tomls with an
+// error that names section.
+func refusedConfigs(t *testing.T, section string, tomls ...string) {
+	t.Helper()
+	for _, bad := range tomls {
+		if _, err := parseConfig([]byte(bad)); err == nil || !strings.Contains(err.Error(), section) {
+			t.Errorf("%q: err %v, want a %s error", bad, err, section)
+		}
+	}
+}
+
 // startNode runs an all-in-one node on 127.0.0.1:0 ports in dir.
 func startNode(t *testing.T, dir string) *node {
 	t.Helper()
 	return startNodeConfig(t, testConfig(dir))
+}
+
+// testLog is the log of what a test runs: on stderr with -v, else
+// discarded.
+func testLog() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // startNodeConfig runs a node with cfg (its log on stderr with -v, else
@@ -58,10 +89,7 @@ func startNode(t *testing.T, dir string) *node {
 // port; other tests on the machine may hold it).
 func startNodeConfig(t *testing.T, cfg Config) *node {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog()
 	for i := 0; ; i++ {
 		n := newNode(cfg, log)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
