@@ -8,9 +8,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -19,8 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
@@ -58,16 +54,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 	rsync := testenv.Tool(t, "rsync")
 	dir := t.TempDir()
 	export := filepath.Join(dir, "export")
-	cfg := defaultConfig()
-	cfg.ExportDir = export
-	cfg.Export.Interval = Duration(10 * time.Millisecond)
-	secret, pub := keypair(t)
-	cfg.Export.SignKey = secret
-	d, err := newDistributor(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(context.Background())
+	d, _, pub := signedExport(t, export)
 	d.Update(exportZone(77, 500))
 	rbl := filepath.Join(export, "bl.blowback.test.rbldnsd")
 	eventually(t, "export", func() bool { return headerOf(t, rbl).Serial == 77 })

@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/zones/distrib"
@@ -41,18 +38,8 @@ type signedPrimary struct {
 }
 
 func newSignedPrimary(t *testing.T) *signedPrimary {
-	secret, pub := keypair(t)
-	p := &signedPrimary{dir: filepath.Join(t.TempDir(), "export"), secret: secret, pub: pub}
-	cfg := defaultConfig()
-	cfg.ExportDir = p.dir
-	cfg.Export.Interval = Duration(10 * time.Millisecond)
-	cfg.Export.SignKey = secret
-	cfg.Export.MaxShrink = 1
-	var err error
-	if p.d, err = newDistributor(cfg, slog.New(slog.DiscardHandler), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.d.Stop(context.Background()) })
+	p := &signedPrimary{dir: filepath.Join(t.TempDir(), "export")}
+	p.d, p.secret, p.pub = signedExport(t, p.dir)
 	return p
 }
 

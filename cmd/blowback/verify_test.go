@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/zones"
+	"github.com/blowback-dnsbl/blowback/zones/distrib"
 	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
 
@@ -30,18 +31,28 @@ func keypair(t *testing.T) (secret, pub string) {
 	return secret, secret + ".pub"
 }
 
-func TestVerifyCommand(t *testing.T) {
-	secret, pub := keypair(t)
-	dir := t.TempDir()
+// signedExport runs a distributor that exports to dir every 10 ms (any
+// shrink allowed), signed with a new key pair (keypair), until the test
+// ends.
+func signedExport(t *testing.T, dir string) (d *distrib.Distributor, secret, pub string) {
+	t.Helper()
+	secret, pub = keypair(t)
 	cfg := defaultConfig()
 	cfg.ExportDir = dir
 	cfg.Export.Interval = Duration(10 * time.Millisecond)
 	cfg.Export.SignKey = secret
+	cfg.Export.MaxShrink = 1
 	d, err := newDistributor(cfg, slog.New(slog.DiscardHandler), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Stop(context.Background())
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	return d, secret, pub
+}
+
+func TestVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	d, secret, pub := signedExport(t, dir)
 	d.Update(exportZone(31, 40))
 	rbl := filepath.Join(dir, "bl.blowback.test.rbldnsd")
 	bind := filepath.Join(dir, "bl.blowback.test.zone")
