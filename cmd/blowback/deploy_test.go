@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -242,14 +241,9 @@ func TestMetricsLive(t *testing.T) {
 	readme, _ := os.ReadFile(filepath.Join(testenv.Root(t), "README.md"))
 	checkScrape := func(t *testing.T, url string) {
 		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", url, resp.StatusCode)
+		code, body := httpGet(t, url)
+		if code != 200 {
+			t.Fatalf("%s: %d", url, code)
 		}
 		if out, err := runTool(t, body, promtool, "check", "metrics"); err != nil {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)

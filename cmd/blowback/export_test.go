@@ -69,19 +69,14 @@ func TestExportConfig(t *testing.T) {
 }
 
 func TestExportCommandGuard(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store"), store.DefaultOptions(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	dir := newDataDir(t)
 	out := filepath.Join(dir, "bl.rbldnsd")
 	// A good export of 100 entries is there; the store is empty.
 	if err := zones.WriteFileAtomic(out, func(w io.Writer) error { return zones.WriteRbldnsd(w, exportZone(1, 100), zones.SOA{}) }); err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	err = cmdExport([]string{"--data", dir, "--format", "rbldnsd", "--out", out}, &stdout, &stderr)
+	err := cmdExport([]string{"--data", dir, "--format", "rbldnsd", "--out", out}, &stdout, &stderr)
 	if !errors.Is(err, zones.ErrHeldBack) {
 		t.Fatalf("export of an empty zone over a full one: %v", err)
 	}
