@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -64,17 +63,7 @@ func sendOne(server, src, id string) bool {
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	c := smtp.NewClient(conn)
 	defer c.Close()
-	if c.Hello("mx.example.net") != nil || c.Mail("", nil) != nil || c.Rcpt("x@trap.blowback.test", nil) != nil {
-		return false
-	}
-	w, err := c.Data()
-	if err != nil {
-		return false
-	}
-	if _, err := io.WriteString(w, crashDSN(id)); err != nil {
-		return false
-	}
-	return w.Close() == nil // nil: the server answered 250 to the final dot
+	return testenv.Send(c, "mx.example.net", "", "x@trap.blowback.test", crashDSN(id)) == nil // nil: the server answered 250 to the final dot
 }
 
 // TestCrashKeepsAcknowledgedEvidence sends bounces from several sources

@@ -32,11 +32,6 @@ import (
 // The files in deploy/ are checked here: they parse, they are complete,
 // and the tools their users run accept them.
 
-func deployFile(t *testing.T, rel string) string {
-	t.Helper()
-	return filepath.Join(testenv.Root(t), "deploy", rel)
-}
-
 // tomlKeys lists every key path of the config, from the struct tags.
 func tomlKeys(t reflect.Type, prefix string, out map[string]bool) {
 	for i := 0; i < t.NumField(); i++ {
@@ -66,10 +61,7 @@ var (
 // commented out when it has no value by default), and sets each key it
 // sets to its default.
 func TestExampleConfig(t *testing.T) {
-	b, err := os.ReadFile(deployFile(t, "blowback.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "blowback.toml")
 	c, err := parseConfig(b)
 	if err != nil {
 		t.Fatalf("deploy/blowback.toml: %v", err)
@@ -194,10 +186,7 @@ func TestDashboardAndRulesNameRealMetrics(t *testing.T) {
 	if len(defined) < 10 {
 		t.Fatalf("found only %d metric names in the source", len(defined))
 	}
-	dash, err := os.ReadFile(deployFile(t, "grafana/blowback.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dash := readDeploy(t, "grafana/blowback.json")
 	var d struct {
 		Panels []struct {
 			Title   string `json:"title"`
@@ -383,10 +372,7 @@ func mustFloat(s string) float64 {
 // TestContainerfile checks what can be checked without a container
 // engine: two stages, a non-root user, a static build of ./cmd/blowback.
 func TestContainerfile(t *testing.T) {
-	b, err := os.ReadFile(deployFile(t, "Containerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "Containerfile")
 	s := string(b)
 	if n := len(regexp.MustCompile(`(?m)^FROM `).FindAllString(s, -1)); n != 2 {
 		t.Errorf("%d stages, want 2 (build, runtime)", n)
@@ -412,10 +398,7 @@ func TestSpamAssassinSnippet(t *testing.T) {
 		b, _ := os.ReadFile(p)
 		os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
 	}
-	snippet, err := os.ReadFile(deployFile(t, "consumers/spamassassin.cf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snippet := readDeploy(t, "consumers/spamassassin.cf")
 	os.WriteFile(filepath.Join(dir, "blowback.cf"), snippet, 0o644)
 	out, err := runTool(t, nil, sa, "--lint", "--siteconfigpath="+dir)
 	if err != nil || strings.Contains(out, "warn:") {
@@ -490,10 +473,7 @@ func rspamdConfig(t *testing.T, dir string) {
 		t.Fatalf("copy /etc/rspamd: %v %s", err, out)
 	}
 	for _, f := range []string{"groups.conf"} {
-		b, err := os.ReadFile(deployFile(t, "consumers/rspamd/"+f))
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := readDeploy(t, "consumers/rspamd/"+f)
 		os.WriteFile(filepath.Join(dir, "local.d", f), b, 0o644)
 	}
 	lua, _ := os.ReadFile(deployFile(t, "consumers/rspamd/rspamd.local.lua"))

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,10 +16,7 @@ import (
 // lines that are not comments).
 func eximSnippet(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Root(t), "deploy", "consumers", "exim.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "consumers/exim.conf")
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
 	for sc.Scan() {

@@ -25,10 +25,7 @@ import (
 // replace the file's (globals and the module's), the rest stays.
 func rsyncdConf(t *testing.T, set map[string]string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Root(t), "deploy", "rsyncd.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "rsyncd.conf")
 	var out strings.Builder
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -163,7 +160,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 }
 
 func TestSecondaryConfigsCheck(t *testing.T) {
-	dir := filepath.Join(testenv.Root(t), "deploy", "secondary")
+	dir := deployFile(t, "secondary")
 	for _, c := range []struct {
 		tool string
 		args []string

@@ -61,24 +61,20 @@ func TestHarakaSafeMode(t *testing.T) {
 	if b, err := exec.Command(haraka, "-i", dir).CombinedOutput(); err != nil {
 		t.Fatalf("haraka -i: %v\n%s", err, b)
 	}
-	src := filepath.Join(testenv.Root(t), "deploy", "consumers", "haraka")
-	copyFile := func(from, to string, edit func(string) string) {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := string(b)
+	// copyFile copies deploy/consumers/haraka/<rel> to the instance, edited.
+	copyFile := func(rel string, edit func(string) string) {
+		s := string(readDeploy(t, "consumers/haraka/"+rel))
 		if edit != nil {
 			s = edit(s)
 		}
-		if err := os.WriteFile(to, []byte(s), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, rel), []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	copyFile(filepath.Join(src, "plugins", "blowback.js"), filepath.Join(dir, "plugins", "blowback.js"), nil)
-	copyFile(filepath.Join(src, "config", "plugins"), filepath.Join(dir, "config", "plugins"), nil)
+	copyFile("plugins/blowback.js", nil)
+	copyFile("config/plugins", nil)
 	// Test clients come from loopback addresses: do not skip them here.
-	copyFile(filepath.Join(src, "config", "blowback.ini"), filepath.Join(dir, "config", "blowback.ini"), func(s string) string {
+	copyFile("config/blowback.ini", func(s string) string {
 		if !strings.Contains(s, "skip_private=true") {
 			t.Fatal("blowback.ini has no skip_private=true")
 		}

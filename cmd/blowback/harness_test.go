@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
+	"github.com/blowback-dnsbl/blowback/store"
 )
 
 const testDSN = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n" +
@@ -36,6 +39,23 @@ const testDSN = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n" 
 	"Final-Recipient: rfc822; nobody@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
 	"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@trap.blowback.test\r\nTo: nobody@example.net\r\n" +
 	"Subject: hi\r\nMessage-ID: <orig@trap.blowback.test>\r\n\r\nspam\r\n--B--\r\n"
+
+// deployFile is the path of deploy/<rel> (deploy/ holds the files an
+// operator installs: example configs, units, consumer snippets).
+func deployFile(t *testing.T, rel string) string {
+	t.Helper()
+	return filepath.Join(testenv.Root(t), "deploy", rel)
+}
+
+// readDeploy reads deploy/<rel>.
+func readDeploy(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(deployFile(t, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // testConfig is the default configuration with its data in dir and every
 // listener on a 127.0.0.1:0 port.
@@ -66,6 +86,30 @@ func refusedConfigs(t *testing.T, section string, tomls ...string) {
 			t.Errorf("%q: err %v, want a %s error", bad, err, section)
 		}
 	}
+}
+
+// newDataDir is a data directory with an empty store, as `run` leaves it.
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	c := defaultConfig()
+	st, err := store.Open(filepath.Join(dir, "store"), c.storeOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// runCLI runs the command line args as main does and returns the exit
+// code, stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := realMain(args, &out, &errb)
+	return code, out.String(), errb.String()
 }
 
 // startNode runs an all-in-one node on 127.0.0.1:0 ports in dir.

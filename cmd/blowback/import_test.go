@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
-	"github.com/blowback-dnsbl/blowback/store"
 )
 
 // bounceFor is a DSN from client ip to a trap address, as the trap
@@ -23,28 +22,6 @@ func bounceFor(ip, rcpt string, n int, at time.Time) string {
 		"Delivered-To: " + rcpt + "\n" +
 		fmt.Sprintf("Received: from mx.sender.example (mx.sender.example [%s])\n\tby mx.trap.example (Postfix) with ESMTP id X%d;\n\t%s\n", ip, n, at.UTC().Format(time.RFC1123Z)) +
 		strings.Replace(strings.ReplaceAll(testDSN, "\r\n", "\n"), "<dsn1@mx.example.net>", fmt.Sprintf("<dsn%d@mx.example.net>", n), 1) + "\n"
-}
-
-// newDataDir is a data directory with an empty store, as `run` leaves it.
-func newDataDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	c := defaultConfig()
-	st, err := store.Open(filepath.Join(dir, "store"), c.storeOptions(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func runCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := realMain(args, &out, &errb)
-	return code, out.String(), errb.String()
 }
 
 func TestImportOffline(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 func mirrorScript(t *testing.T, env ...string) (int, string) {
 	t.Helper()
 	sh := testenv.Tool(t, "sh")
-	script := filepath.Join(testenv.Root(t), "deploy", "secondary", "rbldnsd.sh")
+	script := deployFile(t, "secondary/rbldnsd.sh")
 	cmd := exec.Command(sh, script)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()

@@ -88,10 +88,7 @@ func postfixInNamespace(t *testing.T) {
 	// A throwaway Postfix: its own config, queue and data directories,
 	// no chroot, the safe-mode snippet on port 25 and a plain
 	// reject_rbl_client on port 26.
-	snippet, err := os.ReadFile(filepath.Join(testenv.Root(t), "deploy", "consumers", "postfix-main.cf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snippet := readDeploy(t, "consumers/postfix-main.cf")
 	pf := testenv.NewPostfix(t)
 	pf.Configure(t, []string{
 		"myhostname = mx.test.example",

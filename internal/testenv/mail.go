@@ -21,6 +21,16 @@ import (
 // returns the first error (a rejection is an *smtp.SMTPError). c is closed.
 func Deliver(c *smtp.Client, helo, from, to, msg string) error {
 	defer c.Close()
+	if err := Send(c, helo, from, to, msg); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// Send says HELO as helo on c and sends msg from from to to; nil means
+// the server took the message (250 to the final dot). The session stays
+// open.
+func Send(c *smtp.Client, helo, from, to, msg string) error {
 	if err := c.Hello(helo); err != nil {
 		return err
 	}
@@ -37,10 +47,7 @@ func Deliver(c *smtp.Client, helo, from, to, msg string) error {
 	if _, err := io.WriteString(w, msg); err != nil {
 		return err
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return w.Close()
 }
 
 // DialFrom connects to addr over TCP from the local address src (tests
