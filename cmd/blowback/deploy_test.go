@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
@@ -237,13 +236,7 @@ func TestMetricsLive(t *testing.T) {
 		if out, err := runTool(t, body, promtool, "check", "metrics"); err != nil {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)
 		}
-		problems, err := promlint.New(bytes.NewReader(body)).Lint()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range problems {
-			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-		}
+		testenv.Promlint(t, body)
 		for _, line := range strings.Split(string(body), "\n") {
 			f := strings.Fields(line)
 			if len(f) < 4 || f[0] != "#" || f[1] != "TYPE" {

@@ -15,10 +15,10 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/metric"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -172,19 +172,7 @@ func TestExportMetricsLint(t *testing.T) {
 	if err := srv.SetTransfer(dnsd.TransferConfig{Journal: zones.NewJournal(0)}, reg); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "blowback_xfr_") {
-			t.Errorf("%s: %s", p.Metric, p.Text)
-		}
-	}
+	testenv.PromlintGathered(t, reg, "blowback_xfr_")
 }
 
 // axfr transfers the zone from addr: its SOA serial and owner names, or an

@@ -21,6 +21,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // CI reports whether missing tools are failures (BLOWBACK_CI=1).
@@ -225,5 +228,36 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Promlint reports, as test errors, what promlint finds wrong with the
+// metrics in text (Prometheus' text format, a scrape).
+func Promlint(t testing.TB, text []byte) {
+	t.Helper()
+	promlintReport(t, promlint.New(bytes.NewReader(text)), "")
+}
+
+// PromlintGathered reports, as test errors, what promlint finds wrong with
+// the metrics g gathers whose names start with prefix.
+func PromlintGathered(t testing.TB, g prometheus.Gatherer, prefix string) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	promlintReport(t, promlint.NewWithMetricFamilies(mfs), prefix)
+}
+
+func promlintReport(t testing.TB, l *promlint.Linter, prefix string) {
+	t.Helper()
+	problems, err := l.Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, prefix) {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
 	}
 }
