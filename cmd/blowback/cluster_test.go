@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,9 +32,7 @@ func startClusterEnv(t *testing.T, head string, out io.Writer) *clusterEnv {
 	e := &clusterEnv{t: t, dir: t.TempDir(), log: testLog()}
 	urls := `"` + strings.Join(nc.URLs(), `", "`) + `"`
 	e.conf = filepath.Join(e.dir, "c.toml")
-	if err := os.WriteFile(e.conf, []byte(head+"[cluster]\nurls = ["+urls+"]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, e.conf, head+"[cluster]\nurls = ["+urls+"]\n", 0o600)
 	if err := cmdCluster([]string{"init", "--config", e.conf, "--serial-base", "2026120100"}, out, io.Discard); err != nil {
 		t.Fatalf("cluster init: %v", err)
 	}
@@ -200,9 +197,7 @@ func TestClusterAdminChanges(t *testing.T) {
 	serial := r2.cur.Load().Serial
 	r2.Stop()
 	plain := filepath.Join(dir, "plain.toml") // no [cluster]: the store says it is a replica's
-	if err := os.WriteFile(plain, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, plain, "", 0o600)
 	data := filepath.Join(dir, "r2")
 	var out strings.Builder
 	if err := cmdExport([]string{"--config", plain, "--data", data, "--format", "bind", "--out", "-"}, &out, io.Discard); err != nil {

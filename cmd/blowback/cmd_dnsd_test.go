@@ -84,9 +84,7 @@ func TestDnsdCommand(t *testing.T) {
 		t.Errorf("serial metric %v (present: %v)", got, ok)
 	}
 	// A file that does not parse leaves the old zone in service, counted.
-	if err := os.WriteFile(file+".tmp", []byte("$DATASET ip4set @\n192.0.2.3\n300.1.1.1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, file+".tmp", "$DATASET ip4set @\n192.0.2.3\n300.1.1.1\n", 0o644)
 	os.Rename(file+".tmp", file)
 	eventually(t, "reload error counted", func() bool { _, ok := metric("blowback_dns_zone_reloads_total", `result="error"`); return ok })
 	if !listed("192.0.2.2") || listed("192.0.2.3") {

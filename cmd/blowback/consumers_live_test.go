@@ -55,9 +55,7 @@ func TestRspamdLive(t *testing.T) {
 		"override.d/logging.inc":           "type = \"console\";\nlevel = \"notice\";\n",
 		"local.d/options.inc":              fmt.Sprintf("dns { nameserver = [%q]; timeout = 2s; retransmits = 2; }\n", dnsAddr),
 	} {
-		if err := os.WriteFile(filepath.Join(conf, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(conf, name), text, 0o644)
 	}
 	args := []string{"-f", "-c", filepath.Join(conf, "rspamd.conf")}
 	for _, v := range []string{"db", "run", "log"} {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -83,11 +82,7 @@ func TestCrashKeepsAcknowledgedEvidence(t *testing.T) {
 	p := startBinary(t, bin, dir)
 	// Sources must be bindable (all of 127.0.0.0/8 is on lo on Linux).
 	sources := []string{"127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"}
-	if l, err := net.Listen("tcp", sources[0]+":0"); err != nil {
-		testenv.Missing(t, fmt.Sprintf("cannot bind %s: %v", sources[0], err))
-	} else {
-		l.Close()
-	}
+	needBind(t, sources[0])
 	var mu sync.Mutex
 	acked := map[string][]string{} // source -> Message-IDs acknowledged
 	nAcked := 0

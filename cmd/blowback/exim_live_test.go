@@ -104,9 +104,7 @@ to_trap:
 begin retry
 * * F,1m,2s
 `, e.bin, e.port, e.dir, rcpt, e.trapPort)
-	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, e.conf, conf, 0o644)
 }
 
 // start runs the daemon in the foreground (-bdf) with a queue runner.

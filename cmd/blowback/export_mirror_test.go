@@ -56,9 +56,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 	rbl := filepath.Join(export, "bl.blowback.test.rbldnsd")
 	eventually(t, "export", func() bool { return headerOf(t, rbl).Serial == 77 })
 	// A half-written temp file must never be served.
-	if err := os.WriteFile(filepath.Join(export, ".bl.blowback.test.rbldnsd.tmp123"), []byte("half"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(export, ".bl.blowback.test.rbldnsd.tmp123"), "half", 0o644)
 
 	u, err := user.Current()
 	if err != nil {
@@ -81,9 +79,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 		"path": export, "hosts allow": "127.0.0.1",
 	})
 	confPath := filepath.Join(dir, "rsyncd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, confPath, conf, 0o644)
 	var out bytes.Buffer
 	daemon := exec.Command(rsync, "--daemon", "--no-detach", "--config="+confPath)
 	daemon.Stdout, daemon.Stderr = &out, &out

@@ -67,9 +67,7 @@ func TestHarakaSafeMode(t *testing.T) {
 		if edit != nil {
 			s = edit(s)
 		}
-		if err := os.WriteFile(filepath.Join(dir, rel), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(dir, rel), s, 0o644)
 	}
 	copyFile("plugins/blowback.js", nil)
 	copyFile("config/plugins", nil)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -147,6 +148,28 @@ func startNodeConfig(t *testing.T, cfg Config) *node {
 			t.Fatal(err)
 		}
 	}
+}
+
+// needBind skips the test (fails it in CI) unless this host can bind the
+// address ip (tests that stand for several clients need all of
+// 127.0.0.0/8 on lo, as Linux has it).
+func needBind(t *testing.T, ip string) {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		testenv.Missing(t, fmt.Sprintf("cannot bind %s (all of 127.0.0.0/8 on lo needed): %v", ip, err))
+		return
+	}
+	l.Close()
+}
+
+// writeFile writes s to path with perm and returns path.
+func writeFile(t testing.TB, path, s string, perm os.FileMode) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), perm); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // sendFrom delivers msg over SMTP from the local address src.

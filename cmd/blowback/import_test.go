@@ -36,9 +36,7 @@ func TestImportOffline(t *testing.T) {
 		"Received: from x (x [192.0.2.79]) by mx.trap.example; " + now.Format(time.RFC1123Z) + "\nSubject: hello\n\nplain mail\n\n")
 	mb.WriteString("From someone Tue Jun  3 10:11:12 2025\nSubject: no received\nDelivered-To: f@trap.blowback.test\n\nx\n")
 	path := filepath.Join(t.TempDir(), "backscatter.mbox")
-	if err := os.WriteFile(path, []byte(mb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, mb.String(), 0o644)
 	code, out, errs := runCLI(t, "import", "--mbox", path, "--data", dir, "--json", "--progress", "always")
 	if code != 0 {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errs)

@@ -107,20 +107,12 @@ func (a *mnAdmin) evidence(ip string) []store.Event {
 	return out.Events
 }
 
-func mnWriteFile(t testing.TB, path, s string) string {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // mnConfigs writes the configurations of a central node (adminTok, the
 // node tokens of trap-1 and trap-2, pki's server key pair) and of its
 // traps (pki's CA, short backoffs) to dir.
 func mnConfigs(t testing.TB, dir string, pki forwardtest.PKI, adminTok, tok1, tok2 string) (central, trap string) {
 	t.Helper()
-	central = mnWriteFile(t, filepath.Join(dir, "central.toml"), fmt.Sprintf(`
+	central = writeFile(t, filepath.Join(dir, "central.toml"), fmt.Sprintf(`
 admin_tokens = [%q]
 
 [node_tokens]
@@ -130,13 +122,13 @@ trap-2 = %q
 [forward]
 tls_cert = %q
 tls_key = %q
-`, adminTok, tok1, tok2, pki.ServerCert, pki.ServerKey))
-	trap = mnWriteFile(t, filepath.Join(dir, "trap.toml"), fmt.Sprintf(`
+`, adminTok, tok1, tok2, pki.ServerCert, pki.ServerKey), 0o600)
+	trap = writeFile(t, filepath.Join(dir, "trap.toml"), fmt.Sprintf(`
 [forward]
 ca_file = %q
 backoff_min = "50ms"
 backoff_max = "500ms"
-`, pki.CAFile))
+`, pki.CAFile), 0o600)
 	return central, trap
 }
 

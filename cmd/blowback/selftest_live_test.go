@@ -129,11 +129,7 @@ func TestSelfTestPostfix(t *testing.T) {
 // it) and its web base URL.
 func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, string) {
 	t.Helper()
-	if l, err := net.Listen("tcp", listed+":0"); err != nil {
-		testenv.Missing(t, "cannot bind "+listed+" (all of 127.0.0.0/8 on lo needed)")
-	} else {
-		l.Close()
-	}
+	needBind(t, listed)
 	dnsAddr := serveTestZone(t, map[string][]dns.RR{
 		domain + ".":         {mustRR(t, domain+". 60 IN MX 10 mx."+domain+".")},
 		"mx." + domain + ".": {mustRR(t, "mx."+domain+". 60 IN A 127.0.0.1")},
