@@ -80,7 +80,7 @@ func TestBackupFileMode(t *testing.T) {
 	}
 	st.Close()
 	out := filepath.Join(dir, "backup.bin")
-	os.WriteFile(out, []byte("old"), 0o644)
+	writeFile(t, out, "old", 0o644)
 	if code, stdout, errs := runCLI(t, "backup", "--data", dir, "--out", out); code != 0 {
 		t.Fatalf("backup: %d %q %q", code, stdout, errs)
 	}

@@ -292,7 +292,7 @@ func TestMetricsLive(t *testing.T) {
 
 	t.Run("dnsd", func(t *testing.T) {
 		zf := filepath.Join(t.TempDir(), "bl.rbldnsd")
-		os.WriteFile(zf, []byte(":127.0.0.2:Listed, see $\n192.0.2.1\n2001:db8::/64\n"), 0o644)
+		writeFile(t, zf, ":127.0.0.2:Listed, see $\n192.0.2.1\n2001:db8::/64\n", 0o644)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		addrs := make(chan [2]net.Addr, 1)
@@ -339,7 +339,7 @@ func TestSystemdUnits(t *testing.T) {
 			}
 		}
 		p := filepath.Join(tmp, filepath.Base(u))
-		os.WriteFile(p, []byte(strings.ReplaceAll(s, "/usr/local/bin/blowback", bin)), 0o644)
+		writeFile(t, p, strings.ReplaceAll(s, "/usr/local/bin/blowback", bin), 0o644)
 		if out, err := runTool(t, nil, analyze, "verify", p); err != nil || strings.TrimSpace(out) != "" {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(u), err, out)
 		}
@@ -407,7 +407,7 @@ func TestSpamAssassinSnippet(t *testing.T) {
 	}
 	// SpamAssassin asks blowback's DNS directly; nothing else on the network.
 	local := fmt.Sprintf("dns_available yes\ndns_server %s\ntrusted_networks 127.0.0.0/8\nuse_razor2 0\nuse_pyzor 0\nskip_uribl_checks 1\n", n.dns.Addr())
-	os.WriteFile(filepath.Join(dir, "zz-test.cf"), []byte(local), 0o644)
+	writeFile(t, filepath.Join(dir, "zz-test.cf"), local, 0o644)
 	for _, c := range []struct {
 		client, sender string
 		hit            bool
@@ -444,7 +444,7 @@ func TestSpamAssassinSnippet(t *testing.T) {
 		t.Fatalf("refusing server answers %+v, %v; want the code %v, not listed", r, err, dnsd.CodePublicResolver)
 	}
 	local = fmt.Sprintf("dns_available yes\ndns_server %s\ntrusted_networks 127.0.0.0/8\nuse_razor2 0\nuse_pyzor 0\nskip_uribl_checks 1\n", refuser.Addr())
-	os.WriteFile(filepath.Join(dir, "zz-test.cf"), []byte(local), 0o644)
+	writeFile(t, filepath.Join(dir, "zz-test.cf"), local, 0o644)
 	msg := "Return-Path: <>\n" +
 		"Received: from mx.sender.example (mx.sender.example [192.0.2.99])\n\tby mx.test.example (Postfix) with ESMTP id 1;\n\tTue, 3 Jun 2025 10:11:12 +0000\n" +
 		"From: MAILER-DAEMON@mx.sender.example\nTo: user@test.example\nSubject: Undelivered Mail Returned to Sender\n" +

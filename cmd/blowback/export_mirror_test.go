@@ -80,32 +80,14 @@ func TestRsyncServesExportDir(t *testing.T) {
 	})
 	confPath := filepath.Join(dir, "rsyncd.conf")
 	writeFile(t, confPath, conf, 0o644)
-	var out bytes.Buffer
-	daemon := exec.Command(rsync, "--daemon", "--no-detach", "--config="+confPath)
-	daemon.Stdout, daemon.Stderr = &out, &out
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := testenv.Daemon(t, rsync, "--daemon", "--no-detach", "--config="+confPath)
 	t.Cleanup(func() {
-		daemon.Process.Kill()
-		daemon.Wait()
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "rsyncd.log"))
-			t.Logf("rsync daemon:\n%s\n%s", out.String(), log)
+			t.Logf("rsyncd.log:\n%s", log)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rsync daemon never listened: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListening(t, "rsync daemon", fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second, out.String)
 	mirror := filepath.Join(dir, "mirror")
 	get := exec.Command(rsync, "-rt", "--timeout=30", fmt.Sprintf("rsync://127.0.0.1:%d/blowback/", port), mirror+"/")
 	if b, err := get.CombinedOutput(); err != nil {

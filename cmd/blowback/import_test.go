@@ -91,7 +91,7 @@ func TestImportOnline(t *testing.T) {
 		mb.WriteString(bounceFor(fmt.Sprintf("192.0.2.%d", 100+i), "t@trap.blowback.test", i, now.Add(-time.Duration(i)*time.Minute)))
 	}
 	path := filepath.Join(t.TempDir(), "in.mbox")
-	os.WriteFile(path, []byte(mb.String()), 0o644)
+	writeFile(t, path, mb.String(), 0o644)
 	// The node holds the store: import goes through the API with the admin token.
 	code, out, errs := runCLI(t, "import", "--mbox", path, "--data", dir, "--server", "http://"+n.web.Addr().String(), "--batch", "2")
 	if code != 0 || !strings.Contains(out, "accepted by the node (new or already stored): 5 (bounce=5)") {

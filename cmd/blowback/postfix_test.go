@@ -61,7 +61,7 @@ func postfixInNamespace(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	resolv := filepath.Join(tmp, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n"), 0o644)
+	writeFile(t, resolv, "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n", 0o644)
 	if err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
 		t.Fatalf("bind-mount resolv.conf: %v", err)
 	}

@@ -86,7 +86,7 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	// The config's sign_key names the public key by default.
 	conf := filepath.Join(dir, "b.toml")
-	os.WriteFile(conf, []byte("[export]\nsign_key = "+strconv.Quote(secret)+"\n"), 0o644)
+	writeFile(t, conf, "[export]\nsign_key = "+strconv.Quote(secret)+"\n", 0o644)
 	if code, out := run(rbl, "--config", conf); code != 0 {
 		t.Errorf("verify with the config's key: %d %s", code, out)
 	}
