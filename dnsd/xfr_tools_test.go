@@ -16,54 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
-
-// waitSerial polls server until it serves zone with serial.
-func waitSerial(t *testing.T, server, zone string, serial uint32) {
-	t.Helper()
-	c := &dns.Client{Timeout: 300 * time.Millisecond}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
-	var last string
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		r, _, err := c.Exchange(m, server)
-		if err == nil && len(r.Answer) == 1 {
-			if soa, ok := r.Answer[0].(*dns.SOA); ok && soa.Serial == serial {
-				return
-			}
-			last = r.Answer[0].String()
-		} else if err != nil {
-			last = err.Error()
-		} else {
-			last = dns.RcodeToString[r.Rcode]
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s never served %s serial %d (last: %s)", server, zone, serial, last)
-}
-
-// queryAT is the A and TXT answers for name at server, over TCP.
-func queryAT(t *testing.T, server, name string) testenv.Answer {
-	t.Helper()
-	var rs []*dns.Msg
-	for _, qt := range []uint16{dns.TypeA, dns.TypeTXT} {
-		m := new(dns.Msg)
-		m.SetQuestion(name, qt)
-		m.SetEdns0(4096, false)
-		r, _, err := (&dns.Client{Net: "tcp", Timeout: 5 * time.Second}).Exchange(m, server)
-		if err != nil {
-			t.Fatalf("query %s at %s: %v", name, server, err)
-		}
-		rs = append(rs, r)
-	}
-	return testenv.AnswerOf(rs...)
-}
 
 // compareSecondary checks that the secondary answers the sample as
 // blowback: the same A records everywhere; the same TXT for exact names
@@ -73,7 +30,7 @@ func compareSecondary(t *testing.T, bb, sec string, snap *zones.Snapshot, sample
 	listed := 0
 	for _, a := range sample {
 		name := QueryName(a, snap.Zone)
-		want, got := queryAT(t, bb, name), queryAT(t, sec, name)
+		want, got := testenv.AskDNSBL(t, bb, name), testenv.AskDNSBL(t, sec, name)
 		if !slices.Equal(want.A, got.A) {
 			t.Errorf("%s: blowback A %v, secondary A %v", a, want.A, got.A)
 			continue
@@ -127,7 +84,7 @@ type secondary struct {
 	name   string
 	tool   string
 	tsig   bool
-	config func(dir string, port, primary int, tsig bool) (args []string)
+	config func(t *testing.T, dir string, port, primary int, tsig bool) (args []string)
 }
 
 var secondaries = []secondary{
@@ -140,48 +97,16 @@ var secondaries = []secondary{
 // knotConfig writes a knotd configuration in dir: a secondary of
 // bl.example on port, transferring from primary (with the TSIG key xfrKey
 // on both transfer and NOTIFY when tsig is set).
-func knotConfig(dir string, port, primary int, tsig bool) []string {
-	var keys, remoteKey, aclKey string
+func knotConfig(t *testing.T, dir string, port, primary int, tsig bool) []string {
+	k := testenv.KnotSecondary{Dir: dir, Port: port, Primary: primary, Zone: "bl.example"}
 	if tsig {
-		keys = fmt.Sprintf("key:\n  - id: %s\n    algorithm: hmac-sha256\n    secret: %s\n", xfrKey, xfrSecret)
-		remoteKey = "    key: " + xfrKey + "\n"
-		aclKey = remoteKey
+		k.TSIGKey, k.TSIGSecret = xfrKey, xfrSecret
 	}
-	conf := fmt.Sprintf(`server:
-    rundir: "%[1]s"
-    pidfile: "%[1]s/knot.pid"
-    listen: 127.0.0.1@%[2]d
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "%[1]s"
-%[4]sremote:
-  - id: blowback
-    address: 127.0.0.1@%[3]d
-%[5]sacl:
-  - id: notify_from_blowback
-    address: 127.0.0.1
-%[6]s    action: notify
-template:
-  - id: default
-    storage: "%[1]s"
-    file: "%%s.zone"
-    zonefile-sync: -1
-    zonefile-load: none
-    journal-content: changes
-zone:
-  - domain: bl.example
-    master: blowback
-    acl: notify_from_blowback
-`, dir, port, primary, keys, remoteKey, aclKey)
-	path := filepath.Join(dir, "knot.conf")
-	os.WriteFile(path, []byte(conf), 0o644)
-	return []string{"-c", path}
+	return []string{"-c", k.Config(t)}
 }
 
 // nsdConfig is knotConfig for nsd.
-func nsdConfig(dir string, port, primary int, tsig bool) []string {
+func nsdConfig(t *testing.T, dir string, port, primary int, tsig bool) []string {
 	keys, key := "", "NOKEY"
 	if tsig {
 		keys = fmt.Sprintf("key:\n    name: \"%s\"\n    algorithm: hmac-sha256\n    secret: \"%s\"\n", xfrKey, xfrSecret)
@@ -210,7 +135,9 @@ remote-control:
     allow-notify: 127.0.0.1 %[5]s
 `, dir, port, primary, keys, key)
 	path := filepath.Join(dir, "nsd.conf")
-	os.WriteFile(path, []byte(conf), 0o644)
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return []string{"-d", "-c", path}
 }
 
@@ -252,8 +179,8 @@ func TestSecondaryTransfers(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			testenv.Daemon(t, tool, sec.config(dir, port, srv.Addr().(*net.UDPAddr).Port, sec.tsig)...)
-			waitSerial(t, secAddr, "bl.example", v1.Serial)
+			testenv.Daemon(t, tool, sec.config(t, dir, port, srv.Addr().(*net.UDPAddr).Port, sec.tsig)...)
+			testenv.WaitForSOA(t, secAddr, "bl.example", v1.Serial)
 			m := srv.xfr.p.Load().m
 			// Transfers are counted after their last message is sent: the
 			// secondary may serve the zone first.
@@ -278,7 +205,7 @@ func TestSecondaryTransfers(t *testing.T) {
 			j.Record(v2)
 			cur.Store(v2)
 			srv.ZoneChanged()
-			waitSerial(t, secAddr, "bl.example", v2.Serial)
+			testenv.WaitForSOA(t, secAddr, "bl.example", v2.Serial)
 			if v := waitCounter(m.requests.WithLabelValues("ixfr", "incremental"), 1); v != 1 {
 				t.Errorf("the change did not go by IXFR: ixfr/incremental = %v", v)
 			}
