@@ -14,7 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/blowback-dnsbl/blowback/internal/metric"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -145,7 +145,7 @@ func newTestEnv(t *testing.T, rejectRcpt bool, mod func(*Config)) *env {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		e.ts.Stop(ctx)
-		if n := metricValue(t, e.reg, "blowback_selftest_panics_total"); n != 0 {
+		if n := testenv.MetricValue(t, e.reg, "blowback_selftest_panics_total"); n != 0 {
 			t.Errorf("%v panics", n)
 		}
 	})
@@ -211,7 +211,7 @@ func TestRejectAtRcptPasses(t *testing.T) {
 	if strings.Contains(r.Sender, strings.TrimPrefix(e.mx.from[0], localPrefix)[:6]) {
 		t.Errorf("the result shows the sender's local part: %s", r.Sender)
 	}
-	if n := metricValue(t, e.reg, "blowback_selftest_tests_total", "verdict", Pass); n != 1 {
+	if n := testenv.MetricValue(t, e.reg, "blowback_selftest_tests_total", "verdict", Pass); n != 1 {
 		t.Errorf("pass counter %v", n)
 	}
 }
@@ -293,7 +293,7 @@ func TestLimits(t *testing.T) {
 	if !errors.Is(err, ErrRateLimited) {
 		t.Errorf("fourth test of a requester: %v", err)
 	}
-	if n := metricValue(t, e.reg, "blowback_selftest_requests_total", "result", "rate_limited"); n != 3 {
+	if n := testenv.MetricValue(t, e.reg, "blowback_selftest_requests_total", "result", "rate_limited"); n != 3 {
 		t.Errorf("rate_limited %v", n)
 	}
 }
@@ -376,14 +376,4 @@ func FuzzNormalizeDomain(f *testing.F) {
 			t.Errorf("not idempotent: %q -> %q -> %q %v", s, d, d2, err)
 		}
 	})
-}
-
-// metricValue is the counter or gauge name in reg with the given label pairs; a missing one fails the test.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labelPairs ...string) float64 {
-	t.Helper()
-	v, err := metric.Value(reg, name, labelPairs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
