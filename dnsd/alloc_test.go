@@ -2,9 +2,7 @@ package dnsd
 
 import (
 	"net/netip"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,14 +16,8 @@ import (
 // or without, RRL on or off, and with keyed access on (a known key). The
 // refused-query policy, when off, costs nothing either.
 func TestFastPathAllocs(t *testing.T) {
-	keys, err := NewKeys(filepath.Join(t.TempDir(), "k.json"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.Put(KeyInfo{Key: "allockey99"}); err != nil {
-		t.Fatal(err)
-	}
-	keyed := strings.TrimSuffix(v4name("192.0.2.1"), zone+".") + "allockey99." + zone + "."
+	keys, _ := testKeys(t, KeyInfo{Key: "allockey99"})
+	keyed := keyedName("192.0.2.1", "allockey99")
 	src := netip.MustParseAddr("198.18.0.1")
 	for _, cfg := range []struct {
 		name string
