@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 // TestFastPathAllocs guards the claim of fast.go and udp.go: a plain UDP
@@ -28,8 +26,7 @@ func TestFastPathAllocs(t *testing.T) {
 		{"keys on", Config{Keys: keys}},
 		{"policy on, client allowed", Config{Policy: Policy{Budget: 1 << 30, Refuse: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}}},
 	} {
-		cur := &zones.Current{}
-		cur.Store(testSnapshot())
+		cur := serving(testSnapshot())
 		s := New(cfg.cfg, cur, nil, nil)
 		for _, q := range []struct {
 			name string

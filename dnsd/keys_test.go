@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 func TestKeysAdminAPI(t *testing.T) {
@@ -48,7 +46,7 @@ func TestKeysAdminAPI(t *testing.T) {
 	do("POST", "/api/v1/admin/dns/keys", "application/json", `{"bogus":1}`, http.StatusBadRequest)
 
 	// Queries count per key; the list shows the busiest first.
-	cur := newCur(t)
+	cur := serving(testSnapshot())
 	s := New(Config{Keys: keys, RequireKey: true}, cur, nil, nil)
 	name := keyedName("192.0.2.1", "fixedkey99")
 	for range 3 {
@@ -103,13 +101,6 @@ func keyedName(ip, key string) string {
 	return strings.TrimSuffix(QueryName(netip.MustParseAddr(ip), zone), zone+".") + key + "." + zone + "."
 }
 
-func newCur(t *testing.T) *zones.Current {
-	t.Helper()
-	cur := &zones.Current{}
-	cur.Store(testSnapshot())
-	return cur
-}
-
 // TestFastEqualsSlowKeyed: with keys on, keyed names answered on the fast
 // path get the same answer from the slow path; refusals are left to it.
 func TestFastEqualsSlowKeyed(t *testing.T) {
@@ -118,7 +109,7 @@ func TestFastEqualsSlowKeyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys.Put(KeyInfo{Key: "fastkey123"})
-	s := New(Config{Keys: keys}, newCur(t), nil, nil)
+	s := New(Config{Keys: keys}, serving(testSnapshot()), nil, nil)
 	for _, c := range []struct {
 		m    *dns.Msg
 		fast bool

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 // recorder is a dns.ResponseWriter that keeps the answer (CoreDNS's
@@ -132,8 +130,7 @@ func TestPolicy(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cur := &zones.Current{}
-			cur.Store(testSnapshot())
+			cur := serving(testSnapshot())
 			s := New(c.cfg, cur, nil, nil)
 			if err := s.cfg.Validate(); err != nil {
 				t.Fatal(err)
