@@ -23,8 +23,8 @@ func TestClusterSnapshotJoin(t *testing.T) {
 	nc, cfg, admin := startLog(t, 1, 3*time.Second, 5000)
 	ctx := context.Background()
 	dir := t.TempDir()
-	r1 := startReplica(t, cfg, "r1", filepath.Join(dir, "r1"))
-	tr := startTrap(t, cfg, "trap1", filepath.Join(dir, "t1"))
+	r1 := startReplica(t, cfg, "r1", dir)
+	tr := startTrap(t, cfg, "trap1", dir)
 	last := func() uint64 { s, _ := admin.StreamLastSeq(ctx); return s }
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -65,7 +65,7 @@ func TestClusterSnapshotJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	r3 := startReplica(t, cfg, "r3", r3dir)
+	r3 := startReplica(t, cfg, "r3", dir)
 	send(100, 160)
 	waitFor(t, "both replicas applied the rest", 60*time.Second, func() bool {
 		l := last()
@@ -98,8 +98,7 @@ func TestClusterSnapshotJoin(t *testing.T) {
 func TestClusterReplicaLosesDisk(t *testing.T) {
 	_, cfg, admin := startLog(t, 1, 3*time.Second, 100)
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "r1")
-	r1 := startReplica(t, cfg, "r1", dir)
+	r1 := startReplica(t, cfg, "r1", t.TempDir())
 	for i := range 50 {
 		if _, err := admin.PublishEvent(ctx, event(i, "trap1"), nil); err != nil {
 			t.Fatal(err)
@@ -108,7 +107,7 @@ func TestClusterReplicaLosesDisk(t *testing.T) {
 	waitFor(t, "applied", 60*time.Second, func() bool { return r1.rep.Applied() == 50 })
 	before := r1.cur.Load().Serial
 	r1.stop()
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.RemoveAll(r1.dir); err != nil {
 		t.Fatal(err)
 	}
 	r1.start()

@@ -34,7 +34,9 @@ type primary struct {
 	serials []uint32 // published, in order
 }
 
-func startPrimary(t *testing.T, cfg cluster.Config, name, dir, secondary string) *primary {
+// startPrimary starts replica name of cfg (data in base/name) serving its
+// zone with a transfer server that NOTIFYs secondary.
+func startPrimary(t *testing.T, cfg cluster.Config, name, base, secondary string) *primary {
 	t.Helper()
 	p := &primary{j: zones.NewJournal(0), reg: prometheus.NewRegistry(), cur: &zones.Current{}}
 	p.srv = dnsd.New(dnsd.Config{NS: []string{"ns1.bl.test"}}, p.cur, nil, p.reg)
@@ -49,13 +51,13 @@ func startPrimary(t *testing.T, cfg cluster.Config, name, dir, secondary string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.rep = startReplicaWith(t, cfg, name, dir, p.cur, func(s *zones.Snapshot) {
+	p.rep = runReplica(t, &replicaNode{name: name, dir: filepath.Join(base, name), cfg: cfg, cur: p.cur, onSnap: func(s *zones.Snapshot) {
 		p.j.Record(s)
 		p.mu.Lock()
 		p.serials = append(p.serials, s.Serial)
 		p.mu.Unlock()
 		p.srv.ZoneChanged()
-	})
+	}})
 	return p
 }
 
@@ -102,8 +104,8 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	secPort := testenv.FreePort(t)
 	secAddr := fmt.Sprintf("127.0.0.1:%d", secPort)
 	dir := t.TempDir()
-	p1 := startPrimary(t, cfg, "r1", filepath.Join(dir, "r1"), secAddr)
-	p2 := startPrimary(t, cfg, "r2", filepath.Join(dir, "r2"), secAddr)
+	p1 := startPrimary(t, cfg, "r1", dir, secAddr)
+	p2 := startPrimary(t, cfg, "r2", dir, secAddr)
 
 	next := 0
 	// burst publishes n events at once (several per batch at the replicas).
