@@ -7,13 +7,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -83,12 +81,6 @@ func (p PKI) Pool() *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(p.CA)
 	return pool
-}
-
-// Client is an HTTP client that trusts the CA alone and presents no
-// certificate; timeout 0 is none.
-func (p PKI) Client(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Pool()}}}
 }
 
 func writePEM(t testing.TB, path, typ string, der []byte) {
