@@ -34,17 +34,20 @@ type replicaNode struct {
 	onSnap func(*zones.Snapshot)
 }
 
-// startReplica starts replica name of cfg with its data in base/name,
-// stopped when the test ends.
-func startReplica(t testing.TB, cfg cluster.Config, name, base string) *replicaNode {
+// startReplica starts replica name of cfg, stopped when the test ends.
+func startReplica(t testing.TB, cfg cluster.Config, name string) *replicaNode {
 	t.Helper()
-	return runReplica(t, &replicaNode{name: name, dir: filepath.Join(base, name), cfg: cfg})
+	return runReplica(t, &replicaNode{name: name, cfg: cfg})
 }
 
-// runReplica starts r as a node of t and stops it when the test ends.
+// runReplica starts r as a node of t (its data in a new temp dir unless
+// r.dir is set) and stops it when the test ends.
 func runReplica(t testing.TB, r *replicaNode) *replicaNode {
 	t.Helper()
 	r.t = t
+	if r.dir == "" {
+		r.dir = filepath.Join(t.TempDir(), r.name)
+	}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -110,10 +113,10 @@ type trapNode struct {
 	snd  *cluster.Sender
 }
 
-// startTrap starts trap node of cfg with its spool in base/node, stopped
-// when the test ends.
-func startTrap(t testing.TB, cfg cluster.Config, node, base string) *trapNode {
-	tr := &trapNode{t: t, node: node, dir: filepath.Join(base, node), cfg: cfg}
+// startTrap starts trap node of cfg with its spool in a new temp dir,
+// stopped when the test ends.
+func startTrap(t testing.TB, cfg cluster.Config, node string) *trapNode {
+	tr := &trapNode{t: t, node: node, dir: filepath.Join(t.TempDir(), node), cfg: cfg}
 	tr.start()
 	t.Cleanup(tr.stop)
 	return tr
@@ -179,11 +182,10 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 func TestClusterKillAndConverge(t *testing.T) {
 	nc, cfg, admin := startLog(t, 3, 3*time.Second, 2026120100)
 	ctx := context.Background()
-	dir := t.TempDir()
-	r1 := startReplica(t, cfg, "r1", dir)
-	r2 := startReplica(t, cfg, "r2", dir)
-	t1 := startTrap(t, cfg, "trap1", dir)
-	t2 := startTrap(t, cfg, "trap2", dir)
+	r1 := startReplica(t, cfg, "r1")
+	r2 := startReplica(t, cfg, "r2")
+	t1 := startTrap(t, cfg, "trap1")
+	t2 := startTrap(t, cfg, "trap2")
 
 	const n = 900
 	accepted := 0

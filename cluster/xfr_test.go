@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -34,9 +32,9 @@ type primary struct {
 	serials []uint32 // published, in order
 }
 
-// startPrimary starts replica name of cfg (data in base/name) serving its
-// zone with a transfer server that NOTIFYs secondary.
-func startPrimary(t *testing.T, cfg cluster.Config, name, base, secondary string) *primary {
+// startPrimary starts replica name of cfg serving its zone with a transfer
+// server that NOTIFYs secondary.
+func startPrimary(t *testing.T, cfg cluster.Config, name, secondary string) *primary {
 	t.Helper()
 	p := &primary{j: zones.NewJournal(0), reg: prometheus.NewRegistry(), cur: &zones.Current{}}
 	p.srv = dnsd.New(dnsd.Config{NS: []string{"ns1.bl.test"}}, p.cur, nil, p.reg)
@@ -51,7 +49,7 @@ func startPrimary(t *testing.T, cfg cluster.Config, name, base, secondary string
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.rep = runReplica(t, &replicaNode{name: name, dir: filepath.Join(base, name), cfg: cfg, cur: p.cur, onSnap: func(s *zones.Snapshot) {
+	p.rep = runReplica(t, &replicaNode{name: name, cfg: cfg, cur: p.cur, onSnap: func(s *zones.Snapshot) {
 		p.j.Record(s)
 		p.mu.Lock()
 		p.serials = append(p.serials, s.Serial)
@@ -103,9 +101,8 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	ctx := context.Background()
 	secPort := testenv.FreePort(t)
 	secAddr := fmt.Sprintf("127.0.0.1:%d", secPort)
-	dir := t.TempDir()
-	p1 := startPrimary(t, cfg, "r1", dir, secAddr)
-	p2 := startPrimary(t, cfg, "r2", dir, secAddr)
+	p1 := startPrimary(t, cfg, "r1", secAddr)
+	p2 := startPrimary(t, cfg, "r2", secAddr)
 
 	next := 0
 	// burst publishes n events at once (several per batch at the replicas).
@@ -139,10 +136,7 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	}
 	burst(40)
 
-	secDir := filepath.Join(dir, "knot")
-	if err := os.MkdirAll(secDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	secDir := t.TempDir()
 	var knot *exec.Cmd
 	var out testenv.Output
 	startKnot := func(primaryPort int) {
