@@ -5,7 +5,6 @@ package dnsd
 // and answer as blowback does.
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -145,39 +142,17 @@ func TestSecondaryTransfers(t *testing.T) {
 	for _, sec := range secondaries {
 		t.Run(sec.name, func(t *testing.T) {
 			tool := testenv.Tool(t, sec.tool)
-			cur := &zones.Current{}
-			j := zones.NewJournal(0)
 			v1 := xfrZone(1000, 400, 7)
-			cur.Store(v1)
-			j.Record(v1)
-			reg := prometheus.NewRegistry()
-			var srv *Server
-			for try := 0; ; try++ {
-				srv = New(Config{NS: []string{"ns1.bl.example"}}, cur, nil, reg)
-				err := srv.Start("127.0.0.1:0")
-				if err == nil {
-					break
-				}
-				srv.Stop(context.Background())
-				reg = prometheus.NewRegistry()
-				if try == 10 {
-					t.Fatal(err)
-				}
-			}
-			t.Cleanup(func() { srv.StopTransfer(); srv.Stop(context.Background()) })
-			bb := srv.Addr().String()
 			port := testenv.FreePort(t)
 			secAddr := fmt.Sprintf("127.0.0.1:%d", port)
-			tc := TransferConfig{Journal: j, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			tc := TransferConfig{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 				Glue:   map[string][]netip.Addr{"ns1.bl.example": {netip.MustParseAddr("127.0.0.1")}},
 				Notify: []string{secAddr}, NotifyInterval: 100 * time.Millisecond}
 			if sec.tsig {
 				tc.Keys, tc.RequireTSIG, tc.NotifyKey = []TSIGKey{{Name: xfrKey, Secret: xfrSecret}}, true, xfrKey
 			}
-			err := srv.SetTransfer(tc, reg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			e := serveXFR(t, v1, tc)
+			srv, bb := e.srv, e.addr
 			dir := t.TempDir()
 			testenv.Daemon(t, tool, sec.config(t, dir, port, srv.Addr().(*net.UDPAddr).Port, sec.tsig)...)
 			testenv.WaitForSOA(t, secAddr, "bl.example", v1.Serial)
@@ -202,8 +177,8 @@ func TestSecondaryTransfers(t *testing.T) {
 			ch = append(ch, zones.Entry{Prefix: netip.MustParsePrefix("203.0.113.1/32"), Codes: zones.CodeBounce | zones.CodeCallout},
 				zones.Entry{Prefix: netip.MustParsePrefix("2001:db8:1:3::/64"), Codes: zones.CodeAutoreply})
 			v2 := v1.With(zones.Info{Zone: v1.Zone, Serial: 1001, TXT: v1.TXT, TTL: v1.TTL}, ch)
-			j.Record(v2)
-			cur.Store(v2)
+			e.j.Record(v2)
+			srv.cur.Store(v2)
 			srv.ZoneChanged()
 			testenv.WaitForSOA(t, secAddr, "bl.example", v2.Serial)
 			if v := waitCounter(m.requests.WithLabelValues("ixfr", "incremental"), 1); v != 1 {
