@@ -132,11 +132,6 @@ func (c *central) has(id store.EventID) bool {
 }
 
 // eventually waits for cond (listing is near real time).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testenv.Eventually(t, what, cond)
-}
-
 type rig struct {
 	sp  *forward.Spool
 	fw  *forward.Forwarder
@@ -183,7 +178,7 @@ func forwardTo(t *testing.T, dir string, h http.Handler, mod func(*forward.Confi
 // event.
 func (r *rig) drained(t *testing.T) {
 	t.Helper()
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	testenv.Eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
 }
 
 func (r *rig) put(t *testing.T, n int) []*store.Event {
@@ -362,7 +357,7 @@ func TestForwardRetriesUntilCentralReturns(t *testing.T) {
 	}
 	r := forwardTo(t, t.TempDir(), h, nil)
 	evs := r.put(t, 30)
-	eventually(t, "network failures", func() bool {
+	testenv.Eventually(t, "network failures", func() bool {
 		return testenv.MetricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 3
 	})
 	if r.fw.Backlog() != int64(len(evs)) {
@@ -452,7 +447,7 @@ func TestForwardWrongTokenKeepsEvidence(t *testing.T) {
 	c := newCentral()
 	r := forwardTo(t, t.TempDir(), c, func(c *forward.Config) { c.Token = "wrong-token-0123456789" })
 	r.put(t, 3)
-	eventually(t, "unauthorized failures", func() bool {
+	testenv.Eventually(t, "unauthorized failures", func() bool {
 		return testenv.MetricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "unauthorized") >= 2
 	})
 	if r.fw.Backlog() != 3 {
@@ -503,7 +498,7 @@ func TestForwardTLS(t *testing.T) {
 				}
 				return
 			}
-			eventually(t, "failed handshakes", func() bool {
+			testenv.Eventually(t, "failed handshakes", func() bool {
 				return testenv.MetricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 2
 			})
 			if r.fw.Backlog() != 3 {
