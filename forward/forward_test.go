@@ -131,7 +131,7 @@ func (c *central) has(id store.EventID) bool {
 	return c.seen[id] > 0
 }
 
-// eventually waits for cond (listing is near real time).
+// rig is a spool and the forwarder draining it.
 type rig struct {
 	sp  *forward.Spool
 	fw  *forward.Forwarder
