@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
+	"github.com/blowback-dnsbl/blowback/internal/netx"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -161,7 +162,7 @@ func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, str
 
 func netipPrefix(t *testing.T, s string) netip.Prefix {
 	t.Helper()
-	p, err := parsePrefix(s)
+	p, err := netx.ParsePrefix(s)
 	if err != nil {
 		t.Fatal(err)
 	}
