@@ -208,11 +208,7 @@ func (r *Replica) AppendEvent(ctx context.Context, ev *store.Event, raw []byte) 
 // replica applied it (listing.Log).
 func (r *Replica) AppendAction(ctx context.Context, a store.Action) error {
 	seq, err := r.conn.PublishAction(ctx, a)
-	if err != nil {
-		return err
-	}
-	r.waitOwn(ctx, seq)
-	return nil
+	return r.waitOwn(ctx, seq, err)
 }
 
 // Revoker applies node revocations from the log (package intake).
@@ -229,33 +225,31 @@ func (r *Replica) SetRevoker(rv Revoker) { r.revoker = rv }
 // until this replica applied it (listing.Log).
 func (r *Replica) AppendAllow(ctx context.Context, c listing.AllowChange) error {
 	seq, err := r.conn.PublishAllow(ctx, c)
-	if err != nil {
-		return err
-	}
-	r.waitOwn(ctx, seq)
-	return nil
+	return r.waitOwn(ctx, seq, err)
 }
 
 // AppendRevocation appends a node revocation (HTTP intake's revoke on a
 // replica) and waits, within ApplyWait, until this replica applied it.
 func (r *Replica) AppendRevocation(ctx context.Context, id, node string, sha256 []string, reason string) error {
 	seq, err := r.conn.PublishAdmin(ctx, adminMsg{ID: id, Revoke: &Revocation{Node: node, SHA256: sha256, Reason: reason}})
-	if err != nil {
-		return err
-	}
-	r.waitOwn(ctx, seq)
-	return nil
+	return r.waitOwn(ctx, seq, err)
 }
 
-// waitOwn waits, within ApplyWait, until this replica applied seq (a write
-// of its own that the cluster acknowledged).
-func (r *Replica) waitOwn(ctx context.Context, seq uint64) {
+// waitOwn follows a publish of this replica's own write: it returns the
+// publish error perr, else waits, within ApplyWait, until this replica
+// applied seq (the cluster acknowledged it) and returns nil even when the
+// wait ran out.
+func (r *Replica) waitOwn(ctx context.Context, seq uint64, perr error) error {
+	if perr != nil {
+		return perr
+	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.ApplyWait)
 	defer cancel()
 	if err := r.WaitApplied(wctx, seq); err != nil {
 		// Durable in the cluster; it shows here once the apply catches up.
 		r.log.Warn("change acknowledged by the cluster, not yet applied here", "seq", seq, "err", err)
 	}
+	return nil
 }
 
 // consumer binds the durable consumer, starting after the applied

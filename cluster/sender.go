@@ -95,18 +95,7 @@ func (s *Sender) Stop(ctx context.Context) error {
 }
 
 // Drain waits until the spool is empty or ctx ends (tests, benchmarks).
-func (s *Sender) Drain(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for s.spool.Len() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
+func (s *Sender) Drain(ctx context.Context) error { return s.spool.WaitEmpty(ctx) }
 
 func (s *Sender) run() {
 	defer close(s.done)

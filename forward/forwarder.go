@@ -186,18 +186,7 @@ func (f *Forwarder) Stop(ctx context.Context) error {
 func (f *Forwarder) Backlog() int64 { return f.spool.Len() }
 
 // Drain waits until the backlog is empty or ctx is done (tests, benchmarks).
-func (f *Forwarder) Drain(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for f.spool.Len() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
+func (f *Forwarder) Drain(ctx context.Context) error { return f.spool.WaitEmpty(ctx) }
 
 // retryError is a failed attempt that is worth retrying.
 type retryError struct {
