@@ -69,9 +69,7 @@ type Replica struct {
 	behind  uint64    // messages the consumer had after the last one fetched
 	lastPub time.Time // last snapshot published
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	loop *lifecycle.Loop // the applying goroutine
 }
 
 // NewReplica returns a replica applying the stream to st. Build the
@@ -96,7 +94,7 @@ func NewReplica(cfg ReplicaConfig, conn *Conn, st *store.Store, log *slog.Logger
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Replica{cfg: cfg, conn: conn, st: st, log: log.With("pkg", "cluster", "replica", cfg.Name),
-		prog: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		prog: make(chan struct{}), loop: lifecycle.NewLoop()}
 	r.metrics = newReplicaMetrics(reg, r)
 	if b, err := st.GetMeta(metaApplied); err == nil && len(b) == 20 {
 		r.applied.Store(binary.BigEndian.Uint64(b))
@@ -169,15 +167,7 @@ func (r *Replica) Start(ctx context.Context) error {
 }
 
 // Stop stops applying; a batch in progress finishes first.
-func (r *Replica) Stop(ctx context.Context) error {
-	r.once.Do(func() { close(r.stop) })
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *Replica) Stop(ctx context.Context) error { return r.loop.Stop(ctx) }
 
 // WaitApplied waits until the replica applied seq (or ctx ends).
 func (r *Replica) WaitApplied(ctx context.Context, seq uint64) error {
@@ -192,7 +182,7 @@ func (r *Replica) WaitApplied(ctx context.Context, seq uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-r.stop:
+		case <-r.loop.Stopping():
 			return ErrStopped
 		}
 	}
@@ -306,8 +296,8 @@ type logMsg struct {
 }
 
 func (r *Replica) run() {
-	defer close(r.done)
-	ctx, cancel := lifecycle.StopContext(r.stop)
+	defer r.loop.Exit()
+	ctx, cancel := lifecycle.StopContext(r.loop.Stopping())
 	defer cancel()
 	if r.cfg.TickEvery > 0 {
 		go r.ticker(ctx)
