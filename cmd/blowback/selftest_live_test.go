@@ -19,7 +19,6 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
-	"github.com/blowback-dnsbl/blowback/internal/netx"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/web"
@@ -64,7 +63,7 @@ func TestSelfTestPostfix(t *testing.T) {
 		}
 	}
 	events := func() int {
-		evs, err := n.st.Events(netipPrefix(t, listed+"/32"), 0)
+		evs, err := n.st.Events(netip.MustParsePrefix(listed+"/32"), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,15 +157,6 @@ func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, str
 	}
 	n := startNodeConfig(t, cfg)
 	return n, "http://" + n.web.Addr().String()
-}
-
-func netipPrefix(t *testing.T, s string) netip.Prefix {
-	t.Helper()
-	p, err := netx.ParsePrefix(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // fetchJSON is getJSON (exim_live_test.go calls it so).
