@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -134,9 +133,7 @@ backoff_max = "500ms"
 
 // mnClient is an HTTPS client that trusts pki's CA.
 func mnClient(pki forwardtest.PKI) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(pki.CA)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool()}}}
 }
 
 func TestMultiNode(t *testing.T) {

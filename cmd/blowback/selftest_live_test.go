@@ -52,7 +52,7 @@ func TestSelfTestPostfix(t *testing.T) {
 		}
 	}
 	events := func() int {
-		evs, err := n.st.Events(netipPrefix(t, listed+"/32"), 0)
+		evs, err := n.st.Events(netip.MustParsePrefix(listed+"/32"), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,15 +142,6 @@ func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, str
 	}
 	n := startNodeConfig(t, cfg)
 	return n, "http://" + n.web.Addr().String()
-}
-
-func netipPrefix(t *testing.T, s string) netip.Prefix {
-	t.Helper()
-	p, err := parsePrefix(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 type selfTestResult struct {
