@@ -78,6 +78,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,9 +130,10 @@ type Options struct {
 	// GCInterval is how often value-log GC runs; zero means 10 minutes.
 	GCInterval time.Duration
 	// Bounded memory: badger's memtable size, block cache and index cache
-	// in bytes. Zero keeps badger's default (or LowMemory's). A non-zero
-	// IndexCacheSize keeps table indexes in a bounded cache instead of all
-	// in memory.
+	// in bytes. Zero keeps the default: badger's for the memtable (64 MiB)
+	// and the index cache, DefaultBlockCache for the block cache (or
+	// LowMemory's). A non-zero IndexCacheSize keeps table indexes in a
+	// bounded cache instead of all in memory.
 	MemTableSize   int64
 	BlockCacheSize int64
 	IndexCacheSize int64
@@ -148,6 +150,15 @@ type Options struct {
 	UnitMaxEvents   int
 	UnitMaxRawBytes int64
 }
+
+// DefaultBlockCache is the block cache of a store opened with
+// Options.BlockCacheSize zero, instead of badger's 256 MiB. The store's
+// reads are a full key scan at start (the rebuild: every block once, which
+// a cache only adds to the heap, twice over with the garbage collector's
+// headroom) and point reads of one address or one id (a few blocks each,
+// decompressed again on a miss in microseconds). docs/dns.md "The
+// rebuild's memory" has the figures.
+const DefaultBlockCache = 32 << 20
 
 // DefaultOptions are the documented defaults.
 func DefaultOptions() Options {
@@ -186,6 +197,11 @@ type Store struct {
 	rawDropped atomic.Uint64
 
 	space *spaceGuard // nil in memory
+
+	// table pages (pages_linux.go): the data directory as the kernel
+	// names it ("" in memory), and whether reclaiming failed once.
+	tableDir  string
+	noPageout atomic.Bool
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -216,6 +232,8 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	}
 	if opts.BlockCacheSize > 0 {
 		bo = bo.WithBlockCacheSize(opts.BlockCacheSize)
+	} else if !opts.LowMemory {
+		bo = bo.WithBlockCacheSize(DefaultBlockCache)
 	}
 	if opts.IndexCacheSize > 0 {
 		bo = bo.WithIndexCacheSize(opts.IndexCacheSize)
@@ -250,6 +268,13 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 		opts.GCInterval = 10 * time.Minute
 	}
 	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{}), putCh: make(chan *putReq, 1024), space: space}
+	if !opts.InMemory {
+		if abs, err := filepath.Abs(dir); err == nil {
+			if real, err := filepath.EvalSymlinks(abs); err == nil {
+				s.tableDir = real
+			}
+		}
+	}
 	s.wg.Add(1)
 	go s.committer()
 	if !opts.InMemory {
@@ -606,6 +631,10 @@ func (s *Store) ScanRefs(ctx context.Context, fn func(r Ref) error) error {
 	return s.scanRefs(ctx, []byte{pEvent}, fn)
 }
 
+// dropPagesEvery is how many keys a scan reads between two reclaims of
+// table pages: about 16 MB of tables at ~60 bytes a key.
+const dropPagesEvery = 1 << 18
+
 func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
@@ -613,11 +642,21 @@ func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) erro
 		o.Prefix = prefix
 		it := txn.NewIterator(o)
 		defer it.Close()
+		// A full scan reads every block of the event tables once:
+		// reclaim the pages it left behind as it goes (pages_linux.go).
 		n := 0
+		defer func() {
+			if n >= dropPagesEvery {
+				s.dropTablePages()
+			}
+		}()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if n++; n%4096 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
+				}
+				if n%dropPagesEvery == 0 {
+					s.dropTablePages()
 				}
 			}
 			r, ok := parseRef(it.Item().Key())
