@@ -181,6 +181,24 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 }
 
+// BenchmarkDecide is the store's point read behind a lookup (API, explain):
+// Engine.Decide of a random address among the loaded units, its newest
+// refs and its actions read from the store. It shows what the block cache
+// is worth to point reads (BLOWBACK_BENCH_BLOCK_CACHE_MB).
+func BenchmarkDecide(b *testing.B) {
+	units, events, dir := benchSize(b)
+	st := loadBench(b, filepath.Join(dir, "rebuild"), units, events)
+	eng := New(Config{Zone: "bl.test", TXT: "$", Policy: scoring.DefaultPolicy(), Now: func() time.Time { return benchNow }}, st, &zones.Current{}, nil, nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d, refs, _, err := eng.Decide(benchAddr(rng.IntN(units)))
+		if err != nil || !d.Listed || len(refs) == 0 {
+			b.Fatalf("decide: listed %v, %d refs, %v", d.Listed, len(refs), err)
+		}
+	}
+}
+
 // BenchmarkIngestToAnswer measures evidence-to-answer latency with units
 // addresses listed: Engine.Ingest of a bounce from a new address (a synced
 // commit, the moment the trap may answer 250), then DNS queries over UDP to

@@ -5,27 +5,32 @@ package store
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
-// dropTablePages asks the kernel to reclaim the pages of the store's table
-// files (dir/*.sst) that this process has mapped.
+// dropPages asks the kernel to reclaim the pages of the store's files with
+// one of the given suffixes (".sst": tables, ".vlog": the value log) that
+// this process has mapped.
 //
 // badger reads its tables through mmap, so a full key scan (the rebuild)
 // leaves every page of every event table it passed mapped in the process:
 // at 10M events some 400 MB of resident, file-backed memory, counted in the
 // process's RSS (and by the OOM killer), though the pages are clean and the
-// scan never comes back to them. MADV_PAGEOUT (Linux 5.4) reclaims them:
+// scan never comes back to them. Opening the store reads the whole of the
+// last value-log file the same way (badger's vlog.open checks its entries
+// to find where it ends): up to a file's size (1 GiB) of pages that stay
+// mapped through the rebuild that follows. MADV_PAGEOUT (Linux 5.4) reclaims them:
 // a later read faults them in again from disk. It is advice, never a
 // change of content, so a range that a compaction unmapped meanwhile (and
 // that may hold something else by now) comes to no harm: clean file pages
 // are dropped, dirty ones written back first, anonymous ones without swap
 // left alone. Errors (an older kernel: EINVAL) are not the caller's
 // concern; the first one turns the calls into no-ops.
-func (s *Store) dropTablePages() {
-	if s.tableDir == "" || s.noPageout.Load() {
+func (s *Store) dropPages(suffixes ...string) {
+	if s.realDir == "" || s.noPageout.Load() {
 		return
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
@@ -33,12 +38,14 @@ func (s *Store) dropTablePages() {
 		s.noPageout.Store(true)
 		return
 	}
-	dir := []byte(" " + s.tableDir + "/")
+	dir := []byte(" " + s.realDir + "/")
 	for line := range bytes.Lines(maps) {
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		// "start-end perms offset dev inode   path"
 		i := bytes.Index(line, dir)
-		if i < 0 || !bytes.HasSuffix(line, []byte(".sst")) || bytes.IndexByte(line[i+len(dir):], '/') >= 0 {
+		if i < 0 || bytes.IndexByte(line[i+len(dir):], '/') >= 0 || !slices.ContainsFunc(suffixes, func(x string) bool {
+			return bytes.HasSuffix(line, []byte(x))
+		}) {
 			continue
 		}
 		rng, _, _ := bytes.Cut(line, []byte(" "))

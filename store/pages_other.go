@@ -2,5 +2,5 @@
 
 package store
 
-// dropTablePages is Linux only (pages_linux.go).
-func (s *Store) dropTablePages() {}
+// dropPages is Linux only (pages_linux.go).
+func (s *Store) dropPages(...string) {}

@@ -200,7 +200,7 @@ type Store struct {
 
 	// table pages (pages_linux.go): the data directory as the kernel
 	// names it ("" in memory), and whether reclaiming failed once.
-	tableDir  string
+	realDir  string
 	noPageout atomic.Bool
 }
 
@@ -271,9 +271,12 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	if !opts.InMemory {
 		if abs, err := filepath.Abs(dir); err == nil {
 			if real, err := filepath.EvalSymlinks(abs); err == nil {
-				s.tableDir = real
+				s.realDir = real
 			}
 		}
+		// badger's open read the last value-log file through and the
+		// table indexes: let go of those pages (pages_linux.go).
+		s.dropPages(".vlog", ".sst")
 	}
 	s.wg.Add(1)
 	go s.committer()
@@ -643,11 +646,11 @@ func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) erro
 		it := txn.NewIterator(o)
 		defer it.Close()
 		// A full scan reads every block of the event tables once:
-		// reclaim the pages it left behind as it goes (pages_linux.go).
+		// reclaim the pages it leaves mapped as it goes (pages_linux.go).
 		n := 0
 		defer func() {
 			if n >= dropPagesEvery {
-				s.dropTablePages()
+				s.dropPages(".sst")
 			}
 		}()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -656,7 +659,7 @@ func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) erro
 					return err
 				}
 				if n%dropPagesEvery == 0 {
-					s.dropTablePages()
+					s.dropPages(".sst")
 				}
 			}
 			r, ok := parseRef(it.Item().Key())
