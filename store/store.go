@@ -200,7 +200,7 @@ type Store struct {
 
 	// table pages (pages_linux.go): the data directory as the kernel
 	// names it ("" in memory), and whether reclaiming failed once.
-	realDir  string
+	realDir   string
 	noPageout atomic.Bool
 }
 
