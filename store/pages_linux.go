@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dropPages asks the kernel to reclaim the pages of the store's files with
+// drop asks the kernel to reclaim the pages of the store's files with
 // one of the given suffixes (".sst": tables, ".vlog": the value log) that
 // this process has mapped.
 //
@@ -29,16 +29,16 @@ import (
 // are dropped, dirty ones written back first, anonymous ones without swap
 // left alone. Errors (an older kernel: EINVAL) are not the caller's
 // concern; the first one turns the calls into no-ops.
-func (s *Store) dropPages(suffixes ...string) {
-	if s.realDir == "" || s.noPageout.Load() {
+func (p *pager) drop(suffixes ...string) {
+	if p == nil || p.off.Load() {
 		return
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		s.noPageout.Store(true)
+		p.off.Store(true)
 		return
 	}
-	dir := []byte(" " + s.realDir + "/")
+	dir := []byte(" " + p.dir + "/")
 	for line := range bytes.Lines(maps) {
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		// "start-end perms offset dev inode   path"
@@ -59,8 +59,8 @@ func (s *Store) dropPages(suffixes ...string) {
 			continue
 		}
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT); e != 0 {
-			s.log.Debug("madvise pageout", "err", e)
-			s.noPageout.Store(true)
+			p.log.Debug("madvise pageout", "err", e)
+			p.off.Store(true)
 			return
 		}
 	}

@@ -27,7 +27,7 @@ func mappedKB(t *testing.T, s *Store, suffix string) int {
 		line := sc.Text()
 		// A mapping's first line: "start-end perms offset dev inode [path]".
 		if fields := strings.Fields(line); len(fields) >= 5 && strings.Contains(fields[0], "-") && len(fields[1]) == 4 {
-			in = len(fields) >= 6 && strings.HasPrefix(fields[5], s.realDir+"/") && strings.HasSuffix(line, suffix)
+			in = len(fields) >= 6 && strings.HasPrefix(fields[5], s.pages.dir+"/") && strings.HasSuffix(line, suffix)
 			continue
 		}
 		if v, ok := strings.CutPrefix(line, "Rss:"); ok && in {
@@ -69,8 +69,8 @@ func TestDropPages(t *testing.T) {
 	if before < 1024 {
 		t.Fatalf("after a scan of %d keys %d kB of tables are resident: the test measures nothing", n, before)
 	}
-	s.dropPages(".sst")
-	if s.noPageout.Load() {
+	s.pages.drop(".sst")
+	if s.pages.off.Load() {
 		t.Skip("MADV_PAGEOUT refused (kernel before 5.4?)")
 	}
 	after := mappedKB(t, s, ".sst")

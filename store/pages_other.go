@@ -2,5 +2,5 @@
 
 package store
 
-// dropPages is Linux only (pages_linux.go).
-func (s *Store) dropPages(...string) {}
+// drop is Linux only (pages_linux.go).
+func (p *pager) drop(...string) {}

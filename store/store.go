@@ -78,7 +78,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,10 +197,7 @@ type Store struct {
 
 	space *spaceGuard // nil in memory
 
-	// table pages (pages_linux.go): the data directory as the kernel
-	// names it ("" in memory), and whether reclaiming failed once.
-	realDir   string
-	noPageout atomic.Bool
+	pages *pager // nil in memory (pages.go)
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -257,7 +253,17 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 			return nil, err
 		}
 	}
-	db, err := badger.Open(bo)
+	var pages *pager
+	if !opts.InMemory {
+		pages = newPager(dir, log)
+	}
+	var db *badger.DB
+	var err error
+	// badger's open reads the whole of the last value-log file (vlog.open
+	// checks its entries to find where it ends: up to a file, 1 GiB) and
+	// the tables' indexes, through mmap; give the pages back as it goes,
+	// or they stay resident through the rebuild that follows (pages_linux.go).
+	pages.during(50*time.Millisecond, func() { db, err = badger.Open(bo) }, ".vlog", ".sst")
 	if err != nil {
 		if !opts.InMemory && heldElsewhere(dir) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
@@ -267,17 +273,7 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 10 * time.Minute
 	}
-	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{}), putCh: make(chan *putReq, 1024), space: space}
-	if !opts.InMemory {
-		if abs, err := filepath.Abs(dir); err == nil {
-			if real, err := filepath.EvalSymlinks(abs); err == nil {
-				s.realDir = real
-			}
-		}
-		// badger's open read the last value-log file through and the
-		// table indexes: let go of those pages (pages_linux.go).
-		s.dropPages(".vlog", ".sst")
-	}
+	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{}), putCh: make(chan *putReq, 1024), space: space, pages: pages}
 	s.wg.Add(1)
 	go s.committer()
 	if !opts.InMemory {
@@ -650,7 +646,7 @@ func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) erro
 		n := 0
 		defer func() {
 			if n >= dropPagesEvery {
-				s.dropPages(".sst")
+				s.pages.drop(".sst")
 			}
 		}()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -659,7 +655,7 @@ func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) erro
 					return err
 				}
 				if n%dropPagesEvery == 0 {
-					s.dropPages(".sst")
+					s.pages.drop(".sst")
 				}
 			}
 			r, ok := parseRef(it.Item().Key())
