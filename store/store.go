@@ -50,7 +50,10 @@
 // keys vanish from reads at once and from disk at compaction, and a
 // maintenance loop runs value-log GC every Options.GCInterval. Memory is
 // bounded by Options.LowMemory or the explicit MemTableSize,
-// BlockCacheSize and IndexCacheSize.
+// BlockCacheSize (default DefaultBlockCache, 32 MiB) and IndexCacheSize.
+// badger reads its files through mmap; what an open or a full key scan
+// reads once is given back to the kernel as it goes (pages_linux.go), so
+// that a rebuild's RSS is its own memory, not the tables it passed.
 //
 // # Backup
 //
