@@ -266,7 +266,7 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	// checks its entries to find where it ends: up to a file, 1 GiB) and
 	// the tables' indexes, through mmap; give the pages back as it goes,
 	// or they stay resident through the rebuild that follows (pages_linux.go).
-	pages.during(50*time.Millisecond, func() { db, err = badger.Open(bo) }, ".vlog", ".sst")
+	pages.during(10*time.Millisecond, func() { db, err = badger.Open(bo) }, ".vlog", ".sst")
 	if err != nil {
 		if !opts.InMemory && heldElsewhere(dir) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
