@@ -536,6 +536,30 @@ func decodeItem[T any](item *badger.Item) (T, error) {
 	return v, err
 }
 
+// scanValues decodes every value under prefix, in key order, and calls fn
+// with it; it stops at fn's first error, or when ctx ends.
+func scanValues[T any](ctx context.Context, db *badger.DB, prefix []byte, fn func(T) error) error {
+	return db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = prefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			v, err := decodeItem[T](it.Item())
+			if err != nil {
+				return err
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // appendItem appends the decoded value of item to *out and reports
 // whether *out reached limit (0: no limit).
 func appendItem[T any](out *[]T, item *badger.Item, limit int) (bool, error) {
@@ -743,19 +767,9 @@ func (s *Store) AddAction(ctx context.Context, a Action) error {
 // Actions returns the manual actions whose prefix overlaps p, oldest first.
 func (s *Store) Actions(p netip.Prefix) ([]Action, error) {
 	var out []Action
-	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = addrPrefixKey(pManual, p)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			a, err := decodeItem[Action](it.Item())
-			if err != nil {
-				return err
-			}
-			if a.Prefix.Overlaps(p) {
-				out = append(out, a)
-			}
+	err := scanValues(context.Background(), s.db, addrPrefixKey(pManual, p), func(a Action) error {
+		if a.Prefix.Overlaps(p) {
+			out = append(out, a)
 		}
 		return nil
 	})
@@ -765,25 +779,7 @@ func (s *Store) Actions(p netip.Prefix) ([]Action, error) {
 
 // AllActions calls fn for every manual action.
 func (s *Store) AllActions(ctx context.Context, fn func(a Action) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte{pManual}
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			a, err := decodeItem[Action](it.Item())
-			if err != nil {
-				return err
-			}
-			if err := fn(a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return scanValues(ctx, s.db, []byte{pManual}, fn)
 }
 
 func sortActions(a []Action) {

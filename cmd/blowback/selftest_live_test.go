@@ -63,7 +63,7 @@ func TestSelfTestPostfix(t *testing.T) {
 		}
 	}
 	events := func() int {
-		evs, err := n.st.Events(netipPrefix(t, listed+"/32"), 0)
+		evs, err := n.st.Events(netip.MustParsePrefix(listed+"/32"), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,15 +157,6 @@ func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, str
 	}
 	n := startNodeConfig(t, cfg)
 	return n, "http://" + n.web.Addr().String()
-}
-
-func netipPrefix(t *testing.T, s string) netip.Prefix {
-	t.Helper()
-	p, err := parsePrefix(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // fetchJSON is getJSON (exim_live_test.go calls it so).
