@@ -4,7 +4,8 @@
 // optional envelope in, a Result with the signals that decided it out. The
 // trap (package trap) runs it on every message, `blowback classify` on
 // files, and `blowback import` on mailboxes, for which it also reads mbox
-// files (MboxReader) and Received fields (ParseReceived, HopRule).
+// files (MboxReader) and Received fields (ParseReceived, HopRule) and makes
+// a message's evidence (ImportRule).
 //
 // It imports only store, for the shared vocabulary (store.Kind, store.DSN,
 // store.Original); never trap or the SMTP server.

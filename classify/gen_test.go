@@ -365,11 +365,20 @@ func html(name, from, subject, body string, extra ...string) []byte {
 	return m.body("<html><body>" + body + "</body></html>")
 }
 
+// note is a message written for the not-backscatter fixtures: a name for
+// its file, the From header, the subject and the body.
+type note struct{ name, from, subject, body string }
+
+// fromDomain is the domain of n's From address.
+func (n note) fromDomain() string { return strings.Trim(strings.SplitN(n.from, "@", 2)[1], ">") }
+
+// fromAddr is n's From address without the display name.
+func (n note) fromAddr() string { return strings.Trim(strings.SplitN(n.from, "<", 2)[1], ">") }
+
 // genSpam: everyday spam of many kinds and languages, some forging the
 // trap's own domain as sender.
 func genSpam() []genMsg {
-	type s struct{ name, from, subject, body string }
-	ss := []s{
+	ss := []note{
 		{"pharma", `"Online Pharmacy" <sales@pills-rx.example>`, "Cheap meds, no prescription", "Viagra, Cialis and more at 80% off. Order now: http://pills-rx.example/shop"},
 		{"casino", `"Lucky Casino" <bonus@casino-win.example>`, "Your 200 free spins are waiting", "Claim your bonus today at http://casino-win.example/spins - limited offer!"},
 		{"crypto", `"Crypto Profits" <info@coin-gain.example>`, "Turn $250 into $10,000 in a week", "Our AI trading bot never loses. Join now: https://coin-gain.example/join"},
@@ -395,7 +404,7 @@ func genSpam() []genMsg {
 	}
 	var out []genMsg
 	for i, x := range ss {
-		mf := fmt.Sprintf("bounce-%d@%s", i, strings.Trim(strings.SplitN(x.from, "@", 2)[1], ">"))
+		mf := fmt.Sprintf("bounce-%d@%s", i, x.fromDomain())
 		if x.name == "sextortion" || x.name == "forged-domain" {
 			mf = trap
 		}
@@ -412,8 +421,7 @@ func genSpam() []genMsg {
 // genPhishing: credential and malware lures, several posing as mail
 // system notices.
 func genPhishing() []genMsg {
-	type p struct{ name, from, subject, body string }
-	ps := []p{
+	ps := []note{
 		{"bank", `"Example Bank Security" <security@examp1e-bank.example>`, "Unusual sign-in activity", "We detected unusual activity. Verify your account: http://examp1e-bank-verify.example/login"},
 		{"paypal", `"Service" <service@pay-secure.example>`, "Your account has been limited", "Please confirm your identity within 24 hours: https://pay-secure.example/confirm"},
 		{"m365-expiry", `"Microsoft 365" <no-reply@office-portal.example>`, "Your password expires today", "Keep your current password: https://office-portal.example/keep?u=trap"},
@@ -485,8 +493,7 @@ func genFakeBounces() []genMsg {
 // notifications.
 func genBulk() []genMsg {
 	var out []genMsg
-	type n struct{ name, from, subject, body string }
-	news := []n{
+	news := []note{
 		{"travel", `"Travel Deals" <news@travel-deals.example>`, "Out of office? Book your holiday now", "Summer deals to Spain, Italy and Greece from 199 EUR."},
 		{"shop", `"Shop Weekly" <newsletter@shop-weekly.example>`, "Thank you for your message - here are this week's offers", "New arrivals and 20% off everything this weekend."},
 		{"tech", `"Tech Digest" <digest@tech-digest.example>`, "Tech Digest #212: Undeliverable email and how to fix it", "This week: why bounce messages happen, SPF, DKIM and DMARC explained."},
@@ -499,12 +506,12 @@ func genBulk() []genMsg {
 		{"zh-news", `"资讯" <news@zixun.example>`, "本周精选资讯", "本周热门文章推荐。"},
 	}
 	for i, x := range news {
-		data := plain("nl-"+x.name, x.from, x.subject, x.body+"\nUnsubscribe: https://"+strings.Trim(strings.SplitN(x.from, "@", 2)[1], ">")+"/u",
-			"List-Unsubscribe", "<https://"+strings.Trim(strings.SplitN(x.from, "@", 2)[1], ">")+"/u?id=1>", "Precedence", "bulk")
+		data := plain("nl-"+x.name, x.from, x.subject, x.body+"\nUnsubscribe: https://"+x.fromDomain()+"/u",
+			"List-Unsubscribe", "<https://"+x.fromDomain()+"/u?id=1>", "Precedence", "bulk")
 		out = append(out, genMsg{name: "nb-newsletter-" + x.name + ".eml", truth: store.KindOther, mailFrom: fmt.Sprintf("bounces+%d@mailer.example", i),
 			source: "newsletter (" + x.name + ") with List-Unsubscribe and Precedence bulk; written for blowback", data: data})
 	}
-	lists := []n{
+	lists := []note{
 		{"postfix-users", `"Alice" <alice@example-admin.test>`, "Re: Undeliverable mail returned to sender - how to stop backscatter?", "> I get thousands of 'Undelivered Mail Returned to Sender' messages.\nUse reject_unlisted_recipient and stop accepting mail for unknown users."},
 		{"dev", `"Bob" <bob@example-dev.test>`, "[dev] Patch: fix delivery status notification parsing", "This patch fixes the parsing of Action: failed in delivery-status parts."},
 		{"announce", `"Release Bot" <release@example-proj.test>`, "[announce] version 2.4 released", "Version 2.4 is out. Changes: faster queue, new metrics."},
@@ -518,7 +525,7 @@ func genBulk() []genMsg {
 		out = append(out, genMsg{name: "nb-list-" + x.name + ".eml", truth: store.KindOther, mailFrom: fmt.Sprintf("list-bounces+%d@example-proj.test", i),
 			source: "mailing-list post (" + x.name + "); written for blowback", data: data})
 	}
-	notes := []n{
+	notes := []note{
 		{"order", `"Example Shop" <orders@example-shop.test>`, "Your order #1234 has been received", "Thank you for your order. We have received your order and will ship it soon."},
 		{"password-reset", `"Example App" <no-reply@example-app.test>`, "Reset your password", "Someone asked to reset the password for this address. If it was not you, ignore this message."},
 		{"signup", `"Example Forum" <noreply@example-forum.test>`, "Please confirm your email address", "Thanks for signing up. Please confirm your email address: https://example-forum.test/confirm?t=1"},
@@ -573,8 +580,7 @@ func genReports() []genMsg {
 
 // genHumanReplies: people answering spam that forged the trap.
 func genHumanReplies() []genMsg {
-	type h struct{ name, from, subject, body string }
-	hs := []h{
+	hs := []note{
 		{"stop", `"Dave Smith" <dave@example-home.test>`, "Re: Cheap meds", "Stop sending me this garbage or I will report you.\n\n> Buy now!"},
 		{"who", `"Eve" <eve@example-mail.test>`, "Re: Your invoice", "Who are you? I never ordered anything from you."},
 		{"unsubscribe", `<frank@example-net.test>`, "Re: Special deal", "unsubscribe"},
@@ -589,7 +595,7 @@ func genHumanReplies() []genMsg {
 	var out []genMsg
 	for i, x := range hs {
 		data := plain("hr-"+x.name, x.from, x.subject, x.body, "In-Reply-To", fmt.Sprintf("<spam-%d@bot.example.org>", i))
-		out = append(out, genMsg{name: "nb-human-" + x.name + ".eml", truth: store.KindOther, mailFrom: strings.Trim(strings.SplitN(x.from, "<", 2)[1], ">"),
+		out = append(out, genMsg{name: "nb-human-" + x.name + ".eml", truth: store.KindOther, mailFrom: x.fromAddr(),
 			source: "a person's reply to spam that forged the trap; written for blowback", data: data})
 	}
 	return out

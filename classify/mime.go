@@ -725,9 +725,10 @@ func htmlText(s string) string {
 			b.WriteByte('\n')
 		}
 		if k := idx(tag, "href="); k >= 0 {
-			v := s[i+k+5 : i+end]
-			v = strings.Trim(strings.Fields(v + " ")[0], "\"'")
-			b.WriteString(" " + v + " ")
+			// An empty value (`href=>`) has no field: nothing to keep.
+			if v := strings.Fields(s[i+k+5 : i+end]); len(v) > 0 {
+				b.WriteString(" " + strings.Trim(v[0], "\"'") + " ")
+			}
 		}
 		i += end + 1
 	}

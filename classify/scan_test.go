@@ -10,6 +10,8 @@ import (
 
 // The hand-written scanners of the hot path must answer as the regexps
 // they replace; these are those regexps, and a fuzz target comparing them.
+// normText and htmlText are held to references written differently (the
+// library's Fields, a regexp tokenizer), not to copies of themselves.
 var (
 	refLinkRE          = regexp.MustCompile(`(?i)\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})`)
 	refSMTPReplyLineRE = regexp.MustCompile(`(?m)^[ \t>]*[245][0-9][0-9][ -].*$|said:.*$`)
@@ -35,63 +37,76 @@ func refLinkHosts(text string) []string {
 	return hosts
 }
 
-// refNormText is normText as it was: strings.ToLower, then a rune loop.
+// refNormText is normText by the library: strings.ToLower, then the
+// fields between the whitespace normText folds, joined by one space.
 func refNormText(s string) string {
-	var b strings.Builder
-	space := false
-	for _, r := range strings.ToLower(s) {
+	return strings.Join(strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
 		switch r {
 		case ' ', '\t', '\n', '\r', '\v', '\f', '\u00a0', '\u3000':
-			space = true
-			continue
+			return true
 		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return b.String()
+		return false
+	}), " ")
 }
 
-// refHTMLText is htmlText as it was: tags matched in a copy with ASCII
-// lowered.
+// foldASCII is a regexp matching word with its ASCII letters in either
+// case, and nothing else folded: htmlText matches tag names so, where (?i)
+// would also let ſ stand for s and the Kelvin sign for k.
+func foldASCII(words ...string) string {
+	alt := make([]string, len(words))
+	for i, w := range words {
+		for _, c := range []byte(w) {
+			if 'a' <= c && c <= 'z' {
+				alt[i] += "[" + string(c) + string(c-'a'+'A') + "]"
+			} else {
+				alt[i] += regexp.QuoteMeta(string(c))
+			}
+		}
+	}
+	return "(?:" + strings.Join(alt, "|") + ")"
+}
+
+// The regexps of refHTMLText. A field of an href value ends at what
+// strings.Fields counts as space (unicode.IsSpace: Zs, the ASCII
+// controls \t to \r, U+0085, U+2028, U+2029).
+var (
+	refTokenRE = regexp.MustCompile(`^([^<]*)(?:(<[^>]*)>)?`)
+	refRawRE   = regexp.MustCompile(`^<(?:(` + foldASCII("script") + `)|` + foldASCII("style") + `)`)
+	refEndRE   = map[bool]*regexp.Regexp{true: regexp.MustCompile(foldASCII("</script")), false: regexp.MustCompile(foldASCII("</style"))}
+	refBreakRE = regexp.MustCompile(`^` + foldASCII("<br", "<p", "</p", "<div", "</div", "<tr", "<li"))
+	refHrefRE  = regexp.MustCompile(foldASCII("href=") + `[\p{Zs}\t-\r\x{85}\x{2028}\x{2029}]*([^\p{Zs}\t-\r\x{85}\x{2028}\x{2029}]*)`)
+)
+
+// refHTMLText is htmlText by regexps, token by token: the text before a
+// tag is kept; a tag with no '>' after it ends the text; a script or style
+// element is skipped to its end tag, and one never closed ends the text
+// (not entity-decoded); a block tag is a newline; an href value is kept
+// between spaces.
 func refHTMLText(s string) string {
 	var b strings.Builder
-	lower := asciiLower(s)
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '<' {
-			b.WriteByte(c)
-			i++
-			continue
-		}
-		end := strings.IndexByte(s[i:], '>')
-		if end < 0 {
+	for rest := s; rest != ""; {
+		m := refTokenRE.FindStringSubmatch(rest)
+		b.WriteString(m[1])
+		tag := m[2]
+		if tag == "" {
 			break
 		}
-		tag := lower[i : i+end]
-		switch {
-		case strings.HasPrefix(tag, "<script"), strings.HasPrefix(tag, "<style"):
-			name := "</script"
-			if strings.HasPrefix(tag, "<style") {
-				name = "</style"
+		if raw := refRawRE.FindStringSubmatch(tag); raw != nil {
+			at := rest[len(m[1]):]
+			loc := refEndRE[raw[1] != ""].FindStringIndex(at)
+			if loc == nil {
+				return b.String()
 			}
-			if j := strings.Index(lower[i:], name); j >= 0 {
-				i += j
-				continue
-			}
-			return b.String()
-		case strings.HasPrefix(tag, "<br"), strings.HasPrefix(tag, "<p"), strings.HasPrefix(tag, "</p"),
-			strings.HasPrefix(tag, "<div"), strings.HasPrefix(tag, "</div"), strings.HasPrefix(tag, "<tr"), strings.HasPrefix(tag, "<li"):
-			b.WriteByte('\n')
+			rest = at[loc[0]:]
+			continue
 		}
-		if k := strings.Index(tag, "href="); k >= 0 {
-			v := s[i+k+5 : i+end]
-			v = strings.Trim(strings.Fields(v + " ")[0], "\"'")
-			b.WriteString(" " + v + " ")
+		if refBreakRE.MatchString(tag) {
+			b.WriteString("\n")
 		}
-		i += end + 1
+		if h := refHrefRE.FindStringSubmatch(tag); h != nil && h[1] != "" {
+			b.WriteString(" " + strings.Trim(h[1], `"'`) + " ")
+		}
+		rest = rest[len(m[0]):]
 	}
 	return htmlEntities.Replace(b.String())
 }
@@ -152,6 +167,7 @@ func TestScannersMatchRegexps(t *testing.T) {
 		"from [IPv6:2001:db8::1] (x [192.0.2.1]) [] [IPv6:] [zz] [1.2.3.4",
 		"Hello\n--- Below this line is a copy of the message.\nOriginal Message Follows", "RETURNED MESSAGE", "x original message:",
 		"<P>Hi <A HREF='http://x.example/'>x</A><BR><SCRIPT>bad()</SCRIPT>ok &amp; <Style>p{}</STYLE>end",
+		"<a href=>x<a HREF= \"y\"\u00a0z><a href=''>", "<ſcript>x</script><SCRIPT a=</ScRiPt>y", "<style>never closed &amp;",
 		"250 ok", "x550 no", "1550 x", "550x", "", "said:", "wwW.MiXeD.CoM", "https://a.b.c.dd.eee",
 	} {
 		checkScanners(t, s)

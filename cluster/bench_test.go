@@ -56,8 +56,8 @@ func benchTwoTraps(b *testing.B, rawLen int, sync bool) {
 	for _, tr := range traps {
 		tr.stop()
 	}
-	r1 := startReplica(b, cfg, "r1", filepath.Join(dir, "r1"))
-	r2 := startReplica(b, cfg, "r2", filepath.Join(dir, "r2"))
+	r1 := startReplica(b, cfg, "r1")
+	r2 := startReplica(b, cfg, "r2")
 	b.ResetTimer()
 	start := time.Now()
 	for _, tr := range traps {
@@ -69,7 +69,7 @@ func benchTwoTraps(b *testing.B, rawLen int, sync bool) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "events/s")
 	t0 := time.Now()
-	r3 := startReplica(b, cfg, "r3", filepath.Join(dir, "r3"))
+	r3 := startReplica(b, cfg, "r3")
 	waitFor(b, "new replica caught up", 10*time.Minute, func() bool { return r3.rep.Applied() >= n })
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "catchup_events/s")
 }
@@ -120,7 +120,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	b.Logf("filled the stream with %d events in %s", b.N, time.Since(t0).Round(time.Second))
 	b.ResetTimer()
 	start := time.Now()
-	r := startReplica(b, cfg, "new", filepath.Join(b.TempDir(), "new"))
+	r := startReplica(b, cfg, "new")
 	waitFor(b, "new replica caught up", 30*time.Minute, func() bool { return r.rep.Applied() >= n })
 	waitFor(b, "last position published", time.Minute, func() bool { s := r.cur.Load(); return s != nil && s.Serial == 1+uint32(n) })
 	el := time.Since(start)

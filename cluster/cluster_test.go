@@ -34,19 +34,20 @@ type replicaNode struct {
 	onSnap func(*zones.Snapshot)
 }
 
-func startReplica(t testing.TB, cfg cluster.Config, name, dir string) *replicaNode {
+// startReplica starts replica name of cfg, stopped when the test ends.
+func startReplica(t testing.TB, cfg cluster.Config, name string) *replicaNode {
 	t.Helper()
-	r := &replicaNode{t: t, name: name, dir: dir, cfg: cfg}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
+	return runReplica(t, &replicaNode{name: name, cfg: cfg})
 }
 
-// startReplicaWith starts a replica whose zone is cur and whose snapshots
-// also go to onSnap (a zone transfer server's journal).
-func startReplicaWith(t testing.TB, cfg cluster.Config, name, dir string, cur *zones.Current, onSnap func(*zones.Snapshot)) *replicaNode {
+// runReplica starts r as a node of t (its data in a new temp dir unless
+// r.dir is set) and stops it when the test ends.
+func runReplica(t testing.TB, r *replicaNode) *replicaNode {
 	t.Helper()
-	r := &replicaNode{t: t, name: name, dir: dir, cfg: cfg, cur: cur, onSnap: onSnap}
+	r.t = t
+	if r.dir == "" {
+		r.dir = filepath.Join(t.TempDir(), r.name)
+	}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -112,8 +113,10 @@ type trapNode struct {
 	snd  *cluster.Sender
 }
 
-func startTrap(t testing.TB, cfg cluster.Config, node, dir string) *trapNode {
-	tr := &trapNode{t: t, node: node, dir: dir, cfg: cfg}
+// startTrap starts trap node of cfg with its spool in a new temp dir,
+// stopped when the test ends.
+func startTrap(t testing.TB, cfg cluster.Config, node string) *trapNode {
+	tr := &trapNode{t: t, node: node, dir: filepath.Join(t.TempDir(), node), cfg: cfg}
 	tr.start()
 	t.Cleanup(tr.stop)
 	return tr
@@ -179,11 +182,10 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 func TestClusterKillAndConverge(t *testing.T) {
 	nc, cfg, admin := startLog(t, 3, 3*time.Second, 2026120100)
 	ctx := context.Background()
-	dir := t.TempDir()
-	r1 := startReplica(t, cfg, "r1", filepath.Join(dir, "r1"))
-	r2 := startReplica(t, cfg, "r2", filepath.Join(dir, "r2"))
-	t1 := startTrap(t, cfg, "trap1", filepath.Join(dir, "t1"))
-	t2 := startTrap(t, cfg, "trap2", filepath.Join(dir, "t2"))
+	r1 := startReplica(t, cfg, "r1")
+	r2 := startReplica(t, cfg, "r2")
+	t1 := startTrap(t, cfg, "trap1")
+	t2 := startTrap(t, cfg, "trap2")
 
 	const n = 900
 	accepted := 0

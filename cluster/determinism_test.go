@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -21,13 +20,8 @@ import (
 func TestClusterBatchBoundaries(t *testing.T) {
 	_, cfg, admin := startLog(t, 1, 3*time.Second, 7000)
 	ctx := context.Background()
-	dir := t.TempDir()
-	r1 := &replicaNode{t: t, name: "r1", dir: filepath.Join(dir, "r1"), cfg: cfg, batch: 3}
-	r1.start()
-	t.Cleanup(r1.stop)
-	r2 := &replicaNode{t: t, name: "r2", dir: filepath.Join(dir, "r2"), cfg: cfg, batch: 1000}
-	r2.start()
-	t.Cleanup(r2.stop)
+	r1 := runReplica(t, &replicaNode{name: "r1", cfg: cfg, batch: 3})
+	r2 := runReplica(t, &replicaNode{name: "r2", cfg: cfg, batch: 1000})
 
 	flood := netip.MustParseAddr("192.0.2.77")
 	kinds := []store.Kind{store.KindBounce, store.KindBounce, store.KindAutoreply, store.KindBounce, store.KindCallout}

@@ -69,9 +69,7 @@ type Replica struct {
 	behind  uint64    // messages the consumer had after the last one fetched
 	lastPub time.Time // last snapshot published
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	loop *lifecycle.Loop // the applying goroutine
 }
 
 // NewReplica returns a replica applying the stream to st. Build the
@@ -96,7 +94,7 @@ func NewReplica(cfg ReplicaConfig, conn *Conn, st *store.Store, log *slog.Logger
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Replica{cfg: cfg, conn: conn, st: st, log: log.With("pkg", "cluster", "replica", cfg.Name),
-		prog: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		prog: make(chan struct{}), loop: lifecycle.NewLoop()}
 	r.metrics = newReplicaMetrics(reg, r)
 	if b, err := st.GetMeta(metaApplied); err == nil && len(b) == 20 {
 		r.applied.Store(binary.BigEndian.Uint64(b))
@@ -169,15 +167,7 @@ func (r *Replica) Start(ctx context.Context) error {
 }
 
 // Stop stops applying; a batch in progress finishes first.
-func (r *Replica) Stop(ctx context.Context) error {
-	r.once.Do(func() { close(r.stop) })
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *Replica) Stop(ctx context.Context) error { return r.loop.Stop(ctx) }
 
 // WaitApplied waits until the replica applied seq (or ctx ends).
 func (r *Replica) WaitApplied(ctx context.Context, seq uint64) error {
@@ -192,7 +182,7 @@ func (r *Replica) WaitApplied(ctx context.Context, seq uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-r.stop:
+		case <-r.loop.Stopping():
 			return ErrStopped
 		}
 	}
@@ -208,11 +198,7 @@ func (r *Replica) AppendEvent(ctx context.Context, ev *store.Event, raw []byte) 
 // replica applied it (listing.Log).
 func (r *Replica) AppendAction(ctx context.Context, a store.Action) error {
 	seq, err := r.conn.PublishAction(ctx, a)
-	if err != nil {
-		return err
-	}
-	r.waitOwn(ctx, seq)
-	return nil
+	return r.waitOwn(ctx, seq, err)
 }
 
 // Revoker applies node revocations from the log (package intake).
@@ -229,33 +215,31 @@ func (r *Replica) SetRevoker(rv Revoker) { r.revoker = rv }
 // until this replica applied it (listing.Log).
 func (r *Replica) AppendAllow(ctx context.Context, c listing.AllowChange) error {
 	seq, err := r.conn.PublishAllow(ctx, c)
-	if err != nil {
-		return err
-	}
-	r.waitOwn(ctx, seq)
-	return nil
+	return r.waitOwn(ctx, seq, err)
 }
 
 // AppendRevocation appends a node revocation (HTTP intake's revoke on a
 // replica) and waits, within ApplyWait, until this replica applied it.
 func (r *Replica) AppendRevocation(ctx context.Context, id, node string, sha256 []string, reason string) error {
 	seq, err := r.conn.PublishAdmin(ctx, adminMsg{ID: id, Revoke: &Revocation{Node: node, SHA256: sha256, Reason: reason}})
-	if err != nil {
-		return err
-	}
-	r.waitOwn(ctx, seq)
-	return nil
+	return r.waitOwn(ctx, seq, err)
 }
 
-// waitOwn waits, within ApplyWait, until this replica applied seq (a write
-// of its own that the cluster acknowledged).
-func (r *Replica) waitOwn(ctx context.Context, seq uint64) {
+// waitOwn follows a publish of this replica's own write: it returns the
+// publish error perr, else waits, within ApplyWait, until this replica
+// applied seq (the cluster acknowledged it) and returns nil even when the
+// wait ran out.
+func (r *Replica) waitOwn(ctx context.Context, seq uint64, perr error) error {
+	if perr != nil {
+		return perr
+	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.ApplyWait)
 	defer cancel()
 	if err := r.WaitApplied(wctx, seq); err != nil {
 		// Durable in the cluster; it shows here once the apply catches up.
 		r.log.Warn("change acknowledged by the cluster, not yet applied here", "seq", seq, "err", err)
 	}
+	return nil
 }
 
 // consumer binds the durable consumer, starting after the applied
@@ -312,8 +296,8 @@ type logMsg struct {
 }
 
 func (r *Replica) run() {
-	defer close(r.done)
-	ctx, cancel := lifecycle.StopContext(r.stop)
+	defer r.loop.Exit()
+	ctx, cancel := lifecycle.StopContext(r.loop.Stopping())
 	defer cancel()
 	if r.cfg.TickEvery > 0 {
 		go r.ticker(ctx)

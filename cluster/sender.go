@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -42,9 +42,7 @@ type Sender struct {
 	log     *slog.Logger
 	metrics *senderMetrics
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	loop *lifecycle.Loop // the sending goroutine
 }
 
 // NewSender returns a sender from sp to the cluster. reg may be nil.
@@ -65,7 +63,7 @@ func NewSender(cfg SenderConfig, conn *Conn, sp *forward.Spool, log *slog.Logger
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sender{cfg: cfg, conn: conn, spool: sp, log: log.With("pkg", "cluster"),
-		metrics: newSenderMetrics(reg, sp), stop: make(chan struct{}), done: make(chan struct{})}
+		metrics: newSenderMetrics(reg, sp), loop: lifecycle.NewLoop()}
 }
 
 // Ingest spools ev durably (trap.Sink).
@@ -84,37 +82,18 @@ func (s *Sender) Start() {
 }
 
 // Stop ends the loop; what is not acknowledged stays spooled.
-func (s *Sender) Stop(ctx context.Context) error {
-	s.once.Do(func() { close(s.stop) })
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Sender) Stop(ctx context.Context) error { return s.loop.Stop(ctx) }
 
 // Drain waits until the spool is empty or ctx ends (tests, benchmarks).
-func (s *Sender) Drain(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for s.spool.Len() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
+func (s *Sender) Drain(ctx context.Context) error { return s.spool.WaitEmpty(ctx) }
 
 func (s *Sender) run() {
-	defer close(s.done)
+	defer s.loop.Exit()
 	var after []byte
 	fails := 0
 	for {
 		select {
-		case <-s.stop:
+		case <-s.loop.Stopping():
 			return
 		default:
 		}
@@ -127,7 +106,7 @@ func (s *Sender) run() {
 				after = nil // events committed out of order may sit behind the cursor
 				continue
 			}
-			s.spool.Wait(s.stop, s.cfg.Poll, true)
+			s.spool.Wait(s.loop.Stopping(), s.cfg.Poll, true)
 			continue
 		}
 		if err == nil {
@@ -139,7 +118,7 @@ func (s *Sender) run() {
 			s.metrics.failed.Inc()
 			s.log.Warn("sending to the cluster failed; evidence stays spooled", "err", err, "attempt", fails,
 				"retry_in", wait.Round(time.Millisecond), "backlog", s.spool.Len())
-			s.spool.Wait(s.stop, wait, false)
+			s.spool.Wait(s.loop.Stopping(), wait, false)
 			continue
 		}
 		if fails > 0 {
@@ -185,7 +164,7 @@ func (s *Sender) send(items []forward.Item) (err error) {
 			return fmt.Errorf("cluster: publish: %w", err)
 		case <-timeout.C:
 			return errors.New("cluster: publish: no ack in time")
-		case <-s.stop:
+		case <-s.loop.Stopping():
 			return ErrStopped
 		}
 	}

@@ -22,9 +22,8 @@ import (
 func TestClusterSnapshotJoin(t *testing.T) {
 	nc, cfg, admin := startLog(t, 1, 3*time.Second, 5000)
 	ctx := context.Background()
-	dir := t.TempDir()
-	r1 := startReplica(t, cfg, "r1", filepath.Join(dir, "r1"))
-	tr := startTrap(t, cfg, "trap1", filepath.Join(dir, "t1"))
+	r1 := startReplica(t, cfg, "r1")
+	tr := startTrap(t, cfg, "trap1")
 	last := func() uint64 { s, _ := admin.StreamLastSeq(ctx); return s }
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -56,7 +55,7 @@ func TestClusterSnapshotJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The new replica: restore, then follow the stream.
-	r3dir := filepath.Join(dir, "r3")
+	r3dir := filepath.Join(t.TempDir(), "r3")
 	st, err := store.Open(r3dir, store.DefaultOptions(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +64,7 @@ func TestClusterSnapshotJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	r3 := startReplica(t, cfg, "r3", r3dir)
+	r3 := runReplica(t, &replicaNode{name: "r3", dir: r3dir, cfg: cfg})
 	send(100, 160)
 	waitFor(t, "both replicas applied the rest", 60*time.Second, func() bool {
 		l := last()
@@ -98,8 +97,7 @@ func TestClusterSnapshotJoin(t *testing.T) {
 func TestClusterReplicaLosesDisk(t *testing.T) {
 	_, cfg, admin := startLog(t, 1, 3*time.Second, 100)
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "r1")
-	r1 := startReplica(t, cfg, "r1", dir)
+	r1 := startReplica(t, cfg, "r1")
 	for i := range 50 {
 		if _, err := admin.PublishEvent(ctx, event(i, "trap1"), nil); err != nil {
 			t.Fatal(err)
@@ -108,7 +106,7 @@ func TestClusterReplicaLosesDisk(t *testing.T) {
 	waitFor(t, "applied", 60*time.Second, func() bool { return r1.rep.Applied() == 50 })
 	before := r1.cur.Load().Serial
 	r1.stop()
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.RemoveAll(r1.dir); err != nil {
 		t.Fatal(err)
 	}
 	r1.start()

@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/cluster"
@@ -35,7 +32,9 @@ type primary struct {
 	serials []uint32 // published, in order
 }
 
-func startPrimary(t *testing.T, cfg cluster.Config, name, dir, secondary string) *primary {
+// startPrimary starts replica name of cfg serving its zone with a transfer
+// server that NOTIFYs secondary.
+func startPrimary(t *testing.T, cfg cluster.Config, name, secondary string) *primary {
 	t.Helper()
 	p := &primary{j: zones.NewJournal(0), reg: prometheus.NewRegistry(), cur: &zones.Current{}}
 	p.srv = dnsd.New(dnsd.Config{NS: []string{"ns1.bl.test"}}, p.cur, nil, p.reg)
@@ -50,13 +49,13 @@ func startPrimary(t *testing.T, cfg cluster.Config, name, dir, secondary string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.rep = startReplicaWith(t, cfg, name, dir, p.cur, func(s *zones.Snapshot) {
+	p.rep = runReplica(t, &replicaNode{name: name, cfg: cfg, cur: p.cur, onSnap: func(s *zones.Snapshot) {
 		p.j.Record(s)
 		p.mu.Lock()
 		p.serials = append(p.serials, s.Serial)
 		p.mu.Unlock()
 		p.srv.ZoneChanged()
-	})
+	}})
 	return p
 }
 
@@ -90,69 +89,6 @@ func (p *primary) published() []uint32 {
 	return slices.Clone(p.serials)
 }
 
-// knotConf is a Knot secondary of bl.test that keeps the zone in its
-// journal (no zone file), so that it restarts at the serial it had.
-func knotConf(dir string, port, primary int) string {
-	conf := fmt.Sprintf(`server:
-    rundir: "%[1]s"
-    pidfile: "%[1]s/knot.pid"
-    listen: 127.0.0.1@%[2]d
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "%[1]s"
-remote:
-  - id: primary
-    address: 127.0.0.1@%[3]d
-acl:
-  - id: notify
-    address: 127.0.0.0/8
-    action: notify
-template:
-  - id: default
-    storage: "%[1]s"
-    file: "%%s.zone"
-    zonefile-sync: -1
-    zonefile-load: none
-    journal-content: all
-zone:
-  - domain: bl.test
-    master: primary
-    acl: notify
-`, dir, port, primary)
-	path := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		panic(err)
-	}
-	return path
-}
-
-// soa returns the serial server serves for bl.test (0: none).
-func soa(server string) uint32 {
-	m := new(dns.Msg)
-	m.SetQuestion("bl.test.", dns.TypeSOA)
-	r, _, err := (&dns.Client{Timeout: 300 * time.Millisecond}).Exchange(m, server)
-	if err != nil || len(r.Answer) != 1 {
-		return 0
-	}
-	if s, ok := r.Answer[0].(*dns.SOA); ok {
-		return s.Serial
-	}
-	return 0
-}
-
-func listedAt(t *testing.T, server string, a netip.Addr) bool {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(dnsd.QueryName(a, "bl.test"), dns.TypeA)
-	r, _, err := (&dns.Client{Net: "tcp", Timeout: 5 * time.Second}).Exchange(m, server)
-	if err != nil {
-		t.Fatalf("query %v at %s: %v", a, server, err)
-	}
-	return len(r.Answer) > 0
-}
-
 // TestClusterSecondarySwitchesPrimaries: a real secondary (Knot) transfers
 // the zone from replica 1, follows it by IXFR, then is pointed at replica 2
 // (restarted with its zone at replica 1's serial) and follows replica 2 by
@@ -165,9 +101,8 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	ctx := context.Background()
 	secPort := testenv.FreePort(t)
 	secAddr := fmt.Sprintf("127.0.0.1:%d", secPort)
-	dir := t.TempDir()
-	p1 := startPrimary(t, cfg, "r1", filepath.Join(dir, "r1"), secAddr)
-	p2 := startPrimary(t, cfg, "r2", filepath.Join(dir, "r2"), secAddr)
+	p1 := startPrimary(t, cfg, "r1", secAddr)
+	p2 := startPrimary(t, cfg, "r2", secAddr)
 
 	next := 0
 	// burst publishes n events at once (several per batch at the replicas).
@@ -201,14 +136,14 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	}
 	burst(40)
 
-	secDir := filepath.Join(dir, "knot")
-	if err := os.MkdirAll(secDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	secDir := t.TempDir()
 	var knot *exec.Cmd
 	var out testenv.Output
 	startKnot := func(primaryPort int) {
-		knot = exec.Command(knotd, "-c", knotConf(secDir, secPort, primaryPort))
+		// The zone stays in the journal, so that knotd restarts at the
+		// serial it had.
+		conf := testenv.KnotSecondary{Dir: secDir, Port: secPort, Primary: primaryPort, Zone: "bl.test", JournalAll: true}.Config(t)
+		knot = exec.Command(knotd, "-c", conf)
 		knot.Stdout, knot.Stderr = &out, &out
 		if err := knot.Start(); err != nil {
 			t.Fatal(err)
@@ -228,7 +163,7 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 		}
 	})
 	startKnot(p1.port)
-	waitFor(t, "the secondary has replica 1's zone", 60*time.Second, func() bool { return soa(secAddr) == p1.cur.Load().Serial })
+	testenv.WaitForSOA(t, secAddr, "bl.test", p1.cur.Load().Serial) // the secondary has replica 1's zone
 
 	// Changes: replica 1 NOTIFYs, the secondary asks it for IXFR.
 	seq := burst(12)
@@ -236,7 +171,7 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	if s1 != 7000+uint32(seq) || p2.cur.Load().Serial != s1 {
 		t.Fatalf("serials %d and %d, want %d", s1, p2.cur.Load().Serial, 7000+seq)
 	}
-	waitFor(t, "the secondary follows replica 1", 60*time.Second, func() bool { return soa(secAddr) == s1 })
+	testenv.WaitForSOA(t, secAddr, "bl.test", s1) // the secondary follows replica 1
 	if n := p1.xfrs(t, "ixfr", "incremental"); n < 1 {
 		t.Errorf("replica 1 sent no incremental transfer (%v)", n)
 	}
@@ -266,13 +201,13 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	stopKnot()
 	full2 := p2.xfrs(t, "axfr", "full") + p2.xfrs(t, "ixfr", "full")
 	startKnot(p2.port)
-	waitFor(t, "the restarted secondary serves its zone", 60*time.Second, func() bool { return soa(secAddr) == s1 })
+	testenv.WaitForSOA(t, secAddr, "bl.test", s1) // the restarted secondary serves its zone
 	seq = burst(12)
 	s2 := p2.cur.Load().Serial
 	if s2 != 7000+uint32(seq) {
 		t.Fatalf("replica 2 serial %d, want %d", s2, 7000+seq)
 	}
-	waitFor(t, "the secondary follows replica 2", 60*time.Second, func() bool { return soa(secAddr) == s2 })
+	testenv.WaitForSOA(t, secAddr, "bl.test", s2) // the secondary follows replica 2
 	if n := p2.xfrs(t, "ixfr", "incremental"); n < 1 {
 		t.Errorf("replica 2 sent no incremental transfer (%v)", n)
 	}
@@ -281,7 +216,7 @@ func TestClusterSecondarySwitchesPrimaries(t *testing.T) {
 	}
 	for i := 0; i < next; i += 5 {
 		a := addr(i)
-		if got, want := listedAt(t, secAddr, a), p2.cur.Load().Lookup(a) != 0; got != want {
+		if got, want := len(testenv.AskDNSBL(t, secAddr, dnsd.QueryName(a, "bl.test")).A) > 0, p2.cur.Load().Lookup(a) != 0; got != want {
 			t.Errorf("%v: secondary listed=%v, replica 2 %v", a, got, want)
 		}
 	}

@@ -2,15 +2,11 @@ package dnsd
 
 import (
 	"net/netip"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 // TestFastPathAllocs guards the claim of fast.go and udp.go: a plain UDP
@@ -18,14 +14,8 @@ import (
 // or without, RRL on or off, and with keyed access on (a known key). The
 // refused-query policy, when off, costs nothing either.
 func TestFastPathAllocs(t *testing.T) {
-	keys, err := NewKeys(filepath.Join(t.TempDir(), "k.json"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.Put(KeyInfo{Key: "allockey99"}); err != nil {
-		t.Fatal(err)
-	}
-	keyed := strings.TrimSuffix(v4name("192.0.2.1"), zone+".") + "allockey99." + zone + "."
+	keys, _ := testKeys(t, KeyInfo{Key: "allockey99"})
+	keyed := keyedName("192.0.2.1", "allockey99")
 	src := netip.MustParseAddr("198.18.0.1")
 	for _, cfg := range []struct {
 		name string
@@ -36,8 +26,7 @@ func TestFastPathAllocs(t *testing.T) {
 		{"keys on", Config{Keys: keys}},
 		{"policy on, client allowed", Config{Policy: Policy{Budget: 1 << 30, Refuse: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}}},
 	} {
-		cur := &zones.Current{}
-		cur.Store(testSnapshot())
+		cur := serving(testSnapshot())
 		s := New(cfg.cfg, cur, nil, nil)
 		for _, q := range []struct {
 			name string

@@ -6,16 +6,13 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 // BenchmarkHandle is one datagram through the UDP handler on a 1M-entry
 // zone: listed and unlisted A queries on the fast path, and for comparison
 // the slow path (miekg/dns) with the same queries.
 func BenchmarkHandle(b *testing.B) {
-	cur := &zones.Current{}
-	cur.Store(bigSnapshot(1_000_000, 1))
+	cur := serving(bigSnapshot(1_000_000, 1))
 	s := New(Config{}, cur, nil, nil)
 	listed := pack(b, query(QueryName(netip.MustParseAddr("10.0.0.3"), zone), dns.TypeA))
 	unlisted := pack(b, query(QueryName(netip.MustParseAddr("10.0.0.4"), zone), dns.TypeA))

@@ -30,10 +30,16 @@ func testSnapshot() *zones.Snapshot {
 	})
 }
 
+// serving is a Current serving s.
+func serving(s *zones.Snapshot) *zones.Current {
+	cur := &zones.Current{}
+	cur.Store(s)
+	return cur
+}
+
 func startServer(t *testing.T, cfg Config, snap *zones.Snapshot) (*Server, string, *prometheus.Registry) {
 	t.Helper()
-	cur := &zones.Current{}
-	cur.Store(snap)
+	cur := serving(snap)
 	reg := prometheus.NewRegistry()
 	s := New(cfg, cur, nil, reg)
 	if err := s.Start("127.0.0.1:0"); err != nil {
@@ -275,8 +281,7 @@ func pack(t testing.TB, m *dns.Msg) []byte {
 }
 
 func TestRRL(t *testing.T) {
-	cur := &zones.Current{}
-	cur.Store(testSnapshot())
+	cur := serving(testSnapshot())
 	s := New(Config{RRL: RRLConfig{Rate: 5, Slip: 2, Exempt: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}, cur, nil, nil)
 	h := newPacketHandler(s)
 	now := time.Unix(1700000000, 0)
@@ -464,8 +469,7 @@ func fastEqualsSlow(t testing.TB, s *Server, pkt []byte) (took bool) {
 }
 
 func TestFastEqualsSlow(t *testing.T) {
-	cur := &zones.Current{}
-	cur.Store(testSnapshot())
+	cur := serving(testSnapshot())
 	s := New(Config{}, cur, nil, nil)
 	v6 := QueryName(netip.MustParseAddr("2001:db8:1:2::99"), zone)
 	for _, c := range []struct {
@@ -518,8 +522,7 @@ func FuzzPacket(f *testing.F) {
 		b, _ := m.Pack()
 		f.Add(b)
 	}
-	cur := &zones.Current{}
-	cur.Store(testSnapshot())
+	cur := serving(testSnapshot())
 	reg := prometheus.NewRegistry()
 	s := New(Config{Cookies: true, CookieSecret: []byte("0123456789abcdef")}, cur, nil, reg)
 	h := newPacketHandler(s)

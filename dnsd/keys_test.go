@@ -12,16 +12,10 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 func TestKeysAdminAPI(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keys.json")
-	keys, err := NewKeys(path, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys, path := testKeys(t)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/admin/dns/keys", keys.Handler())
 	mux.Handle("/api/v1/admin/dns/keys/{key}", keys.Handler())
@@ -52,9 +46,9 @@ func TestKeysAdminAPI(t *testing.T) {
 	do("POST", "/api/v1/admin/dns/keys", "application/json", `{"bogus":1}`, http.StatusBadRequest)
 
 	// Queries count per key; the list shows the busiest first.
-	cur := newCur(t)
+	cur := serving(testSnapshot())
 	s := New(Config{Keys: keys, RequireKey: true}, cur, nil, nil)
-	name := strings.TrimSuffix(v4name("192.0.2.1"), zone+".") + "fixedkey99." + zone + "."
+	name := keyedName("192.0.2.1", "fixedkey99")
 	for range 3 {
 		if u, _ := ask(t, s, "198.18.0.1", query(name, dns.TypeA)); len(u.Answer) != 2 {
 			t.Fatalf("keyed query: %v", u)
@@ -86,11 +80,25 @@ func TestKeysAdminAPI(t *testing.T) {
 	do("PUT", "/api/v1/admin/dns/keys", "", "", http.StatusMethodNotAllowed)
 }
 
-func newCur(t *testing.T) *zones.Current {
+// testKeys is a key store (its file in a temp dir) holding keys.
+func testKeys(t *testing.T, keys ...KeyInfo) (*Keys, string) {
 	t.Helper()
-	cur := &zones.Current{}
-	cur.Store(testSnapshot())
-	return cur
+	path := filepath.Join(t.TempDir(), "keys.json")
+	k, err := NewKeys(path, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ki := range keys {
+		if err := k.Put(ki); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k, path
+}
+
+// keyedName is the DNSBL name of ip with key before the zone.
+func keyedName(ip, key string) string {
+	return strings.TrimSuffix(QueryName(netip.MustParseAddr(ip), zone), zone+".") + key + "." + zone + "."
 }
 
 // TestFastEqualsSlowKeyed: with keys on, keyed names answered on the fast
@@ -101,20 +109,18 @@ func TestFastEqualsSlowKeyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys.Put(KeyInfo{Key: "fastkey123"})
-	s := New(Config{Keys: keys}, newCur(t), nil, nil)
-	k := func(name, key string) string { return strings.Replace(name, "."+zone+".", "."+key+"."+zone+".", 1) }
-	v6 := QueryName(netip.MustParseAddr("2001:db8:1:2::99"), zone)
+	s := New(Config{Keys: keys}, serving(testSnapshot()), nil, nil)
 	for _, c := range []struct {
 		m    *dns.Msg
 		fast bool
 	}{
-		{query(k(v4name("192.0.2.1"), "fastkey123"), dns.TypeA), true},
-		{query(k(v4name("192.0.2.1"), "FASTkey123"), dns.TypeTXT, edns(1232, false)), true},
-		{query(k(v4name("192.0.2.2"), "fastkey123"), dns.TypeA), true},
-		{query(k(v6, "fastkey123"), dns.TypeTXT), true},
+		{query(keyedName("192.0.2.1", "fastkey123"), dns.TypeA), true},
+		{query(keyedName("192.0.2.1", "FASTkey123"), dns.TypeTXT, edns(1232, false)), true},
+		{query(keyedName("192.0.2.2", "fastkey123"), dns.TypeA), true},
+		{query(keyedName("2001:db8:1:2::99", "fastkey123"), dns.TypeTXT), true},
 		{query(v4name("192.0.2.1"), dns.TypeA), true}, // keys not required
-		{query(k(v4name("192.0.2.1"), "otherkey12"), dns.TypeA), false},
-		{query(k(v4name("192.0.2.1"), "9"), dns.TypeA), false},
+		{query(keyedName("192.0.2.1", "otherkey12"), dns.TypeA), false},
+		{query(keyedName("192.0.2.1", "9"), dns.TypeA), false},
 		{query("fastkey123."+zone+".", dns.TypeA), false},
 	} {
 		if got := fastEqualsSlow(t, s, pack(t, c.m)); got != c.fast {

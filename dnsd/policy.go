@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/blowback-dnsbl/blowback/internal/netx"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
@@ -282,7 +283,7 @@ func ParsePrefixList(r io.Reader) ([]netip.Prefix, error) {
 		if line == "" {
 			continue
 		}
-		p, err := parseNet(line)
+		p, err := netx.ParsePrefix(line)
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d: %v", ErrConfig, n, err)
 		}
@@ -292,25 +293,3 @@ func ParsePrefixList(r io.Reader) ([]netip.Prefix, error) {
 }
 
 const maxListLines = 1 << 20
-
-func parseNet(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, err
-		}
-		if p.Addr().Is4In6() {
-			if p.Bits() < 96 {
-				return netip.Prefix{}, fmt.Errorf("%s: IPv4-mapped prefix shorter than /96", s)
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}

@@ -3,14 +3,11 @@ package dnsd
 import (
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 // recorder is a dns.ResponseWriter that keeps the answer (CoreDNS's
@@ -66,19 +63,8 @@ func ede(m *dns.Msg) *dns.EDNS0_EDE {
 
 func TestPolicy(t *testing.T) {
 	resolvers := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:53::/48")}
-	keys, err := NewKeys(filepath.Join(t.TempDir(), "keys.json"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []KeyInfo{{Key: "goodkey123", Budget: 0}, {Key: "smallkey12", Budget: 1}} {
-		if err := keys.Put(k); err != nil {
-			t.Fatal(err)
-		}
-	}
+	keys, _ := testKeys(t, KeyInfo{Key: "goodkey123", Budget: 0}, KeyInfo{Key: "smallkey12", Budget: 1})
 	listed := v4name("192.0.2.1")
-	keyed := func(ip, key string) string {
-		return strings.TrimSuffix(QueryName(netip.MustParseAddr(ip), zone), zone+".") + key + "." + zone + "."
-	}
 	type want struct {
 		rcode int
 		a     string // the A record, "" for none
@@ -121,31 +107,30 @@ func TestPolicy(t *testing.T) {
 			want{dns.RcodeSuccess, "127.255.255.255", "", "query budget exceeded"}},
 		{"keys on, not required: plain name", Config{Keys: keys}, "198.18.0.1", query(listed, dns.TypeA), 0,
 			want{dns.RcodeSuccess, "127.0.0.2", "", ""}},
-		{"keyed name, good key", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyed("192.0.2.1", "goodkey123"), dns.TypeA, edns(1232, false)), 0,
+		{"keyed name, good key", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyedName("192.0.2.1", "goodkey123"), dns.TypeA, edns(1232, false)), 0,
 			want{dns.RcodeSuccess, "127.0.0.2", "", ""}},
-		{"keyed name, good key, any case", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyed("192.0.2.1", "GoodKey123"), dns.TypeA), 0,
+		{"keyed name, good key, any case", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyedName("192.0.2.1", "GoodKey123"), dns.TypeA), 0,
 			want{dns.RcodeSuccess, "127.0.0.2", "", ""}},
-		{"keyed name, good key, TXT", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyed("192.0.2.1", "goodkey123"), dns.TypeTXT), 0,
+		{"keyed name, good key, TXT", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyedName("192.0.2.1", "goodkey123"), dns.TypeTXT), 0,
 			want{dns.RcodeSuccess, "", "Listed: 192.0.2.1", ""}},
-		{"keyed name, good key, IPv6", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyed("2001:db8:1:2::5", "goodkey123"), dns.TypeA), 0,
+		{"keyed name, good key, IPv6", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyedName("2001:db8:1:2::5", "goodkey123"), dns.TypeA), 0,
 			want{dns.RcodeSuccess, "127.0.0.2", "", ""}},
-		{"keyed name, good key, unlisted", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyed("192.0.2.2", "goodkey123"), dns.TypeA), 0,
+		{"keyed name, good key, unlisted", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query(keyedName("192.0.2.2", "goodkey123"), dns.TypeA), 0,
 			want{dns.RcodeNameError, "", "", ""}},
 		{"key required", Config{Keys: keys, RequireKey: true, Policy: Policy{Answer: AnswerCode}}, "198.18.0.1", query(listed, dns.TypeA, edns(1232, false)), 0,
 			want{dns.RcodeSuccess, "127.255.255.253", "", "needs a key"}},
-		{"unknown key", Config{Keys: keys, Policy: Policy{Answer: AnswerCode}}, "198.18.0.1", query(keyed("192.0.2.1", "nosuchkey1"), dns.TypeA, edns(1232, false)), 0,
+		{"unknown key", Config{Keys: keys, Policy: Policy{Answer: AnswerCode}}, "198.18.0.1", query(keyedName("192.0.2.1", "nosuchkey1"), dns.TypeA, edns(1232, false)), 0,
 			want{dns.RcodeSuccess, "127.255.255.253", "", "unknown key (seen from 198.18.0.1)"}},
-		{"unknown key, refused", Config{Keys: keys}, "198.18.0.1", query(keyed("192.0.2.1", "nosuchkey1"), dns.TypeA), 0,
+		{"unknown key, refused", Config{Keys: keys}, "198.18.0.1", query(keyedName("192.0.2.1", "nosuchkey1"), dns.TypeA), 0,
 			want{dns.RcodeRefused, "", "", ""}},
-		{"key over its budget", Config{Keys: keys, Policy: Policy{Answer: AnswerCode}}, "198.18.0.1", query(keyed("192.0.2.1", "smallkey12"), dns.TypeA, edns(1232, false)), 1,
+		{"key over its budget", Config{Keys: keys, Policy: Policy{Answer: AnswerCode}}, "198.18.0.1", query(keyedName("192.0.2.1", "smallkey12"), dns.TypeA, edns(1232, false)), 1,
 			want{dns.RcodeSuccess, "127.255.255.253", "", "key over its query budget"}},
 		{"key name alone: NODATA", Config{Keys: keys, RequireKey: true}, "198.18.0.1", query("goodkey123."+zone+".", dns.TypeA), 0,
 			want{dns.RcodeSuccess, "", "", ""}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cur := &zones.Current{}
-			cur.Store(testSnapshot())
+			cur := serving(testSnapshot())
 			s := New(c.cfg, cur, nil, nil)
 			if err := s.cfg.Validate(); err != nil {
 				t.Fatal(err)

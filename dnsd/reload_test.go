@@ -153,9 +153,6 @@ func TestZoneFile(t *testing.T) {
 // The same file served by rbldnsd and by us gives the same answers (A
 // records and TXT) for listed, excluded and unlisted addresses.
 func TestAgainstRbldnsd(t *testing.T) {
-	bin := testenv.Tool(t, "rbldnsd")
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755) // rbldnsd run as root reads as its own user
 	const file = `$SOA 300 ns1.example.net. hostmaster.example.net. 5 1h 15m 1w 60
 $NS 300 ns1.example.net.
 $TTL 300
@@ -177,18 +174,11 @@ $DATASET ip6tset @
 2001:db8:1:2
 !2001:db8:1:2::5
 `
-	if err := os.WriteFile(filepath.Join(dir, "z"), []byte(file), 0o644); err != nil {
+	path := filepath.Join(t.TempDir(), "z")
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := testenv.FreePort(t)
-	// Daemon logs rbldnsd's output if the test fails.
-	testenv.Daemon(t, bin, "-n", "-b", fmt.Sprintf("127.0.0.1/%d", port), "-w", dir, zone+":combined:z")
-	rb := fmt.Sprintf("127.0.0.1:%d", port)
-	testenv.Eventually(t, "rbldnsd to answer", func() bool {
-		c := &dns.Client{Timeout: 200 * time.Millisecond}
-		r, _, err := c.Exchange(query(v4name("192.0.2.1"), dns.TypeA), rb)
-		return err == nil && len(r.Answer) > 0
-	})
+	rb, _ := testenv.ServeRbldnsd(t, zone, path)
 	snap, _, _, err := zones.ParseRbldnsd(strings.NewReader(file), zone, zones.RbldnsdOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
-
-	"github.com/blowback-dnsbl/blowback/zones"
 )
 
 func TestReplyControl(t *testing.T) {
@@ -55,8 +53,7 @@ func TestReplyControl(t *testing.T) {
 
 // A socket with packet info on (as a wildcard bind has) still answers.
 func TestPktinfoSocket(t *testing.T) {
-	cur := &zones.Current{}
-	cur.Store(testSnapshot())
+	cur := serving(testSnapshot())
 	s := New(Config{}, cur, nil, nil)
 	conns, err := listenUDP("127.0.0.1:0", 1)
 	if err != nil {

@@ -243,6 +243,11 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 		sig.send(w, resp)
 		return
 	}
+	reply := func(rcode int) {
+		m := new(dns.Msg)
+		m.SetRcode(req, rcode)
+		sig.send(w, m)
+	}
 	refuse := func(rcode int, why string) {
 		if rcode == dns.RcodeRefused {
 			result = "refused"
@@ -250,9 +255,7 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 			result = "notauth"
 		}
 		t.log.Info("zone transfer refused", "type", typ, "remote", remote.String(), "why", why)
-		m := new(dns.Msg)
-		m.SetRcode(req, rcode)
-		sig.send(w, m)
+		reply(rcode)
 	}
 	if !t.allowed(remote) {
 		refuse(dns.RcodeRefused, "address not in allow list")
@@ -264,9 +267,7 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	snap := t.cfg.Journal.Latest()
 	if snap == nil {
-		m := new(dns.Msg)
-		m.SetRcode(req, dns.RcodeServerFailure)
-		sig.send(w, m)
+		reply(dns.RcodeServerFailure)
 		return
 	}
 	if q.Qclass != dns.ClassINET || !strings.EqualFold(strings.TrimSuffix(q.Name, "."), snap.Zone) {
@@ -276,16 +277,27 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 	ax := s.apexOf(snap)
 	soa := ax.soa(ax.zone, ax.soaTTL)
 	x := &xfrWriter{w: w, req: req, sig: sig, limit: t.cfg.MessageSize, m: t.m}
+	// full sends the whole zone (an AXFR, or an IXFR that reads as one);
+	// what names the transfer in the log.
+	full := func(what string) {
+		if err := s.sendZone(x, t, snap, ax); err != nil {
+			t.log.Info(what+" aborted", "remote", remote.String(), "err", err)
+			return
+		}
+		result = "full"
+	}
+	// upToDate sends the current SOA only.
+	upToDate := func() {
+		result = "uptodate"
+		x.add(soa)
+		x.flush()
+	}
 	if q.Qtype == dns.TypeAXFR {
 		if !tcp {
 			refuse(dns.RcodeRefused, "AXFR over UDP") // RFC 5936 §4.2: TCP only
 			return
 		}
-		if err := s.sendZone(x, t, snap, ax); err != nil {
-			t.log.Info("AXFR aborted", "remote", remote.String(), "err", err)
-			return
-		}
-		result = "full"
+		full("AXFR")
 		return
 	}
 	// IXFR: the client's serial is in the SOA of the authority section
@@ -298,35 +310,25 @@ func (s *Server) serveXFR(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	if have == nil {
 		result = "notauth"
-		m := new(dns.Msg)
-		m.SetRcode(req, dns.RcodeFormatError)
-		sig.send(w, m)
+		reply(dns.RcodeFormatError)
 		return
 	}
 	if !zones.SerialLess(have.Serial, snap.Serial) {
 		// RFC 1995 §2: up to date (or newer): the current SOA only.
-		result = "uptodate"
-		x.add(soa)
-		x.flush()
+		upToDate()
 		return
 	}
 	latest, changes, ok := t.cfg.Journal.Since(have.Serial)
-	if !ok || !tcp {
-		if !tcp {
-			// RFC 1995 §2: over UDP, the current SOA tells the client to
-			// come back over TCP.
-			result = "uptodate"
-			x.add(soa)
-			x.flush()
-			return
-		}
+	if !tcp {
+		// RFC 1995 §2: over UDP, the current SOA tells the client to come
+		// back over TCP.
+		upToDate()
+		return
+	}
+	if !ok {
 		// RFC 1995 §4: the journal does not reach back; send the whole
 		// zone, which reads as an AXFR.
-		if err := s.sendZone(x, t, snap, ax); err != nil {
-			t.log.Info("IXFR (full) aborted", "remote", remote.String(), "err", err)
-			return
-		}
-		result = "full"
+		full("IXFR (full)")
 		return
 	}
 	if latest != snap {

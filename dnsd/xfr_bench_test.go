@@ -24,8 +24,7 @@ func BenchmarkAXFR1M(b *testing.B) {
 		bl.Add4(r.Uint32()|0x01000000, zones.CodeBounce, 0)
 	}
 	snap := bl.Snapshot()
-	cur := &zones.Current{}
-	cur.Store(snap)
+	cur := serving(snap)
 	j := zones.NewJournal(0)
 	j.Record(snap)
 	srv := New(Config{}, cur, nil, nil)

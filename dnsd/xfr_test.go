@@ -1,7 +1,6 @@
 package dnsd
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -40,30 +39,20 @@ type xfrEnv struct {
 	reg  *prometheus.Registry
 }
 
+// startXFR serves xfrZone(100, 50, 1) with transfers as cfg says.
 func startXFR(t *testing.T, cfg TransferConfig) *xfrEnv {
 	t.Helper()
-	cur := &zones.Current{}
+	return serveXFR(t, xfrZone(100, 50, 1), cfg)
+}
+
+// serveXFR serves s0 (also the journal's first version) with transfers as
+// cfg says (glue for ns1.bl.example unless given).
+func serveXFR(t *testing.T, s0 *zones.Snapshot, cfg TransferConfig) *xfrEnv {
+	t.Helper()
+	srv, addr, reg := startServer(t, Config{NS: []string{"ns1.bl.example", "ns.example.net"}}, s0)
+	t.Cleanup(srv.StopTransfer) // before Stop
 	j := zones.NewJournal(0)
-	s0 := xfrZone(100, 50, 1)
-	cur.Store(s0)
 	j.Record(s0)
-	var reg *prometheus.Registry
-	var srv *Server
-	for try := 0; ; try++ {
-		// Start binds TCP to the port UDP got, which a TCP socket may
-		// hold: try again then.
-		reg = prometheus.NewRegistry()
-		srv = New(Config{NS: []string{"ns1.bl.example", "ns.example.net"}}, cur, nil, reg)
-		err := srv.Start("127.0.0.1:0")
-		if err == nil {
-			break
-		}
-		srv.Stop(context.Background())
-		if try == 10 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() { srv.StopTransfer(); srv.Stop(context.Background()) })
 	cfg.Journal = j
 	if cfg.Glue == nil {
 		cfg.Glue = map[string][]netip.Addr{"ns1.bl.example": {netip.MustParseAddr("192.0.2.53")}}
@@ -71,7 +60,7 @@ func startXFR(t *testing.T, cfg TransferConfig) *xfrEnv {
 	if err := srv.SetTransfer(cfg, reg); err != nil {
 		t.Fatal(err)
 	}
-	return &xfrEnv{srv, srv.Addr().String(), j, reg}
+	return &xfrEnv{srv, addr, j, reg}
 }
 
 // transferIn runs an AXFR or IXFR (serial: the client's) and returns the

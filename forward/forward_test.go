@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -132,12 +131,7 @@ func (c *central) has(id store.EventID) bool {
 	return c.seen[id] > 0
 }
 
-// eventually waits for cond (listing is near real time).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testenv.Eventually(t, what, cond)
-}
-
+// rig is a spool and the forwarder draining it.
 type rig struct {
 	sp  *forward.Spool
 	fw  *forward.Forwarder
@@ -171,11 +165,20 @@ func start(t *testing.T, dir, url string, mod func(*forward.Config)) *rig {
 	return &rig{sp: sp, fw: fw, reg: reg}
 }
 
+// forwardTo starts a forwarder on dir's spool sending to a central node
+// served by h (stopped after the forwarder).
+func forwardTo(t *testing.T, dir string, h http.Handler, mod func(*forward.Config)) *rig {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return start(t, dir, srv.URL, mod)
+}
+
 // drained waits until the central node has acknowledged every spooled
 // event.
 func (r *rig) drained(t *testing.T) {
 	t.Helper()
-	eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
+	testenv.Eventually(t, "backlog drained", func() bool { return r.fw.Backlog() == 0 })
 }
 
 func (r *rig) put(t *testing.T, n int) []*store.Event {
@@ -189,15 +192,6 @@ func (r *rig) put(t *testing.T, n int) []*store.Event {
 		out = append(out, ev)
 	}
 	return out
-}
-
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	v, err := metric.Value(reg, name, labels...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 func TestSpoolDurableAcrossReopen(t *testing.T) {
@@ -308,9 +302,7 @@ func TestSpoolConcurrentPutsAndLimit(t *testing.T) {
 
 func TestForwardDeliversAll(t *testing.T) {
 	c := newCentral()
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	r := start(t, t.TempDir(), srv.URL, nil)
+	r := forwardTo(t, t.TempDir(), c, nil)
 	evs := r.put(t, 120)
 	r.drained(t)
 	unique, _ := c.count()
@@ -325,10 +317,10 @@ func TestForwardDeliversAll(t *testing.T) {
 	if c.gzipped == 0 {
 		t.Error("bodies not gzipped")
 	}
-	if got := metricValue(t, r.reg, "blowback_forward_sent_events_total"); got != float64(len(evs)) {
+	if got := testenv.MetricValue(t, r.reg, "blowback_forward_sent_events_total"); got != float64(len(evs)) {
 		t.Errorf("sent = %v, want %d", got, len(evs))
 	}
-	if got := metricValue(t, r.reg, "blowback_forward_backlog_events"); got != 0 {
+	if got := testenv.MetricValue(t, r.reg, "blowback_forward_backlog_events"); got != 0 {
 		t.Errorf("backlog metric = %v", got)
 	}
 	if err := metric.Lint(r.reg); err != nil {
@@ -357,18 +349,16 @@ func TestForwardRetriesUntilCentralReturns(t *testing.T) {
 		}
 		c.ServeHTTP(w, r)
 	})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
 	c.answer = func(n int, b *forward.Batch) (int, []forward.Rejection) {
 		if n <= 3 {
 			return http.StatusServiceUnavailable, nil
 		}
 		return http.StatusOK, nil
 	}
-	r := start(t, t.TempDir(), srv.URL, nil)
+	r := forwardTo(t, t.TempDir(), h, nil)
 	evs := r.put(t, 30)
-	eventually(t, "network failures", func() bool {
-		return metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 3
+	testenv.Eventually(t, "network failures", func() bool {
+		return testenv.MetricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 3
 	})
 	if r.fw.Backlog() != int64(len(evs)) {
 		t.Fatalf("backlog %d while central is down, want %d", r.fw.Backlog(), len(evs))
@@ -381,7 +371,7 @@ func TestForwardRetriesUntilCentralReturns(t *testing.T) {
 			t.Fatalf("event %s lost", ev.ID)
 		}
 	}
-	if got := metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "throttled"); got != 3 {
+	if got := testenv.MetricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "throttled"); got != 3 {
 		t.Errorf("throttled failures = %v, want 3", got)
 	}
 }
@@ -400,9 +390,7 @@ func TestForwardAckLostResends(t *testing.T) {
 		w.WriteHeader(rec.Code)
 		w.Write(rec.Body.Bytes())
 	})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	r := start(t, t.TempDir(), srv.URL, nil)
+	r := forwardTo(t, t.TempDir(), h, nil)
 	evs := r.put(t, 5)
 	r.drained(t)
 	unique, total := c.count()
@@ -416,8 +404,6 @@ func TestForwardAckLostResends(t *testing.T) {
 // Events listed as rejected in a 200 answer are dead-lettered too.
 func TestForwardIsolatesRefusedEvents(t *testing.T) {
 	c := newCentral()
-	srv := httptest.NewServer(c)
-	defer srv.Close()
 	var poison, rejected atomic.Value
 	poison.Store(store.EventID{})
 	rejected.Store(store.EventID{})
@@ -438,7 +424,7 @@ func TestForwardIsolatesRefusedEvents(t *testing.T) {
 	evs := spoolBacklog(t, dir, 40)
 	poison.Store(evs[17].ID)
 	rejected.Store(evs[30].ID)
-	r := start(t, dir, srv.URL, nil)
+	r := forwardTo(t, dir, c, nil)
 	r.drained(t)
 	for i, ev := range evs {
 		if got, want := c.has(ev.ID), i != 17 && i != 30; got != want {
@@ -452,19 +438,17 @@ func TestForwardIsolatesRefusedEvents(t *testing.T) {
 	if err != nil || len(dead) != 2 || r.sp.Dead() != 2 {
 		t.Fatalf("dead letters %d (%v), count %d, want 2", len(dead), err, r.sp.Dead())
 	}
-	if got := metricValue(t, r.reg, "blowback_forward_dead_lettered_events_total"); got != 2 {
+	if got := testenv.MetricValue(t, r.reg, "blowback_forward_dead_lettered_events_total"); got != 2 {
 		t.Errorf("dead-lettered = %v", got)
 	}
 }
 
 func TestForwardWrongTokenKeepsEvidence(t *testing.T) {
 	c := newCentral()
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	r := start(t, t.TempDir(), srv.URL, func(c *forward.Config) { c.Token = "wrong-token-0123456789" })
+	r := forwardTo(t, t.TempDir(), c, func(c *forward.Config) { c.Token = "wrong-token-0123456789" })
 	r.put(t, 3)
-	eventually(t, "unauthorized failures", func() bool {
-		return metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "unauthorized") >= 2
+	testenv.Eventually(t, "unauthorized failures", func() bool {
+		return testenv.MetricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "unauthorized") >= 2
 	})
 	if r.fw.Backlog() != 3 {
 		t.Fatalf("backlog %d, want 3 kept", r.fw.Backlog())
@@ -484,9 +468,7 @@ func TestForwardTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(pki.CA)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.Pool()}
 	srv.StartTLS()
 	defer srv.Close()
 	url := strings.Replace(srv.URL, "https://127.0.0.1", "https://localhost", 1)
@@ -516,8 +498,8 @@ func TestForwardTLS(t *testing.T) {
 				}
 				return
 			}
-			eventually(t, "failed handshakes", func() bool {
-				return metricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 2
+			testenv.Eventually(t, "failed handshakes", func() bool {
+				return testenv.MetricValue(t, r.reg, "blowback_forward_failed_batches_total", "reason", "network") >= 2
 			})
 			if r.fw.Backlog() != 3 {
 				t.Fatalf("backlog %d, want 3", r.fw.Backlog())
@@ -556,9 +538,7 @@ func TestForwardBacklogSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	evs := spoolBacklog(t, dir, 7)
 	c := newCentral()
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	r := start(t, dir, srv.URL, nil)
+	r := forwardTo(t, dir, c, nil)
 	r.drained(t)
 	for _, ev := range evs {
 		if !c.has(ev.ID) {
@@ -600,12 +580,11 @@ func TestConfigErrors(t *testing.T) {
 // The body is what the central node's decoder reads (forward.Batch).
 func TestWireFormatRoundTrip(t *testing.T) {
 	var got bytes.Buffer
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	central := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(&got, r.Body)
 		json.NewEncoder(w).Encode(forward.Result{Accepted: 1})
-	}))
-	defer srv.Close()
-	r := start(t, t.TempDir(), srv.URL, func(c *forward.Config) { c.NoGzip = true })
+	})
+	r := forwardTo(t, t.TempDir(), central, func(c *forward.Config) { c.NoGzip = true })
 	ev := event(1)
 	ev.DSN = &store.DSN{Status: "5.1.1", Action: "failed"}
 	ev.Signals = []string{"dsn"}

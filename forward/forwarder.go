@@ -16,11 +16,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -106,9 +106,7 @@ type Forwarder struct {
 
 	ctx    context.Context // requests; cancelled when Stop's deadline passes
 	cancel context.CancelFunc
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	loop   *lifecycle.Loop // the forwarding goroutine
 }
 
 // New returns a forwarder from sp to the central node. reg may be nil.
@@ -142,7 +140,7 @@ func New(cfg Config, sp *Spool, log *slog.Logger, reg prometheus.Registerer) (*F
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Forwarder{cfg: cfg, spool: sp, url: u, client: client, log: log.With("pkg", "forward"),
-		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
+		ctx: ctx, cancel: cancel, loop: lifecycle.NewLoop()}
 	f.metrics = newMetrics(reg, sp)
 	return f, nil
 }
@@ -170,34 +168,19 @@ func (f *Forwarder) Start() {
 // Stop ends the loop: a batch in flight may finish until ctx is done. What
 // is not acknowledged stays in the spool for the next start.
 func (f *Forwarder) Stop(ctx context.Context) error {
-	f.once.Do(func() { close(f.stop) })
-	select {
-	case <-f.done:
-		f.cancel()
-		return nil
-	case <-ctx.Done():
-		f.cancel()
-		<-f.done
-		return ctx.Err()
+	err := f.loop.Stop(ctx)
+	f.cancel()
+	if err != nil {
+		<-f.loop.Done() // the request in flight ends with f.ctx
 	}
+	return err
 }
 
 // Backlog is the number of events waiting to be forwarded.
 func (f *Forwarder) Backlog() int64 { return f.spool.Len() }
 
 // Drain waits until the backlog is empty or ctx is done (tests, benchmarks).
-func (f *Forwarder) Drain(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for f.spool.Len() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
+func (f *Forwarder) Drain(ctx context.Context) error { return f.spool.WaitEmpty(ctx) }
 
 // retryError is a failed attempt that is worth retrying.
 type retryError struct {
@@ -210,12 +193,12 @@ func (e *retryError) Error() string { return e.reason + ": " + e.err.Error() }
 func (e *retryError) Unwrap() error { return e.err }
 
 func (f *Forwarder) run() {
-	defer close(f.done)
+	defer f.loop.Exit()
 	var after []byte // key of the last acknowledged item
 	fails := 0
 	for {
 		select {
-		case <-f.stop:
+		case <-f.loop.Stopping():
 			return
 		default:
 		}
@@ -277,7 +260,7 @@ func (f *Forwarder) peek(after []byte) (items []Item, err error) {
 }
 
 // sleep waits d, or until stopped; when wake is set a new event ends the wait.
-func (f *Forwarder) sleep(d time.Duration, wake bool) { f.spool.Wait(f.stop, d, wake) }
+func (f *Forwarder) sleep(d time.Duration, wake bool) { f.spool.Wait(f.loop.Stopping(), d, wake) }
 
 // backoff is the wait before attempt n+1 (Backoff).
 func (f *Forwarder) backoff(n int) time.Duration {

@@ -203,6 +203,21 @@ func (s *Spool) maintain() {
 // Len is the backlog: events spooled and not yet acknowledged.
 func (s *Spool) Len() int64 { return s.pending.Load() }
 
+// WaitEmpty waits until nothing is pending (every event acknowledged or
+// dead-lettered) or ctx ends: a sender's Drain, for tests and benchmarks.
+func (s *Spool) WaitEmpty(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.Len() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // Dead is the number of dead-lettered events.
 func (s *Spool) Dead() int64 { return s.dead.Load() }
 

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -407,9 +406,7 @@ func TestEvidenceClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := startIntakeTLS(t, t.TempDir(), func(c *Config) { c.RequireClientCert = true }, tc)
-	pool := x509.NewCertPool()
-	pool.AddCert(pki.CA)
-	e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool()}}}
 	// The handshake needs no client certificate (the public pages on the
 	// same listener keep working); the evidence call does.
 	resp, err := e.client.Get(e.base + "/api/v1/admin/nodes")

@@ -5,33 +5,20 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	eng *Engine
 	st  *store.Store
 	cur *zones.Current
-	clk *clock
+	clk *testenv.ManualClock
 }
 
 func newFixture(t *testing.T, pol scoring.Policy) *fixture {
@@ -41,7 +28,7 @@ func newFixture(t *testing.T, pol scoring.Policy) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testenv.NewManualClock(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))
 	cur := &zones.Current{}
 	eng := New(Config{Zone: "bl.test", TXT: "see $", Policy: pol, Now: clk.Now, Coalesce: time.Millisecond}, st, cur, nil, nil)
 	if err := eng.Start(context.Background()); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/scoring"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -20,7 +21,7 @@ import (
 func TestRestartServesPersistedSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	snapFile := filepath.Join(dir, "snapshot.bin")
-	clk := &clock{t: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testenv.NewManualClock(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))
 	cfg := Config{Zone: "bl.test", TXT: "see $", Policy: scoring.DefaultPolicy(), Now: clk.Now, Coalesce: time.Millisecond,
 		SnapshotFile: snapFile, PersistEvery: time.Hour}
 	open := func() *store.Store {

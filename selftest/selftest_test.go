@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/blowback-dnsbl/blowback/internal/metric"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -27,6 +28,13 @@ type mx struct {
 	from       []string
 	rcpt       []string
 	data       []string
+}
+
+// seen is what m was sent: envelope senders, recipients and messages.
+func (m *mx) seen() (from, rcpt, data []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.from), slices.Clone(m.rcpt), slices.Clone(m.data)
 }
 
 func (m *mx) NewSession(*smtp.Conn) (smtp.Session, error) { return &mxSession{m: m}, nil }
@@ -105,6 +113,13 @@ func (f *fakeListing) Listed(a netip.Addr) bool {
 	return f.listed[a]
 }
 
+// actions are the delistings f was asked for.
+func (f *fakeListing) actions() []store.Action {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.delisted)
+}
+
 func (f *fakeListing) Delist(_ context.Context, a store.Action) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -145,7 +160,7 @@ func newTestEnv(t *testing.T, rejectRcpt bool, mod func(*Config)) *env {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		e.ts.Stop(ctx)
-		if n := metricValue(t, e.reg, "blowback_selftest_panics_total"); n != 0 {
+		if n := testenv.MetricValue(t, e.reg, "blowback_selftest_panics_total"); n != 0 {
 			t.Errorf("%v panics", n)
 		}
 	})
@@ -179,39 +194,42 @@ func (e *env) wait(id string, cond func(Result) bool) Result {
 
 func ended(r Result) bool { return r.Ended != nil }
 
+// run tests domain and waits until the test ended.
+func (e *env) run(domain string) Result {
+	e.t.Helper()
+	return e.wait(e.start(domain), ended)
+}
+
 // A server that rejects the unknown recipient at RCPT passes; the pass
 // delists the listed unit and is recorded and audited.
 func TestRejectAtRcptPasses(t *testing.T) {
 	e := newTestEnv(t, true, nil)
-	r := e.wait(e.start("Example.TEST."), ended)
+	r := e.run("Example.TEST.")
 	if r.Verdict != Pass || r.Probe != ProbeRejectedRcpt {
 		t.Fatalf("verdict %s probe %s: %s", r.Verdict, r.Probe, r.Summary)
 	}
 	if !r.Tied || len(r.Delisted) != 1 || r.Delisted[0] != "192.0.2.25/32" {
 		t.Errorf("tied %v (%s), delisted %v", r.Tied, r.TieReason, r.Delisted)
 	}
-	e.lst.mu.Lock()
-	if len(e.lst.delisted) != 1 || e.lst.delisted[0].Who != "selftest" || !strings.Contains(e.lst.delisted[0].Reason, r.ID) {
-		t.Errorf("delist actions %+v", e.lst.delisted)
+	if acts := e.lst.actions(); len(acts) != 1 || acts[0].Who != "selftest" || !strings.Contains(acts[0].Reason, r.ID) {
+		t.Errorf("delist actions %+v", acts)
 	}
-	e.lst.mu.Unlock()
-	e.mx.mu.Lock()
-	if len(e.mx.from) != 1 || !strings.HasPrefix(e.mx.from[0], localPrefix) || !strings.HasSuffix(e.mx.from[0], "@trap.blowback.test") {
-		t.Errorf("envelope senders %v", e.mx.from)
+	from, rcpt, data := e.mx.seen()
+	if len(from) != 1 || !strings.HasPrefix(from[0], localPrefix) || !strings.HasSuffix(from[0], "@trap.blowback.test") {
+		t.Errorf("envelope senders %v", from)
 	}
-	if len(e.mx.rcpt) != 1 || !strings.HasSuffix(e.mx.rcpt[0], "@example.test") || len(e.mx.data) != 0 {
-		t.Errorf("recipients %v, messages %d", e.mx.rcpt, len(e.mx.data))
+	if len(rcpt) != 1 || !strings.HasSuffix(rcpt[0], "@example.test") || len(data) != 0 {
+		t.Errorf("recipients %v, messages %d", rcpt, len(data))
 	}
-	e.mx.mu.Unlock()
 	e.rec.mu.Lock()
 	if len(e.rec.tests) != 1 || !e.rec.tests[0].Delisted || e.rec.tests[0].Verdict != Pass || len(e.rec.audit) != 1 {
 		t.Errorf("records %+v audit %+v", e.rec.tests, e.rec.audit)
 	}
 	e.rec.mu.Unlock()
-	if strings.Contains(r.Sender, strings.TrimPrefix(e.mx.from[0], localPrefix)[:6]) {
+	if strings.Contains(r.Sender, strings.TrimPrefix(from[0], localPrefix)[:6]) {
 		t.Errorf("the result shows the sender's local part: %s", r.Sender)
 	}
-	if n := metricValue(t, e.reg, "blowback_selftest_tests_total", "verdict", Pass); n != 1 {
+	if n := testenv.MetricValue(t, e.reg, "blowback_selftest_tests_total", "verdict", Pass); n != 1 {
 		t.Errorf("pass counter %v", n)
 	}
 }
@@ -222,10 +240,8 @@ func TestAcceptThenBounceFails(t *testing.T) {
 	e := newTestEnv(t, false, nil)
 	id := e.start("example.test")
 	r := e.wait(id, func(r Result) bool { return r.Probe == ProbeAccepted })
-	e.mx.mu.Lock()
-	sender := e.mx.from[0]
-	body := e.mx.data[0]
-	e.mx.mu.Unlock()
+	from, _, data := e.mx.seen()
+	sender, body := from[0], data[0]
 	if !strings.Contains(body, "X-Blowback-Selftest: "+id) || !strings.Contains(body, "one-off test message") {
 		t.Errorf("probe text:\n%s", body)
 	}
@@ -254,17 +270,15 @@ func TestAcceptThenBounceFails(t *testing.T) {
 	if r.Verdict != Fail || len(r.Replies) < 1 || r.Replies[0].MTA != "postfix" || len(r.Delisted) != 0 {
 		t.Fatalf("result %+v", r)
 	}
-	e.lst.mu.Lock()
-	if len(e.lst.delisted) != 0 {
+	if len(e.lst.actions()) != 0 {
 		t.Error("a failed test delisted")
 	}
-	e.lst.mu.Unlock()
 }
 
 // Accepted and nothing back within the watch: pass, with the caveat.
 func TestAcceptAndSilencePasses(t *testing.T) {
 	e := newTestEnv(t, false, func(c *Config) { c.Watch = 100 * time.Millisecond })
-	r := e.wait(e.start("example.test"), ended)
+	r := e.run("example.test")
 	if r.Verdict != Pass || r.Probe != ProbeAccepted || !strings.Contains(r.Summary, "nothing came back") {
 		t.Fatalf("result %+v", r)
 	}
@@ -272,8 +286,8 @@ func TestAcceptAndSilencePasses(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	e := newTestEnv(t, true, func(c *Config) { c.PerDomainPerDay = 2; c.PerRequesterPerHour = 3 })
-	e.wait(e.start("example.test"), ended)
-	e.wait(e.start("example.test"), ended)
+	e.run("example.test")
+	e.run("example.test")
 	_, err := e.ts.Start(Request{IP: listedIP, Unit: netip.PrefixFrom(listedIP, 32), Domain: "example.test", Requester: "x"})
 	if !errors.Is(err, ErrRateLimited) {
 		t.Errorf("third test of a domain: %v", err)
@@ -293,28 +307,26 @@ func TestLimits(t *testing.T) {
 	if !errors.Is(err, ErrRateLimited) {
 		t.Errorf("fourth test of a requester: %v", err)
 	}
-	if n := metricValue(t, e.reg, "blowback_selftest_requests_total", "result", "rate_limited"); n != 3 {
+	if n := testenv.MetricValue(t, e.reg, "blowback_selftest_requests_total", "result", "rate_limited"); n != 3 {
 		t.Errorf("rate_limited %v", n)
 	}
 }
 
 func TestMXLimitAndPrivate(t *testing.T) {
 	e := newTestEnv(t, true, func(c *Config) { c.PerMXPerHour = 1 })
-	e.wait(e.start("example.test"), ended)
-	r := e.wait(e.start("example.test"), ended)
+	e.run("example.test")
+	r := e.run("example.test")
 	if r.Verdict != Error || !strings.Contains(r.Summary, "tested too often") {
 		t.Errorf("second probe of one MX address: %+v", r)
 	}
 	p := newTestEnv(t, true, func(c *Config) { c.AllowPrivate = false })
-	r = p.wait(p.start("example.test"), ended)
+	r = p.run("example.test")
 	if r.Verdict != Error || !strings.Contains(r.Summary, "no usable address") {
 		t.Errorf("loopback MX without allow_private: %+v", r)
 	}
-	p.mx.mu.Lock()
-	if len(p.mx.rcpt) != 0 {
+	if _, rcpt, _ := p.mx.seen(); len(rcpt) != 0 {
 		t.Error("probed a loopback MX")
 	}
-	p.mx.mu.Unlock()
 }
 
 func TestNoTie(t *testing.T) {
@@ -376,14 +388,4 @@ func FuzzNormalizeDomain(f *testing.F) {
 			t.Errorf("not idempotent: %q -> %q -> %q %v", s, d, d2, err)
 		}
 	})
-}
-
-// metricValue is the counter or gauge name in reg with the given label pairs; a missing one fails the test.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labelPairs ...string) float64 {
-	t.Helper()
-	v, err := metric.Value(reg, name, labelPairs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

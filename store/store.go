@@ -50,7 +50,10 @@
 // keys vanish from reads at once and from disk at compaction, and a
 // maintenance loop runs value-log GC every Options.GCInterval. Memory is
 // bounded by Options.LowMemory or the explicit MemTableSize,
-// BlockCacheSize and IndexCacheSize.
+// BlockCacheSize (default DefaultBlockCache, 32 MiB) and IndexCacheSize.
+// badger reads its files through mmap; what an open or a full key scan
+// reads once is given back to the kernel as it goes (pages_linux.go), so
+// that a rebuild's RSS is its own memory, not the tables it passed.
 //
 // # Backup
 //
@@ -129,9 +132,10 @@ type Options struct {
 	// GCInterval is how often value-log GC runs; zero means 10 minutes.
 	GCInterval time.Duration
 	// Bounded memory: badger's memtable size, block cache and index cache
-	// in bytes. Zero keeps badger's default (or LowMemory's). A non-zero
-	// IndexCacheSize keeps table indexes in a bounded cache instead of all
-	// in memory.
+	// in bytes. Zero keeps the default: badger's for the memtable (64 MiB)
+	// and the index cache, DefaultBlockCache for the block cache (or
+	// LowMemory's). A non-zero IndexCacheSize keeps table indexes in a
+	// bounded cache instead of all in memory.
 	MemTableSize   int64
 	BlockCacheSize int64
 	IndexCacheSize int64
@@ -148,6 +152,15 @@ type Options struct {
 	UnitMaxEvents   int
 	UnitMaxRawBytes int64
 }
+
+// DefaultBlockCache is the block cache of a store opened with
+// Options.BlockCacheSize zero, instead of badger's 256 MiB. The store's
+// reads are a full key scan at start (the rebuild: every block once, which
+// a cache only adds to the heap, twice over with the garbage collector's
+// headroom) and point reads of one address or one id (a few blocks each,
+// decompressed again on a miss in microseconds). docs/dns.md "The
+// rebuild's memory" has the figures.
+const DefaultBlockCache = 32 << 20
 
 // DefaultOptions are the documented defaults.
 func DefaultOptions() Options {
@@ -186,6 +199,8 @@ type Store struct {
 	rawDropped atomic.Uint64
 
 	space *spaceGuard // nil in memory
+
+	pages *pager // nil in memory (pages.go)
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -216,6 +231,8 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	}
 	if opts.BlockCacheSize > 0 {
 		bo = bo.WithBlockCacheSize(opts.BlockCacheSize)
+	} else if !opts.LowMemory {
+		bo = bo.WithBlockCacheSize(DefaultBlockCache)
 	}
 	if opts.IndexCacheSize > 0 {
 		bo = bo.WithIndexCacheSize(opts.IndexCacheSize)
@@ -239,7 +256,17 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 			return nil, err
 		}
 	}
-	db, err := badger.Open(bo)
+	var pages *pager
+	if !opts.InMemory {
+		pages = newPager(dir, log)
+	}
+	var db *badger.DB
+	var err error
+	// badger's open reads the whole of the last value-log file (vlog.open
+	// checks its entries to find where it ends: up to a file, 1 GiB) and
+	// the tables' indexes, through mmap; give the pages back as it goes,
+	// or they stay resident through the rebuild that follows (pages_linux.go).
+	pages.during(10*time.Millisecond, func() { db, err = badger.Open(bo) }, ".vlog", ".sst")
 	if err != nil {
 		if !opts.InMemory && heldElsewhere(dir) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
@@ -249,7 +276,7 @@ func Open(dir string, opts Options, log *slog.Logger) (*Store, error) {
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 10 * time.Minute
 	}
-	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{}), putCh: make(chan *putReq, 1024), space: space}
+	s := &Store{db: db, opts: opts, log: log, stop: make(chan struct{}), putCh: make(chan *putReq, 1024), space: space, pages: pages}
 	s.wg.Add(1)
 	go s.committer()
 	if !opts.InMemory {
@@ -509,6 +536,30 @@ func decodeItem[T any](item *badger.Item) (T, error) {
 	return v, err
 }
 
+// scanValues decodes every value under prefix, in key order, and calls fn
+// with it; it stops at fn's first error, or when ctx ends.
+func scanValues[T any](ctx context.Context, db *badger.DB, prefix []byte, fn func(T) error) error {
+	return db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = prefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			v, err := decodeItem[T](it.Item())
+			if err != nil {
+				return err
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // appendItem appends the decoded value of item to *out and reports
 // whether *out reached limit (0: no limit).
 func appendItem[T any](out *[]T, item *badger.Item, limit int) (bool, error) {
@@ -606,6 +657,10 @@ func (s *Store) ScanRefs(ctx context.Context, fn func(r Ref) error) error {
 	return s.scanRefs(ctx, []byte{pEvent}, fn)
 }
 
+// dropPagesEvery is how many keys a scan reads between two reclaims of
+// table pages: about 16 MB of tables at ~60 bytes a key.
+const dropPagesEvery = 1 << 18
+
 func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
@@ -613,11 +668,21 @@ func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) erro
 		o.Prefix = prefix
 		it := txn.NewIterator(o)
 		defer it.Close()
+		// A full scan reads every block of the event tables once:
+		// reclaim the pages it leaves mapped as it goes (pages_linux.go).
 		n := 0
+		defer func() {
+			if n >= dropPagesEvery {
+				s.pages.drop(".sst")
+			}
+		}()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if n++; n%4096 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
+				}
+				if n%dropPagesEvery == 0 {
+					s.pages.drop(".sst")
 				}
 			}
 			r, ok := parseRef(it.Item().Key())
@@ -702,19 +767,9 @@ func (s *Store) AddAction(ctx context.Context, a Action) error {
 // Actions returns the manual actions whose prefix overlaps p, oldest first.
 func (s *Store) Actions(p netip.Prefix) ([]Action, error) {
 	var out []Action
-	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = addrPrefixKey(pManual, p)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			a, err := decodeItem[Action](it.Item())
-			if err != nil {
-				return err
-			}
-			if a.Prefix.Overlaps(p) {
-				out = append(out, a)
-			}
+	err := scanValues(context.Background(), s.db, addrPrefixKey(pManual, p), func(a Action) error {
+		if a.Prefix.Overlaps(p) {
+			out = append(out, a)
 		}
 		return nil
 	})
@@ -724,25 +779,7 @@ func (s *Store) Actions(p netip.Prefix) ([]Action, error) {
 
 // AllActions calls fn for every manual action.
 func (s *Store) AllActions(ctx context.Context, fn func(a Action) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte{pManual}
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			a, err := decodeItem[Action](it.Item())
-			if err != nil {
-				return err
-			}
-			if err := fn(a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return scanValues(ctx, s.db, []byte{pManual}, fn)
 }
 
 func sortActions(a []Action) {

@@ -185,22 +185,9 @@ func (s *Store) Summaries(ctx context.Context, p netip.Prefix, limit int) ([]Uni
 		prefix = append([]byte{pUnit, 6}, v[:p.Bits()/8]...)
 	}
 	var out []UnitSummary
-	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = prefix
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			u, err := decodeItem[UnitSummary](it.Item())
-			if err != nil {
-				return err
-			}
-			if p.Overlaps(u.Unit) {
-				out = append(out, u)
-			}
+	err := scanValues(ctx, s.db, prefix, func(u UnitSummary) error {
+		if p.Overlaps(u.Unit) {
+			out = append(out, u)
 		}
 		return nil
 	})

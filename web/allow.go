@@ -3,9 +3,9 @@ package web
 import (
 	"errors"
 	"net/http"
-	"net/netip"
 	"strings"
 
+	"github.com/blowback-dnsbl/blowback/internal/netx"
 	"github.com/blowback-dnsbl/blowback/listing"
 )
 
@@ -42,7 +42,7 @@ func (s *Server) apiAllowChange(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, publicError(err))
 		return
 	}
-	p, err := parseNetwork(req.Network)
+	p, err := netx.ParsePrefix(req.Network)
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, "network: want a prefix like 192.0.2.0/24 or an address")
 		return
@@ -61,25 +61,4 @@ func (s *Server) apiAllowChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"op": req.Op, "network": p.Masked().String()})
-}
-
-// parseNetwork parses a prefix or a single address (its host prefix).
-func parseNetwork(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, err
-		}
-		if p.Addr().Is4In6() {
-			return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96), nil
-		}
-		return p, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

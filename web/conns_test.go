@@ -8,30 +8,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
-
-// fakeClock is a settable clock for the connection limiter.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // dialFrom opens a TCP connection to addr from the loopback address src
 // (all of 127.0.0.0/8 is on lo on Linux).
@@ -77,9 +58,9 @@ func getFrom(t *testing.T, src, addr, path string) int {
 // pressure idle connections are closed after the short idle timeout.
 func TestConnectionCaps(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxConns, c.MaxConnsPerClient, c.ShortIdle = 40, 10, 5*time.Second })
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	e.srv.conns.mu.Lock()
-	e.srv.conns.now = clock.now
+	e.srv.conns.now = clock.Now
 	e.srv.conns.mu.Unlock()
 	addr := e.srv.Addr().String()
 	open := func() (int, int) { return e.srv.conns.open() }
@@ -88,7 +69,7 @@ func TestConnectionCaps(t *testing.T) {
 	// holds more than 10; each new one replaces its oldest idle one.
 	var att []net.Conn
 	for i := range 25 {
-		clock.add(time.Millisecond)
+		clock.Add(time.Millisecond)
 		att = append(att, dialFrom(t, fmt.Sprintf("127.0.3.%d", 1+i%5), addr))
 		testenv.Eventually(t, "admission", func() bool {
 			e.srv.conns.mu.Lock()
@@ -171,7 +152,7 @@ func TestConnectionCaps(t *testing.T) {
 		}
 		return n == 31
 	})
-	clock.add(6 * time.Second)
+	clock.Add(6 * time.Second)
 	if code := getFrom(t, "127.0.20.1", addr, "/healthz"); code != 200 {
 		t.Fatalf("client under pressure: %d", code)
 	}

@@ -390,23 +390,23 @@ func flatten(in []span) []seg {
 	}
 	slices.Sort(bounds)
 	bounds = slices.Compact(bounds)
-	var lst spanHeap // active listings, narrowest first
-	var exc []uint64 // hi of active exclusions (min-heap)
+	lst := minHeap[span]{less: narrower}           // active listings
+	exc := minHeap[uint64]{less: cmp.Less[uint64]} // hi of active exclusions
 	var out []seg
 	next := 0
 	for bi, p := range bounds {
 		for next < len(m) && m[next].lo == p {
 			if m[next].excl {
-				heapPush(&exc, m[next].hi)
+				exc.push(m[next].hi)
 			} else {
 				lst.push(m[next])
 			}
 			next++
 		}
-		for len(exc) > 0 && exc[0] < p {
-			heapPop(&exc)
+		for len(exc.s) > 0 && exc.s[0] < p {
+			exc.pop()
 		}
-		for len(lst) > 0 && lst[0].hi < p {
+		for len(lst.s) > 0 && lst.s[0].hi < p {
 			lst.pop()
 		}
 		end := ^uint64(0)
@@ -415,10 +415,10 @@ func flatten(in []span) []seg {
 		}
 		var sg seg
 		switch {
-		case len(exc) > 0:
+		case len(exc.s) > 0:
 			sg = seg{lo: p, hi: end, excl: true}
-		case len(lst) > 0:
-			sg = seg{lo: p, hi: end, codes: lst[0].codes, val: lst[0].val}
+		case len(lst.s) > 0:
+			sg = seg{lo: p, hi: end, codes: lst.s[0].codes, val: lst.s[0].val}
 		default:
 			continue
 		}
@@ -431,23 +431,27 @@ func flatten(in []span) []seg {
 	return slices.Clip(out)
 }
 
-// spanHeap is a min-heap of ranges by width (then start, narrowest first).
-type spanHeap []span
-
-func (h spanHeap) less(i, j int) bool {
-	wi, wj := h[i].hi-h[i].lo, h[j].hi-h[j].lo
-	if wi != wj {
-		return wi < wj
+// narrower orders ranges by width (then start, narrowest first).
+func narrower(a, b span) bool {
+	wa, wb := a.hi-a.lo, b.hi-b.lo
+	if wa != wb {
+		return wa < wb
 	}
-	return h[i].lo > h[j].lo
+	return a.lo > b.lo
 }
 
-func (h *spanHeap) push(r span) {
-	*h = append(*h, r)
-	s := *h
+// minHeap is a binary min-heap by less; s[0] is the least.
+type minHeap[T any] struct {
+	s    []T
+	less func(a, b T) bool
+}
+
+func (h *minHeap[T]) push(v T) {
+	h.s = append(h.s, v)
+	s := h.s
 	for i := len(s) - 1; i > 0; {
 		p := (i - 1) / 2
-		if !s.less(i, p) {
+		if !h.less(s[i], s[p]) {
 			break
 		}
 		s[i], s[p] = s[p], s[i]
@@ -455,17 +459,17 @@ func (h *spanHeap) push(r span) {
 	}
 }
 
-func (h *spanHeap) pop() {
-	s := *h
+func (h *minHeap[T]) pop() {
+	s := h.s
 	n := len(s) - 1
 	s[0] = s[n]
 	s = s[:n]
 	for i := 0; ; {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && s.less(l, m) {
+		if l < n && h.less(s[l], s[m]) {
 			m = l
 		}
-		if r < n && s.less(r, m) {
+		if r < n && h.less(s[r], s[m]) {
 			m = r
 		}
 		if m == i {
@@ -474,42 +478,7 @@ func (h *spanHeap) pop() {
 		s[i], s[m] = s[m], s[i]
 		i = m
 	}
-	*h = s
-}
-
-func heapPush(h *[]uint64, v uint64) {
-	*h = append(*h, v)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if s[p] <= s[i] {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func heapPop(h *[]uint64) {
-	s := *h
-	n := len(s) - 1
-	s[0] = s[n]
-	s = s[:n]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && s[l] < s[m] {
-			m = l
-		}
-		if r < n && s[r] < s[m] {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
+	h.s = s
 }
 
 // Build makes a snapshot from entries (any order; duplicates merge codes,

@@ -362,7 +362,6 @@ func WriteBIND(w io.Writer, s *Snapshot, soa SOA) error {
 			fmt.Fprintf(bw, "%s IN %s %s\n", g.Owner, t, a)
 		}
 	}
-	var err error
 	var buf, owner, txt []byte
 	s.Names(func(n Name) bool {
 		owner = n.AppendOwner(owner[:0])
@@ -383,12 +382,8 @@ func WriteBIND(w io.Writer, s *Snapshot, soa SOA) error {
 			buf = appendQuotedTXT(buf, txt)
 			buf = append(buf, '\n')
 		}
-		_, err = bw.Write(buf)
-		return err == nil
+		return writeOn(bw, buf)
 	})
-	if err != nil {
-		return err
-	}
 	return bw.Flush()
 }
 
@@ -400,7 +395,6 @@ func WritePlain(w io.Writer, s *Snapshot) error {
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
-	var err error
 	var buf []byte
 	s.Spans(func(sp Span) bool {
 		if sp.Prefix.Bits() == 128 {
@@ -414,13 +408,16 @@ func WritePlain(w io.Writer, s *Snapshot) error {
 		buf = append(buf, ' ')
 		buf = append(buf, strings.Join(sp.Codes.Names(), ",")...)
 		buf = append(buf, '\n')
-		_, err = bw.Write(buf)
-		return err == nil
+		return writeOn(bw, buf)
 	})
-	if err != nil {
-		return err
-	}
 	return bw.Flush()
+}
+
+// writeOn writes b to bw and says whether a walk writing an export goes
+// on: bufio.Writer keeps its first error, which Flush then returns.
+func writeOn(bw *bufio.Writer, b []byte) bool {
+	_, err := bw.Write(b)
+	return err == nil
 }
 
 // TXTStrings cuts a TXT value into character-strings of at most 255 bytes

@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -101,34 +100,6 @@ func nibbleName(a netip.Addr, zone string) string {
 	return strings.TrimSuffix(r, "ip6.arpa.") + zone + "."
 }
 
-func ask(t *testing.T, server, name string) testenv.Answer {
-	t.Helper()
-	var rs []*dns.Msg
-	c := &dns.Client{Timeout: 5 * time.Second}
-	for _, qt := range []uint16{dns.TypeA, dns.TypeTXT} {
-		m := new(dns.Msg)
-		m.SetQuestion(name, qt)
-		var r *dns.Msg
-		var err error
-		for range 3 {
-			if r, _, err = c.Exchange(m, server); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			t.Fatalf("query %s %s at %s: %v", name, dns.TypeToString[qt], server, err)
-		}
-		if r.Truncated {
-			r, _, err = (&dns.Client{Net: "tcp", Timeout: 5 * time.Second}).Exchange(m, server)
-			if err != nil {
-				t.Fatalf("query %s over TCP: %v", name, err)
-			}
-		}
-		rs = append(rs, r)
-	}
-	return testenv.AnswerOf(rs...)
-}
-
 // listedView reduces an answer to what a DNSBL client sees: listed or not, the
 // codes and the TXT (rbldnsd answers NOERROR/NODATA where blowback says
 // NXDOMAIN for unlisted names in some cases; neither lists the address).
@@ -137,22 +108,6 @@ func listedView(x testenv.Answer) string {
 		return "not listed"
 	}
 	return fmt.Sprintf("A=%v TXT=%q", x.A, x.TXT)
-}
-
-// waitDNS polls server with SOA queries for zone until it answers NOERROR.
-func waitDNS(t *testing.T, server, zone string) {
-	t.Helper()
-	c := &dns.Client{Timeout: 200 * time.Millisecond}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if r, _, err := c.Exchange(m, server); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s never answered for %s", server, zone)
 }
 
 // startBlowback serves s with blowback's own DNS server.
@@ -168,38 +123,13 @@ func startBlowback(t *testing.T, s *zones.Snapshot) string {
 	return srv.Addr().String()
 }
 
-// daemonDir returns a temp dir that daemons dropping root can read.
-func daemonDir(t *testing.T) string {
-	t.Helper()
-	d := t.TempDir()
-	for _, x := range []string{filepath.Dir(d), d} {
-		if err := os.Chmod(x, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
-}
-
-func runAs() []string {
-	if os.Getuid() == 0 {
-		return []string{"-u", "nobody"} // rbldnsd refuses to run as root
-	}
-	return nil
-}
-
 func TestRbldnsdAnswersAsBlowback(t *testing.T) {
-	rbldnsd := testenv.Tool(t, "rbldnsd")
 	s := sampleZone(1)
-	dir := daemonDir(t)
-	file := filepath.Join(dir, "bl.example.rbldnsd")
+	file := filepath.Join(t.TempDir(), "bl.example.rbldnsd")
 	if err := zones.WriteFileAtomic(file, func(w io.Writer) error { return zones.WriteRbldnsd(w, s, zones.SOA{}) }); err != nil {
 		t.Fatal(err)
 	}
-	port := testenv.FreePort(t)
-	args := append(runAs(), "-n", "-b", fmt.Sprintf("127.0.0.1/%d", port), "bl.example:combined:"+file)
-	out := testenv.Daemon(t, rbldnsd, args...)
-	rbl := fmt.Sprintf("127.0.0.1:%d", port)
-	waitDNS(t, rbl, "bl.example")
+	rbl, out := testenv.ServeRbldnsd(t, "bl.example", file)
 	if strings.Contains(out.String(), "invalid") || strings.Contains(out.String(), "error") {
 		t.Errorf("rbldnsd complains about the export:\n%s", out.String())
 	}
@@ -207,7 +137,7 @@ func TestRbldnsdAnswersAsBlowback(t *testing.T) {
 	n, listed := 0, 0
 	for _, a := range sampleAddrs(s, 1) {
 		name := nibbleName(a, "bl.example")
-		want, got := ask(t, bb, name), ask(t, rbl, name)
+		want, got := testenv.AskDNSBL(t, bb, name), testenv.AskDNSBL(t, rbl, name)
 		n++
 		if len(want.A) > 0 {
 			listed++

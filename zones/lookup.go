@@ -77,7 +77,15 @@ func findSeg(r []seg, k uint64) (seg, bool) {
 	if len(r) == 0 {
 		return seg{}, false
 	}
-	// First segment with hi >= k.
+	if i := segFrom(r, k); i < len(r) && r[i].lo <= k {
+		return r[i], true
+	}
+	return seg{}, false
+}
+
+// segFrom is the index of the first segment of r (sorted, no overlaps)
+// with hi >= k, len(r) when none is.
+func segFrom(r []seg, k uint64) int {
 	i, j := 0, len(r)
 	for i < j {
 		h := int(uint(i+j) >> 1)
@@ -87,10 +95,7 @@ func findSeg(r []seg, k uint64) (seg, bool) {
 			j = h
 		}
 	}
-	if i < len(r) && r[i].lo <= k {
-		return r[i], true
-	}
-	return seg{}, false
+	return i
 }
 
 // Lookup6 is Lookup for an IPv6 /64 as a big-endian integer of its first 8
@@ -274,16 +279,7 @@ func (s *Snapshot) Under4(lo, hi uint32) bool {
 }
 
 func segUnder(r []seg, lo, hi uint64) bool {
-	i, j := 0, len(r)
-	for i < j {
-		h := int(uint(i+j) >> 1)
-		if r[h].hi < lo {
-			i = h + 1
-		} else {
-			j = h
-		}
-	}
-	for ; i < len(r) && r[i].lo <= hi; i++ {
+	for i := segFrom(r, lo); i < len(r) && r[i].lo <= hi; i++ {
 		if !r[i].excl {
 			return true
 		}

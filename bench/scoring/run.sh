@@ -7,7 +7,11 @@
 # Prints, for each benchmark, Go's figures and the peak RSS and wall time
 # of the measuring run (/usr/bin/time -v, Debian package "time"). The
 # store is loaded once into $DIR (default /tmp/blowback-bench-$UNITS-$EVENTS;
-# several GB for 10M events) by a first run; the measured runs reuse it.
+# 5.5 GB for 10M events, about 3 minutes on two loaded cores: the load goes
+# through store.SortedLoader, badger's StreamWriter) by a first run; the
+# measured runs reuse it. The first run is also the first open after the
+# load (badger reads the last value-log file through then); the measured
+# runs are ordinary restarts.
 set -eu
 cd "$(dirname "$0")/../.."
 UNITS=${UNITS:-1000000}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,9 +12,7 @@ import (
 func TestAllowOffline(t *testing.T) {
 	dir := newDataDir(t)
 	conf := filepath.Join(dir, "c.toml")
-	if err := os.WriteFile(conf, []byte("[policy]\nallow = [\"203.0.113.0/24\"]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, conf, "[policy]\nallow = [\"203.0.113.0/24\"]\n", 0o600)
 	run := func(args ...string) (int, string, string) {
 		return runCLI(t, append(args, "--config", conf, "--data", dir, "--server", "http://127.0.0.1:1")...)
 	}

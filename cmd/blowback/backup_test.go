@@ -5,7 +5,23 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/blowback-dnsbl/blowback/store"
 )
+
+// ownerOnly checks that the backup file path has content and is readable
+// by its owner only (issue 13 item 12: it holds raw messages and trap
+// addresses).
+func ownerOnly(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+		t.Errorf("backup mode %v size %d, want 0600 and content", fi.Mode().Perm(), fi.Size())
+	}
+}
 
 // TestBackupRestore backs a data directory up twice (from the store, and
 // through a running node's admin API when the node holds the store),
@@ -18,13 +34,7 @@ func TestBackupRestore(t *testing.T) {
 	}
 	check := func(t *testing.T, backup string) {
 		t.Helper()
-		fi, err := os.Stat(backup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
-			t.Errorf("backup mode %v size %d, want 0600 and content", fi.Mode().Perm(), fi.Size())
-		}
+		ownerOnly(t, backup)
 		to := t.TempDir()
 		if code, out, errs := runCLI(t, "restore", "--in", backup, "--data", to); code != 0 || !strings.Contains(out, "restored") {
 			t.Fatalf("restore: %d %q %q", code, out, errs)
@@ -54,4 +64,25 @@ func TestBackupRestore(t *testing.T) {
 		}
 		check(t, p)
 	})
+}
+
+// TestBackupFileMode (13.12): `blowback backup` writes the store (raw
+// messages, trap addresses) readable by its owner only, also when it
+// replaces a world-readable file.
+func TestBackupFileMode(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"), store.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetMeta("probe", []byte("secret trap address")); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out := filepath.Join(dir, "backup.bin")
+	writeFile(t, out, "old", 0o644)
+	if code, stdout, errs := runCLI(t, "backup", "--data", dir, "--out", out); code != 0 {
+		t.Fatalf("backup: %d %q %q", code, stdout, errs)
+	}
+	ownerOnly(t, out)
 }

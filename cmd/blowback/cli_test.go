@@ -71,7 +71,7 @@ func TestBadUsageExits2(t *testing.T) {
 
 func TestConfigErrorIsOneLine(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.toml")
-	os.WriteFile(p, []byte("zone = \"\"\ntrap_domains = []\nlog_format = \"xml\"\n"), 0o644)
+	writeFile(t, p, "zone = \"\"\ntrap_domains = []\nlog_format = \"xml\"\n", 0o644)
 	code, _, errs := runCLI(t, "explain", "192.0.2.1", "--config", p)
 	if code != 2 || !strings.Contains(errs, "zone must not be empty") || !strings.Contains(errs, "log_format") {
 		t.Errorf("exit %d %q", code, errs)
@@ -179,7 +179,7 @@ func TestAdminCommands(t *testing.T) {
 
 func TestClassifyExitCodes(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "dsn.eml")
-	os.WriteFile(p, []byte(testDSN), 0o644)
+	writeFile(t, p, testDSN, 0o644)
 	code, out, _ := runCLI(t, "classify", "--json", p)
 	var r classifyOutput
 	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Kind != "bounce" || !r.Backscatter {

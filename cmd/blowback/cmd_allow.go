@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/netx"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -50,7 +50,7 @@ func cmdAllow(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return usageError("want exactly one network (192.0.2.0/24) or address")
 	}
-	p, err := parseNet(pos[0])
+	p, err := netx.ParsePrefix(pos[0])
 	if err != nil {
 		return usageError("not a network or address: %q", pos[0])
 	}
@@ -103,20 +103,6 @@ func allowList(a *access, stdout io.Writer) error {
 		fmt.Fprintln(stdout, termSafe(line))
 	}
 	return nil
-}
-
-// parseNet parses a prefix or an address (its host prefix).
-func parseNet(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	ip = ip.Unmap()
-	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
 
 // clusterAllow appends an allowlist change to the log.

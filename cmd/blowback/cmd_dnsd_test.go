@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -59,19 +58,6 @@ func startDnsd(t *testing.T, opts dnsdOptions) dnsdAddrs {
 	return dnsdAddrs{}
 }
 
-// scrapeValue is the value of series (a name, with its labels if it has
-// any) in the Prometheus text at url; "" when absent.
-func scrapeValue(t *testing.T, url, series string) string {
-	t.Helper()
-	_, b := httpGet(t, url)
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, series+" "); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 func TestDnsdCommand(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bl.rbldnsd")
@@ -85,22 +71,22 @@ func TestDnsdCommand(t *testing.T) {
 		}
 		return r.Listed
 	}
-	metric := func(series string) string { return scrapeValue(t, "http://"+a.metrics.String()+"/metrics", series) }
+	metric := func(name string, labels ...string) (float64, bool) {
+		return scrapeMetric(t, nil, "http://"+a.metrics.String()+"/metrics", name, labels...)
+	}
 	if !listed("192.0.2.1") || !listed("2001:db8:1:2::77") || listed("192.0.2.2") || !listed("127.0.0.2") {
 		t.Fatal("first zone not served")
 	}
 	// A new file is picked up and swapped in.
 	writeZone(t, file, 2, "192.0.2.2")
 	eventually(t, "new zone served", func() bool { return listed("192.0.2.2") && !listed("192.0.2.1") })
-	if got := metric("blowback_dns_snapshot_serial"); got != "2" {
-		t.Errorf("serial metric %q", got)
+	if got, ok := metric("blowback_dns_snapshot_serial"); !ok || got != 2 {
+		t.Errorf("serial metric %v (present: %v)", got, ok)
 	}
 	// A file that does not parse leaves the old zone in service, counted.
-	if err := os.WriteFile(file+".tmp", []byte("$DATASET ip4set @\n192.0.2.3\n300.1.1.1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, file+".tmp", "$DATASET ip4set @\n192.0.2.3\n300.1.1.1\n", 0o644)
 	os.Rename(file+".tmp", file)
-	eventually(t, "reload error counted", func() bool { return metric(`blowback_dns_zone_reloads_total{result="error"}`) != "" })
+	eventually(t, "reload error counted", func() bool { _, ok := metric("blowback_dns_zone_reloads_total", `result="error"`); return ok })
 	if !listed("192.0.2.2") || listed("192.0.2.3") {
 		t.Error("broken file replaced the zone")
 	}

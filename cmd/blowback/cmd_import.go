@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"os"
 	"regexp"
 	"sort"
@@ -27,22 +23,19 @@ import (
 
 // `blowback import --mbox FILE` loads historical backscatter from a mailbox.
 //
-// Each message is classified like the trap would (classify.Classify). The
-// client address is the one the operator's own MX recorded in a Received
-// header (RFC 5321 §4.4): by default the topmost header, else the first
-// from the top written "by" one of --mx, else --hop N; --received-regexp
-// replaces the parser with a regexp whose group "ip" (or first group) is the
-// address. The event id is a hash of the message, so importing the same
-// mailbox twice stores nothing new.
+// Each message becomes evidence as classify.ImportRule says: classified
+// like the trap would, its client the address the operator's own MX
+// recorded in a Received header (RFC 5321 §4.4): by default the topmost
+// header, else the first from the top written "by" one of --mx, else --hop
+// N; --received-regexp replaces the parser with a regexp whose group "ip"
+// (or first group) is the address. The event id is a hash of the message,
+// so importing the same mailbox twice stores nothing new. This file reads
+// the flags and the mailbox and stores the events: offline through the
+// listing engine, or online through the running node's intake API.
 
 // importOptions select what is imported and how the client is found.
 type importOptions struct {
-	client      classify.HopRule // which Received header names the client
-	domains     []string         // trap domains; a message to another domain is skipped
-	anyRcpt     bool             // accept any recipient domain
-	allKinds    bool             // import non-backscatter kinds too
-	allowLocal  bool             // accept private, loopback and link-local clients
-	node        string           // recorded as the event's node
+	rule        classify.ImportRule
 	maxSize     int64
 	rawMessages bool // keep the raw message with the evidence
 }
@@ -106,8 +99,8 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usageError("--progress: want auto, always or never")
 	}
-	opt := importOptions{client: classify.HopRule{N: *hop}, anyRcpt: *anyRcpt, allKinds: *allKinds, allowLocal: *allowLocal,
-		node: *node, maxSize: 10 << 20, rawMessages: true}
+	opt := importOptions{rule: classify.ImportRule{Client: classify.HopRule{N: *hop}, AnyRcpt: *anyRcpt, AllKinds: *allKinds,
+		AllowLocal: *allowLocal, Node: *node}, maxSize: 10 << 20, rawMessages: true}
 	if *reStr != "" {
 		re, err := regexp.Compile(*reStr)
 		if err != nil {
@@ -116,11 +109,11 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		if re.NumSubexp() == 0 {
 			return usageError("--received-regexp: needs a group for the address")
 		}
-		opt.client.Regexp = re
+		opt.rule.Client.Regexp = re
 	}
 	for _, h := range strings.Split(*mx, ",") {
 		if h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), ".")); h != "" {
-			opt.client.MX = append(opt.client.MX, h)
+			opt.rule.Client.MX = append(opt.rule.Client.MX, h)
 		}
 	}
 	a, err := get()
@@ -128,12 +121,12 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	a.write = true // never into a cluster replica's store past the log (cmd_cluster.go)
-	opt.domains = a.cfg.TrapDomains
+	opt.rule.Domains = a.cfg.TrapDomains
 	if domains.set {
-		opt.domains = domains.vals
+		opt.rule.Domains = domains.vals
 	}
-	for i, d := range opt.domains {
-		opt.domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	for i, d := range opt.rule.Domains {
+		opt.rule.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
 	}
 
 	var in io.Reader
@@ -172,7 +165,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 				stats.skip("too_big")
 				continue
 			}
-			ev, reason := buildImportEvent(msg, from, &opt)
+			ev, reason := opt.rule.Event(msg, from)
 			if ev == nil {
 				stats.skip(reason)
 				continue
@@ -370,72 +363,6 @@ func kvList(m map[string]int) string {
 		parts[i] = k + "=" + strconv.Itoa(m[k])
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
-}
-
-// importEventID is the event id of a message: a hash of its bytes, so a
-// re-import is idempotent (store.Put answers ErrDuplicate).
-func importEventID(msg []byte) store.EventID {
-	h := sha256.Sum256(append([]byte("blowback-import\x00"), msg...))
-	var id store.EventID
-	copy(id[:], h[:])
-	return id
-}
-
-// buildImportEvent classifies msg and makes its evidence, or returns the
-// reason it is skipped.
-func buildImportEvent(msg []byte, fromLine string, opt *importOptions) (*store.Event, string) {
-	m, err := mail.ReadMessage(bufio.NewReader(bytes.NewReader(msg)))
-	if err != nil {
-		return nil, "unparseable"
-	}
-	h := m.Header
-	hop, ok := opt.client.Client(h["Received"])
-	if !ok {
-		return nil, "no_client_ip"
-	}
-	if !opt.allowLocal && (hop.IP.IsPrivate() || hop.IP.IsLoopback() || hop.IP.IsLinkLocalUnicast() || hop.IP.IsUnspecified()) {
-		return nil, "private_client_ip"
-	}
-	env := classify.DeliveredEnvelope(h, fromLine)
-	dom := ""
-	if len(env.Rcpts) > 0 {
-		if _, d, ok := strings.Cut(env.Rcpts[0], "@"); ok {
-			dom = strings.ToLower(d)
-		}
-	}
-	if !opt.anyRcpt && !inDomains(dom, opt.domains) {
-		return nil, "not_trap_domain"
-	}
-	res := classify.Classify(msg, env)
-	if !opt.allKinds && !res.Kind.Backscatter() {
-		return nil, "not_backscatter_" + res.Kind.String()
-	}
-	t := hop.Time
-	if t.IsZero() {
-		if d, err := h.Date(); err == nil {
-			t = d
-		}
-	}
-	if t.IsZero() {
-		return nil, "no_date"
-	}
-	ev := &store.Event{ID: importEventID(msg), Time: t.UTC(), Node: opt.node, ClientIP: hop.IP, HELO: hop.HELO,
-		MailFrom: env.MailFrom, Rcpts: env.Rcpts, TrapDomain: dom, Kind: res.Kind, SubKind: res.SubKind,
-		Signals: res.Signals, MessageID: res.MessageID, From: res.From, Subject: res.Subject, Headers: res.Headers,
-		Size: int64(len(msg)), DSN: res.DSN, Original: res.Original, TrapField: res.TrapField, MTA: res.MTA}
-	if err := ev.Validate(); err != nil {
-		return nil, "invalid"
-	}
-	return ev, ""
-}
-
-func inDomains(d string, domains []string) bool {
-	for _, x := range domains {
-		if d == x {
-			return true
-		}
-	}
-	return false
 }
 
 // countingReader counts the bytes read (for the progress bar).

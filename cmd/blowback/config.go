@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/blowback-dnsbl/blowback/internal/netx"
 )
 
 // Duration is a time.Duration that reads "90s", "12h", "28d" or "2w" in TOML.
@@ -143,30 +145,18 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// prefixes parses ss with parsePrefix; an error names field, the
+// prefixes parses ss with netx.ParsePrefix; an error names field, the
 // setting they come from.
 func prefixes(field string, ss []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range ss {
-		p, err := parsePrefix(s)
+		p, err := netx.ParsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-// parsePrefix accepts a CIDR or a bare address.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("not an address or CIDR: %q", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func (c *Config) txt() string {

@@ -99,7 +99,7 @@ type StoreConfig struct {
 	RawTTL    Duration `toml:"raw_ttl"`
 	RawMax    int      `toml:"raw_max"`
 	LowMemory bool     `toml:"low_memory"`
-	// Bounded-memory knobs (0: badger's default, or LowMemory's).
+	// Bounded-memory knobs (0: the store's default, store.DefaultBlockCache for the block cache, or LowMemory's).
 	MemTableMB   int      `toml:"memtable_mb"`
 	BlockCacheMB int      `toml:"block_cache_mb"`
 	IndexCacheMB int      `toml:"index_cache_mb"`

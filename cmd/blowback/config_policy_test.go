@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,10 +10,7 @@ import (
 )
 
 func TestPolicyConfig(t *testing.T) {
-	c, err := parseConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustParse(t, "")
 	p, err := c.policy()
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +20,7 @@ func TestPolicyConfig(t *testing.T) {
 		p.Weight(store.KindBounce) != 1 || p.Escalate.Enabled {
 		t.Fatalf("defaults: %+v", p)
 	}
-	c, err = parseConfig([]byte(`
+	c = mustParse(t, `
 [policy]
 half_life = "3d"
 max_age = "2w"
@@ -38,10 +34,7 @@ enabled = true
 min = 8
 [store]
 memtable_mb = 16
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	p, err = c.policy()
 	if err != nil {
 		t.Fatal(err)
@@ -56,25 +49,18 @@ memtable_mb = 16
 		t.Fatalf("store options: %+v", o)
 	}
 	// Per-unit caps (issue 13): settable, 0 turns them off.
-	c, err = parseConfig([]byte("[store]\nunit_window = \"10m\"\nunit_max_events = 0\nunit_max_raw_mb = 2\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = mustParse(t, "[store]\nunit_window = \"10m\"\nunit_max_events = 0\nunit_max_raw_mb = 2\n")
 	if o := c.storeOptions(); o.UnitWindow != 10*time.Minute || o.UnitMaxEvents != 0 || o.UnitMaxRawBytes != 2<<20 {
 		t.Fatalf("store unit caps: %+v", o)
 	}
 	if _, err := parseConfig([]byte("[store]\nunit_max_events = -1\n")); err == nil {
 		t.Error("negative unit_max_events accepted")
 	}
-	for _, bad := range []string{
+	refusedConfigs(t, "policy",
 		"[policy]\ndelist_threshold = 3",
 		"[policy.weights]\nbogus = 1",
 		"[policy]\nallow = [\"not-an-ip\"]",
 		"[policy]\nmax_age = \"0s\"\nhalf_life = \"0s\"",
 		"[policy.escalate]\nenabled = true\nmin = 1",
-	} {
-		if _, err := parseConfig([]byte(bad)); err == nil || !strings.Contains(err.Error(), "policy") {
-			t.Errorf("%q: err %v, want a policy error", bad, err)
-		}
-	}
+	)
 }

@@ -2,16 +2,12 @@ package main
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 )
 
 func TestTrapConfig(t *testing.T) {
-	c, err := parseConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustParse(t, "")
 	tc, err := c.trapConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +25,7 @@ func TestTrapConfig(t *testing.T) {
 		t.Errorf("issue 13 defaults %+v", tc)
 	}
 
-	c, err = parseConfig([]byte(`
+	c = mustParse(t, `
 [trap]
 max_connections = 50
 max_connections_per_ip = 2
@@ -38,10 +34,7 @@ session_timeout = "90s"
 reject_after_data = true
 starttls = false
 proxy_trusted = ["10.0.0.0/8", "192.0.2.1"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	tc, err = c.trapConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -52,13 +45,13 @@ proxy_trusted = ["10.0.0.0/8", "192.0.2.1"]
 		t.Errorf("overrides %+v", tc)
 	}
 
-	for _, bad := range []string{
+	var bad []string
+	for _, setting := range []string{
 		"max_connections = 0", "max_errors = -1", "connection_rate_per_ip = -5", "read_timeout = \"0s\"",
 		"max_line_length = 100", "proxy_trusted = [\"not-an-ip\"]", "data_min_rate = -1", "max_connections_per_48 = -2",
 		"data_rate_window = \"0s\"", "max_callouts_per_connection = 0", "tls_cert_file = \"/x.pem\"", "no_such_key = 1",
 	} {
-		if _, err := parseConfig([]byte("[trap]\n" + bad + "\n")); err == nil || !strings.Contains(err.Error(), "trap") {
-			t.Errorf("%s: %v", bad, err)
-		}
+		bad = append(bad, "[trap]\n"+setting+"\n")
 	}
+	refusedConfigs(t, "trap", bad...)
 }

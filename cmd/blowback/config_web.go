@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/netx"
 	"github.com/blowback-dnsbl/blowback/web"
 )
 
@@ -60,7 +61,7 @@ func (w *WebConfig) validate() error {
 		errs = append(errs, errors.New("web: delist limits must be positive"))
 	}
 	for _, p := range w.TrustedProxies {
-		if _, err := parsePrefix(p); err != nil {
+		if _, err := netx.ParsePrefix(p); err != nil {
 			errs = append(errs, fmt.Errorf("web.trusted_proxies: %v", err))
 		}
 	}
@@ -93,7 +94,7 @@ func (c *Config) webConfig(adminTokens []string) web.Config {
 		MaxConns: w.MaxConns, MaxConnsPerClient: w.MaxConnsPerClient, IdleTimeout: time.Duration(w.IdleTimeout),
 		ShortIdle: time.Duration(w.ShortIdle)}
 	for _, p := range w.TrustedProxies {
-		if pr, err := parsePrefix(p); err == nil { // validated
+		if pr, err := netx.ParsePrefix(p); err == nil { // validated
 			wc.TrustedProxies = append(wc.TrustedProxies, pr)
 		}
 	}

@@ -7,62 +7,16 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
-	"github.com/blowback-dnsbl/blowback/zones"
 )
-
-// refuseAll is the refused-query policy that refuses every loopback client
-// with the "public resolver" code 127.255.255.254 (dnsd/policy.go): what
-// a consumer behind a public resolver gets from a list that refuses those.
-var refuseAll = dnsd.Policy{Refuse: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Answer: dnsd.AnswerCode}
-
-// consumerDNS serves a node's zone on addr (127.0.0.1:53 in a test's own
-// network namespace, where the system resolver of Postfix and Exim asks)
-// under the refused-query policy p; stop swaps it for another.
-type consumerDNS struct {
-	srv *dnsd.Server
-}
-
-func startConsumerDNS(t *testing.T, cur *zones.Current, addr string, p dnsd.Policy) *consumerDNS {
-	t.Helper()
-	c := &consumerDNS{srv: dnsd.New(dnsd.Config{Policy: p}, cur, nil, nil)}
-	if err := c.srv.Start(addr); err != nil {
-		t.Fatalf("dns on %s: %v", addr, err)
-	}
-	t.Cleanup(c.stop)
-	return c
-}
-
-func (c *consumerDNS) stop() {
-	if c.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c.srv.Stop(ctx)
-	c.srv = nil
-}
-
-// checkRefused asserts that the server on addr answers ip with the
-// refusal code, not a listing (so a consumer test that then sees no
-// rejection saw the code, not a dead server).
-func checkRefused(t *testing.T, addr, ip string) {
-	t.Helper()
-	r := check(t, addr, ip)
-	if r.Listed || len(r.Codes) != 1 || r.Codes[0] != dnsd.CodePublicResolver {
-		t.Fatalf("refusing server answers %s with %+v; want the code %v, not listed", ip, r, dnsd.CodePublicResolver)
-	}
-}
 
 // TestRspamdLive runs the real rspamd with deploy/consumers/rspamd/ (its
 // Debian configuration, the snippets in local.d, its resolver pointed at
@@ -76,9 +30,7 @@ func TestRspamdLive(t *testing.T) {
 	rspamd := testenv.Tool(t, "rspamd")
 	rspamc := testenv.Tool(t, "rspamc")
 	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	testenv.OpenDirs(dir)
 	conf := filepath.Join(dir, "conf")
 	rspamdConfig(t, conf)
 
@@ -103,9 +55,7 @@ func TestRspamdLive(t *testing.T) {
 		"override.d/logging.inc":           "type = \"console\";\nlevel = \"notice\";\n",
 		"local.d/options.inc":              fmt.Sprintf("dns { nameserver = [%q]; timeout = 2s; retransmits = 2; }\n", dnsAddr),
 	} {
-		if err := os.WriteFile(filepath.Join(conf, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(conf, name), text, 0o644)
 	}
 	args := []string{"-f", "-c", filepath.Join(conf, "rspamd.conf")}
 	for _, v := range []string{"db", "run", "log"} {
@@ -114,31 +64,16 @@ func TestRspamdLive(t *testing.T) {
 	args = append(args, "--var=CONFDIR="+conf, "--var=LOCAL_CONFDIR="+conf, "--var=DBDIR="+filepath.Join(dir, "db"),
 		"--var=RUNDIR="+filepath.Join(dir, "run"), "--var=LOGDIR="+filepath.Join(dir, "log"))
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("_rspamd")
+		uid, gid, err := testenv.UserIDs("_rspamd")
 		if err != nil {
 			testenv.Missing(t, "no _rspamd user (apt-get install rspamd)")
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
 		for _, v := range []string{"db", "run", "log"} {
 			os.Chown(filepath.Join(dir, v), uid, gid)
 		}
 		args = append(args, "-u", "_rspamd", "-g", "_rspamd")
 	}
-	out := &testenv.Output{}
-	cmd := exec.Command(rspamd, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the main process and its workers
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("rspamd output:\n%s", out.String())
-		}
-	}()
+	out := testenv.StartGroup(t, rspamd, args...).Out // the main process and its workers
 
 	msg := filepath.Join(dir, "bounce.eml")
 	os.WriteFile(msg, []byte("From: MAILER-DAEMON@mx.sender.example\nTo: user@test.example\nSubject: Undelivered Mail Returned to Sender\n"+
@@ -155,18 +90,7 @@ func TestRspamdLive(t *testing.T) {
 	}
 	// The first scan waits for rspamd to come up (rspamc connects, the
 	// worker answers once it is ready).
-	deadline := time.Now().Add(4 * time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp", normal, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) || cmd.ProcessState != nil {
-			t.Fatalf("rspamd does not listen on %s: %v", normal, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	waitListening(t, "rspamd", normal, 4*time.Minute, out.String)
 	for _, c := range []struct {
 		ip, from, want string // want: the blowback symbol, or "" for none
 	}{

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,7 +15,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
-	"github.com/blowback-dnsbl/blowback/internal/runline"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
@@ -29,12 +24,10 @@ func crashDSN(id string) string {
 	return strings.NewReplacer("<dsn1@mx.example.net>", "<"+id+">", "<orig@trap.blowback.test>", "<orig-"+id+">").Replace(testDSN)
 }
 
-// proc is a running `blowback run` child.
+// proc is a running `blowback run` child and the addresses it bound.
 type proc struct {
-	cmd             *exec.Cmd
+	*binProc
 	smtp, dns, http string
-	logMu           sync.Mutex
-	log             strings.Builder
 }
 
 // startBinary runs `bin run` on free loopback ports with data in dir and
@@ -42,9 +35,13 @@ type proc struct {
 func startBinary(t *testing.T, bin, dir string) *proc {
 	t.Helper()
 	for try := 0; ; try++ {
-		p, err := tryStartBinary(t, bin, dir)
+		p := startProc(t, "blowback run", bin, "run", "--data", dir, "--smtp", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0")
+		kv, err := p.running()
 		if err == nil {
-			return p
+			if kv["smtp"] == "" || kv["dns"] == "" {
+				t.Fatalf("no addresses in the running line:\n%s", p.log.String())
+			}
+			return &proc{binProc: p, smtp: kv["smtp"], dns: kv["dns"], http: kv["http"]}
 		}
 		// dnsd binds UDP on a free port, then TCP on the same one, which
 		// another process may hold: try again on new ports.
@@ -55,81 +52,17 @@ func startBinary(t *testing.T, bin, dir string) *proc {
 	}
 }
 
-func tryStartBinary(t *testing.T, bin, dir string) (*proc, error) {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, "run", "--data", dir, "--smtp", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0")}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.logMu.Lock()
-			p.log.WriteString(line + "\n")
-			p.logMu.Unlock()
-			if strings.Contains(line, runline.Msg) {
-				select {
-				case ready <- line:
-				default:
-				}
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case line, ok := <-ready:
-		if !ok {
-			p.cmd.Wait()
-			return nil, fmt.Errorf("blowback exited before running:\n%s", p.logText())
-		}
-		a, _ := runline.Parse(line)
-		p.smtp, p.dns, p.http = a.SMTP, a.DNS, a.HTTP
-	case <-time.After(2 * time.Minute):
-		return nil, fmt.Errorf("blowback not running after 2 minutes:\n%s", p.logText())
-	}
-	if p.smtp == "" || p.dns == "" {
-		return nil, fmt.Errorf("no addresses in the running line:\n%s", p.logText())
-	}
-	return p, nil
-}
-
-func (p *proc) logText() string {
-	p.logMu.Lock()
-	defer p.logMu.Unlock()
-	return p.log.String()
-}
-
 // sendOne delivers one bounce from src and reports whether the server
 // acknowledged it with 250 at the end of DATA.
 func sendOne(server, src, id string) bool {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", server)
+	conn, err := testenv.DialFrom(src, server, 5*time.Second)
 	if err != nil {
 		return false
 	}
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	c := smtp.NewClient(conn)
 	defer c.Close()
-	if c.Hello("mx.example.net") != nil || c.Mail("", nil) != nil || c.Rcpt("x@trap.blowback.test", nil) != nil {
-		return false
-	}
-	w, err := c.Data()
-	if err != nil {
-		return false
-	}
-	if _, err := io.WriteString(w, crashDSN(id)); err != nil {
-		return false
-	}
-	return w.Close() == nil // nil: the server answered 250 to the final dot
+	return testenv.Send(c, "mx.example.net", "", "x@trap.blowback.test", crashDSN(id)) == nil // nil: the server answered 250 to the final dot
 }
 
 // TestCrashKeepsAcknowledgedEvidence sends bounces from several sources
@@ -140,13 +73,8 @@ func TestCrashKeepsAcknowledgedEvidence(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "blowback")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	dir := filepath.Join(tmp, "data")
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "data")
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
@@ -154,11 +82,7 @@ func TestCrashKeepsAcknowledgedEvidence(t *testing.T) {
 	p := startBinary(t, bin, dir)
 	// Sources must be bindable (all of 127.0.0.0/8 is on lo on Linux).
 	sources := []string{"127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"}
-	if l, err := net.Listen("tcp", sources[0]+":0"); err != nil {
-		testenv.Missing(t, fmt.Sprintf("cannot bind %s: %v", sources[0], err))
-	} else {
-		l.Close()
-	}
+	needBind(t, sources[0])
 	var mu sync.Mutex
 	acked := map[string][]string{} // source -> Message-IDs acknowledged
 	nAcked := 0
@@ -201,14 +125,14 @@ func TestCrashKeepsAcknowledgedEvidence(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
+	<-p.done
 	close(stop)
 	wg.Wait()
 	mu.Lock()
 	total := nAcked
 	mu.Unlock()
 	if total == 0 {
-		t.Fatalf("no message acknowledged before the kill:\n%s", p.logText())
+		t.Fatalf("no message acknowledged before the kill:\n%s", p.log.String())
 	}
 	t.Logf("killed with %d messages acknowledged", total)
 
@@ -228,8 +152,9 @@ func TestCrashKeepsAcknowledgedEvidence(t *testing.T) {
 	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := p2.cmd.Wait(); err != nil {
-		t.Logf("exit after SIGTERM: %v", err)
+	<-p2.done
+	if st := p2.cmd.ProcessState; !st.Success() {
+		t.Logf("exit after SIGTERM: %v", st)
 	}
 
 	// Every acknowledged message is in the store.

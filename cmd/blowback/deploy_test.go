@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
@@ -32,11 +30,6 @@ import (
 
 // The files in deploy/ are checked here: they parse, they are complete,
 // and the tools their users run accept them.
-
-func deployFile(t *testing.T, rel string) string {
-	t.Helper()
-	return filepath.Join(testenv.Root(t), "deploy", rel)
-}
 
 // tomlKeys lists every key path of the config, from the struct tags.
 func tomlKeys(t reflect.Type, prefix string, out map[string]bool) {
@@ -67,10 +60,7 @@ var (
 // commented out when it has no value by default), and sets each key it
 // sets to its default.
 func TestExampleConfig(t *testing.T) {
-	b, err := os.ReadFile(deployFile(t, "blowback.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "blowback.toml")
 	c, err := parseConfig(b)
 	if err != nil {
 		t.Fatalf("deploy/blowback.toml: %v", err)
@@ -195,10 +185,7 @@ func TestDashboardAndRulesNameRealMetrics(t *testing.T) {
 	if len(defined) < 10 {
 		t.Fatalf("found only %d metric names in the source", len(defined))
 	}
-	dash, err := os.ReadFile(deployFile(t, "grafana/blowback.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dash := readDeploy(t, "grafana/blowback.json")
 	var d struct {
 		Panels []struct {
 			Title   string `json:"title"`
@@ -242,25 +229,14 @@ func TestMetricsLive(t *testing.T) {
 	readme, _ := os.ReadFile(filepath.Join(testenv.Root(t), "README.md"))
 	checkScrape := func(t *testing.T, url string) {
 		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", url, resp.StatusCode)
+		code, body := httpGet(t, url)
+		if code != 200 {
+			t.Fatalf("%s: %d", url, code)
 		}
 		if out, err := runTool(t, body, promtool, "check", "metrics"); err != nil {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)
 		}
-		problems, err := promlint.New(bytes.NewReader(body)).Lint()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range problems {
-			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-		}
+		testenv.Promlint(t, body)
 		for _, line := range strings.Split(string(body), "\n") {
 			f := strings.Fields(line)
 			if len(f) < 4 || f[0] != "#" || f[1] != "TYPE" {
@@ -316,7 +292,7 @@ func TestMetricsLive(t *testing.T) {
 
 	t.Run("dnsd", func(t *testing.T) {
 		zf := filepath.Join(t.TempDir(), "bl.rbldnsd")
-		os.WriteFile(zf, []byte(":127.0.0.2:Listed, see $\n192.0.2.1\n2001:db8::/64\n"), 0o644)
+		writeFile(t, zf, ":127.0.0.2:Listed, see $\n192.0.2.1\n2001:db8::/64\n", 0o644)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		addrs := make(chan [2]net.Addr, 1)
@@ -363,7 +339,7 @@ func TestSystemdUnits(t *testing.T) {
 			}
 		}
 		p := filepath.Join(tmp, filepath.Base(u))
-		os.WriteFile(p, []byte(strings.ReplaceAll(s, "/usr/local/bin/blowback", bin)), 0o644)
+		writeFile(t, p, strings.ReplaceAll(s, "/usr/local/bin/blowback", bin), 0o644)
 		if out, err := runTool(t, nil, analyze, "verify", p); err != nil || strings.TrimSpace(out) != "" {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(u), err, out)
 		}
@@ -389,10 +365,7 @@ func mustFloat(s string) float64 {
 // TestContainerfile checks what can be checked without a container
 // engine: two stages, a non-root user, a static build of ./cmd/blowback.
 func TestContainerfile(t *testing.T) {
-	b, err := os.ReadFile(deployFile(t, "Containerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "Containerfile")
 	s := string(b)
 	if n := len(regexp.MustCompile(`(?m)^FROM `).FindAllString(s, -1)); n != 2 {
 		t.Errorf("%d stages, want 2 (build, runtime)", n)
@@ -418,10 +391,7 @@ func TestSpamAssassinSnippet(t *testing.T) {
 		b, _ := os.ReadFile(p)
 		os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
 	}
-	snippet, err := os.ReadFile(deployFile(t, "consumers/spamassassin.cf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snippet := readDeploy(t, "consumers/spamassassin.cf")
 	os.WriteFile(filepath.Join(dir, "blowback.cf"), snippet, 0o644)
 	out, err := runTool(t, nil, sa, "--lint", "--siteconfigpath="+dir)
 	if err != nil || strings.Contains(out, "warn:") {
@@ -437,7 +407,7 @@ func TestSpamAssassinSnippet(t *testing.T) {
 	}
 	// SpamAssassin asks blowback's DNS directly; nothing else on the network.
 	local := fmt.Sprintf("dns_available yes\ndns_server %s\ntrusted_networks 127.0.0.0/8\nuse_razor2 0\nuse_pyzor 0\nskip_uribl_checks 1\n", n.dns.Addr())
-	os.WriteFile(filepath.Join(dir, "zz-test.cf"), []byte(local), 0o644)
+	writeFile(t, filepath.Join(dir, "zz-test.cf"), local, 0o644)
 	for _, c := range []struct {
 		client, sender string
 		hit            bool
@@ -474,7 +444,7 @@ func TestSpamAssassinSnippet(t *testing.T) {
 		t.Fatalf("refusing server answers %+v, %v; want the code %v, not listed", r, err, dnsd.CodePublicResolver)
 	}
 	local = fmt.Sprintf("dns_available yes\ndns_server %s\ntrusted_networks 127.0.0.0/8\nuse_razor2 0\nuse_pyzor 0\nskip_uribl_checks 1\n", refuser.Addr())
-	os.WriteFile(filepath.Join(dir, "zz-test.cf"), []byte(local), 0o644)
+	writeFile(t, filepath.Join(dir, "zz-test.cf"), local, 0o644)
 	msg := "Return-Path: <>\n" +
 		"Received: from mx.sender.example (mx.sender.example [192.0.2.99])\n\tby mx.test.example (Postfix) with ESMTP id 1;\n\tTue, 3 Jun 2025 10:11:12 +0000\n" +
 		"From: MAILER-DAEMON@mx.sender.example\nTo: user@test.example\nSubject: Undelivered Mail Returned to Sender\n" +
@@ -496,10 +466,7 @@ func rspamdConfig(t *testing.T, dir string) {
 		t.Fatalf("copy /etc/rspamd: %v %s", err, out)
 	}
 	for _, f := range []string{"groups.conf"} {
-		b, err := os.ReadFile(deployFile(t, "consumers/rspamd/"+f))
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := readDeploy(t, "consumers/rspamd/"+f)
 		os.WriteFile(filepath.Join(dir, "local.d", f), b, 0o644)
 	}
 	lua, _ := os.ReadFile(deployFile(t, "consumers/rspamd/rspamd.local.lua"))

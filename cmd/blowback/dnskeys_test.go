@@ -22,29 +22,20 @@ func TestDNSKeysLive(t *testing.T) {
 	n := startNodeConfig(t, cfg)
 	defer n.Stop()
 	base := "http://" + n.web.Addr().String() + "/api/v1/admin/dns/keys"
-	call := func(method, url, body, token string) (*http.Response, map[string]any) {
+	call := func(method, url, body, token string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, b := httpDo(t, nil, method, url, token, body)
 		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp, out
+		json.Unmarshal(b, &out)
+		return code, out
 	}
-	if resp, _ := call("POST", base, `{"note":"x"}`, ""); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("without the admin token: %d", resp.StatusCode)
+	if code, _ := call("POST", base, `{"note":"x"}`, ""); code != http.StatusUnauthorized {
+		t.Fatalf("without the admin token: %d", code)
 	}
-	resp, made := call("POST", base, `{"note":"mx.example.org"}`, "admin-token-for-tests")
+	code, made := call("POST", base, `{"note":"mx.example.org"}`, "admin-token-for-tests")
 	key, _ := made["key"].(string)
-	if resp.StatusCode != http.StatusCreated || key == "" {
-		t.Fatalf("make key: %d %v", resp.StatusCode, made)
+	if code != http.StatusCreated || key == "" {
+		t.Fatalf("make key: %d %v", code, made)
 	}
 
 	dnsAddr := n.dns.Addr().String()
@@ -69,9 +60,9 @@ func TestDNSKeysLive(t *testing.T) {
 	if r := ask(strings.Replace(plain, "."+n.cfg.Zone, ".nosuchkey123."+n.cfg.Zone, 1)); r.Rcode != dns.RcodeRefused {
 		t.Errorf("unknown key: %s, want REFUSED", dns.RcodeToString[r.Rcode])
 	}
-	resp, list := call("GET", base+"?top=5", "", "admin-token-for-tests")
+	code, list := call("GET", base+"?top=5", "", "admin-token-for-tests")
 	keys, _ := list["keys"].([]any)
-	if resp.StatusCode != http.StatusOK || len(keys) != 1 || keys[0].(map[string]any)["queries"] != float64(1) {
-		t.Errorf("key list: %d %v", resp.StatusCode, list)
+	if code != http.StatusOK || len(keys) != 1 || keys[0].(map[string]any)["queries"] != float64(1) {
+		t.Errorf("key list: %d %v", code, list)
 	}
 }

@@ -2,108 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/blowback-dnsbl/blowback/dnsd"
-	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
-
-const testDSN = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n" +
-	"To: x@trap.blowback.test\r\n" +
-	"Subject: Undelivered Mail Returned to Sender\r\n" +
-	"Message-ID: <dsn1@mx.example.net>\r\n" +
-	"MIME-Version: 1.0\r\n" +
-	"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n" +
-	"\r\n--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n" +
-	"\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n" +
-	"Final-Recipient: rfc822; nobody@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
-	"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@trap.blowback.test\r\nTo: nobody@example.net\r\n" +
-	"Subject: hi\r\nMessage-ID: <orig@trap.blowback.test>\r\n\r\nspam\r\n--B--\r\n"
-
-// testConfig is the default configuration with its data in dir and every
-// listener on a 127.0.0.1:0 port.
-func testConfig(dir string) Config {
-	cfg := defaultConfig()
-	cfg.Data = dir
-	cfg.SMTP, cfg.DNS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	return cfg
-}
-
-// startNode runs an all-in-one node on 127.0.0.1:0 ports in dir.
-func startNode(t *testing.T, dir string) *node {
-	t.Helper()
-	return startNodeConfig(t, testConfig(dir))
-}
-
-// startNodeConfig runs a node with cfg (its log on stderr with -v, else
-// discarded), retried when the DNS server's TCP listener finds the port
-// its UDP listener got taken (dnsd binds UDP :0, then TCP on the same
-// port; other tests on the machine may hold it).
-func startNodeConfig(t *testing.T, cfg Config) *node {
-	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	for i := 0; ; i++ {
-		n := newNode(cfg, log)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := n.Start(ctx)
-		cancel()
-		if err == nil {
-			return n
-		}
-		n.Stop()
-		if i == 4 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
-}
-
-// sendFrom delivers msg over SMTP from the local address src.
-func sendFrom(t *testing.T, server, src, from, to, msg string) error {
-	t.Helper()
-	conn, err := testenv.DialFrom(src, server, 5*time.Second)
-	if err != nil {
-		testenv.Missing(t, fmt.Sprintf("cannot bind %s (all of 127.0.0.0/8 on lo needed): %v", src, err))
-	}
-	return testenv.Deliver(smtp.NewClient(conn), "mx.sender.example", from, to, msg)
-}
-
-func check(t *testing.T, server string, ip string) dnsd.Result {
-	t.Helper()
-	return checkZone(t, server, "bl.blowback.test", ip)
-}
-
-// checkZone asks server whether ip is listed in zone.
-func checkZone(t *testing.T, server, zone, ip string) dnsd.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	r, err := dnsd.Check(ctx, server, zone, netip.MustParseAddr(ip))
-	if err != nil {
-		t.Fatalf("check %s: %v", ip, err)
-	}
-	return r
-}
-
-// eventually waits for cond (listing is near real time; the bound is
-// generous for busy machines, a pass takes milliseconds).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testenv.Eventually(t, what, cond)
-}
 
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
@@ -151,13 +56,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Self-service delist takes effect at once.
-	resp, err := http.Post("http://"+httpAddr+"/api/v1/delist", "application/json", strings.NewReader(`{"ip":"127.0.0.9","reason":"fixed our bounces"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("delist status %d", resp.StatusCode)
+	if code, _ := httpDo(t, nil, "POST", "http://"+httpAddr+"/api/v1/delist", "", `{"ip":"127.0.0.9","reason":"fixed our bounces"}`); code != 200 {
+		t.Fatalf("delist status %d", code)
 	}
 	eventually(t, "delisting", func() bool { return !check(t, dnsAddr, "127.0.0.9").Listed })
 
@@ -173,35 +73,5 @@ func TestEndToEnd(t *testing.T) {
 	defer n.Stop()
 	if r := check(t, n.dns.Addr().String(), "127.0.0.9"); !r.Listed {
 		t.Fatalf("after restart: %+v, want listed", r)
-	}
-}
-
-// httpGet GETs url and returns the status code and the body.
-func httpGet(t *testing.T, url string) (int, []byte) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-func getBody(t *testing.T, url string) string {
-	t.Helper()
-	_, b := httpGet(t, url)
-	return string(b)
-}
-
-// getJSON GETs url, which must answer 200, into v.
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	code, b := httpGet(t, url)
-	if code != 200 {
-		t.Fatalf("GET %s: %d %s", url, code, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
 	}
 }

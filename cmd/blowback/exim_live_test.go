@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,53 +15,30 @@ import (
 	"github.com/blowback-dnsbl/blowback/web"
 )
 
-// eximDebs finds the Exim .deb files (exim4-base, exim4-daemon-light) where
-// testenv.EximBinary looks for them (testenv.EximDebDirs:
-// $BLOWBACK_EXIM_DEBS first, where .ci/run downloads them).
-func eximDebs(t *testing.T) []string {
-	t.Helper()
-	dirs := testenv.EximDebDirs(t)
-	for _, dir := range dirs {
-		var debs []string
-		for _, p := range []string{"exim4-base_*.deb", "exim4-daemon-light_*.deb"} {
-			m, _ := filepath.Glob(filepath.Join(dir, p))
-			if len(m) > 0 {
-				debs = append(debs, m[len(m)-1])
-			}
-		}
-		if len(debs) == 2 {
-			return debs
-		}
-	}
-	testenv.Missing(t, fmt.Sprintf("no Exim .debs (exim4-base, exim4-daemon-light) in %s; set BLOWBACK_EXIM_DEBS or run .ci/run", strings.Join(dirs, ", ")))
-	return nil
-}
-
 // liveExim is Exim from the unpacked Debian package, run by root in its own
 // mount namespace where /etc/passwd and /etc/group name its compiled-in
 // user (Debian-exim, mapped to nobody): nothing is installed on the host.
 type liveExim struct {
 	dir, bin, conf string
 	port, trapPort int
-	cmd            *exec.Cmd
+	daemon         *testenv.Group
 }
 
 func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 	t.Helper()
-	dpkg := testenv.Tool(t, "dpkg")
 	testenv.Tool(t, "unshare")
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "the Exim test needs root (a mount namespace for Exim's user)")
-	}
+	testenv.NeedRoot(t, "the Exim test needs root (a mount namespace for Exim's user)")
 	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755)
+	testenv.OpenDirs(dir)
+	// The Exim .deb files where testenv.EximBinary looks for them
+	// (testenv.EximDebDirs: $BLOWBACK_EXIM_DEBS first, where .ci/run
+	// downloads them).
+	debs := testenv.EximDebs(t, "exim4-base", "exim4-daemon-light")
+	if debs == nil {
+		testenv.Missing(t, fmt.Sprintf("no Exim .debs (exim4-base, exim4-daemon-light) in %s; set BLOWBACK_EXIM_DEBS or run .ci/run",
+			strings.Join(testenv.EximDebDirs(t), ", ")))
 	}
-	for _, deb := range eximDebs(t) {
-		if out, err := exec.Command(dpkg, "-x", deb, dir).CombinedOutput(); err != nil {
-			t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
-		}
-	}
+	testenv.Unpack(t, dir, debs...)
 	_, port, _ := net.SplitHostPort(trapAddr)
 	e := &liveExim{dir: dir, bin: filepath.Join(dir, "usr", "sbin", "exim4"), conf: filepath.Join(dir, "exim.conf"), port: smtpPort}
 	e.trapPort, _ = strconv.Atoi(port)
@@ -72,9 +47,8 @@ func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 	passwd, _ := os.ReadFile("/etc/passwd")
 	group, _ := os.ReadFile("/etc/group")
 	uid, gid := 65534, 65534
-	if u, err := user.Lookup("Debian-exim"); err == nil {
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
+	if u, g, err := testenv.UserIDs("Debian-exim"); err == nil {
+		uid, gid = u, g
 	} else {
 		passwd = append(passwd, "Debian-exim:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"...)
 	}
@@ -87,7 +61,6 @@ func newLiveExim(t *testing.T, trapAddr string, smtpPort int) *liveExim {
 		os.Mkdir(filepath.Join(dir, d), 0o750)
 		os.Chown(filepath.Join(dir, d), uid, gid)
 	}
-	t.Cleanup(e.stop)
 	return e
 }
 
@@ -131,23 +104,15 @@ to_trap:
 begin retry
 * * F,1m,2s
 `, e.bin, e.port, e.dir, rcpt, e.trapPort)
-	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, e.conf, conf, 0o644)
 }
 
 // start runs the daemon in the foreground (-bdf) with a queue runner.
 func (e *liveExim) start(t *testing.T) {
 	t.Helper()
-	script := fmt.Sprintf("mount --bind %[1]s/passwd /etc/passwd && mount --bind %[1]s/group /etc/group && exec %[2]s -C %[3]s -bdf -q2s",
-		e.dir, e.bin, e.conf)
-	e.cmd = exec.Command("unshare", "--mount", "--", "sh", "-c", script)
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, _ := os.Create(filepath.Join(e.dir, "daemon.out"))
-	e.cmd.Stdout, e.cmd.Stderr = out, out
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := testenv.BindMounted(t, map[string]string{"/etc/passwd": filepath.Join(e.dir, "passwd"), "/etc/group": filepath.Join(e.dir, "group")},
+		e.bin, "-C", e.conf, "-bdf", "-q2s")
+	e.daemon = testenv.StartGroup(t, cmd[0], cmd[1:]...)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
 	if err := testenv.WaitGreeting(addr); err != nil {
 		t.Fatalf("no Exim greeting on %s: %v\n%s", addr, err, e.log())
@@ -163,17 +128,17 @@ func (e *liveExim) reload(t *testing.T, verify bool) {
 }
 
 func (e *liveExim) stop() {
-	if e.cmd == nil || e.cmd.Process == nil {
-		return
+	if e.daemon != nil {
+		e.daemon.Stop() // the daemon and its children, by process group
 	}
-	syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL) // the daemon and its children, by process group
-	e.cmd.Wait()
-	e.cmd = nil
 }
 
 func (e *liveExim) log() string {
-	return readFile(filepath.Join(e.dir, "log", "mainlog")) + readFile(filepath.Join(e.dir, "log", "paniclog")) +
-		readFile(filepath.Join(e.dir, "daemon.out"))
+	s := readFile(filepath.Join(e.dir, "log", "mainlog")) + readFile(filepath.Join(e.dir, "log", "paniclog"))
+	if e.daemon != nil {
+		s += e.daemon.Out.String()
+	}
+	return s
 }
 
 // TestEximAdviceAndSelfTest: the real Exim from the Debian package,
@@ -193,15 +158,9 @@ func TestEximAdviceAndSelfTest(t *testing.T) {
 	if err := smtpAttempt(eximAddr, "127.0.0.1", "victim@trap.blowback.test", "no-such-user@ex.test"); err != nil {
 		t.Fatalf("misconfigured Exim refused the message: %v\n%s", err, ex.log())
 	}
-	deadline := time.Now().Add(time.Minute)
-	for !check(t, n.dns.Addr().String(), listed).Listed {
-		if time.Now().After(deadline) {
-			t.Fatalf("Exim's bounce did not list %s\n%s", listed, ex.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitMTA(t, ex.log, time.Minute, "Exim's bounce to list "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
 	var l web.Lookup
-	fetchJSON(t, base+"/api/v1/lookup/"+listed, &l)
+	getJSON(t, base+"/api/v1/lookup/"+listed, &l)
 	if len(l.Advice) == 0 || l.Advice[0].MTA != "exim" || !l.Advice[0].Known || l.Advice[0].Kind != "bounce" {
 		t.Fatalf("advice for the real Exim bounce: %+v", l.Advice)
 	}
@@ -216,7 +175,7 @@ func TestEximAdviceAndSelfTest(t *testing.T) {
 	}
 
 	// Self-test: fails while Exim bounces, passes once it verifies recipients.
-	res := runSelfTestLog(t, ex.log, base, listed, "ex.test")
+	res := runSelfTest(t, ex.log, base, listed, "ex.test")
 	if res.Verdict != "fail" || res.Probe != "accepted" || len(res.Replies) == 0 || res.Replies[0].Kind != "bounce" {
 		t.Fatalf("misconfigured Exim: %+v\n%s", res, ex.log())
 	}
@@ -224,7 +183,7 @@ func TestEximAdviceAndSelfTest(t *testing.T) {
 	if err := smtpAttempt(eximAddr, "127.0.0.1", "victim@trap.blowback.test", "no-such-user@ex.test"); err == nil || !strings.Contains(err.Error(), "550") {
 		t.Fatalf("fixed Exim: %v, want 550 at RCPT", err)
 	}
-	res = runSelfTestLog(t, ex.log, base, listed, "ex.test")
+	res = runSelfTest(t, ex.log, base, listed, "ex.test")
 	if res.Verdict != "pass" || res.Probe != "rejected_rcpt" || len(res.Delisted) != 1 || res.Delisted[0] != listed+"/32" {
 		t.Fatalf("fixed Exim: %+v\n%s", res, ex.log())
 	}

@@ -3,11 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,10 +16,7 @@ import (
 // lines that are not comments).
 func eximSnippet(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Root(t), "deploy", "consumers", "exim.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "consumers/exim.conf")
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
 	for sc.Scan() {
@@ -109,27 +102,5 @@ acl_check_rcpt:
 				t.Errorf("Exim saw a DNS error:\n%s", dbg)
 			}
 		})
-	}
-}
-
-// serveOn53 serves zone with blowback's DNS server on port 53 of a
-// loopback address of its own (127.53.x.y), for consumers whose resolver
-// knows no other port; it returns the address.
-func serveOn53(t *testing.T, zone *zones.Snapshot) string {
-	t.Helper()
-	cur := &zones.Current{}
-	cur.Store(zone)
-	cfg := defaultConfig()
-	for try := 0; ; try++ {
-		ns := fmt.Sprintf("127.53.%d.%d", 1+rand.IntN(250), 1+rand.IntN(250))
-		srv := dnsd.New(cfg.dnsConfig(), cur, nil, nil)
-		err := srv.Start(ns + ":53")
-		if err == nil {
-			t.Cleanup(func() { srv.Stop(context.Background()) })
-			return ns
-		}
-		if try == 5 {
-			testenv.Missing(t, "cannot serve DNS on a loopback port 53: "+err.Error())
-		}
 	}
 }

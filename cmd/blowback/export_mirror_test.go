@@ -8,9 +8,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -20,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
@@ -29,10 +25,7 @@ import (
 // replace the file's (globals and the module's), the rest stays.
 func rsyncdConf(t *testing.T, set map[string]string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Root(t), "deploy", "rsyncd.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readDeploy(t, "rsyncd.conf")
 	var out strings.Builder
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -58,23 +51,12 @@ func TestRsyncServesExportDir(t *testing.T) {
 	rsync := testenv.Tool(t, "rsync")
 	dir := t.TempDir()
 	export := filepath.Join(dir, "export")
-	cfg := defaultConfig()
-	cfg.ExportDir = export
-	cfg.Export.Interval = Duration(10 * time.Millisecond)
-	secret, pub := keypair(t)
-	cfg.Export.SignKey = secret
-	d, err := newDistributor(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(context.Background())
+	d, _, pub := signedExport(t, export)
 	d.Update(exportZone(77, 500))
 	rbl := filepath.Join(export, "bl.blowback.test.rbldnsd")
 	eventually(t, "export", func() bool { return headerOf(t, rbl).Serial == 77 })
 	// A half-written temp file must never be served.
-	if err := os.WriteFile(filepath.Join(export, ".bl.blowback.test.rbldnsd.tmp123"), []byte("half"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(export, ".bl.blowback.test.rbldnsd.tmp123"), "half", 0o644)
 
 	u, err := user.Current()
 	if err != nil {
@@ -97,35 +79,15 @@ func TestRsyncServesExportDir(t *testing.T) {
 		"path": export, "hosts allow": "127.0.0.1",
 	})
 	confPath := filepath.Join(dir, "rsyncd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	daemon := exec.Command(rsync, "--daemon", "--no-detach", "--config="+confPath)
-	daemon.Stdout, daemon.Stderr = &out, &out
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, confPath, conf, 0o644)
+	out := testenv.Daemon(t, rsync, "--daemon", "--no-detach", "--config="+confPath)
 	t.Cleanup(func() {
-		daemon.Process.Kill()
-		daemon.Wait()
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "rsyncd.log"))
-			t.Logf("rsync daemon:\n%s\n%s", out.String(), log)
+			t.Logf("rsyncd.log:\n%s", log)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rsync daemon never listened: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListening(t, "rsync daemon", fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second, out.String)
 	mirror := filepath.Join(dir, "mirror")
 	get := exec.Command(rsync, "-rt", "--timeout=30", fmt.Sprintf("rsync://127.0.0.1:%d/blowback/", port), mirror+"/")
 	if b, err := get.CombinedOutput(); err != nil {
@@ -161,12 +123,12 @@ func TestRsyncServesExportDir(t *testing.T) {
 
 	// deploy/secondary/rbldnsd.sh against the daemon: verified, swapped in.
 	eventually(t, "signature of 78", func() bool {
-		code, _ := run(mnBuildBinary(t), "verify", "-q", "--key", pub, rbl)
+		code, _ := run(buildBinary(t), "verify", "-q", "--key", pub, rbl)
 		return code == 0
 	})
 	served := t.TempDir()
 	code, sout := mirrorScript(t, "ZONE=bl.blowback.test", fmt.Sprintf("SRC=rsync://127.0.0.1:%d/blowback", port),
-		"DST="+served, "VERIFY_KEY="+pub, "BLOWBACK="+mnBuildBinary(t), "MINISIGN=")
+		"DST="+served, "VERIFY_KEY="+pub, "BLOWBACK="+buildBinary(t), "MINISIGN=")
 	if code != 0 {
 		t.Fatalf("mirror script over rsync: exit %d\n%s", code, sout)
 	}
@@ -176,7 +138,7 @@ func TestRsyncServesExportDir(t *testing.T) {
 }
 
 func TestSecondaryConfigsCheck(t *testing.T) {
-	dir := filepath.Join(testenv.Root(t), "deploy", "secondary")
+	dir := deployFile(t, "secondary")
 	for _, c := range []struct {
 		tool string
 		args []string

@@ -15,10 +15,10 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/internal/metric"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
 )
@@ -69,19 +69,14 @@ func TestExportConfig(t *testing.T) {
 }
 
 func TestExportCommandGuard(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store"), store.DefaultOptions(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	dir := newDataDir(t)
 	out := filepath.Join(dir, "bl.rbldnsd")
 	// A good export of 100 entries is there; the store is empty.
 	if err := zones.WriteFileAtomic(out, func(w io.Writer) error { return zones.WriteRbldnsd(w, exportZone(1, 100), zones.SOA{}) }); err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	err = cmdExport([]string{"--data", dir, "--format", "rbldnsd", "--out", out}, &stdout, &stderr)
+	err := cmdExport([]string{"--data", dir, "--format", "rbldnsd", "--out", out}, &stdout, &stderr)
 	if !errors.Is(err, zones.ErrHeldBack) {
 		t.Fatalf("export of an empty zone over a full one: %v", err)
 	}
@@ -177,19 +172,7 @@ func TestExportMetricsLint(t *testing.T) {
 	if err := srv.SetTransfer(dnsd.TransferConfig{Journal: zones.NewJournal(0)}, reg); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "blowback_xfr_") {
-			t.Errorf("%s: %s", p.Metric, p.Text)
-		}
-	}
+	testenv.PromlintGathered(t, reg, "blowback_xfr_")
 }
 
 // axfr transfers the zone from addr: its SOA serial and owner names, or an

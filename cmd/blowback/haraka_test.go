@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -39,44 +37,6 @@ func harakaBinary(t *testing.T) string {
 	return testenv.Tool(t, "haraka")
 }
 
-// smtpMail opens an SMTP session to addr from the local address from and
-// returns the reply to MAIL FROM:<sender>.
-func smtpMail(t *testing.T, addr, from, sender string) string {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", from, err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(c)
-	reply := func() string {
-		var last string
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("from %s: %v (after %q)", from, err, last)
-			}
-			last = strings.TrimRight(l, "\r\n")
-			if len(last) < 4 || last[3] != '-' {
-				return last
-			}
-		}
-	}
-	if l := reply(); !strings.HasPrefix(l, "220") {
-		t.Fatalf("banner %q", l)
-	}
-	fmt.Fprintf(c, "EHLO client.test\r\n")
-	if l := reply(); !strings.HasPrefix(l, "250") {
-		t.Fatalf("EHLO: %q", l)
-	}
-	fmt.Fprintf(c, "MAIL FROM:<%s>\r\n", sender)
-	l := reply()
-	fmt.Fprintf(c, "QUIT\r\n")
-	return l
-}
-
 // TestHarakaSafeMode runs Haraka (npm) with deploy/consumers/haraka's
 // plugin against blowback's DNS server: listed sources of bounces and
 // callouts get 550 at MAIL FROM, other mail and unlisted sources pass,
@@ -86,10 +46,7 @@ func smtpMail(t *testing.T, addr, from, sender string) string {
 // wired to one list's name.
 func TestHarakaSafeMode(t *testing.T) {
 	haraka := harakaBinary(t)
-	unshare := testenv.Tool(t, "unshare")
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "the Haraka test needs root (a mount namespace for its resolv.conf, DNS on port 53)")
-	}
+	testenv.NeedRoot(t, "the Haraka test needs root (a mount namespace for its resolv.conf, DNS on port 53)")
 	zone := zones.Build(zones.Info{Zone: "bl.blowback.test", Serial: 9, TXT: "Backscatter from $"}, []zones.Entry{
 		{Prefix: netip.MustParsePrefix("127.0.0.10/32"), Codes: zones.CodeBounce},
 		{Prefix: netip.MustParsePrefix("127.0.0.12/32"), Value: &zones.Value{A: []netip.Addr{netip.MustParseAddr("127.255.255.254")}}},
@@ -104,50 +61,31 @@ func TestHarakaSafeMode(t *testing.T) {
 	if b, err := exec.Command(haraka, "-i", dir).CombinedOutput(); err != nil {
 		t.Fatalf("haraka -i: %v\n%s", err, b)
 	}
-	src := filepath.Join(testenv.Root(t), "deploy", "consumers", "haraka")
-	copyFile := func(from, to string, edit func(string) string) {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := string(b)
+	// copyFile copies deploy/consumers/haraka/<rel> to the instance, edited.
+	copyFile := func(rel string, edit func(string) string) {
+		s := string(readDeploy(t, "consumers/haraka/"+rel))
 		if edit != nil {
 			s = edit(s)
 		}
-		if err := os.WriteFile(to, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(dir, rel), s, 0o644)
 	}
-	copyFile(filepath.Join(src, "plugins", "blowback.js"), filepath.Join(dir, "plugins", "blowback.js"), nil)
-	copyFile(filepath.Join(src, "config", "plugins"), filepath.Join(dir, "config", "plugins"), nil)
+	copyFile("plugins/blowback.js", nil)
+	copyFile("config/plugins", nil)
 	// Test clients come from loopback addresses: do not skip them here.
-	copyFile(filepath.Join(src, "config", "blowback.ini"), filepath.Join(dir, "config", "blowback.ini"), func(s string) string {
+	copyFile("config/blowback.ini", func(s string) string {
 		if !strings.Contains(s, "skip_private=true") {
 			t.Fatal("blowback.ini has no skip_private=true")
 		}
 		return strings.Replace(s, "skip_private=true", "skip_private=false", 1)
 	})
 	port := testenv.FreePort(t)
-	os.WriteFile(filepath.Join(dir, "config", "smtp.ini"), []byte(fmt.Sprintf("[main]\nlisten=127.0.0.1:%d\nnodes=0\n", port)), 0o644)
-	os.WriteFile(filepath.Join(dir, "config", "me"), []byte("mx.haraka.test\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "config", "log.ini"), []byte("[main]\nlevel=info\n"), 0o644)
-	resolv := filepath.Join(dir, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver "+ns+"\noptions timeout:2 attempts:2\n"), 0o644)
-	out := testenv.Daemon(t, unshare, "-m", "--propagation", "private", "sh", "-c",
-		`mount --bind "$0" /etc/resolv.conf && exec "$@"`, resolv, haraka, "-c", dir)
+	writeFile(t, filepath.Join(dir, "config", "smtp.ini"), fmt.Sprintf("[main]\nlisten=127.0.0.1:%d\nnodes=0\n", port), 0o644)
+	writeFile(t, filepath.Join(dir, "config", "me"), "mx.haraka.test\n", 0o644)
+	writeFile(t, filepath.Join(dir, "config", "log.ini"), "[main]\nlevel=info\n", 0o644)
+	cmd := testenv.WithResolver(t, dir, ns, haraka, "-c", dir)
+	out := testenv.Daemon(t, cmd[0], cmd[1:]...)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haraka never listened:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitListening(t, "haraka", addr, time.Minute, out.String)
 	for _, c := range []struct {
 		name, from, sender, want string
 	}{

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
-	"github.com/blowback-dnsbl/blowback/store"
 )
 
 // bounceFor is a DSN from client ip to a trap address, as the trap
@@ -23,28 +22,6 @@ func bounceFor(ip, rcpt string, n int, at time.Time) string {
 		"Delivered-To: " + rcpt + "\n" +
 		fmt.Sprintf("Received: from mx.sender.example (mx.sender.example [%s])\n\tby mx.trap.example (Postfix) with ESMTP id X%d;\n\t%s\n", ip, n, at.UTC().Format(time.RFC1123Z)) +
 		strings.Replace(strings.ReplaceAll(testDSN, "\r\n", "\n"), "<dsn1@mx.example.net>", fmt.Sprintf("<dsn%d@mx.example.net>", n), 1) + "\n"
-}
-
-// newDataDir is a data directory with an empty store, as `run` leaves it.
-func newDataDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	c := defaultConfig()
-	st, err := store.Open(filepath.Join(dir, "store"), c.storeOptions(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func runCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := realMain(args, &out, &errb)
-	return code, out.String(), errb.String()
 }
 
 func TestImportOffline(t *testing.T) {
@@ -59,9 +36,7 @@ func TestImportOffline(t *testing.T) {
 		"Received: from x (x [192.0.2.79]) by mx.trap.example; " + now.Format(time.RFC1123Z) + "\nSubject: hello\n\nplain mail\n\n")
 	mb.WriteString("From someone Tue Jun  3 10:11:12 2025\nSubject: no received\nDelivered-To: f@trap.blowback.test\n\nx\n")
 	path := filepath.Join(t.TempDir(), "backscatter.mbox")
-	if err := os.WriteFile(path, []byte(mb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, mb.String(), 0o644)
 	code, out, errs := runCLI(t, "import", "--mbox", path, "--data", dir, "--json", "--progress", "always")
 	if code != 0 {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
@@ -116,7 +91,7 @@ func TestImportOnline(t *testing.T) {
 		mb.WriteString(bounceFor(fmt.Sprintf("192.0.2.%d", 100+i), "t@trap.blowback.test", i, now.Add(-time.Duration(i)*time.Minute)))
 	}
 	path := filepath.Join(t.TempDir(), "in.mbox")
-	os.WriteFile(path, []byte(mb.String()), 0o644)
+	writeFile(t, path, mb.String(), 0o644)
 	// The node holds the store: import goes through the API with the admin token.
 	code, out, errs := runCLI(t, "import", "--mbox", path, "--data", dir, "--server", "http://"+n.web.Addr().String(), "--batch", "2")
 	if code != 0 || !strings.Contains(out, "accepted by the node (new or already stored): 5 (bounce=5)") {

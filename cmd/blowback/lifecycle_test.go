@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
@@ -52,13 +50,7 @@ func startTrapNode(t *testing.T) *trapNode {
 	cfg.Data = t.TempDir()
 	cfg.SMTP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
 	n := newTrapNode(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		n.Stop()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Stop() })
+	startStopped(t, n)
 	return n
 }
 

@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/zones/distrib"
@@ -21,7 +18,7 @@ import (
 func mirrorScript(t *testing.T, env ...string) (int, string) {
 	t.Helper()
 	sh := testenv.Tool(t, "sh")
-	script := filepath.Join(testenv.Root(t), "deploy", "secondary", "rbldnsd.sh")
+	script := deployFile(t, "secondary/rbldnsd.sh")
 	cmd := exec.Command(sh, script)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
@@ -41,18 +38,8 @@ type signedPrimary struct {
 }
 
 func newSignedPrimary(t *testing.T) *signedPrimary {
-	secret, pub := keypair(t)
-	p := &signedPrimary{dir: filepath.Join(t.TempDir(), "export"), secret: secret, pub: pub}
-	cfg := defaultConfig()
-	cfg.ExportDir = p.dir
-	cfg.Export.Interval = Duration(10 * time.Millisecond)
-	cfg.Export.SignKey = secret
-	cfg.Export.MaxShrink = 1
-	var err error
-	if p.d, err = newDistributor(cfg, slog.New(slog.DiscardHandler), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.d.Stop(context.Background()) })
+	p := &signedPrimary{dir: filepath.Join(t.TempDir(), "export")}
+	p.d, p.secret, p.pub = signedExport(t, p.dir)
 	return p
 }
 
@@ -70,7 +57,7 @@ func (p *signedPrimary) publish(t *testing.T, serial uint32, n int) {
 // verify or with minisign, from a plain directory (rsync's local copy).
 func TestMirrorScriptVerifies(t *testing.T) {
 	testenv.Tool(t, "rsync")
-	bin := mnBuildBinary(t)
+	bin := buildBinary(t)
 	p := newSignedPrimary(t)
 	dst := t.TempDir()
 	served := filepath.Join(dst, "bl.blowback.test.rbldnsd")

@@ -7,19 +7,14 @@ package main
 // restarted; nothing may be lost or counted twice.
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,174 +24,14 @@ import (
 	"github.com/blowback-dnsbl/blowback/dnsd"
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/forward/forwardtest"
-	"github.com/blowback-dnsbl/blowback/internal/runline"
 	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// mnBuildBinary builds blowback into a temp dir (once per test binary).
-var mnBuildOnce struct {
-	sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-func mnBuildBinary(t testing.TB) string {
-	t.Helper()
-	mnBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "blowback-bin-")
-		if err != nil {
-			mnBuildOnce.err = err
-			return
-		}
-		mnBuildOnce.path = filepath.Join(dir, "blowback")
-		cmd := exec.Command("go", "build", "-o", mnBuildOnce.path, ".")
-		mnBuildOnce.out, mnBuildOnce.err = cmd.CombinedOutput()
-	})
-	if mnBuildOnce.err != nil {
-		t.Fatalf("go build: %v\n%s", mnBuildOnce.err, mnBuildOnce.out)
-	}
-	return mnBuildOnce.path
-}
-
-// mnProc is a child process whose stderr (the log) is kept and watched for
-// the "blowback running" line.
-type mnProc struct {
-	name  string
-	cmd   *exec.Cmd
-	log   *testenv.Output
-	ready chan map[string]string
-	done  chan struct{}
-}
-
-func mnStartProc(t testing.TB, name, bin string, args ...string) *mnProc {
-	t.Helper()
-	p := &mnProc{name: name, log: &testenv.Output{}, ready: make(chan map[string]string, 1), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	pr, pw := io.Pipe()
-	p.cmd.Stdout, p.cmd.Stderr = p.log, pw
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.log.Write([]byte(line + "\n"))
-			if kv := mnLogfmt(line); kv["msg"] == runline.Msg {
-				select {
-				case p.ready <- kv:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	go func() {
-		p.cmd.Wait()
-		pw.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(syscall.SIGKILL)
-		if t.Failed() || testing.Verbose() {
-			t.Logf("--- %s log:\n%s", name, p.log.String())
-		}
-	})
-	return p
-}
-
-// waitReady returns the key=value pairs of the "blowback running" line.
-func (p *mnProc) waitReady(t testing.TB) map[string]string {
-	t.Helper()
-	select {
-	case kv := <-p.ready:
-		return kv
-	case <-p.done:
-		t.Fatalf("%s exited before running:\n%s", p.name, p.log.String())
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("%s not running after 2 minutes:\n%s", p.name, p.log.String())
-	}
-	return nil
-}
-
-func (p *mnProc) stop(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// mnLogfmt parses a slog text line: key=value and key="quoted value".
-func mnLogfmt(line string) map[string]string {
-	kv := map[string]string{}
-	for len(line) > 0 {
-		line = strings.TrimLeft(line, " ")
-		eq := strings.IndexByte(line, '=')
-		if eq < 0 {
-			break
-		}
-		k, rest := line[:eq], line[eq+1:]
-		var v string
-		if strings.HasPrefix(rest, `"`) {
-			end := 1
-			for end < len(rest) && (rest[end] != '"' || rest[end-1] == '\\') {
-				end++
-			}
-			if uq, err := strconv.Unquote(rest[:min(end+1, len(rest))]); err == nil {
-				v = uq
-			}
-			rest = rest[min(end+1, len(rest)):]
-		} else {
-			sp := strings.IndexByte(rest, ' ')
-			if sp < 0 {
-				sp = len(rest)
-			}
-			v, rest = rest[:sp], rest[sp:]
-		}
-		kv[k] = v
-		line = rest
-	}
-	return kv
-}
-
-// mnMetric scrapes url (Prometheus text) for the sample of name whose
-// labels contain every given "k=\"v\"" string; -1 when absent.
+// mnMetric is the sample of name with labels at url; -1 when absent.
 func mnMetric(t testing.TB, url, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-next:
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		for _, l := range labels {
-			if !strings.Contains(line, l) {
-				continue next
-			}
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
+	if v, ok := scrapeMetric(t, nil, url, name, labels...); ok {
 		return v
 	}
 	return -1
@@ -216,10 +51,10 @@ func mnStartMirror(t *testing.T, kind, bin, file string) string {
 	t.Helper()
 	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var p *mnProc
+	var p *binProc
 	switch kind {
 	case "blowback dnsd":
-		p = mnStartProc(t, kind, bin, "dnsd", "--zone-file", file, "--zone", "bl.blowback.test", "--dns", addr)
+		p = startProc(t, kind, bin, "dnsd", "--zone-file", file, "--zone", "bl.blowback.test", "--dns", addr)
 	case "rbldnsd":
 		rbldnsd := testenv.Tool(t, "rbldnsd")
 		var args []string
@@ -227,7 +62,7 @@ func mnStartMirror(t *testing.T, kind, bin, file string) string {
 			args = append(args, "-u", "nobody") // rbldnsd refuses to run as root
 		}
 		args = append(args, "-n", "-c", "1", "-b", fmt.Sprintf("127.0.0.1/%d", port), "bl.blowback.test:combined:"+file)
-		p = mnStartProc(t, kind, rbldnsd, args...)
+		p = startProc(t, kind, rbldnsd, args...)
 	}
 	eventually(t, kind+" mirror answering", func() bool {
 		select {
@@ -248,25 +83,15 @@ type mnAdmin struct {
 	c     *http.Client
 }
 
-func (a *mnAdmin) do(method, path string, body io.Reader, out any) int {
+func (a *mnAdmin) do(method, path, body string, out any) int {
 	a.t.Helper()
-	req, _ := http.NewRequest(method, a.base+path, body)
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json") // JSON POSTs require it (CONTRACT.md)
-	}
-	resp, err := a.c.Do(req)
-	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode == 200 {
+	code, b := httpDo(a.t, a.c, method, a.base+path, a.token, body)
+	if out != nil && code == 200 {
 		if err := json.Unmarshal(b, out); err != nil {
 			a.t.Fatalf("%s %s: %v: %s", method, path, err, b)
 		}
 	}
-	return resp.StatusCode
+	return code
 }
 
 // evidence returns the central node's stored events for ip.
@@ -275,25 +100,47 @@ func (a *mnAdmin) evidence(ip string) []store.Event {
 	var out struct {
 		Events []store.Event `json:"events"`
 	}
-	if code := a.do("GET", "/api/v1/admin/evidence/"+ip, nil, &out); code != 200 {
+	if code := a.do("GET", "/api/v1/admin/evidence/"+ip, "", &out); code != 200 {
 		a.t.Fatalf("admin evidence %s: %d", ip, code)
 	}
 	return out.Events
 }
 
-func mnWriteFile(t testing.TB, path, s string) string {
+// mnConfigs writes the configurations of a central node (adminTok, the
+// node tokens of trap-1 and trap-2, pki's server key pair) and of its
+// traps (pki's CA, short backoffs) to dir.
+func mnConfigs(t testing.TB, dir string, pki forwardtest.PKI, adminTok, tok1, tok2 string) (central, trap string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	central = writeFile(t, filepath.Join(dir, "central.toml"), fmt.Sprintf(`
+admin_tokens = [%q]
+
+[node_tokens]
+trap-1 = %q
+trap-2 = %q
+
+[forward]
+tls_cert = %q
+tls_key = %q
+`, adminTok, tok1, tok2, pki.ServerCert, pki.ServerKey), 0o600)
+	trap = writeFile(t, filepath.Join(dir, "trap.toml"), fmt.Sprintf(`
+[forward]
+ca_file = %q
+backoff_min = "50ms"
+backoff_max = "500ms"
+`, pki.CAFile), 0o600)
+	return central, trap
+}
+
+// mnClient is an HTTPS client that trusts pki's CA.
+func mnClient(pki forwardtest.PKI) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool()}}}
 }
 
 func TestMultiNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test; not with -short")
 	}
-	bin := mnBuildBinary(t)
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Chmod(d, 0o755); err != nil { // rbldnsd drops root to nobody
@@ -306,39 +153,20 @@ func TestMultiNode(t *testing.T) {
 		tok1     = "trap-1-token-0123456789abcdef"
 		tok2     = "trap-2-token-0123456789abcdef"
 	)
-	centralCfg := mnWriteFile(t, filepath.Join(dir, "central.toml"), fmt.Sprintf(`
-admin_tokens = [%q]
-
-[node_tokens]
-trap-1 = %q
-trap-2 = %q
-
-[forward]
-tls_cert = %q
-tls_key = %q
-`, adminTok, tok1, tok2, pki.ServerCert, pki.ServerKey))
-	trapCfg := mnWriteFile(t, filepath.Join(dir, "trap.toml"), fmt.Sprintf(`
-[forward]
-ca_file = %q
-backoff_min = "50ms"
-backoff_max = "500ms"
-`, pki.CAFile))
+	centralCfg, trapCfg := mnConfigs(t, dir, pki, adminTok, tok1, tok2)
 	exportDir := filepath.Join(dir, "export")
 	centralData := filepath.Join(dir, "central")
 
 	// The central node, on ports it picks; restarted later on the same ones.
-	central := mnStartProc(t, "central", bin, "run", "--config", centralCfg, "--data", centralData,
+	central := startProc(t, "central", bin, "run", "--config", centralCfg, "--data", centralData,
 		"--smtp", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--export-dir", exportDir)
 	ca := central.waitReady(t)
 	centralDNS, centralHTTP, centralSMTP := ca["dns"], ca["http"], ca["smtp"]
-	pool := x509.NewCertPool()
-	pool.AddCert(pki.CA)
-	admin := &mnAdmin{t: t, base: "https://" + centralHTTP, token: adminTok,
-		c: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	admin := &mnAdmin{t: t, base: "https://" + centralHTTP, token: adminTok, c: mnClient(pki)}
 
-	var traps []*mnProc
+	var traps []*binProc
 	startTrap := func(name, tok string) (smtp, metrics string) {
-		p := mnStartProc(t, name, bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, name),
+		p := startProc(t, name, bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, name),
 			"--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--node", name,
 			"--forward", "https://"+centralHTTP, "--token", tok)
 		kv := p.waitReady(t)
@@ -410,7 +238,7 @@ backoff_max = "500ms"
 	}
 
 	// 3. The central node returns (same data, same ports); the backlogs drain.
-	central = mnStartProc(t, "central-2", bin, "run", "--config", centralCfg, "--data", centralData,
+	central = startProc(t, "central-2", bin, "run", "--config", centralCfg, "--data", centralData,
 		"--smtp", centralSMTP, "--dns", centralDNS, "--http", centralHTTP, "--export-dir", exportDir)
 	central.waitReady(t)
 	for _, m := range []string{metrics1, metrics2} {
@@ -445,7 +273,7 @@ backoff_max = "500ms"
 	}
 
 	// 4. A revoked node token is refused; the trap keeps the evidence.
-	if code := admin.do("POST", "/api/v1/admin/nodes/trap-2/revoke", strings.NewReader(`{"reason":"test"}`), nil); code != 200 {
+	if code := admin.do("POST", "/api/v1/admin/nodes/trap-2/revoke", `{"reason":"test"}`, nil); code != 200 {
 		t.Fatalf("revoke: %d", code)
 	}
 	send(trap2, "trap-2", "127.0.0.15", 1)
@@ -459,7 +287,7 @@ backoff_max = "500ms"
 		t.Errorf("evidence from a revoked node stored: %d events", len(evs))
 	}
 	unknown := &mnAdmin{t: t, base: admin.base, token: "not-a-node-token-0123456789", c: admin.c}
-	if code := unknown.do("POST", "/api/v1/evidence", strings.NewReader(`{"events":[]}`), nil); code != 401 {
+	if code := unknown.do("POST", "/api/v1/evidence", `{"events":[]}`, nil); code != 401 {
 		t.Errorf("unknown token: %d, want 401", code)
 	}
 	for _, s := range []string{tok1, tok2, adminTok} {
@@ -475,7 +303,7 @@ backoff_max = "500ms"
 	if code := traps[1].cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(traps[1].log.String(), `msg=stopped`) {
 		t.Errorf("trap-2 after SIGTERM: exit %d", code)
 	}
-	p := mnStartProc(t, "trap-2 again", bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, "trap-2"),
+	p := startProc(t, "trap-2 again", bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, "trap-2"),
 		"--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--node", "trap-2", "--forward", "https://"+centralHTTP, "--token", tok2)
 	if kv := p.waitReady(t); kv["backlog"] != "1" {
 		t.Errorf("trap-2 restarted with backlog %q, want 1", kv["backlog"])
@@ -507,36 +335,17 @@ func BenchmarkForwardTwoTraps(b *testing.B) {
 }
 
 func benchForward(b *testing.B, raw []byte) {
-	bin := mnBuildBinary(b)
+	bin := buildBinary(b)
 	dir := b.TempDir()
 	pki := forwardtest.NewPKI(b, dir)
 	const adminTok, tok1, tok2 = "admin-token-bench-0123456789", "trap-1-token-0123456789abcdef", "trap-2-token-0123456789abcdef"
-	centralCfg := mnWriteFile(b, filepath.Join(dir, "central.toml"), fmt.Sprintf(
-		"admin_tokens = [%q]\n[node_tokens]\ntrap-1 = %q\ntrap-2 = %q\n[forward]\ntls_cert = %q\ntls_key = %q\n",
-		adminTok, tok1, tok2, pki.ServerCert, pki.ServerKey))
-	trapCfg := mnWriteFile(b, filepath.Join(dir, "trap.toml"), fmt.Sprintf(
-		"[forward]\nca_file = %q\nbackoff_min = \"50ms\"\nbackoff_max = \"500ms\"\n", pki.CAFile))
-	central := mnStartProc(b, "central", bin, "run", "--config", centralCfg, "--data", filepath.Join(dir, "central"),
+	centralCfg, trapCfg := mnConfigs(b, dir, pki, adminTok, tok1, tok2)
+	central := startProc(b, "central", bin, "run", "--config", centralCfg, "--data", filepath.Join(dir, "central"),
 		"--smtp", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	centralHTTP := central.waitReady(b)["http"]
-	pool := x509.NewCertPool()
-	pool.AddCert(pki.CA)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := mnClient(pki)
 	accepted := func() float64 {
-		resp, err := hc.Get("https://" + centralHTTP + "/metrics")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var n float64
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "blowback_http_evidence_events_total{") && strings.Contains(l, `result="accepted"`) {
-				f := strings.Fields(l)
-				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-				n += v
-			}
-		}
+		n, _ := scrapeMetric(b, hc, "https://"+centralHTTP+"/metrics", "blowback_http_evidence_events_total", `result="accepted"`)
 		return n
 	}
 
@@ -574,7 +383,7 @@ func benchForward(b *testing.B, raw []byte) {
 	b.ResetTimer()
 	start := time.Now()
 	for _, nt := range [][2]string{{"trap-1", tok1}, {"trap-2", tok2}} {
-		p := mnStartProc(b, nt[0], bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, nt[0]),
+		p := startProc(b, nt[0], bin, "trap", "--config", trapCfg, "--data", filepath.Join(dir, nt[0]),
 			"--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--node", nt[0], "--forward", "https://"+centralHTTP, "--token", nt[1])
 		p.waitReady(b)
 	}

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,14 +33,8 @@ func TestPostfixRBL(t *testing.T) {
 		postfixInNamespace(t)
 		return
 	}
-	testenv.Tool(t, "postfix")
+	testenv.NeedPostfix(t)
 	unshare := testenv.Tool(t, "unshare")
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "the Postfix test needs root (namespaces, a throwaway Postfix instance)")
-	}
-	if _, err := user.Lookup("postfix"); err != nil {
-		testenv.Missing(t, "no postfix user (apt-get install postfix)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	args := []string{"--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
@@ -69,12 +60,8 @@ func postfixInNamespace(t *testing.T) {
 		t.Fatalf("lo up: %v", err)
 	}
 	tmp := t.TempDir()
-	os.Chmod(tmp, 0o755)
-	for d := filepath.Dir(tmp); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755) // the postfix user walks into the queue directory
-	}
 	resolv := filepath.Join(tmp, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n"), 0o644)
+	writeFile(t, resolv, "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n", 0o644)
 	if err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
 		t.Fatalf("bind-mount resolv.conf: %v", err)
 	}
@@ -101,58 +88,24 @@ func postfixInNamespace(t *testing.T) {
 	// A throwaway Postfix: its own config, queue and data directories,
 	// no chroot, the safe-mode snippet on port 25 and a plain
 	// reject_rbl_client on port 26.
-	pf := filepath.Join(tmp, "postfix")
-	for _, d := range []string{"etc", "spool", "lib"} {
-		os.MkdirAll(filepath.Join(pf, d), 0o755)
-	}
-	pu, _ := user.Lookup("postfix")
-	uid, _ := strconv.Atoi(pu.Uid)
-	os.Chown(filepath.Join(pf, "lib"), uid, -1)
-	snippet, err := os.ReadFile(filepath.Join(testenv.Root(t), "deploy", "consumers", "postfix-main.cf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mainCF := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s/spool
-data_directory = %[1]s/lib
-maillog_file = %[1]s/maillog
-maillog_file_prefixes = %[1]s
-mail_owner = postfix
-myhostname = mx.test.example
-mydomain = test.example
-mydestination = test.example
-local_recipient_maps =
-mynetworks = 192.0.2.250/32
-inet_protocols = ipv4
-smtpd_peername_lookup = no
-default_transport = discard
-local_transport = discard
-`, pf) + string(snippet)
-	masterCF := `127.0.0.1:25 inet n - n - - smtpd
+	snippet := readDeploy(t, "consumers/postfix-main.cf")
+	pf := testenv.NewPostfix(t)
+	pf.Configure(t, []string{
+		"myhostname = mx.test.example",
+		"mydomain = test.example",
+		"mydestination = test.example",
+		"local_recipient_maps =",
+		"mynetworks = 192.0.2.250/32",
+		"inet_protocols = ipv4",
+		"smtpd_peername_lookup = no",
+		"default_transport = discard",
+		"local_transport = discard",
+		string(snippet),
+	}, `127.0.0.1:25 inet n - n - - smtpd
 127.0.0.1:26 inet n - n - - smtpd
   -o smtpd_recipient_restrictions=reject_unauth_destination,reject_rbl_client,bl.blowback.test
-` + testenv.PostfixServices
-	os.WriteFile(filepath.Join(pf, "etc", "main.cf"), []byte(mainCF), 0o644)
-	os.WriteFile(filepath.Join(pf, "etc", "master.cf"), []byte(masterCF), 0o644)
-	postfix := testenv.Tool(t, "postfix")
-	run := func(args ...string) (string, error) {
-		out, err := testenv.PostfixCommand(postfix, filepath.Join(pf, "etc"), args...)
-		return string(out), err
-	}
-	if out, err := run("check"); err != nil {
-		t.Fatalf("postfix check: %v\n%s\n%s", err, out, readFile(filepath.Join(pf, "maillog")))
-	}
-	if out, err := run("start"); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, readFile(filepath.Join(pf, "maillog")))
-	}
-	defer func() {
-		testenv.StopPostfix(postfix, filepath.Join(pf, "etc"), filepath.Join(pf, "spool"))
-		if t.Failed() {
-			t.Logf("postfix log:\n%s", readFile(filepath.Join(pf, "maillog")))
-		}
-	}()
-	waitBanner(t, "127.0.0.1:25")
-	waitBanner(t, "127.0.0.1:26")
+`)
+	pf.Start(t, "127.0.0.1:25", "127.0.0.1:26")
 
 	for _, c := range []struct {
 		port, src, from string
@@ -193,11 +146,8 @@ local_transport = discard
 		answer dnsd.Refusal
 		src    string
 	}{{dnsd.AnswerCode, "127.0.0.12"}, {dnsd.AnswerRefused, "127.0.0.13"}} {
-		refuser := dnsd.New(dnsd.Config{Policy: dnsd.Policy{Refuse: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Answer: c.answer}},
-			n.cur, nil, nil)
-		if err := refuser.Start("127.0.0.1:53"); err != nil {
-			t.Fatal(err)
-		}
+		refuser := startConsumerDNS(t, n.cur, "127.0.0.1:53",
+			dnsd.Policy{Refuse: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Answer: c.answer})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		r, err := dnsd.Check(ctx, "127.0.0.1:53", cfg.Zone, netip.MustParseAddr(c.src))
 		cancel()
@@ -210,7 +160,7 @@ local_transport = discard
 		if err := smtpAttempt("127.0.0.1:25", c.src, "", "user@test.example"); err != nil {
 			t.Errorf("list answers %s: %s <> rejected: %v", map[dnsd.Refusal]string{dnsd.AnswerCode: "127.255.255.254", dnsd.AnswerRefused: "REFUSED"}[c.answer], c.src, err)
 		}
-		refuser.Stop(context.Background())
+		refuser.stop()
 	}
 }
 
@@ -230,29 +180,4 @@ func linkUp(name string) error {
 	}
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-}
-
-func readFile(p string) string {
-	b, _ := os.ReadFile(p)
-	return string(b)
-}
-
-// waitBanner waits until an SMTP server greets on addr.
-func waitBanner(t *testing.T, addr string) {
-	t.Helper()
-	if err := testenv.WaitGreeting(addr); err != nil {
-		t.Fatalf("no SMTP greeting on %s: %v", addr, err)
-	}
-}
-
-// smtpAttempt sends one message from the local address src; it returns the
-// first error (a rejection is an *smtp.SMTPError).
-func smtpAttempt(addr, src, from, rcpt string) error {
-	conn, err := testenv.DialFrom(src, addr, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	conn.SetDeadline(time.Now().Add(time.Minute))
-	return testenv.Deliver(smtp.NewClient(conn), "client.example", from, rcpt,
-		"From: "+from+"\r\nTo: "+rcpt+"\r\nSubject: test\r\n\r\nhello\r\n")
 }

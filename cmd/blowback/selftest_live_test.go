@@ -7,10 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,13 +28,6 @@ import (
 // evidence; the fixed Postfix (unknown recipients rejected at RCPT)
 // passes, and the pass delists the address at once.
 func TestSelfTestPostfix(t *testing.T) {
-	testenv.Tool(t, "postfix")
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "the Postfix self-test needs root (the Postfix master runs as root)")
-	}
-	if _, err := user.Lookup("postfix"); err != nil {
-		testenv.Missing(t, "no postfix user (apt-get install postfix)")
-	}
 	const listed = "127.0.0.20" // Postfix's outgoing address: the backscatter source
 	pf := newLivePostfix(t)
 	n, base := selfTestNode(t, listed, "pf.test", pf.port)
@@ -50,7 +39,7 @@ func TestSelfTestPostfix(t *testing.T) {
 	if err := pf.submit("victim@trap.blowback.test", "no-such-user@pf.test"); err != nil {
 		t.Fatalf("misconfigured Postfix refused the message: %v", err)
 	}
-	waitPostfix(t, pf, time.Minute, "the bounce lists "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
+	waitMTA(t, pf.Log, time.Minute, "the bounce lists "+listed, func() bool { return check(t, n.dns.Addr().String(), listed).Listed })
 	var l web.Lookup
 	getJSON(t, base+"/api/v1/lookup/"+listed, &l)
 	if len(l.Advice) == 0 || l.Advice[0].MTA != "postfix" || !l.Advice[0].Known || l.Advice[0].Guessed || l.Advice[0].Kind != "bounce" {
@@ -63,7 +52,7 @@ func TestSelfTestPostfix(t *testing.T) {
 		}
 	}
 	events := func() int {
-		evs, err := n.st.Events(netipPrefix(t, listed+"/32"), 0)
+		evs, err := n.st.Events(netip.MustParsePrefix(listed+"/32"), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +61,7 @@ func TestSelfTestPostfix(t *testing.T) {
 	before := events()
 
 	// 2. Self-test against the misconfigured Postfix: fails with the bounce.
-	res := runSelfTest(t, pf, base, listed, "pf.test")
+	res := runSelfTest(t, pf.Log, base, listed, "pf.test")
 	if res.Verdict != "fail" || res.Probe != "accepted" || len(res.Replies) == 0 || res.Replies[0].Kind != "bounce" || len(res.Delisted) != 0 {
 		t.Fatalf("misconfigured Postfix: %+v", res)
 	}
@@ -95,7 +84,7 @@ func TestSelfTestPostfix(t *testing.T) {
 	if err := pf.submit("victim@trap.blowback.test", "no-such-user@pf.test"); err == nil || !strings.Contains(err.Error(), "550") {
 		t.Fatalf("fixed Postfix: %v, want 550 at RCPT", err)
 	}
-	res = runSelfTest(t, pf, base, listed, "pf.test")
+	res = runSelfTest(t, pf.Log, base, listed, "pf.test")
 	if res.Verdict != "pass" || res.Probe != "rejected_rcpt" || len(res.Replies) != 0 || !res.Tied {
 		t.Fatalf("fixed Postfix: %+v", res)
 	}
@@ -128,7 +117,7 @@ func TestSelfTestPostfix(t *testing.T) {
 		t.Errorf("history %+v", h)
 	}
 	if testing.Verbose() {
-		t.Logf("postfix log:\n%s", pf.maillog())
+		t.Logf("postfix log:\n%s", pf.Log())
 	}
 }
 
@@ -140,11 +129,7 @@ func TestSelfTestPostfix(t *testing.T) {
 // it) and its web base URL.
 func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, string) {
 	t.Helper()
-	if l, err := net.Listen("tcp", listed+":0"); err != nil {
-		testenv.Missing(t, "cannot bind "+listed+" (all of 127.0.0.0/8 on lo needed)")
-	} else {
-		l.Close()
-	}
+	needBind(t, listed)
 	dnsAddr := serveTestZone(t, map[string][]dns.RR{
 		domain + ".":         {mustRR(t, domain+". 60 IN MX 10 mx."+domain+".")},
 		"mx." + domain + ".": {mustRR(t, "mx."+domain+". 60 IN A 127.0.0.1")},
@@ -159,18 +144,6 @@ func selfTestNode(t *testing.T, listed, domain string, smtpPort int) (*node, str
 	return n, "http://" + n.web.Addr().String()
 }
 
-func netipPrefix(t *testing.T, s string) netip.Prefix {
-	t.Helper()
-	p, err := parsePrefix(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// fetchJSON is getJSON (exim_live_test.go calls it so).
-func fetchJSON(t *testing.T, url string, v any) { t.Helper(); getJSON(t, url, v) }
-
 type selfTestResult struct {
 	ID        string `json:"id"`
 	Verdict   string `json:"verdict"`
@@ -184,14 +157,9 @@ type selfTestResult struct {
 	Delisted []string `json:"delisted"`
 }
 
-// runSelfTest starts a test through the API and waits for its verdict.
-func runSelfTest(t *testing.T, pf *livePostfix, base, ip, domain string) selfTestResult {
-	t.Helper()
-	return runSelfTestLog(t, pf.maillog, base, ip, domain)
-}
-
-// runSelfTestLog is runSelfTest with the MTA's log for failures.
-func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) selfTestResult {
+// runSelfTest starts a test through the API and waits for its verdict;
+// log is the MTA's, for failures.
+func runSelfTest(t *testing.T, log func() string, base, ip, domain string) selfTestResult {
 	t.Helper()
 	resp, err := http.Post(base+"/api/v1/selftest", "application/json", strings.NewReader(fmt.Sprintf(`{"ip":%q,"domain":%q}`, ip, domain)))
 	if err != nil {
@@ -220,117 +188,39 @@ func runSelfTestLog(t *testing.T, log func() string, base, ip, domain string) se
 	return res
 }
 
-// waitPostfix polls cond until it holds or d passes (then fails with the
-// Postfix log).
-func waitPostfix(t *testing.T, pf *livePostfix, d time.Duration, what string, cond func() bool) {
+// waitMTA polls cond until it holds or d passes (then fails with log, the
+// MTA's).
+func waitMTA(t *testing.T, log func() string, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s\npostfix log:\n%s", what, pf.maillog())
+			t.Fatalf("timed out waiting for %s\nMTA log:\n%s", what, log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func mustRR(t *testing.T, s string) dns.RR {
-	t.Helper()
-	rr, err := dns.NewRR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rr
-}
-
-// serveTestZone answers from rrs (authoritative; NOERROR/NODATA for a
-// known name without the type, NXDOMAIN otherwise) on UDP and TCP.
-func serveTestZone(t *testing.T, rrs map[string][]dns.RR) string {
-	t.Helper()
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Authoritative = true
-		if len(r.Question) == 1 {
-			q := r.Question[0]
-			set, ok := rrs[strings.ToLower(q.Name)]
-			if !ok {
-				m.Rcode = dns.RcodeNameError
-			}
-			for _, rr := range set {
-				if rr.Header().Rrtype == q.Qtype {
-					m.Answer = append(m.Answer, rr)
-				}
-			}
-		}
-		w.WriteMsg(m)
-	})
-	// The same port for UDP and TCP: retry when another process holds
-	// the TCP side of the UDP port we got.
-	var pc net.PacketConn
-	var tl net.Listener
-	var addr string
-	for i := 0; ; i++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		addr = pc.LocalAddr().String()
-		if tl, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		pc.Close()
-		if i == 20 {
-			t.Fatal(err)
-		}
-	}
-	udp := &dns.Server{PacketConn: pc, Handler: h}
-	tcp := &dns.Server{Listener: tl, Handler: h}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
-	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
-	return addr
 }
 
 // livePostfix is a throwaway Postfix instance: mx.pf.test for pf.test on
 // 127.0.0.1:<port>, its outgoing mail from 127.0.0.20, the trap domain
 // routed to the trap (trap/postfix_test.go does the same).
 type livePostfix struct {
-	bin, dir, etc string
-	port          int
-	trap          string
+	*testenv.Postfix
+	port int
+	trap string
 }
 
 func newLivePostfix(t *testing.T) *livePostfix {
 	t.Helper()
-	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755)
-	}
-	p := &livePostfix{bin: testenv.Tool(t, "postfix"), dir: dir, etc: filepath.Join(dir, "etc"), port: testenv.FreePort(t)}
-	for _, d := range []string{p.etc, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).Run(); err != nil {
-		t.Fatalf("chown postfix: %v", err)
-	}
-	t.Cleanup(p.stop)
-	return p
+	return &livePostfix{Postfix: testenv.NewPostfix(t), port: testenv.FreePort(t)}
 }
 
 func (p *livePostfix) writeConfig(t *testing.T, recipients string) {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(p.trap)
-	main := []string{
-		"compatibility_level = 3.6",
-		"queue_directory = " + filepath.Join(p.dir, "queue"),
-		"data_directory = " + filepath.Join(p.dir, "data"),
+	p.Configure(t, []string{
 		"meta_directory = /etc/postfix",
-		"mail_owner = postfix",
 		"setgid_group = postdrop",
-		"maillog_file = " + filepath.Join(p.dir, "maillog"),
-		"maillog_file_prefixes = " + p.dir,
 		"syslog_name = postfix-blowback-selftest",
 		"myhostname = mx.pf.test",
 		"mydomain = pf.test",
@@ -351,56 +241,40 @@ func (p *livePostfix) writeConfig(t *testing.T, recipients string) {
 		"queue_run_delay = 1s",
 		"minimal_backoff_time = 1s",
 		"maximal_backoff_time = 2s",
-	}
-	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + testenv.PostfixServices
-	if err := os.WriteFile(filepath.Join(p.etc, "master.cf"), []byte(master), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	}, fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port))
 }
+
+func (p *livePostfix) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
 
 func (p *livePostfix) start(t *testing.T, trap, recipients string) {
 	t.Helper()
 	p.trap = trap
 	p.writeConfig(t, recipients)
-	if out, err := p.run("start"); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.maillog())
-	}
-	waitBanner(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
+	p.Start(t, p.addr())
 }
 
 func (p *livePostfix) reconfigure(t *testing.T, recipients string) {
 	t.Helper()
 	p.writeConfig(t, recipients)
-	if out, err := p.run("reload"); err != nil {
+	if out, err := p.Command("reload"); err != nil {
 		t.Fatalf("postfix reload: %v\n%s", err, out)
 	}
 	// smtpd processes pick the new setting up as they are replaced: wait
 	// until a fresh session answers with it.
-	waitPostfix(t, p, 30*time.Second, "the reloaded configuration", func() bool {
+	waitMTA(t, p.Log, 30*time.Second, "the reloaded configuration", func() bool {
 		err := p.probeRcpt("no-such-user@pf.test")
 		return err != nil && strings.Contains(err.Error(), "550")
 	})
 }
 
-func (p *livePostfix) run(args ...string) ([]byte, error) {
-	return testenv.PostfixCommand(p.bin, p.etc, args...)
-}
-
-func (p *livePostfix) maillog() string { return readFile(filepath.Join(p.dir, "maillog")) }
-
-func (p *livePostfix) stop() { testenv.StopPostfix(p.bin, p.etc, filepath.Join(p.dir, "queue")) }
-
 // submit sends a message through Postfix's smtpd (from 127.0.0.1).
 func (p *livePostfix) submit(from, to string) error {
-	return smtpAttempt(net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), "127.0.0.1", from, to)
+	return smtpAttempt(p.addr(), "127.0.0.1", from, to)
 }
 
 // probeRcpt asks Postfix about one recipient and quits before DATA.
 func (p *livePostfix) probeRcpt(to string) error {
-	c, err := smtp.Dial(net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
+	c, err := smtp.Dial(p.addr())
 	if err != nil {
 		return err
 	}

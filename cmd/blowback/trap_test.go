@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,9 +32,9 @@ func TestForwardConfigTable(t *testing.T) {
 	dir := t.TempDir()
 	pki := forwardtest.NewPKI(t, dir)
 	tokens := filepath.Join(dir, "nodes")
-	os.WriteFile(tokens, []byte("trap-1 0123456789abcdef0123\n"), 0o600)
+	writeFile(t, tokens, "trap-1 0123456789abcdef0123\n", 0o600)
 	bad := filepath.Join(dir, "bad-nodes")
-	os.WriteFile(bad, []byte("trap-1 short\n"), 0o600)
+	writeFile(t, bad, "trap-1 short\n", 0o600)
 	for _, tc := range []struct {
 		toml string
 		ok   bool

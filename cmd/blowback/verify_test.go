@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blowback-dnsbl/blowback/zones"
+	"github.com/blowback-dnsbl/blowback/zones/distrib"
 	"github.com/blowback-dnsbl/blowback/zones/signing"
 )
 
@@ -30,18 +31,28 @@ func keypair(t *testing.T) (secret, pub string) {
 	return secret, secret + ".pub"
 }
 
-func TestVerifyCommand(t *testing.T) {
-	secret, pub := keypair(t)
-	dir := t.TempDir()
+// signedExport runs a distributor that exports to dir every 10 ms (any
+// shrink allowed), signed with a new key pair (keypair), until the test
+// ends.
+func signedExport(t *testing.T, dir string) (d *distrib.Distributor, secret, pub string) {
+	t.Helper()
+	secret, pub = keypair(t)
 	cfg := defaultConfig()
 	cfg.ExportDir = dir
 	cfg.Export.Interval = Duration(10 * time.Millisecond)
 	cfg.Export.SignKey = secret
+	cfg.Export.MaxShrink = 1
 	d, err := newDistributor(cfg, slog.New(slog.DiscardHandler), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Stop(context.Background())
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	return d, secret, pub
+}
+
+func TestVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	d, secret, pub := signedExport(t, dir)
 	d.Update(exportZone(31, 40))
 	rbl := filepath.Join(dir, "bl.blowback.test.rbldnsd")
 	bind := filepath.Join(dir, "bl.blowback.test.zone")
@@ -75,7 +86,7 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	// The config's sign_key names the public key by default.
 	conf := filepath.Join(dir, "b.toml")
-	os.WriteFile(conf, []byte("[export]\nsign_key = "+strconv.Quote(secret)+"\n"), 0o644)
+	writeFile(t, conf, "[export]\nsign_key = "+strconv.Quote(secret)+"\n", 0o644)
 	if code, out := run(rbl, "--config", conf); code != 0 {
 		t.Errorf("verify with the config's key: %d %s", code, out)
 	}
@@ -125,8 +136,8 @@ func TestDnsdVerifyKey(t *testing.T) {
 	a := startDnsd(t, opts)
 	listed := func(ip string) bool { t.Helper(); return checkZone(t, a.dns.String(), "bl.mirror.test", ip).Listed }
 	refusals := func() int {
-		n, _ := strconv.Atoi(scrapeValue(t, "http://"+a.metrics.String()+"/metrics", `blowback_dns_zone_reloads_total{result="error"}`))
-		return n
+		n, _ := scrapeMetric(t, nil, "http://"+a.metrics.String()+"/metrics", "blowback_dns_zone_reloads_total", `result="error"`)
+		return int(n)
 	}
 	if !listed("192.0.2.1") {
 		t.Fatal("signed zone not served")

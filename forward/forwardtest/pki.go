@@ -76,6 +76,13 @@ func NewPKI(t testing.TB, dir string) PKI {
 	return p
 }
 
+// Pool is a certificate pool holding the CA alone.
+func (p PKI) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.CA)
+	return pool
+}
+
 func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {

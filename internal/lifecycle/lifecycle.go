@@ -141,6 +141,38 @@ func Every(stop <-chan struct{}, interval time.Duration, fn func()) {
 	}
 }
 
+// Loop is the stop signal of a component's one background goroutine and
+// the sign that it ended: the goroutine watches Stopping and defers Exit;
+// the component's Stop calls Loop.Stop.
+type Loop struct {
+	stop, done chan struct{}
+	once       sync.Once
+}
+
+// NewLoop returns the Loop of a goroutine that is to start.
+func NewLoop() *Loop { return &Loop{stop: make(chan struct{}), done: make(chan struct{})} }
+
+// Stopping is closed once Stop was called.
+func (l *Loop) Stopping() <-chan struct{} { return l.stop }
+
+// Exit records that the goroutine ended; it defers it first thing.
+func (l *Loop) Exit() { close(l.done) }
+
+// Done is closed once the goroutine ended.
+func (l *Loop) Done() <-chan struct{} { return l.done }
+
+// Stop closes Stopping (the first time) and waits until the goroutine
+// ended or ctx ends, whose error it then returns.
+func (l *Loop) Stop(ctx context.Context) error {
+	l.once.Do(func() { close(l.stop) })
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Recover, deferred at the top of a goroutine or a background operation,
 // ends a panic there: it is counted on panics (when not nil) and logged as
 // msg with the panic value (STYLE.md: recover, count, go on).

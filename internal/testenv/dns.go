@@ -2,8 +2,11 @@ package testenv
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"testing"
 
 	"github.com/miekg/dns"
 )
@@ -37,4 +40,18 @@ func AnswerOf(rs ...*dns.Msg) Answer {
 
 func (x Answer) String() string {
 	return fmt.Sprintf("%s A=%v TXT=%q", x.Rcode, x.A, x.TXT)
+}
+
+// WithResolver returns the command line args with nameserver (an IPv4
+// address serving DNS on port 53) as the system resolver: a resolv.conf
+// written to dir is bind-mounted over /etc/resolv.conf in a mount
+// namespace of the command's own (BindMounted), which only it sees. The
+// command must run as root.
+func WithResolver(t testing.TB, dir, nameserver string, args ...string) []string {
+	t.Helper()
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver "+nameserver+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return BindMounted(t, map[string]string{"/etc/resolv.conf": resolv}, args...)
 }

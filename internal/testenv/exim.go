@@ -37,27 +37,30 @@ func EximBinary(t testing.TB) string {
 			return q
 		}
 	}
-	var deb string
-	for _, d := range EximDebDirs(t) {
-		if m, _ := filepath.Glob(filepath.Join(d, "exim4-daemon-light_*.deb")); len(m) > 0 {
-			deb = m[len(m)-1]
-			break
-		}
-	}
-	if deb == "" {
+	debs := EximDebs(t, "exim4-daemon-light")
+	if debs == nil {
 		Missing(t, "no exim4 (install exim4-daemon-light, or put its .deb in the repository root or $BLOWBACK_EXIM_DEBS)")
 		return ""
 	}
-	dpkg := Tool(t, "dpkg")
 	root := t.TempDir()
-	if out, err := exec.Command(dpkg, "-x", deb, root).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
-	}
+	Unpack(t, root, debs...)
 	bin := filepath.Join(root, "usr", "sbin", "exim4")
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s holds no usr/sbin/exim4: %v", deb, err)
+		t.Fatalf("%s holds no usr/sbin/exim4: %v", debs[0], err)
 	}
 	return bin
+}
+
+// Unpack unpacks the files of the Debian packages debs into dir (dpkg -x:
+// nothing is installed).
+func Unpack(t testing.TB, dir string, debs ...string) {
+	t.Helper()
+	dpkg := Tool(t, "dpkg")
+	for _, deb := range debs {
+		if out, err := exec.Command(dpkg, "-x", deb, dir).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
+		}
+	}
 }
 
 // EximDebDirs are the directories the Exim .debs are looked for in, in
@@ -71,15 +74,32 @@ func EximDebDirs(t testing.TB) []string {
 	return append(dirs, Root(t), filepath.Join(Root(t), ".."), "/work/main")
 }
 
+// EximDebs finds Debian's Exim packages by name (exim4-base,
+// exim4-daemon-light, ...): the newest .deb of each, from the first of
+// EximDebDirs that holds them all; nil when none does.
+func EximDebs(t testing.TB, names ...string) []string {
+	t.Helper()
+	for _, dir := range EximDebDirs(t) {
+		var debs []string
+		for _, name := range names {
+			if m, _ := filepath.Glob(filepath.Join(dir, name+"_*.deb")); len(m) > 0 {
+				debs = append(debs, m[len(m)-1])
+			}
+		}
+		if len(debs) == len(names) {
+			return debs
+		}
+	}
+	return nil
+}
+
 // NewExim sets up an Exim whose configuration is body (options, then
 // "begin acl" and the rest) after a header that gives it its own spool,
 // log, user and host name. It needs root (Exim takes -C from root only
 // without dropping privilege) and skips otherwise.
 func NewExim(t testing.TB, body string) *Exim {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		Missing(t, "the Exim tests need root (exim -C with a private configuration)")
-	}
+	NeedRoot(t, "the Exim tests need root (exim -C with a private configuration)")
 	bin := EximBinary(t)
 	usr, grp := "nobody", "nogroup"
 	if _, err := user.Lookup(usr); err != nil {
@@ -122,18 +142,12 @@ log_file_path = %s/%%slog
 // stderr Exim's account of each ACL step. When nameserver is set (an IPv4
 // address serving DNS on port 53), Exim's resolver is pointed at it by a
 // resolv.conf bind-mounted over /etc/resolv.conf in a mount namespace of
-// its own (unshare -m), which only this Exim sees.
+// its own (unshare -m), which only this Exim sees (WithResolver).
 func (e *Exim) HostCheck(t testing.TB, ip, nameserver string, dialogue ...string) (stdout, stderr string) {
 	t.Helper()
 	args := []string{e.Bin, "-C", e.Config, "-bh", ip}
 	if nameserver != "" {
-		unshare := Tool(t, "unshare")
-		resolv := filepath.Join(e.Dir, "resolv.conf")
-		if err := os.WriteFile(resolv, []byte("nameserver "+nameserver+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append([]string{unshare, "-m", "--propagation", "private", "sh", "-c",
-			`mount --bind "$0" /etc/resolv.conf && exec "$@"`, resolv}, args...)
+		args = WithResolver(t, e.Dir, nameserver, args...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

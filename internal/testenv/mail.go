@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -20,6 +21,16 @@ import (
 // returns the first error (a rejection is an *smtp.SMTPError). c is closed.
 func Deliver(c *smtp.Client, helo, from, to, msg string) error {
 	defer c.Close()
+	if err := Send(c, helo, from, to, msg); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// Send says HELO as helo on c and sends msg from from to to; nil means
+// the server took the message (250 to the final dot). The session stays
+// open.
+func Send(c *smtp.Client, helo, from, to, msg string) error {
 	if err := c.Hello(helo); err != nil {
 		return err
 	}
@@ -36,10 +47,7 @@ func Deliver(c *smtp.Client, helo, from, to, msg string) error {
 	if _, err := io.WriteString(w, msg); err != nil {
 		return err
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return w.Close()
 }
 
 // DialFrom connects to addr over TCP from the local address src (tests
@@ -109,6 +117,103 @@ func StopPostfix(bin, etc, queue string) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL) // the master leads its process group
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
+
+// NeedPostfix returns the postfix command and the postfix user's uid, for
+// a test that runs a throwaway Postfix; without them, or without root
+// (the Postfix master runs as root), the test skips (fails in CI).
+func NeedPostfix(t testing.TB) (bin string, uid int) {
+	t.Helper()
+	bin = Tool(t, "postfix")
+	NeedRoot(t, "the Postfix tests need root (the Postfix master runs as root)")
+	uid, _, err := UserIDs("postfix")
+	if err != nil {
+		Missing(t, "no postfix user (apt-get install postfix)")
+	}
+	return bin, uid
+}
+
+// Postfix is a throwaway Postfix instance: its configuration in Dir/etc,
+// queue in Dir/queue, data in Dir/data and log in Dir/maillog, stopped
+// when the test ends (its log shown if the test failed).
+type Postfix struct {
+	Bin, Dir, Etc string
+}
+
+// NewPostfix lays out a Postfix instance in a directory of its own
+// (NeedPostfix says what it needs); Configure, then Start it.
+func NewPostfix(t testing.TB) *Postfix {
+	t.Helper()
+	bin, uid := NeedPostfix(t)
+	dir := t.TempDir()
+	OpenDirs(dir) // Postfix daemons run as the postfix user: every parent must be searchable
+	p := &Postfix{Bin: bin, Dir: dir, Etc: filepath.Join(dir, "etc")}
+	for _, d := range []string{p.Etc, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(filepath.Join(dir, "data"), uid, -1); err != nil {
+		t.Fatalf("chown postfix: %v", err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("postfix log:\n%s", p.Log())
+		}
+	})
+	return p
+}
+
+// Configure writes main.cf, the instance's directories, owner and log
+// followed by the settings in main (one a line), and master.cf, the smtpd
+// listeners in master followed by PostfixServices.
+func (p *Postfix) Configure(t testing.TB, main []string, master string) {
+	t.Helper()
+	own := []string{
+		"compatibility_level = 3.6",
+		"queue_directory = " + filepath.Join(p.Dir, "queue"),
+		"data_directory = " + filepath.Join(p.Dir, "data"),
+		"mail_owner = postfix",
+		"maillog_file = " + filepath.Join(p.Dir, "maillog"),
+		"maillog_file_prefixes = " + p.Dir,
+	}
+	if err := os.WriteFile(filepath.Join(p.Etc, "main.cf"), []byte(strings.Join(append(own, main...), "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.Etc, "master.cf"), []byte(master+PostfixServices), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Start checks the configuration, starts Postfix and waits for the
+// greeting on each of the smtpd addresses.
+func (p *Postfix) Start(t testing.TB, addrs ...string) {
+	t.Helper()
+	for _, cmd := range []string{"check", "start"} {
+		if out, err := p.Command(cmd); err != nil {
+			t.Fatalf("postfix %s: %v\n%s\n%s", cmd, err, out, p.Log())
+		}
+	}
+	for _, addr := range addrs {
+		if err := WaitGreeting(addr); err != nil {
+			t.Fatalf("no SMTP greeting on %s: %v\n%s", addr, err, p.Log())
+		}
+	}
+}
+
+// Command runs the postfix command on this instance (PostfixCommand).
+func (p *Postfix) Command(args ...string) ([]byte, error) {
+	return PostfixCommand(p.Bin, p.Etc, args...)
+}
+
+// Log is what Postfix has logged so far.
+func (p *Postfix) Log() string {
+	b, _ := os.ReadFile(filepath.Join(p.Dir, "maillog"))
+	return string(b)
+}
+
+// Stop aborts the instance (StopPostfix).
+func (p *Postfix) Stop() { StopPostfix(p.Bin, p.Etc, filepath.Join(p.Dir, "queue")) }
 
 // PostfixServices are the master.cf lines of Postfix's own services, for a
 // throwaway instance: the test adds its smtpd listeners in front.

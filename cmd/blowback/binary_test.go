@@ -1,0 +1,171 @@
+package main
+
+// Tests that run the blowback binary itself: it is built once per test
+// binary, started as a child process whose log is kept, and ready once it
+// logs its "blowback running" line (internal/runline), which names the
+// addresses it bound.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/runline"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
+)
+
+// buildOnce holds what buildBinary built.
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildBinary builds blowback into a temp dir (once per test binary).
+func buildBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "blowback-bin-")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "blowback")
+		cmd := exec.Command("go", "build", "-o", buildOnce.path, ".")
+		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
+	})
+	if buildOnce.err != nil {
+		t.Fatalf("go build: %v\n%s", buildOnce.err, buildOnce.out)
+	}
+	return buildOnce.path
+}
+
+// binProc is a child process whose stderr (the log) is kept and watched for
+// the "blowback running" line.
+type binProc struct {
+	name  string
+	cmd   *exec.Cmd
+	log   *testenv.Output
+	ready chan map[string]string
+	done  chan struct{}
+}
+
+func startProc(t testing.TB, name, bin string, args ...string) *binProc {
+	t.Helper()
+	p := &binProc{name: name, log: &testenv.Output{}, ready: make(chan map[string]string, 1), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	pr, pw := io.Pipe()
+	p.cmd.Stdout, p.cmd.Stderr = p.log, pw
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.log.Write([]byte(line + "\n"))
+			if kv := logfmt(line); kv["msg"] == runline.Msg {
+				select {
+				case p.ready <- kv:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		p.cmd.Wait()
+		pw.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop(syscall.SIGKILL)
+		if t.Failed() || testing.Verbose() {
+			t.Logf("--- %s log:\n%s", name, p.log.String())
+		}
+	})
+	return p
+}
+
+// waitReady returns the key=value pairs of the "blowback running" line.
+func (p *binProc) waitReady(t testing.TB) map[string]string {
+	t.Helper()
+	kv, err := p.running()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// running waits for the "blowback running" line and returns its
+// key=value pairs, or an error with the log when the process exits first
+// or is not running after 2 minutes.
+func (p *binProc) running() (map[string]string, error) {
+	select {
+	case kv := <-p.ready:
+		return kv, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited before running:\n%s", p.name, p.log.String())
+	case <-time.After(2 * time.Minute):
+		return nil, fmt.Errorf("%s not running after 2 minutes:\n%s", p.name, p.log.String())
+	}
+}
+
+func (p *binProc) stop(sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// logfmt parses a slog text line: key=value and key="quoted value".
+func logfmt(line string) map[string]string {
+	kv := map[string]string{}
+	for len(line) > 0 {
+		line = strings.TrimLeft(line, " ")
+		eq := strings.IndexByte(line, '=')
+		if eq < 0 {
+			break
+		}
+		k, rest := line[:eq], line[eq+1:]
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			end := 1
+			for end < len(rest) && (rest[end] != '"' || rest[end-1] == '\\') {
+				end++
+			}
+			if uq, err := strconv.Unquote(rest[:min(end+1, len(rest))]); err == nil {
+				v = uq
+			}
+			rest = rest[min(end+1, len(rest)):]
+		} else {
+			sp := strings.IndexByte(rest, ' ')
+			if sp < 0 {
+				sp = len(rest)
+			}
+			v, rest = rest[:sp], rest[sp:]
+		}
+		kv[k] = v
+		line = rest
+	}
+	return kv
+}
