@@ -22,8 +22,8 @@
 #   -r fixed rates for the latency runs (default 30000,50000), -l their length (default 10)
 #   -S skips the reload runs
 #   -H runs a busy loop on the server's CPU during the reload runs (contention)
-#   -B gives rbldnsd blowback's 4 MiB socket receive buffer (net.core.rmem_default
-#      raised during its run, root): like for like, queries wait instead of being dropped
+#   -B gives rbldnsd blowback's 4 MiB socket receive buffer (bench/dns/rcvbuf.py, root):
+#      like for like, queries wait in both servers' buffers instead of being dropped
 #   -k keeps the work directory. Environment: QTYPE=A|TXT|mix (default A),
 #   BLOWBACK_ENV: environment for blowback (e.g. "GOGC=off" to look at the GC's share),
 #   BLOWBACK_BIN: a blowback binary to measure instead of building this tree's.
@@ -177,13 +177,12 @@ run_server() { # name port cmd... ; leaves PID in SPID
 
 echo "== rbldnsd" >&2
 PORT=$(freeport)
-RMEM0=$(cat /proc/sys/net/core/rmem_default)
-if [ "$SAMEBUF" = 1 ]; then
-	echo $((4 << 20)) >/proc/sys/net/core/rmem_default
-	trap 'echo "$RMEM0" >/proc/sys/net/core/rmem_default; cleanup' EXIT
-fi
 run_server rbldnsd "$PORT" "$RBLDNSD" -n -b "127.0.0.1/$PORT" -w "$WORK" "$ZONE:combined:zone.rbldnsd"
 RB=$SPID
+if [ "$SAMEBUF" = 1 ]; then
+	# rbldnsd sets its own 128 KiB receive buffer; blowback asks for 4 MiB.
+	[ "$(python3 "$ROOT/bench/dns/rcvbuf.py" "$RB" "$PORT" $((4 << 20)))" -ge 1 ] || { echo "could not set rbldnsd's receive buffer" >&2; exit 1; }
+fi
 R[rbldnsd,loadlog]=$(awk '/zones reloaded/{print $5}' "$WORK/rbldnsd.log" | sed 's/e.*//')
 perf rbldnsd "$PORT" "$RB"
 for RATE in "${RATE_LIST[@]}"; do
@@ -191,7 +190,6 @@ for RATE in "${RATE_LIST[@]}"; do
 done
 R[rbldnsd,rss1]=$(rss "$RB")
 kill "$RB"; wait "$RB" 2>/dev/null || true
-echo "$RMEM0" >/proc/sys/net/core/rmem_default
 
 echo "== blowback dnsd" >&2
 PORT=$(freeport)

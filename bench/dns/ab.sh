@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench/dns/ab.sh: tail latency of blowback dnsd and rbldnsd in interleaved rounds.
+#
+# On a shared or virtual machine one fixed-rate run says little: the other
+# tenants, the hypervisor and kernel threads (here a DAMON reclaim thread
+# that takes the CPU for up to 4 ms every half second) move p99 by 2-5x from
+# one run to the next. This runs every server for a few seconds at each rate,
+# round after round, in turn, and prints for each server and rate the median
+# over the rounds of p50, p99 and p99.9 (of answered queries), of the p99 over
+# every query sent (a lost one counted slower than any answer), the queries
+# lost and the server's CPU per 100k answers.
+#
+# Servers: rbldnsd; rbldnsd with blowback's 4 MiB socket receive buffer
+# (rbldnsd+buf, bench/dns/rcvbuf.py); and each blowback binary given (default:
+# one built from this tree). Each pinned to CPU 0, dnsperf to CPU 1.
+#
+# Usage: bench/dns/ab.sh [-n ENTRIES] [-r RATE[,RATE...]] [-l SECONDS] [-k ROUNDS] [NAME=BLOWBACK_BINARY...]
+set -euo pipefail
+ENTRIES=1000000 RATES=30000,50000 LATDUR=5 ROUNDS=5
+while getopts "n:r:l:k:" o; do
+	case $o in
+	n) ENTRIES=$OPTARG ;;
+	r) RATES=$OPTARG ;;
+	l) LATDUR=$OPTARG ;;
+	k) ROUNDS=$OPTARG ;;
+	*) sed -n '2,19p' "$0"; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+IFS=, read -r -a RATE_LIST <<<"$RATES"
+for t in rbldnsd dnsperf dig taskset python3; do command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "$t is needed (bench/dns/run.sh installs it)" >&2; exit 1; }; done
+RBLDNSD=$(command -v rbldnsd || echo /usr/sbin/rbldnsd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/bench-ab.XXXXXX)
+chmod 755 "$WORK"
+SPID=
+trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; rm -rf "$WORK"' EXIT
+ZONE=bl.bench.test
+HZ=$(getconf CLK_TCK)
+declare -a NAMES BINS
+if [ $# -eq 0 ]; then
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$WORK/blowback" ./cmd/blowback)
+	set -- "blowback=$WORK/blowback"
+fi
+for nb in "$@"; do NAMES+=("${nb%%=*}"); BINS+=("${nb#*=}"); done
+(cd "$ROOT" && go run ./bench/dns/genzone -n "$ENTRIES" -zone $ZONE -out "$WORK/zone.rbldnsd" -queries "$WORK/queries.txt")
+PROBE=$(grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' "$WORK/zone.rbldnsd" | tail -1 | awk -F. '{print $4"."$3"."$2"."$1}').$ZONE
+freeport() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() { # server port
+	case $1 in
+	rbldnsd | rbldnsd+buf) taskset -c 0 "$RBLDNSD" -n -b "127.0.0.1/$2" -w "$WORK" "$ZONE:combined:zone.rbldnsd" >"$WORK/srv.log" 2>&1 & ;;
+	*)
+		local i
+		for i in "${!NAMES[@]}"; do [ "${NAMES[$i]}" = "$1" ] && break; done
+		taskset -c 0 "${BINS[$i]}" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$2" >"$WORK/srv.log" 2>&1 &
+		;;
+	esac
+	SPID=$!
+	for _ in $(seq 1 3000); do
+		dig +tries=1 +time=1 +short @127.0.0.1 -p "$2" "$PROBE" A 2>/dev/null | grep -q '^127\.' && break
+		sleep 0.01
+	done
+	if [ "$1" = rbldnsd+buf ]; then
+		[ "$(python3 "$ROOT/bench/dns/rcvbuf.py" "$SPID" "$2" $((4 << 20)))" -ge 1 ] || { echo "could not set rbldnsd's receive buffer" >&2; exit 1; }
+	fi
+}
+one() { # server rate -> appends "server rate p50 p99 p999 p99all lost cpu" to results
+	local port t0 t1 raw="$WORK/raw" lat="$WORK/lat"
+	port=$(freeport)
+	start "$1" "$port"
+	t0=$(awk '{print $14+$15}' "/proc/$SPID/stat")
+	taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$LATDUR" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
+	t1=$(awk '{print $14+$15}' "/proc/$SPID/stat")
+	kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=
+	awk '/^> /{ if ($2!="T") print $NF }' "$raw" | sort -n >"$lat"
+	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(awk '/Queries lost:/{print $3}' "$raw")" '{a[NR]=$1} END{
+		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? 1e9 : a[k > 0 ? k : 1]*1000
+		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/NR*100000 }' "$lat" >>"$WORK/results"
+}
+SERVERS=(rbldnsd rbldnsd+buf "${NAMES[@]}")
+for round in $(seq 1 "$ROUNDS"); do
+	echo "== round $round of $ROUNDS (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+	for RATE in "${RATE_LIST[@]}"; do
+		for s in "${SERVERS[@]}"; do one "$s" "$RATE"; done
+	done
+done
+echo "$ENTRIES-entry zone, $ROUNDS rounds of ${LATDUR} s per server and rate, interleaved; medians over the rounds (min-max in brackets for p99); load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-14s %6s %7s %22s %8s %16s %7s %9s\n" server QPS p50_ms "p99_ms (min-max)" p999_ms "p99_all_sent_ms" lost cpu/100k
+python3 - "$WORK/results" "${SERVERS[@]}" <<'PY'
+import sys, statistics as st
+rows = [l.split() for l in open(sys.argv[1])]
+order = sys.argv[2:]
+rates = sorted({int(r[1]) for r in rows})
+for rate in rates:
+    for s in order:
+        rs = [r for r in rows if r[0] == s and int(r[1]) == rate]
+        if not rs: continue
+        col = lambda i: [float(r[i]) for r in rs]
+        med = lambda i: st.median(col(i))
+        p99all = med(5)
+        p99a = "lost" if p99all >= 1e9 else f"{p99all:.3f}"
+        print(f"{s:<14} {rate:>6} {med(2):>7.3f} {med(3):>8.3f} ({min(col(3)):.2f}-{max(col(3)):.2f}) {med(4):>8.3f} {p99a:>16} {int(med(6)):>7} {med(7):>9.3f}")
+PY
