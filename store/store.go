@@ -81,6 +81,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -719,13 +720,12 @@ func (s *Store) Events(p netip.Prefix, limit int) ([]Event, error) {
 	return out, err
 }
 
+// sortEventsNewestFirst: keys sort by address first; across the addresses
+// of a /64 this restores time order (stable: events of the same time keep
+// their key order). It was an insertion sort, quadratic in the events of a
+// /64 spread over many addresses.
 func sortEventsNewestFirst(ev []Event) {
-	// Keys sort by address first; across addresses of a /64 restore time order.
-	for i := 1; i < len(ev); i++ {
-		for j := i; j > 0 && ev[j].Time.After(ev[j-1].Time); j-- {
-			ev[j], ev[j-1] = ev[j-1], ev[j]
-		}
-	}
+	slices.SortStableFunc(ev, func(a, b Event) int { return b.Time.Compare(a.Time) })
 }
 
 func (s *Store) nextSeq() uint32 { return s.seq.Add(1) }

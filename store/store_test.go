@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -140,5 +142,31 @@ func TestLoader(t *testing.T) {
 	}
 	if err := s.Put(context.Background(), e, nil); !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("put of a loaded event: %v", err)
+	}
+}
+
+// TestSortEventsNewestFirst: events of a /64 come by address, then newest
+// first; the sort puts them newest first across addresses and keeps the
+// key order of events with the same time.
+func TestSortEventsNewestFirst(t *testing.T) {
+	base := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	var ev []Event
+	for a := 0; a < 50; a++ { // 50 addresses, each with 40 events newest first
+		for k := 39; k >= 0; k-- {
+			ev = append(ev, Event{Time: base.Add(time.Duration(k*50+a%7) * time.Second), Subject: fmt.Sprint(a, "/", k)})
+		}
+	}
+	want := slices.Clone(ev)
+	// The reference: a plain stable insertion by time, newest first.
+	for i := 1; i < len(want); i++ {
+		for j := i; j > 0 && want[j].Time.After(want[j-1].Time); j-- {
+			want[j], want[j-1] = want[j-1], want[j]
+		}
+	}
+	sortEventsNewestFirst(ev)
+	for i := range ev {
+		if !ev[i].Time.Equal(want[i].Time) || ev[i].Subject != want[i].Subject {
+			t.Fatalf("event %d: %v %q, want %v %q", i, ev[i].Time, ev[i].Subject, want[i].Time, want[i].Subject)
+		}
 	}
 }
