@@ -170,3 +170,40 @@ func TestSortEventsNewestFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsNewestAcrossAddresses: with a limit, the events of a /64 are
+// its newest across all its addresses, newest first; the lower addresses
+// here have the newer events (keys sort by address, so the limit used to
+// cut the newest events away).
+func TestEventsNewestAcrossAddresses(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var all []*Event
+	for a := 1; a <= 20; a++ {
+		for k := 0; k < 5; k++ {
+			// Address ::a gets times that fall as a grows.
+			e := ev(fmt.Sprintf("2001:db8::%x", a), t0.Add(time.Duration((20-a)*10+k)*time.Minute), KindBounce)
+			if err := s.Put(ctx, e, nil); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, e)
+		}
+	}
+	slices.SortFunc(all, func(a, b *Event) int { return b.Time.Compare(a.Time) })
+	for _, limit := range []int{1, 7, 50, 100, 500} {
+		got, err := s.Events(netip.MustParsePrefix("2001:db8::/64"), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[:min(limit, len(all))]
+		if len(got) != len(want) {
+			t.Fatalf("limit %d: %d events, want %d", limit, len(got), len(want))
+		}
+		for i := range want {
+			if got[i].ID != want[i].ID {
+				t.Fatalf("limit %d: event %d is %v at %v, want %v at %v", limit, i, got[i].ClientIP, got[i].Time, want[i].ClientIP, want[i].Time)
+			}
+		}
+	}
+}
