@@ -26,12 +26,11 @@ import (
 // real bounce, a real delay notice and a real sender-verification probe.
 // The Postfix master must run as root; CI runs as root.
 
-// postfix is one throwaway Postfix instance.
+// postfix is one throwaway Postfix instance (testenv.Postfix) and the
+// port of its smtpd.
 type postfix struct {
+	*testenv.Postfix
 	t    *testing.T
-	bin  string
-	dir  string // holds etc/, queue/, data/, maillog
-	etc  string
 	port int // smtpd
 }
 
@@ -40,35 +39,12 @@ type postfix struct {
 // bounced by local(8)), STARTTLS opportunistic, and main.cf lines extra.
 func startPostfix(t *testing.T, trapAddr string, transports []string, extra ...string) *postfix {
 	t.Helper()
-	bin := testenv.Tool(t, "postfix")
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "Postfix tests need root (the Postfix master runs as root)")
-	}
-	dir := t.TempDir()
-	// Postfix daemons run as the postfix user: every parent must be searchable.
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755)
-	}
-	p := &postfix{t: t, bin: bin, dir: dir, etc: filepath.Join(dir, "etc"), port: testenv.FreePort(t)}
-	for _, d := range []string{p.etc, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).Run(); err != nil {
-		t.Fatalf("chown postfix: %v", err)
-	}
+	p := &postfix{Postfix: testenv.NewPostfix(t), t: t, port: testenv.FreePort(t)}
 	host, port, _ := net.SplitHostPort(trapAddr)
 	transports = append([]string{fmt.Sprintf("%s=smtp:[%s]:%s", testDomain, host, port)}, transports...)
 	main := []string{
-		"compatibility_level = 3.6",
-		"queue_directory = " + filepath.Join(dir, "queue"),
-		"data_directory = " + filepath.Join(dir, "data"),
 		"meta_directory = /etc/postfix",
-		"mail_owner = postfix",
 		"setgid_group = postdrop",
-		"maillog_file = " + filepath.Join(dir, "maillog"),
-		"maillog_file_prefixes = " + dir,
 		"syslog_name = postfix-blowback-test",
 		"myhostname = pf.test",
 		"mydomain = pf.test",
@@ -90,22 +66,8 @@ func startPostfix(t *testing.T, trapAddr string, transports []string, extra ...s
 		"minimal_backoff_time = 1s",
 		"maximal_backoff_time = 2s",
 	}
-	main = append(main, extra...)
-	master := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", p.port) + testenv.PostfixServices
-	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(p.etc, "master.cf"), []byte(master), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.stop)
-	if out, err := p.run("start"); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.maillog())
-	}
-	// Ready when smtpd greets.
-	if err := testenv.WaitGreeting(p.smtpd()); err != nil {
-		t.Fatalf("postfix smtpd not ready on %s: %v\n%s", p.smtpd(), err, p.maillog())
-	}
+	p.Configure(t, append(main, extra...), fmt.Sprintf("%s inet n - n - - smtpd\n", p.smtpd()))
+	p.Start(t, p.smtpd()) // ready when smtpd greets
 	return p
 }
 
@@ -122,18 +84,6 @@ func wrapInline(kv []string) []string {
 }
 
 func (p *postfix) smtpd() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
-
-func (p *postfix) run(args ...string) ([]byte, error) {
-	return testenv.PostfixCommand(p.bin, p.etc, args...)
-}
-
-func (p *postfix) maillog() string {
-	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
-	return string(b)
-}
-
-// stop aborts the instance and makes sure its master and children are gone.
-func (p *postfix) stop() { testenv.StopPostfix(p.bin, p.etc, filepath.Join(p.dir, "queue")) }
 
 // submit sends one message to Postfix's smtpd and returns the RCPT error
 // (nil when accepted and queued).
@@ -162,7 +112,7 @@ func (p *postfix) waitKind(sink *FakeSink, kind store.Kind) *store.Event {
 	for _, ev := range sink.Snapshot() {
 		got = append(got, ev.Kind.String()+"/"+ev.SubKind)
 	}
-	p.t.Fatalf("no %v event from Postfix in 60s (got %v)\n%s", kind, got, p.maillog())
+	p.t.Fatalf("no %v event from Postfix in 60s (got %v)\n%s", kind, got, p.Log())
 	return nil
 }
 
@@ -195,7 +145,7 @@ func TestPostfixBounce(t *testing.T) {
 	p := startPostfix(t, s.Addr().String(), nil)
 	forged := "victim@" + testDomain
 	if err := p.submit(forged, "nosuchuser@pf.test", spam(forged, "nosuchuser@pf.test", "spam-1@spam.example")); err != nil {
-		t.Fatalf("submit: %v\n%s", err, p.maillog())
+		t.Fatalf("submit: %v\n%s", err, p.Log())
 	}
 	ev := p.waitKind(sink, store.KindBounce)
 	checkPostfixEnvelope(t, ev, "", forged)
@@ -217,7 +167,7 @@ func TestPostfixDelayNotice(t *testing.T) {
 		"delay_warning_time = 1s", "relay_domains = slow.example")
 	forged := "victim@" + testDomain
 	if err := p.submit(forged, "someone@slow.example", spam(forged, "someone@slow.example", "spam-2@spam.example")); err != nil {
-		t.Fatalf("submit: %v\n%s", err, p.maillog())
+		t.Fatalf("submit: %v\n%s", err, p.Log())
 	}
 	ev := p.waitKind(sink, store.KindBounce)
 	checkPostfixEnvelope(t, ev, "", forged)
@@ -243,7 +193,7 @@ func TestPostfixSenderVerification(t *testing.T) {
 	err := p.submit(forged, "user@pf.test", spam(forged, "user@pf.test", "spam-3@spam.example"))
 	var se *smtp.SMTPError
 	if err != nil && !(errors.As(err, &se) && se.Code == 450) {
-		t.Fatalf("submit: %v\n%s", err, p.maillog())
+		t.Fatalf("submit: %v\n%s", err, p.Log())
 	}
 	t.Logf("Postfix answered the forged sender: %v", err)
 	ev := p.waitKind(sink, store.KindCallout)
@@ -265,7 +215,7 @@ func TestPostfixVacation(t *testing.T) {
 	s, sink := postfixTrap(t)
 	p := startPostfix(t, s.Addr().String(), nil)
 	forged := "victim@" + testDomain
-	db, msgFile := filepath.Join(p.dir, "vacation.db"), filepath.Join(p.dir, "vacation.msg")
+	db, msgFile := filepath.Join(p.Dir, "vacation.db"), filepath.Join(p.Dir, "vacation.msg")
 	if err := os.WriteFile(msgFile, []byte("From: Holiday User <root@pf.test>\nSubject: away from my mail\n\n"+
 		"I am away until Monday and will read your mail when I return.\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -273,7 +223,7 @@ func TestPostfixVacation(t *testing.T) {
 	in := "From " + forged + "  Mon Jan  1 00:00:00 2024\n" +
 		"Return-Path: <" + forged + ">\nDelivered-To: root@pf.test\n" +
 		strings.ReplaceAll(spam(forged, "root@pf.test", "spam-4@spam.example"), "\r\n", "\n")
-	env := append(os.Environ(), "MAIL_CONFIG="+p.etc)
+	env := append(os.Environ(), "MAIL_CONFIG="+p.Etc)
 	for _, args := range [][]string{{"-i", "-f", db}, {"-f", db, "-m", msgFile, "-j", "root"}} {
 		cmd := exec.Command(vac, args...)
 		cmd.Env = env
