@@ -4,9 +4,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/forward"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 )
 
 // TestMetricsLint runs promlint over the sender's and the replica's metrics.
@@ -26,11 +26,5 @@ func TestMetricsLint(t *testing.T) {
 	if len(mfs) < 16 {
 		t.Errorf("%d metric families gathered, want 16", len(mfs))
 	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	testenv.PromlintGathered(t, reg, "")
 }

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/internal/httpjson"
+	"github.com/blowback-dnsbl/blowback/internal/testenv"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/listing/listingtest"
 	"github.com/blowback-dnsbl/blowback/scoring"
@@ -594,13 +594,7 @@ func TestMetricsLint(t *testing.T) {
 	if r.code != 200 || !strings.Contains(r.body, `blowback_http_requests_total{code="404",handler="unmatched"} 1`) {
 		t.Fatalf("metrics: %d\n%s", r.code, r.body)
 	}
-	problems, err := promlint.New(strings.NewReader(r.body)).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	testenv.Promlint(t, []byte(r.body))
 }
 
 func TestChartAxis(t *testing.T) {
