@@ -6,9 +6,7 @@ package main
 // addresses it bound.
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,44 +49,24 @@ func buildBinary(t testing.TB) string {
 }
 
 // binProc is a child process whose stderr (the log) is kept and watched for
-// the "blowback running" line.
+// the "blowback running" line (runline.Proc).
 type binProc struct {
-	name  string
-	cmd   *exec.Cmd
-	log   *testenv.Output
-	ready chan map[string]string
-	done  chan struct{}
+	name string
+	proc *runline.Proc
+	cmd  *exec.Cmd
+	log  *testenv.Output
+	done <-chan struct{}
 }
 
 func startProc(t testing.TB, name, bin string, args ...string) *binProc {
 	t.Helper()
-	p := &binProc{name: name, log: &testenv.Output{}, ready: make(chan map[string]string, 1), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	pr, pw := io.Pipe()
-	p.cmd.Stdout, p.cmd.Stderr = p.log, pw
-	if err := p.cmd.Start(); err != nil {
+	p := &binProc{name: name, log: &testenv.Output{}, cmd: exec.Command(bin, args...)}
+	p.cmd.Stdout = p.log
+	proc, err := runline.Start(p.cmd, p.log)
+	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.log.Write([]byte(line + "\n"))
-			if kv := logfmt(line); kv["msg"] == runline.Msg {
-				select {
-				case p.ready <- kv:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	go func() {
-		p.cmd.Wait()
-		pw.Close()
-		close(p.done)
-	}()
+	p.proc, p.done = proc, proc.Done()
 	t.Cleanup(func() {
 		p.stop(syscall.SIGKILL)
 		if t.Failed() || testing.Verbose() {
@@ -112,30 +90,14 @@ func (p *binProc) waitReady(t testing.TB) map[string]string {
 // key=value pairs, or an error with the log when the process exits first
 // or is not running after 2 minutes.
 func (p *binProc) running() (map[string]string, error) {
-	select {
-	case kv := <-p.ready:
-		return kv, nil
-	case <-p.done:
-		return nil, fmt.Errorf("%s exited before running:\n%s", p.name, p.log.String())
-	case <-time.After(2 * time.Minute):
-		return nil, fmt.Errorf("%s not running after 2 minutes:\n%s", p.name, p.log.String())
+	line, err := p.proc.Running(2 * time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("%s %w:\n%s", p.name, err, p.log.String())
 	}
+	return logfmt(line), nil
 }
 
-func (p *binProc) stop(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *binProc) stop(sig syscall.Signal) { p.proc.Stop(sig, 30*time.Second) }
 
 // logfmt parses a slog text line: key=value and key="quoted value".
 func logfmt(line string) map[string]string {

@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,7 +25,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -188,11 +188,10 @@ func randHex(n int) string {
 // node is one running `blowback run`.
 type node struct {
 	name, dir, logPath string
+	proc               *runline.Proc
 	cmd                *exec.Cmd
 	smtp, dns, http    string
-	done               chan struct{}
-	mu                 sync.Mutex
-	exitErr            error
+	done               <-chan struct{}
 }
 
 // baseConfig is the TOML every node starts from; extra is appended.
@@ -262,62 +261,34 @@ func (c *checker) startNode(name, dataDir, cfg string) (*node, error) {
 }
 
 func (c *checker) tryStart(name, dataDir, cfgPath string) (*node, error) {
-	n := &node{name: name, dir: dataDir, logPath: filepath.Join(c.work, name+".log"), done: make(chan struct{})}
+	n := &node{name: name, dir: dataDir, logPath: filepath.Join(c.work, name+".log")}
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	n.cmd = exec.Command(c.bin, "run", "--config", cfgPath, "--data", dataDir,
 		"--smtp", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	stderr, err := n.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
 	n.cmd.Stdout = logf
-	if err := n.cmd.Start(); err != nil {
+	if n.proc, err = runline.Start(n.cmd, logf); err != nil {
+		logf.Close()
 		return nil, err
 	}
-	ready := make(chan string, 1)
-	var tail []string
-	var tailMu sync.Mutex
+	n.done = n.proc.Done()
 	go func() {
-		defer logf.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			tailMu.Lock()
-			if tail = append(tail, line); len(tail) > 20 {
-				tail = tail[1:]
-			}
-			tailMu.Unlock()
-			if strings.Contains(line, runline.Msg) {
-				select {
-				case ready <- line:
-				default:
-				}
-			}
-		}
-		err := n.cmd.Wait()
-		n.mu.Lock()
-		n.exitErr = err
-		n.mu.Unlock()
-		close(n.done)
+		<-n.done
+		logf.Close()
 	}()
-	select {
-	case line := <-ready:
-		a, _ := runline.Parse(line)
-		n.smtp, n.dns, n.http = a.SMTP, a.DNS, a.HTTP
-		return n, nil
-	case <-n.done:
-		tailMu.Lock()
-		defer tailMu.Unlock()
-		return nil, fmt.Errorf("%s exited before running: %s", name, strings.Join(tail, "\n"))
-	case <-time.After(2 * time.Minute):
+	line, err := n.proc.Running(2 * time.Minute)
+	switch {
+	case errors.Is(err, runline.ErrExited):
+		return nil, fmt.Errorf("%s exited before running: %s", name, n.proc.Tail())
+	case err != nil:
 		n.kill()
 		return nil, fmt.Errorf("%s not running after 2 minutes", name)
 	}
+	a, _ := runline.Parse(line)
+	n.smtp, n.dns, n.http = a.SMTP, a.DNS, a.HTTP
+	return n, nil
 }
 
 func (n *node) alive() bool {
@@ -335,12 +306,7 @@ func (n *node) stop() error {
 	if !n.alive() {
 		return n.exit()
 	}
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.done:
-	case <-time.After(30 * time.Second):
-		n.cmd.Process.Kill()
-		<-n.done
+	if !n.proc.Stop(syscall.SIGTERM, 30*time.Second) {
 		return fmt.Errorf("did not stop within 30s of SIGTERM")
 	}
 	return n.exit()
@@ -354,11 +320,7 @@ func (n *node) kill() {
 	}
 }
 
-func (n *node) exit() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.exitErr
-}
+func (n *node) exit() error { return n.proc.Err() }
 
 // logText is the node's log so far.
 func (n *node) logText() string {
