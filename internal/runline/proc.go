@@ -31,8 +31,9 @@ type Proc struct {
 	done  chan struct{}
 
 	mu   sync.Mutex
-	tail []string // the last tailLines log lines
-	err  error    // what Cmd.Wait returned
+	tail []string // the last tailLines log lines, under mu
+
+	err error // what Cmd.Wait returned, set before done is closed
 }
 
 // Start starts cmd, whose Stderr must be unset (its Stdout is the
@@ -69,10 +70,8 @@ func Start(cmd *exec.Cmd, log io.Writer) (*Proc, error) {
 			}
 		}
 		_, _ = io.Copy(io.Discard, pr) // past a line too long to scan
-		err := <-exited
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
+		// Err reads err only once done is closed.
+		p.err = <-exited
 		close(p.done)
 	}()
 	return p, nil
@@ -100,10 +99,10 @@ func (p *Proc) Running(timeout time.Duration) (string, error) {
 // Done is closed once the process has exited and its log is copied.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
-// Err is what waiting for the process returned, once Done is closed.
+// Err waits until Done is closed and returns what waiting for the
+// process returned.
 func (p *Proc) Err() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	<-p.done
 	return p.err
 }
 
