@@ -81,6 +81,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -371,14 +372,19 @@ func (s *Store) addrTimeKey(t byte, a netip.Addr, at time.Time) []byte {
 }
 
 func eventKey(e *Event) []byte {
+	return Ref{ID: e.ID, Addr: e.ClientIP, Time: e.Time, Kind: e.Kind, Rcpt: Hash32(e.TrapAddress()), Domain: Hash32(e.TrapDomain)}.key()
+}
+
+// key is the key of the event r refers to (parseRef reads it back).
+func (r Ref) key() []byte {
 	k := make([]byte, 0, 50)
 	k = append(k, pEvent)
-	k = appendAddr(k, e.ClientIP)
-	k = binary.BigEndian.AppendUint64(k, uint64(e.Time.UnixNano()))
-	k = append(k, byte(e.Kind))
-	k = binary.BigEndian.AppendUint32(k, Hash32(e.TrapAddress()))
-	k = binary.BigEndian.AppendUint32(k, Hash32(e.TrapDomain))
-	return append(k, e.ID[:]...)
+	k = appendAddr(k, r.Addr)
+	k = binary.BigEndian.AppendUint64(k, uint64(r.Time.UnixNano()))
+	k = append(k, byte(r.Kind))
+	k = binary.BigEndian.AppendUint32(k, r.Rcpt)
+	k = binary.BigEndian.AppendUint32(k, r.Domain)
+	return append(k, r.ID[:]...)
 }
 
 // parseAddr reads fam+addr from b, returning the rest.
@@ -699,6 +705,9 @@ func (s *Store) scanRefs(ctx context.Context, prefix []byte, fn func(r Ref) erro
 
 // Events returns the full events for the addresses in p, newest first, at most limit (0: all).
 func (s *Store) Events(p netip.Prefix, limit int) ([]Event, error) {
+	if limit > 0 && p.Bits() < p.Addr().BitLen() {
+		return s.newestEvents(p, limit)
+	}
 	var out []Event
 	prefix := addrPrefixKey(pEvent, p)
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -719,13 +728,58 @@ func (s *Store) Events(p netip.Prefix, limit int) ([]Event, error) {
 	return out, err
 }
 
-func sortEventsNewestFirst(ev []Event) {
-	// Keys sort by address first; across addresses of a /64 restore time order.
-	for i := 1; i < len(ev); i++ {
-		for j := i; j > 0 && ev[j].Time.After(ev[j-1].Time); j-- {
-			ev[j], ev[j-1] = ev[j-1], ev[j]
-		}
+// newestEvents returns the newest limit events across the addresses of p
+// (a /64): the keys sort by address first, so reading them newest first
+// and stopping at limit gave the events of the highest addresses, not the
+// newest. The refs come first, keys only and bounded (RefsNewest reads at
+// most 4 x eventsRefs keys, eventsRefs per address), then just the newest
+// limit of them, newest first (ties in reverse key order, as before).
+func (s *Store) newestEvents(p netip.Prefix, limit int) ([]Event, error) {
+	refs, _, err := s.RefsNewest(p, max(limit, eventsRefs))
+	if err != nil {
+		return nil, err
 	}
+	keys := make([][]byte, len(refs))
+	for i, r := range refs {
+		keys[i] = r.key()
+	}
+	slices.SortFunc(keys, func(a, b []byte) int {
+		ra, _ := parseRef(a)
+		rb, _ := parseRef(b)
+		if c := rb.Time.Compare(ra.Time); c != 0 {
+			return c
+		}
+		return bytes.Compare(b, a)
+	})
+	keys = keys[:min(limit, len(keys))]
+	out := make([]Event, 0, len(keys))
+	err = s.db.View(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			var e Event
+			if err := value(txn, k, func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue // expired since RefsNewest read it
+				}
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// eventsRefs is how many refs of a /64 newestEvents picks its events from
+// at least: within the newest 4096 refs a decision reads (listing's
+// DefaultMaxRefs), at most 4096 keys read.
+const eventsRefs = 1024
+
+// sortEventsNewestFirst: keys sort by address first; across the addresses
+// of a /64 this restores time order (stable: events of the same time keep
+// their key order). It was an insertion sort, quadratic in the events of a
+// /64 spread over many addresses.
+func sortEventsNewestFirst(ev []Event) {
+	slices.SortStableFunc(ev, func(a, b Event) int { return b.Time.Compare(a.Time) })
 }
 
 func (s *Store) nextSeq() uint32 { return s.seq.Add(1) }

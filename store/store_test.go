@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -140,5 +142,68 @@ func TestLoader(t *testing.T) {
 	}
 	if err := s.Put(context.Background(), e, nil); !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("put of a loaded event: %v", err)
+	}
+}
+
+// TestSortEventsNewestFirst: events of a /64 come by address, then newest
+// first; the sort puts them newest first across addresses and keeps the
+// key order of events with the same time.
+func TestSortEventsNewestFirst(t *testing.T) {
+	base := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	var ev []Event
+	for a := 0; a < 50; a++ { // 50 addresses, each with 40 events newest first
+		for k := 39; k >= 0; k-- {
+			ev = append(ev, Event{Time: base.Add(time.Duration(k*50+a%7) * time.Second), Subject: fmt.Sprint(a, "/", k)})
+		}
+	}
+	want := slices.Clone(ev)
+	// The reference: a plain stable insertion by time, newest first.
+	for i := 1; i < len(want); i++ {
+		for j := i; j > 0 && want[j].Time.After(want[j-1].Time); j-- {
+			want[j], want[j-1] = want[j-1], want[j]
+		}
+	}
+	sortEventsNewestFirst(ev)
+	for i := range ev {
+		if !ev[i].Time.Equal(want[i].Time) || ev[i].Subject != want[i].Subject {
+			t.Fatalf("event %d: %v %q, want %v %q", i, ev[i].Time, ev[i].Subject, want[i].Time, want[i].Subject)
+		}
+	}
+}
+
+// TestEventsNewestAcrossAddresses: with a limit, the events of a /64 are
+// its newest across all its addresses, newest first; the lower addresses
+// here have the newer events (keys sort by address, so the limit used to
+// cut the newest events away).
+func TestEventsNewestAcrossAddresses(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var all []*Event
+	for a := 1; a <= 20; a++ {
+		for k := 0; k < 5; k++ {
+			// Address ::a gets times that fall as a grows.
+			e := ev(fmt.Sprintf("2001:db8::%x", a), t0.Add(time.Duration((20-a)*10+k)*time.Minute), KindBounce)
+			if err := s.Put(ctx, e, nil); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, e)
+		}
+	}
+	slices.SortFunc(all, func(a, b *Event) int { return b.Time.Compare(a.Time) })
+	for _, limit := range []int{1, 7, 50, 100, 500} {
+		got, err := s.Events(netip.MustParsePrefix("2001:db8::/64"), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[:min(limit, len(all))]
+		if len(got) != len(want) {
+			t.Fatalf("limit %d: %d events, want %d", limit, len(got), len(want))
+		}
+		for i := range want {
+			if got[i].ID != want[i].ID {
+				t.Fatalf("limit %d: event %d is %v at %v, want %v at %v", limit, i, got[i].ClientIP, got[i].Time, want[i].ClientIP, want[i].Time)
+			}
+		}
 	}
 }
