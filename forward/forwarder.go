@@ -147,10 +147,12 @@ func New(cfg Config, sp *Spool, log *slog.Logger, reg prometheus.Registerer) (*F
 
 // Ingest spools ev durably (trap.Sink); the forwarder sends it soon after.
 func (f *Forwarder) Ingest(ctx context.Context, ev *store.Event, raw []byte) error {
-	err := f.spool.Put(ctx, ev, raw)
+	spooled, err := f.spool.put(ctx, ev, raw)
 	switch {
 	case err == nil:
-		f.metrics.spooled.Inc()
+		if spooled {
+			f.metrics.spooled.Inc()
+		}
 	case errors.Is(err, ErrSpoolFull):
 		f.metrics.spoolErrors.WithLabelValues("full").Inc()
 	default:

@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
+	"github.com/blowback-dnsbl/blowback/internal/metric"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -71,6 +74,21 @@ type SpoolOptions struct {
 	// while the spool's filesystem has less free space, instead of badger
 	// crashing on a full disk. Zero: 96 MiB; negative: no check.
 	MinFreeBytes int64
+
+	// Per-unit caps (unitcap.go): per unit (IPv4 address, IPv6 /64) and
+	// UnitWindow of event time (zero: an hour, the store's default), at
+	// most UnitMaxEvents events are spooled (later ones are dropped, except
+	// the first of each kind, spooled without its raw message) and at most
+	// UnitMaxRawBytes of raw messages (later events are spooled without
+	// theirs). Zero: no cap. UnitMaxUnits bounds the unit windows tracked
+	// (zero: 65536).
+	UnitMaxEvents   int
+	UnitMaxRawBytes int64
+	UnitWindow      time.Duration
+	UnitMaxUnits    int
+	// Metrics, when set, registers the spool's own metrics
+	// (blowback_forward_spool_capped_total).
+	Metrics prometheus.Registerer
 }
 
 // Spool is the trap node's durable queue of evidence not yet acknowledged by
@@ -85,6 +103,9 @@ type Spool struct {
 	spaceAt    time.Time // last free-space check
 	spaceShort bool
 	log        *slog.Logger
+
+	caps   *unitCap // nil: no per-unit caps
+	capped *prometheus.CounterVec
 
 	seq     atomic.Uint64
 	pending atomic.Int64 // events under 'q'
@@ -132,6 +153,19 @@ func OpenSpool(dir string, opts SpoolOptions, log *slog.Logger) (*Spool, error) 
 		opts.GCInterval = 5 * time.Minute
 	}
 	s := &Spool{db: db, dir: dir, opts: opts, log: log, notify: make(chan struct{}, 1), stop: make(chan struct{})}
+	// action: dropped (not spooled: past the unit's event cap),
+	// raw_dropped (spooled without its raw message: past the raw cap, or
+	// the first of its kind past the event cap).
+	s.capped = metric.New(opts.Metrics).CounterVec("blowback_forward_spool_capped_total",
+		"Events the spool's per-unit caps dropped or spooled without their raw message, by action.",
+		[]string{"action"}, "dropped", "raw_dropped")
+	if opts.UnitMaxEvents > 0 || opts.UnitMaxRawBytes > 0 {
+		s.caps = newUnitCap(opts.UnitMaxEvents, opts.UnitMaxRawBytes, opts.UnitWindow, opts.UnitMaxUnits)
+		s.caps.over = func(unit netip.Prefix, window time.Time) {
+			log.Info("unit over its spool cap: its further events this window are dropped", "unit", unit.String(),
+				"window", window, "max_events", opts.UnitMaxEvents)
+		}
+	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -291,40 +325,68 @@ func decodeRecord(k, v []byte) (Item, error) {
 }
 
 // Put spools ev (and up to RawMax bytes of raw) durably. It returns only
-// after the write is synced to disk.
+// after the write is synced to disk. An event past its unit's cap
+// (SpoolOptions.UnitMaxEvents, unitcap.go) is dropped and Put returns nil:
+// the sender gets its 250, the metric counts it.
 func (s *Spool) Put(ctx context.Context, ev *store.Event, raw []byte) error {
+	_, err := s.put(ctx, ev, raw)
+	return err
+}
+
+// put is Put, and reports whether the event was spooled (false: dropped by
+// the per-unit cap).
+func (s *Spool) put(ctx context.Context, ev *store.Event, raw []byte) (bool, error) {
 	if err := ev.Validate(); err != nil {
-		return err
+		return false, err
 	}
 	if s.opts.MaxEvents > 0 && s.pending.Load() >= s.opts.MaxEvents {
-		return ErrSpoolFull
+		return false, ErrSpoolFull
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	if err := s.checkSpace(); err != nil {
-		return err
+		return false, err
 	}
 	if len(raw) > s.opts.RawMax {
 		raw = raw[:s.opts.RawMax]
 	}
+	if len(raw) == 0 {
+		raw = nil
+	}
+	var capd capDecision
+	if s.caps != nil {
+		capd = s.caps.admit(ev, raw)
+		switch {
+		case !capd.event:
+			// Past the unit's cap: dropped (unitcap.go says why that keeps
+			// the central listing decision). The sender gets its 250.
+			s.capped.WithLabelValues("dropped").Inc()
+			return false, nil
+		case raw != nil && !capd.raw:
+			s.capped.WithLabelValues("raw_dropped").Inc()
+			raw = nil
+		}
+	}
 	v, err := encodeRecord(ev, raw)
 	if err != nil {
-		return fmt.Errorf("forward: encode event: %w", err)
+		s.caps.undo(capd)
+		return false, fmt.Errorf("forward: encode event: %w", err)
 	}
 	k := key(pQueue, s.seq.Add(1))
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) }); err != nil {
+		s.caps.undo(capd)
 		if errors.Is(err, badger.ErrDBClosed) {
-			return ErrClosed
+			return false, ErrClosed
 		}
-		return fmt.Errorf("forward: spool put: %w", err)
+		return false, fmt.Errorf("forward: spool put: %w", err)
 	}
 	s.pending.Add(1)
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
-	return nil
+	return true, nil
 }
 
 // checkSpace refuses writes while the filesystem is nearly full (checked at

@@ -124,33 +124,44 @@ func (c *capState) admit(r *putReq) (event, raw bool, err error) {
 	if err != nil {
 		return false, false, err
 	}
-	o := &c.s.opts
-	over := o.UnitMaxEvents > 0 && u.Events >= o.UnitMaxEvents
-	if over && u.Kinds.Has(r.kind) {
+	event, raw = u.Admit(c.s.opts.UnitMaxEvents, c.s.opts.UnitMaxRawBytes, r.kind, r.time, r.raw)
+	return event, raw, nil
+}
+
+// Admit is the per-unit cap's rule, applied to one more event of the unit
+// in u's window: whether the event is kept one by one (event) and whether
+// with its raw message (raw; nil raw is none). It counts the event in u.
+// maxEvents and maxRawBytes <= 0 mean no cap. The store applies it to what
+// it commits; a trap node's spool (forward.Spool) applies the same rule
+// before forwarding, so that it does not spool what the store would only
+// summarise.
+func (u *UnitSummary) Admit(maxEvents int, maxRawBytes int64, kind Kind, t time.Time, raw []byte) (event, keepRaw bool) {
+	over := maxEvents > 0 && u.Events >= maxEvents
+	if over && u.Kinds.Has(kind) {
 		if u.Summarised == nil {
 			u.Summarised = map[Kind]int{}
 		}
-		u.Summarised[r.kind]++
-		u.SummarisedBytes += int64(len(r.raw))
-		if u.First.IsZero() || r.time.Before(u.First) {
-			u.First = r.time
+		u.Summarised[kind]++
+		u.SummarisedBytes += int64(len(raw))
+		if u.First.IsZero() || t.Before(u.First) {
+			u.First = t
 		}
-		if r.time.After(u.Last) {
-			u.Last = r.time
+		if t.After(u.Last) {
+			u.Last = t
 		}
-		return false, false, nil
+		return false, false
 	}
 	u.Events++
-	u.Kinds = u.Kinds.Add(r.kind)
-	if r.raw == nil {
-		return true, false, nil
+	u.Kinds = u.Kinds.Add(kind)
+	if raw == nil {
+		return true, false
 	}
-	if over || (o.UnitMaxRawBytes > 0 && u.RawBytes+int64(len(r.raw)) > o.UnitMaxRawBytes) {
+	if over || (maxRawBytes > 0 && u.RawBytes+int64(len(raw)) > maxRawBytes) {
 		u.RawDropped++
-		return true, false, nil
+		return true, false
 	}
-	u.RawBytes += int64(len(r.raw))
-	return true, true, nil
+	u.RawBytes += int64(len(raw))
+	return true, true
 }
 
 // flush writes the changed summaries into the transaction.

@@ -73,6 +73,14 @@ func newTrapNode(cfg Config, log *slog.Logger) *trapNode {
 	return &trapNode{cfg: cfg, log: log, reg: newRegistry(), life: lifecycle.New(log)}
 }
 
+// spoolOptions are the trap node's spool options: [forward], with the
+// per-unit caps' window from [store] unit_window (the central store's).
+func (c *Config) spoolOptions(reg prometheus.Registerer) forward.SpoolOptions {
+	return forward.SpoolOptions{MaxEvents: c.Forward.SpoolMaxEvents, RawMax: c.Forward.RawMax,
+		UnitMaxEvents: c.Forward.SpoolUnitMaxEvents, UnitMaxRawBytes: int64(c.Forward.SpoolUnitMaxRawMB) << 20,
+		UnitWindow: time.Duration(c.Store.UnitWindow), Metrics: reg}
+}
+
 // spoolSink spools without forwarding (a trap node without --forward).
 type spoolSink struct{ sp *forward.Spool }
 
@@ -85,8 +93,7 @@ func (n *trapNode) Start(ctx context.Context) error {
 	comps := []component{
 		{Name: "spool", Start: func(ctx context.Context) error {
 			var err error
-			n.spool, err = forward.OpenSpool(filepath.Join(cfg.Data, "spool"),
-				forward.SpoolOptions{MaxEvents: cfg.Forward.SpoolMaxEvents, RawMax: cfg.Forward.RawMax}, n.log)
+			n.spool, err = forward.OpenSpool(filepath.Join(cfg.Data, "spool"), cfg.spoolOptions(n.reg), n.log)
 			n.sink = spoolSink{n.spool}
 			return err
 		}, Stop: func(ctx context.Context) error { return n.spool.Close() }},

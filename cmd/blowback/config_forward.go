@@ -44,6 +44,14 @@ type ForwardConfig struct {
 	// RawMax is how much of each raw message is spooled and forwarded
 	// (bytes); 0 forwards none.
 	RawMax int `toml:"raw_max"`
+	// SpoolUnitMaxEvents and SpoolUnitMaxRawMB cap the spool per unit
+	// (IPv4 address, IPv6 /64) and [store] unit_window of event time, like
+	// the central store's unit_max_events and unit_max_raw_mb (same
+	// defaults): past the event cap an event is dropped here (the central
+	// store would only have counted it), past the raw cap it is spooled
+	// without its raw message (forward/unitcap.go). 0: no cap.
+	SpoolUnitMaxEvents int `toml:"spool_unit_max_events"`
+	SpoolUnitMaxRawMB  int `toml:"spool_unit_max_raw_mb"`
 
 	// Central side.
 
@@ -69,6 +77,9 @@ func defaultForwardConfig() ForwardConfig {
 		BackoffMin:  Duration(500 * time.Millisecond),
 		BackoffMax:  Duration(2 * time.Minute),
 		RawMax:      64 << 10,
+		// The central store's defaults (store.DefaultOptions).
+		SpoolUnitMaxEvents: 500,
+		SpoolUnitMaxRawMB:  16,
 	}
 }
 
@@ -85,8 +96,8 @@ func (f *ForwardConfig) validate() error {
 	if f.BatchEvents <= 0 || f.Timeout <= 0 || f.BackoffMin <= 0 || f.BackoffMax < f.BackoffMin {
 		errs = append(errs, errors.New("forward: batch_events, timeout and backoff must be positive (backoff_max >= backoff_min)"))
 	}
-	if f.SpoolMaxEvents < 0 || f.RawMax < 0 {
-		errs = append(errs, errors.New("forward: spool_max_events and raw_max must not be negative"))
+	if f.SpoolMaxEvents < 0 || f.RawMax < 0 || f.SpoolUnitMaxEvents < 0 || f.SpoolUnitMaxRawMB < 0 {
+		errs = append(errs, errors.New("forward: spool_max_events, raw_max, spool_unit_max_events and spool_unit_max_raw_mb must not be negative"))
 	}
 	if (f.ClientCert == "") != (f.ClientKey == "") {
 		errs = append(errs, errors.New("forward: client_cert and client_key go together"))

@@ -1,0 +1,143 @@
+package forward
+
+import (
+	"container/list"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/blowback-dnsbl/blowback/store"
+)
+
+// Per-unit caps at the spool.
+//
+// The spool's own bound (MaxEvents) is global: without more, one flooding
+// source fills it and the trap answers 451 to every other source until the
+// forwarder has drained it, and the flood costs disk and bandwidth for
+// evidence the central store would only summarise (store/unitcap.go). So
+// the spool applies the store's rule itself (store.UnitSummary.Admit), per
+// unit (IPv4 address, IPv6 /64) and window of event time (an hour): at most
+// UnitMaxEvents events are spooled one by one, at most UnitMaxRawBytes of
+// their raw messages (as spooled: uncompressed, so this cap bites before the
+// store's, which counts compressed bytes); past the raw cap an event is
+// spooled without its raw message.
+//
+// Past the event cap the event is dropped, not spooled without its raw
+// message: an event record still costs a slot of MaxEvents, so spooling
+// them all would leave the hole open. Dropping keeps the central listing
+// decision as it would have been: the store keeps at most UnitMaxEvents of
+// a unit's events per window and only counts the rest in its summary, and
+// scoring reads the stored events; the spool forwards exactly those (the
+// first UnitMaxEvents of the window, and as in the store the first event of
+// each kind past the cap, without its raw message, so that scoring still
+// sees every kind the unit sent). What central no longer learns is how many
+// more there were: blowback_forward_spool_capped_total{action="dropped"}
+// counts them on the trap node. A trap node's caps should therefore be at
+// least the central store's (the defaults are the same: 500 events, 16
+// MiB); smaller ones mean central stores fewer events than it would have.
+//
+// The decision uses the event's time (set by the trap, not by the sender),
+// so a unit's window starts over every hour, as in the store. The state is
+// bounded: at most MaxUnits unit windows in a map with an LRU list; past it
+// the least recently used one is forgotten (almost always a window that has
+// ended) and, should it come back, starts from zero: the cap fails open to
+// the global bound, never closed.
+type unitCap struct {
+	maxEvents int
+	maxRaw    int64
+	window    time.Duration
+	maxUnits  int
+
+	mu   sync.Mutex
+	m    map[unitWindow]*list.Element
+	lru  list.List // of *unitEntry, most recent at the front
+	over func(unit netip.Prefix, window time.Time)
+}
+
+type unitWindow struct {
+	unit   netip.Prefix
+	window int64 // unix seconds of the window's start
+}
+
+type unitEntry struct {
+	key unitWindow
+	sum store.UnitSummary
+}
+
+// capDecision is what the cap decided for one event.
+type capDecision struct {
+	key      unitWindow
+	event    bool // spool the event
+	raw      bool // with its raw message
+	kind     store.Kind
+	newKind  bool // the event was the unit window's first of its kind
+	rawBytes int  // raw bytes counted
+}
+
+func newUnitCap(maxEvents int, maxRaw int64, window time.Duration, maxUnits int) *unitCap {
+	if window <= 0 {
+		window = time.Hour
+	}
+	if maxUnits <= 0 {
+		maxUnits = 1 << 16
+	}
+	return &unitCap{maxEvents: maxEvents, maxRaw: maxRaw, window: window, maxUnits: maxUnits, m: map[unitWindow]*list.Element{}}
+}
+
+// admit decides for ev (with raw, nil: none) and counts it.
+func (c *unitCap) admit(ev *store.Event, raw []byte) capDecision {
+	w := ev.Time.UTC().Truncate(c.window)
+	k := unitWindow{unit: store.Unit(ev.ClientIP), window: w.Unix()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[k]
+	if !ok {
+		if len(c.m) >= c.maxUnits {
+			old := c.lru.Back()
+			c.lru.Remove(old)
+			delete(c.m, old.Value.(*unitEntry).key)
+		}
+		el = c.lru.PushFront(&unitEntry{key: k, sum: store.UnitSummary{Unit: k.unit, Window: w}})
+		c.m[k] = el
+	} else {
+		c.lru.MoveToFront(el)
+	}
+	u := &el.Value.(*unitEntry).sum
+	wasOver := u.Events >= c.maxEvents && c.maxEvents > 0
+	d := capDecision{key: k, kind: ev.Kind, newKind: !u.Kinds.Has(ev.Kind)}
+	d.event, d.raw = u.Admit(c.maxEvents, c.maxRaw, ev.Kind, ev.Time, raw)
+	if d.raw {
+		d.rawBytes = len(raw)
+	}
+	if !wasOver && u.Events >= c.maxEvents && c.maxEvents > 0 && c.over != nil {
+		c.over(k.unit, w)
+	}
+	return d
+}
+
+// undo takes back an admitted event the spool could not write, so that a
+// sender retrying after a 4xx is not charged twice.
+func (c *unitCap) undo(d capDecision) {
+	if c == nil || !d.event {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[d.key]
+	if !ok {
+		return // forgotten meanwhile: nothing to take back
+	}
+	u := &el.Value.(*unitEntry).sum
+	u.Events = max(u.Events-1, 0)
+	u.RawBytes = max(u.RawBytes-int64(d.rawBytes), 0)
+	if d.newKind {
+		u.Kinds &^= store.KindSet(0).Add(d.kind)
+	}
+}
+
+// units is the number of unit windows held (tests).
+func (c *unitCap) units() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
