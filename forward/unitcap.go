@@ -1,11 +1,11 @@
 package forward
 
 import (
-	"container/list"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/blowback-dnsbl/blowback/internal/lru"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -38,7 +38,7 @@ import (
 //
 // The decision uses the event's time (set by the trap, not by the sender),
 // so a unit's window starts over every hour, as in the store. The state is
-// bounded: at most MaxUnits unit windows in a map with an LRU list; past it
+// bounded: at most MaxUnits unit windows in a bounded LRU map; past it
 // the least recently used one is forgotten (almost always a window that has
 // ended) and, should it come back, starts from zero: the cap fails open to
 // the global bound, never closed.
@@ -46,22 +46,15 @@ type unitCap struct {
 	maxEvents int
 	maxRaw    int64
 	window    time.Duration
-	maxUnits  int
 
 	mu   sync.Mutex
-	m    map[unitWindow]*list.Element
-	lru  list.List // of *unitEntry, most recent at the front
+	m    *lru.Map[unitWindow, store.UnitSummary]
 	over func(unit netip.Prefix, window time.Time)
 }
 
 type unitWindow struct {
 	unit   netip.Prefix
 	window int64 // unix seconds of the window's start
-}
-
-type unitEntry struct {
-	key unitWindow
-	sum store.UnitSummary
 }
 
 // capDecision is what the cap decided for one event.
@@ -81,7 +74,7 @@ func newUnitCap(maxEvents int, maxRaw int64, window time.Duration, maxUnits int)
 	if maxUnits <= 0 {
 		maxUnits = 1 << 16
 	}
-	return &unitCap{maxEvents: maxEvents, maxRaw: maxRaw, window: window, maxUnits: maxUnits, m: map[unitWindow]*list.Element{}}
+	return &unitCap{maxEvents: maxEvents, maxRaw: maxRaw, window: window, m: lru.New[unitWindow, store.UnitSummary](maxUnits)}
 }
 
 // admit decides for ev (with raw, nil: none) and counts it.
@@ -90,19 +83,7 @@ func (c *unitCap) admit(ev *store.Event, raw []byte) capDecision {
 	k := unitWindow{unit: store.Unit(ev.ClientIP), window: w.Unix()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.m[k]
-	if !ok {
-		if len(c.m) >= c.maxUnits {
-			old := c.lru.Back()
-			c.lru.Remove(old)
-			delete(c.m, old.Value.(*unitEntry).key)
-		}
-		el = c.lru.PushFront(&unitEntry{key: k, sum: store.UnitSummary{Unit: k.unit, Window: w}})
-		c.m[k] = el
-	} else {
-		c.lru.MoveToFront(el)
-	}
-	u := &el.Value.(*unitEntry).sum
+	u, _ := c.m.Use(k, func() store.UnitSummary { return store.UnitSummary{Unit: k.unit, Window: w} })
 	wasOver := u.Events >= c.maxEvents && c.maxEvents > 0
 	d := capDecision{key: k, kind: ev.Kind, newKind: !u.Kinds.Has(ev.Kind)}
 	d.event, d.raw = u.Admit(c.maxEvents, c.maxRaw, ev.Kind, ev.Time, raw)
@@ -123,11 +104,10 @@ func (c *unitCap) undo(d capDecision) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.m[d.key]
-	if !ok {
+	u := c.m.Peek(d.key)
+	if u == nil {
 		return // forgotten meanwhile: nothing to take back
 	}
-	u := &el.Value.(*unitEntry).sum
 	u.Events = max(u.Events-1, 0)
 	u.RawBytes = max(u.RawBytes-int64(d.rawBytes), 0)
 	if d.newKind {
@@ -139,5 +119,5 @@ func (c *unitCap) undo(d capDecision) {
 func (c *unitCap) units() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.m)
+	return c.m.Len()
 }
