@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -94,40 +92,7 @@ func (p *binProc) running() (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %w:\n%s", p.name, err, p.log.String())
 	}
-	return logfmt(line), nil
+	return runline.Fields(line), nil
 }
 
 func (p *binProc) stop(sig syscall.Signal) { p.proc.Stop(sig, 30*time.Second) }
-
-// logfmt parses a slog text line: key=value and key="quoted value".
-func logfmt(line string) map[string]string {
-	kv := map[string]string{}
-	for len(line) > 0 {
-		line = strings.TrimLeft(line, " ")
-		eq := strings.IndexByte(line, '=')
-		if eq < 0 {
-			break
-		}
-		k, rest := line[:eq], line[eq+1:]
-		var v string
-		if strings.HasPrefix(rest, `"`) {
-			end := 1
-			for end < len(rest) && (rest[end] != '"' || rest[end-1] == '\\') {
-				end++
-			}
-			if uq, err := strconv.Unquote(rest[:min(end+1, len(rest))]); err == nil {
-				v = uq
-			}
-			rest = rest[min(end+1, len(rest)):]
-		} else {
-			sp := strings.IndexByte(rest, ' ')
-			if sp < 0 {
-				sp = len(rest)
-			}
-			v, rest = rest[:sp], rest[sp:]
-		}
-		kv[k] = v
-		line = rest
-	}
-	return kv
-}

@@ -4,7 +4,10 @@
 // addresses from it.
 package runline
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Msg is the log message of the running line.
 const Msg = "blowback running"
@@ -16,20 +19,44 @@ type Addrs struct{ SMTP, DNS, HTTP string }
 // Parse reads the addresses from line, a log line in slog's text format;
 // ok is false when line is not the running line.
 func Parse(line string) (a Addrs, ok bool) {
-	if !strings.Contains(line, Msg) {
+	kv := Fields(line)
+	if kv["msg"] != Msg {
 		return Addrs{}, false
 	}
-	for _, f := range strings.Fields(line) {
-		k, v, _ := strings.Cut(f, "=")
-		v = strings.Trim(v, `"`)
-		switch k {
-		case "smtp":
-			a.SMTP = v
-		case "dns":
-			a.DNS = v
-		case "http":
-			a.HTTP = v
+	return Addrs{SMTP: kv["smtp"], DNS: kv["dns"], HTTP: kv["http"]}, true
+}
+
+// Fields parses a log line in slog's text format: key=value and
+// key="quoted value"; a trailing newline is ignored.
+func Fields(line string) map[string]string {
+	kv := map[string]string{}
+	line = strings.TrimRight(line, "\r\n")
+	for len(line) > 0 {
+		line = strings.TrimLeft(line, " ")
+		eq := strings.IndexByte(line, '=')
+		if eq < 0 {
+			break
 		}
+		k, rest := line[:eq], line[eq+1:]
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			end := 1
+			for end < len(rest) && (rest[end] != '"' || rest[end-1] == '\\') {
+				end++
+			}
+			if uq, err := strconv.Unquote(rest[:min(end+1, len(rest))]); err == nil {
+				v = uq
+			}
+			rest = rest[min(end+1, len(rest)):]
+		} else {
+			sp := strings.IndexByte(rest, ' ')
+			if sp < 0 {
+				sp = len(rest)
+			}
+			v, rest = rest[:sp], rest[sp:]
+		}
+		kv[k] = v
+		line = rest
 	}
-	return a, true
+	return kv
 }

@@ -89,3 +89,17 @@ func TestProcExited(t *testing.T) {
 		t.Fatalf("Running: %v, want ErrNotRunning", err)
 	}
 }
+
+// TestFields reads back the fields slog's text handler writes, quoted
+// values with spaces, quotes and escapes among them.
+func TestFields(t *testing.T) {
+	var b bytes.Buffer
+	slog.New(slog.NewTextHandler(&b, nil)).Info("stopped", "backlog", 1, "err", `say "hi" \ now`, "empty", "")
+	kv := Fields(b.String())
+	if kv["level"] != "INFO" || kv["msg"] != "stopped" || kv["backlog"] != "1" || kv["err"] != `say "hi" \ now` || kv["empty"] != "" {
+		t.Fatalf("Fields(%q) = %q", b.String(), kv)
+	}
+	if _, ok := kv["empty"]; !ok {
+		t.Error("empty value dropped")
+	}
+}
