@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
 )
 
 // pager gives back the pages of the store's files that badger mapped and
@@ -38,16 +40,7 @@ func (p *pager) during(interval time.Duration, fn func(), suffixes ...string) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				p.drop(suffixes...)
-			}
-		}
+		lifecycle.Every(done, interval, func() { p.drop(suffixes...) })
 	}()
 	fn()
 	close(done)

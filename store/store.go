@@ -739,24 +739,26 @@ func (s *Store) newestEvents(p netip.Prefix, limit int) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := make([][]byte, len(refs))
-	for i, r := range refs {
-		keys[i] = r.key()
+	type timedKey struct {
+		t time.Time
+		k []byte
 	}
-	slices.SortFunc(keys, func(a, b []byte) int {
-		ra, _ := parseRef(a)
-		rb, _ := parseRef(b)
-		if c := rb.Time.Compare(ra.Time); c != 0 {
+	keys := make([]timedKey, len(refs))
+	for i, r := range refs {
+		keys[i] = timedKey{r.Time, r.key()}
+	}
+	slices.SortFunc(keys, func(a, b timedKey) int {
+		if c := b.t.Compare(a.t); c != 0 {
 			return c
 		}
-		return bytes.Compare(b, a)
+		return bytes.Compare(b.k, a.k)
 	})
 	keys = keys[:min(limit, len(keys))]
 	out := make([]Event, 0, len(keys))
 	err = s.db.View(func(txn *badger.Txn) error {
-		for _, k := range keys {
+		for _, tk := range keys {
 			var e Event
-			if err := value(txn, k, func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
+			if err := value(txn, tk.k, func(v []byte) error { return decodeJSON(v, &e) }); err != nil {
 				if errors.Is(err, badger.ErrKeyNotFound) {
 					continue // expired since RefsNewest read it
 				}
