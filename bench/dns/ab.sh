@@ -8,22 +8,26 @@
 # round after round, in turn, and prints for each server and rate the median
 # over the rounds of p50, p99 and p99.9 (of answered queries), of the p99 over
 # every query sent (a lost one counted slower than any answer), the queries
-# lost and the server's CPU per 100k answers.
+# lost and the server's CPU per 100k answers. The first WARM seconds of each
+# run are a warm-up, left out of the latencies and the lost count for every
+# server alike: dnsperf has a start-up transient of its own (bench/dns/steady.awk).
 #
 # Servers: rbldnsd; rbldnsd with blowback's 4 MiB socket receive buffer
 # (rbldnsd+buf, bench/dns/rcvbuf.py); and each blowback binary given (default:
 # one built from this tree). Each pinned to CPU 0, dnsperf to CPU 1.
 #
-# Usage: bench/dns/ab.sh [-n ENTRIES] [-r RATE[,RATE...]] [-l SECONDS] [-k ROUNDS] [NAME=BLOWBACK_BINARY...]
+# Usage: bench/dns/ab.sh [-n ENTRIES] [-r RATE[,RATE...]] [-l SECONDS] [-w WARM] [-k ROUNDS] [NAME=BLOWBACK_BINARY...]
+#   -w warm-up seconds before the measured -l seconds (default 1; 0 measures from the first query)
 set -euo pipefail
-ENTRIES=1000000 RATES=30000,50000 LATDUR=5 ROUNDS=5
-while getopts "n:r:l:k:" o; do
+ENTRIES=1000000 RATES=30000,50000 LATDUR=5 ROUNDS=5 WARM=1
+while getopts "n:r:l:k:w:" o; do
 	case $o in
 	n) ENTRIES=$OPTARG ;;
 	r) RATES=$OPTARG ;;
 	l) LATDUR=$OPTARG ;;
 	k) ROUNDS=$OPTARG ;;
-	*) sed -n '2,19p' "$0"; exit 2 ;;
+	w) WARM=$OPTARG ;;
+	*) sed -n '2,23p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -69,13 +73,13 @@ one() { # server rate -> appends "server rate p50 p99 p999 p99all lost cpu" to r
 	port=$(freeport)
 	start "$1" "$port"
 	t0=$(awk '{print $14+$15}' "/proc/$SPID/stat")
-	taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$LATDUR" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
+	taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
 	t1=$(awk '{print $14+$15}' "/proc/$SPID/stat")
 	kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=
-	awk '/^> /{ if ($2!="T") print $NF }' "$raw" | sort -n >"$lat"
-	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(awk '/Queries lost:/{print $3}' "$raw")" '{a[NR]=$1} END{
+	awk -v rate="$2" -v warm="$WARM" -v timeout=2 -v lostfile="$WORK/lost" -f "$ROOT/bench/dns/steady.awk" "$raw" | sort -n >"$lat"
+	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" '{a[NR]=$1} END{
 		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? 1e9 : a[k > 0 ? k : 1]*1000
-		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/NR*100000 }' "$lat" >>"$WORK/results"
+		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000 }' "$lat" | tee -a "$WORK/results" >&2
 }
 SERVERS=(rbldnsd rbldnsd+buf "${NAMES[@]}")
 for round in $(seq 1 "$ROUNDS"); do
@@ -84,7 +88,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		for s in "${SERVERS[@]}"; do one "$s" "$RATE"; done
 	done
 done
-echo "$ENTRIES-entry zone, $ROUNDS rounds of ${LATDUR} s per server and rate, interleaved; medians over the rounds (min-max in brackets for p99); load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$ENTRIES-entry zone, $ROUNDS rounds of ${WARM} s warm-up + ${LATDUR} s measured per server and rate, interleaved; medians over the rounds (min-max in brackets for p99); load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-14s %6s %7s %22s %8s %16s %7s %9s\n" server QPS p50_ms "p99_ms (min-max)" p999_ms "p99_all_sent_ms" lost cpu/100k
 python3 - "$WORK/results" "${SERVERS[@]}" <<'PY'
 import sys, statistics as st

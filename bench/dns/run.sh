@@ -20,6 +20,9 @@
 #
 # Usage: bench/dns/run.sh [-n ENTRIES] [-d SECONDS] [-r RATE[,RATE...]] [-l SECONDS] [-R RELOAD_QPS] [-S] [-H] [-k]
 #   -r fixed rates for the latency runs (default 30000,50000), -l their length (default 10)
+#   -w warm-up seconds before each latency run's measured -l seconds (default 1):
+#      left out of the latencies and lost counts of both servers, because
+#      dnsperf has a start-up transient of its own (bench/dns/steady.awk)
 #   -S skips the reload runs
 #   -H runs a busy loop on the server's CPU during the reload runs (contention)
 #   -B gives rbldnsd blowback's 4 MiB socket receive buffer (bench/dns/rcvbuf.py, root):
@@ -40,23 +43,25 @@ ENTRIES=1000000
 DURATION=15
 RATES=30000,50000
 LATDUR=10
+WARM=1
 RELOAD_QPS=100000
 KEEP=0
 HOG=0
 SKIPRELOAD=0
 SAMEBUF=0
-while getopts "n:d:r:l:R:SHBk" o; do
+while getopts "n:d:r:l:w:R:SHBk" o; do
 	case $o in
 	n) ENTRIES=$OPTARG ;;
 	d) DURATION=$OPTARG ;;
 	r) RATES=$OPTARG ;;
 	l) LATDUR=$OPTARG ;;
+	w) WARM=$OPTARG ;;
 	R) RELOAD_QPS=$OPTARG ;;
 	S) SKIPRELOAD=1 ;;
 	k) KEEP=1 ;;
 	H) HOG=1 ;;
 	B) SAMEBUF=1 ;;
-	*) sed -n '2,37p' "$0"; exit 2 ;;
+	*) sed -n '2,39p' "$0"; exit 2 ;;
 	esac
 done
 IFS=, read -r -a RATE_LIST <<<"$RATES"
@@ -143,15 +148,13 @@ p99() { # port rate seconds pid name -> "p50 p99 p999 max cpu-s-per-100k lost dr
 	local t0 t1 d0 d1 lat="$WORK/lat.$5.$2" raw="$WORK/dnsperf.$5.$2"
 	t0=$(cputicks "$4")
 	d0=$(sockdrops "$1")
-	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$3" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
+	"${PERF_PIN[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$(($3 + WARM))" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
 	t1=$(cputicks "$4")
 	d1=$(sockdrops "$1")
-	awk '/^> /{ if ($2!="T") print $NF }' "$raw" | sort -n >"$lat"
-	local lost
-	lost=$(awk '/Queries lost:/{print $3}' "$raw")
-	awk -v d="$((t1 - t0))" -v hz="$HZ" -v lost="${lost:-0}" -v drops="$((d1 - d0))" '{a[NR]=$1} END{ if (NR==0) {print "- - - - - - - -"; exit}
+	awk -v rate="$2" -v warm="$WARM" -v timeout=2 -v lostfile="$raw.lost" -f "$ROOT/bench/dns/steady.awk" "$raw" | sort -n >"$lat"
+	awk -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$raw.lost")" -v drops="$((d1 - d0))" -v answered="$(grep -c '^> [^T]' "$raw")" '{a[NR]=$1} END{ if (NR==0) {print "- - - - - - - -"; exit}
 		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? "lost" : sprintf("%.3f", a[k > 0 ? k : 1]*1000)
-		printf "%.3f %.3f %.3f %.3f %.3f %d %d %s\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000, d/hz/NR*100000, lost, drops, p99all }' "$lat"
+		printf "%.3f %.3f %.3f %.3f %.3f %d %d %s\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000, d/hz/answered*100000, lost, drops, p99all }' "$lat"
 }
 hist() { # latency files... -> one line per bucket: share of answers (%) in each file
 	awk 'BEGIN{ nb=split("0.05 0.1 0.25 0.5 1 2 5 10 50", ub, " ") }
@@ -267,9 +270,10 @@ for RATE in "${RATE_LIST[@]}"; do
 		printf "%-34s %14s %14s %8s\n" "$q ms at $RATE QPS" "${R[rbldnsd,$q,$RATE]}" "${R[blowback,$q,$RATE]}" "$(ratio "${R[blowback,$q,$RATE]}" "${R[rbldnsd,$q,$RATE]}")"
 	done
 	printf "%-34s %14s %14s %8s\n" "CPU s per 100k at $RATE QPS" "${R[rbldnsd,cpur,$RATE]}" "${R[blowback,cpur,$RATE]}" "$(ratio "${R[blowback,cpur,$RATE]}" "${R[rbldnsd,cpur,$RATE]}")"
-	printf "%-34s %14s %14s\n" "lost at $RATE QPS (socket drops)" "${R[rbldnsd,lost,$RATE]} (${R[rbldnsd,drops,$RATE]})" "${R[blowback,lost,$RATE]} (${R[blowback,drops,$RATE]})"
+	printf "%-34s %14s %14s\n" "lost at $RATE QPS (socket drops*)" "${R[rbldnsd,lost,$RATE]} (${R[rbldnsd,drops,$RATE]})" "${R[blowback,lost,$RATE]} (${R[blowback,drops,$RATE]})"
 	printf "%-34s %14s %14s %8s\n" "p99 ms at $RATE, lost counted" "${R[rbldnsd,p99all,$RATE]}" "${R[blowback,p99all,$RATE]}" "$(ratio "${R[blowback,p99all,$RATE]}" "${R[rbldnsd,p99all,$RATE]}")"
 done
+echo "(fixed-rate latencies and lost queries: the ${LATDUR} s after a ${WARM} s warm-up; *socket drops and CPU: the whole run)"
 printf "%-34s %14s %14s %8s\n" "RSS MB after load (total/anon)" "${R[rbldnsd,rss0]}" "${R[blowback,rss0]}" "$(ratio "$(first "${R[blowback,rss0]}")" "$(first "${R[rbldnsd,rss0]}")")"
 printf "%-34s %14s %14s %8s\n" "RSS MB after the runs" "${R[rbldnsd,rss1]}" "${R[blowback,rss1]}" "$(ratio "$(first "${R[blowback,rss1]}")" "$(first "${R[rbldnsd,rss1]}")")"
 printf "%-34s %14s %14s %8s\n" "load: start to first answer, s" "${R[rbldnsd,load]}" "${R[blowback,load]}" "$(ratio "${R[blowback,load]}" "${R[rbldnsd,load]}")"
