@@ -69,17 +69,21 @@ start() { # server port
 	fi
 }
 one() { # server rate -> appends "server rate p50 p99 p999 p99all lost cpu" to results
-	local port t0 t1 raw="$WORK/raw" lat="$WORK/lat"
+	local port t0 t1 cl raw="$WORK/raw" lat="$WORK/lat"
 	port=$(freeport)
 	start "$1" "$port"
 	t0=$(awk '{print $14+$15}' "/proc/$SPID/stat")
-	taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
+	# dnsperf's own CPU (its ticks, as its waiting subshell's children's): it
+	# shares one core between its sending and receiving threads, and near 100%
+	# its own queueing shows in every server's latencies.
+	cl=$( (taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
+		awk '{print $16+$17}' "/proc/$BASHPID/stat"))
 	t1=$(awk '{print $14+$15}' "/proc/$SPID/stat")
 	kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=
 	awk -v rate="$2" -v warm="$WARM" -v timeout=2 -v lostfile="$WORK/lost" -f "$ROOT/bench/dns/steady.awk" "$raw" | sort -n >"$lat"
-	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" '{a[NR]=$1} END{
+	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" -v cl="$cl" -v secs="$((LATDUR + WARM))" '{a[NR]=$1} END{
 		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? 1e9 : a[k > 0 ? k : 1]*1000
-		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000 }' "$lat" | tee -a "$WORK/results" >&2
+		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f %.0f\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000, cl/hz/secs*100 }' "$lat" | tee -a "$WORK/results" >&2
 }
 SERVERS=(rbldnsd rbldnsd+buf "${NAMES[@]}")
 for round in $(seq 1 "$ROUNDS"); do
@@ -89,7 +93,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 echo "$ENTRIES-entry zone, $ROUNDS rounds of ${WARM} s warm-up + ${LATDUR} s measured per server and rate, interleaved; medians over the rounds (min-max in brackets for p99); load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-14s %6s %7s %22s %8s %16s %7s %9s\n" server QPS p50_ms "p99_ms (min-max)" p999_ms "p99_all_sent_ms" lost cpu/100k
+printf "%-14s %6s %7s %22s %8s %16s %7s %9s %10s\n" server QPS p50_ms "p99_ms (min-max)" p999_ms "p99_all_sent_ms" lost cpu/100k dnsperf_cpu
 python3 - "$WORK/results" "${SERVERS[@]}" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
@@ -103,5 +107,5 @@ for rate in rates:
         med = lambda i: st.median(col(i))
         p99all = med(5)
         p99a = "lost" if p99all >= 1e9 else f"{p99all:.3f}"
-        print(f"{s:<14} {rate:>6} {med(2):>7.3f} {med(3):>8.3f} ({min(col(3)):.2f}-{max(col(3)):.2f}) {med(4):>8.3f} {p99a:>16} {int(med(6)):>7} {med(7):>9.3f}")
+        print(f"{s:<14} {rate:>6} {med(2):>7.3f} {med(3):>8.3f} ({min(col(3)):.2f}-{max(col(3)):.2f}) {med(4):>8.3f} {p99a:>16} {int(med(6)):>7} {med(7):>9.3f} {med(8):>9.0f}%")
 PY
