@@ -81,9 +81,9 @@ one() { # server rate -> appends "server rate p50 p99 p999 p99all lost cpu" to r
 	t1=$(awk '{print $14+$15}' "/proc/$SPID/stat")
 	kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=
 	awk -v rate="$2" -v warm="$WARM" -v timeout=2 -v lostfile="$WORK/lost" -f "$ROOT/bench/dns/steady.awk" "$raw" | sort -n >"$lat"
-	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" -v cl="$cl" -v secs="$((LATDUR + WARM))" '{a[NR]=$1} END{
+	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" -v cl="$cl" -v secs="$((LATDUR + WARM))" -v round="$round" '{a[NR]=$1} END{
 		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? 1e9 : a[k > 0 ? k : 1]*1000
-		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f %.0f\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000, cl/hz/secs*100 }' "$lat" | tee -a "$WORK/results" >&2
+		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f %.0f %d\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000, cl/hz/secs*100, round }' "$lat" | tee -a "$WORK/results" >&2
 }
 SERVERS=(rbldnsd rbldnsd+buf "${NAMES[@]}")
 for round in $(seq 1 "$ROUNDS"); do
@@ -108,4 +108,13 @@ for rate in rates:
         p99all = med(5)
         p99a = "lost" if p99all >= 1e9 else f"{p99all:.3f}"
         print(f"{s:<14} {rate:>6} {med(2):>7.3f} {med(3):>8.3f} ({min(col(3)):.2f}-{max(col(3)):.2f}) {med(4):>8.3f} {p99a:>16} {int(med(6)):>7} {med(7):>9.3f} {med(8):>9.0f}%")
+# Rounds are paired: the servers of one round ran back to back, so a round
+# where the machine was worse tends to be worse for all of them.
+print("rounds in which each server's p99 was below rbldnsd's (answered) / rbldnsd+buf's:")
+for rate in rates:
+    for s in order[2:]:
+        byr = lambda name: {r[9]: float(r[3]) for r in rows if r[0] == name and int(r[1]) == rate}
+        mine, rb, rbb = byr(s), byr("rbldnsd"), byr("rbldnsd+buf")
+        k = sorted(set(mine) & set(rb) & set(rbb))
+        print(f"  {s} at {rate} QPS: {sum(mine[i] < rb[i] for i in k)} / {sum(mine[i] < rbb[i] for i in k)} of {len(k)}")
 PY
