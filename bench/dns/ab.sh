@@ -18,6 +18,8 @@
 #
 # Usage: bench/dns/ab.sh [-n ENTRIES] [-r RATE[,RATE...]] [-l SECONDS] [-w WARM] [-k ROUNDS] [NAME=BLOWBACK_BINARY...]
 #   -w warm-up seconds before the measured -l seconds (default 1; 0 measures from the first query)
+# Prints the medians, the rounds in which each blowback beat rbldnsd, and a
+# latency histogram of all rounds pooled.
 set -euo pipefail
 ENTRIES=1000000 RATES=30000,50000 LATDUR=5 ROUNDS=5 WARM=1
 while getopts "n:r:l:k:w:" o; do
@@ -27,7 +29,7 @@ while getopts "n:r:l:k:w:" o; do
 	l) LATDUR=$OPTARG ;;
 	k) ROUNDS=$OPTARG ;;
 	w) WARM=$OPTARG ;;
-	*) sed -n '2,23p' "$0"; exit 2 ;;
+	*) sed -n '2,22p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -84,7 +86,10 @@ one() { # server rate -> appends "server rate p50 p99 p999 p99all lost cpu" to r
 	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" -v cl="$cl" -v secs="$((LATDUR + WARM))" -v round="$round" '{a[NR]=$1} END{
 		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? 1e9 : a[k > 0 ? k : 1]*1000
 		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f %.0f %d\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000, cl/hz/secs*100, round }' "$lat" | tee -a "$WORK/results" >&2
+	awk -v s="$1" -v r="$2" -v b="$BUCKETS" 'BEGIN{ nb=split(b, ub, " ") } { ms=$1*1000; for (i=1; i<=nb && ms>ub[i]; i++); c[i]++ }
+		END{ printf "%s %s", s, r; for (i=1; i<=nb+1; i++) printf " %d", c[i]; printf "\n" }' "$lat" >>"$WORK/hist"
 }
+BUCKETS="0.05 0.1 0.25 0.5 1 2 5 10 50" # ms, the latency histogram's upper bounds
 SERVERS=(rbldnsd rbldnsd+buf "${NAMES[@]}")
 for round in $(seq 1 "$ROUNDS"); do
 	echo "== round $round of $ROUNDS (load $(cut -d' ' -f1 /proc/loadavg))" >&2
@@ -117,4 +122,22 @@ for rate in rates:
         mine, rb, rbb = byr(s), byr("rbldnsd"), byr("rbldnsd+buf")
         k = sorted(set(mine) & set(rb) & set(rbb))
         print(f"  {s} at {rate} QPS: {sum(mine[i] < rb[i] for i in k)} / {sum(mine[i] < rbb[i] for i in k)} of {len(k)}")
+PY
+echo "latency histogram, all rounds pooled (share of answers per bucket):"
+python3 - "$WORK/hist" "$BUCKETS" "${SERVERS[@]}" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+ub = sys.argv[2].split()
+order = sys.argv[3:]
+rates = sorted({int(r[1]) for r in rows})
+cols = [(s, rate) for rate in rates for s in order]
+tot = {c: [0] * (len(ub) + 1) for c in cols}
+for r in rows:
+    c = (r[0], int(r[1]))
+    if c in tot:
+        tot[c] = [a + int(b) for a, b in zip(tot[c], r[2:])]
+print("  " + " " * 10 + "".join(f" {s[:11] + '@' + str(rate // 1000) + 'k':>15}" for s, rate in cols))
+for i in range(len(ub) + 1):
+    lab = f"<= {ub[i]} ms" if i < len(ub) else f"> {ub[-1]} ms"
+    print(f"  {lab:<10}" + "".join(f" {100 * tot[c][i] / max(sum(tot[c]), 1):>14.3f}%" for c in cols))
 PY
