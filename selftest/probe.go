@@ -38,7 +38,7 @@ func (t *Tester) run(ts *test) {
 	t.mu.Lock()
 	var free []netip.Addr
 	for _, a := range addrs {
-		if t.allowLocked("mx:"+a.String(), t.cfg.PerMXPerHour, time.Hour, false) {
+		if t.limMX.Allowed(a, t.now()) {
 			free = append(free, a)
 		}
 	}
@@ -116,7 +116,7 @@ func humanDur(d time.Duration) string {
 func (t *Tester) probe(ctx context.Context, ts *test, addrs []netip.Addr) (string, string) {
 	for _, a := range addrs {
 		t.mu.Lock()
-		ok := t.allowLocked("mx:"+a.String(), t.cfg.PerMXPerHour, time.Hour, true)
+		ok := t.limMX.Take(a, t.now())
 		t.mu.Unlock()
 		if !ok {
 			continue
@@ -376,7 +376,7 @@ func (t *Tester) delist(ctx context.Context, req Request, res Result) []string {
 		}
 		if i > 0 { // another listed MX address: it spends its own daily budget
 			t.mu.Lock()
-			ok := t.allowLocked("unit:"+u.String(), t.cfg.PerDomainPerDay, 24*time.Hour, true)
+			ok := t.limUnit.Take(u, t.now())
 			t.mu.Unlock()
 			if !ok {
 				continue

@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blowback-dnsbl/blowback/internal/lifecycle"
+	"github.com/blowback-dnsbl/blowback/internal/ratelimit"
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
@@ -72,11 +73,20 @@ type Config struct {
 	// kept out of the evidence; default 24h.
 	Keep time.Duration
 	// Limits; defaults 3 per domain per day, 10 per MX address per hour,
-	// 5 per requester per hour, 20 running at once.
+	// 5 per requester per hour, 20 running at once. Each "n per window" is
+	// n at once, then one every window/n (GCRA, internal/ratelimit): 3 per
+	// day is 3 at once and then one every 8 hours, so up to 5 in some span
+	// of 24 hours, never more than 3 a day in the long run.
 	PerDomainPerDay     int
 	PerMXPerHour        int
 	PerRequesterPerHour int
 	MaxRunning          int
+	// LimitKeys is how many keys each limit (requesters, domains, listed
+	// units, MX addresses) remembers; default 100000. The limits fail
+	// closed: a key still limited is never forgotten, so a flood of new
+	// keys cannot reset a domain's limit; while a limit holds LimitKeys
+	// keys all used within its window, tests for new keys are refused.
+	LimitKeys int
 	// MaxMX is how many MX hosts are considered (2 addresses each); default 3.
 	MaxMX int
 	// AllowPrivate allows probing loopback and private addresses (tests only).
@@ -109,6 +119,7 @@ func (c *Config) defaults() {
 	def(&c.PerMXPerHour, 10)
 	def(&c.PerRequesterPerHour, 5)
 	def(&c.MaxRunning, 20)
+	def(&c.LimitKeys, 100000)
 	def(&c.MaxMX, 3)
 	dur(&c.DNSTimeout, 10*time.Second)
 	dur(&c.DialTimeout, 10*time.Second)
@@ -264,8 +275,14 @@ type Tester struct {
 	mu      sync.Mutex
 	tests   map[string]*test // by id
 	byLocal map[string]*test // by sender local part
-	lim     map[string][]time.Time
 	running int
+
+	// Rate limits (see Config), used under mu so that every limit of a
+	// request is checked before any is taken.
+	limReq  *ratelimit.Limiter[string]       // per requester per hour
+	limDom  *ratelimit.Limiter[string]       // per domain per day
+	limUnit *ratelimit.Limiter[netip.Prefix] // per listed unit per day
+	limMX   *ratelimit.Limiter[netip.Addr]   // per MX address per hour
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -280,9 +297,17 @@ func New(cfg Config, res Resolver, rec Records, lst Listing, log *slog.Logger, r
 	if res == nil {
 		res = NewDNSResolver(cfg.Resolver, cfg.DNSTimeout)
 	}
+	// FailClosed: these limits guard the MX hosts of a domain (somebody
+	// else's, perhaps) against blowback sending it mail; an attacker must
+	// not be able to reset them by sending many other keys.
+	keys, closed := cfg.LimitKeys, ratelimit.FailClosed
 	return &Tester{cfg: cfg, res: res, rec: rec, lst: lst, log: log.With("pkg", "selftest"), metrics: newMetrics(reg),
-		now: time.Now, tests: map[string]*test{}, byLocal: map[string]*test{}, lim: map[string][]time.Time{},
-		stop: make(chan struct{})}
+		now: time.Now, tests: map[string]*test{}, byLocal: map[string]*test{},
+		limReq:  ratelimit.New[string](cfg.PerRequesterPerHour, time.Hour, keys, closed),
+		limDom:  ratelimit.New[string](cfg.PerDomainPerDay, 24*time.Hour, keys, closed),
+		limUnit: ratelimit.New[netip.Prefix](cfg.PerDomainPerDay, 24*time.Hour, keys, closed),
+		limMX:   ratelimit.New[netip.Addr](cfg.PerMXPerHour, time.Hour, keys, closed),
+		stop:    make(chan struct{})}
 }
 
 // Enabled reports whether tests may be started.
@@ -334,26 +359,14 @@ func (t *Tester) Start(req Request) (string, error) {
 		t.metrics.requests.WithLabelValues("busy").Inc()
 		return "", ErrBusy
 	}
-	// Check every limit before taking from any.
-	keys := []struct {
-		k string
-		n int
-		w time.Duration
-	}{
-		{"req:" + req.Requester, t.cfg.PerRequesterPerHour, time.Hour},
-		{"dom:" + dom, t.cfg.PerDomainPerDay, 24 * time.Hour},
-		// A pass delists: at most as many tests per listed unit a day as
-		// per domain, whatever domains are named.
-		{"unit:" + req.Unit.String(), t.cfg.PerDomainPerDay, 24 * time.Hour},
-	}
-	for _, k := range keys {
-		if !t.allowLocked(k.k, k.n, k.w, false) {
-			t.metrics.requests.WithLabelValues("rate_limited").Inc()
-			return "", ErrRateLimited
-		}
-	}
-	for _, k := range keys {
-		t.allowLocked(k.k, k.n, k.w, true)
+	// Check every limit before taking from any (under mu, so the takes
+	// succeed). A pass delists: at most as many tests per listed unit a
+	// day as per domain, whatever domains are named.
+	now := t.now()
+	if !t.limReq.Allowed(req.Requester, now) || !t.limDom.Allowed(dom, now) || !t.limUnit.Allowed(req.Unit, now) ||
+		!t.limReq.Take(req.Requester, now) || !t.limDom.Take(dom, now) || !t.limUnit.Take(req.Unit, now) {
+		t.metrics.requests.WithLabelValues("rate_limited").Inc()
+		return "", ErrRateLimited
 	}
 	id := randHex(16)
 	local := localPrefix + randHex(10)
@@ -393,40 +406,13 @@ func (t *Tester) Get(id string) (Result, bool) {
 	return r, true
 }
 
-// allowLocked applies a sliding-window limit; take records a use.
-func (t *Tester) allowLocked(key string, n int, window time.Duration, take bool) bool {
-	now := t.now()
-	hits := t.lim[key][:0:0]
-	for _, h := range t.lim[key] {
-		if now.Sub(h) < window {
-			hits = append(hits, h)
-		}
-	}
-	if len(hits) >= n {
-		t.lim[key] = hits
-		return false
-	}
-	if take {
-		hits = append(hits, now)
-	}
-	t.lim[key] = hits
-	return true
-}
-
-// gcLocked forgets finished tests after Keep and stale limiter keys.
+// gcLocked forgets finished tests after Keep.
 func (t *Tester) gcLocked() {
 	now := t.now()
 	for id, ts := range t.tests {
 		if ts.Ended != nil && now.Sub(*ts.Ended) > t.cfg.Keep {
 			delete(t.tests, id)
 			delete(t.byLocal, ts.local)
-		}
-	}
-	if len(t.lim) > 10000 {
-		for k, v := range t.lim {
-			if len(v) == 0 || now.Sub(v[len(v)-1]) > 24*time.Hour {
-				delete(t.lim, k)
-			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package selftest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -388,4 +389,51 @@ func FuzzNormalizeDomain(f *testing.F) {
 			t.Errorf("not idempotent: %q -> %q -> %q %v", s, d, d2, err)
 		}
 	})
+}
+
+// TestLimitsBoundedUnderFlood: a flood of distinct requesters, domains and
+// units (one IPv6 requester has 2^64 addresses) leaves each limit at its
+// capacity of keys, and cannot reset a domain's limit: the limits fail
+// closed, refusing new keys while full of live ones.
+func TestLimitsBoundedUnderFlood(t *testing.T) {
+	const keys = 500
+	e := newTestEnv(t, true, func(c *Config) { c.LimitKeys = keys; c.MaxRunning = 2 * keys })
+	clk := testenv.NewManualClock(time.Now())
+	e.ts.now = clk.Now
+	for range 3 { // example.test at its limit of 3 a day
+		e.run("example.test")
+	}
+	started := 0
+	for i := range 200000 {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		_, err := e.ts.Start(Request{IP: a, Unit: netip.PrefixFrom(a, 32), Domain: fmt.Sprintf("d%d.test", i),
+			Requester: fmt.Sprintf("2001:db8::%x", i)})
+		switch {
+		case err == nil:
+			started++
+		case !errors.Is(err, ErrRateLimited):
+			t.Fatalf("flood %d: %v", i, err)
+		}
+	}
+	if started != keys-1 {
+		t.Errorf("%d tests of the flood started, want %d (till each limit held its %d keys)", started, keys-1, keys)
+	}
+	for name, n := range map[string]int{"requester": e.ts.limReq.Len(), "domain": e.ts.limDom.Len(), "unit": e.ts.limUnit.Len()} {
+		if n != keys {
+			t.Errorf("the %s limit holds %d keys, want its capacity %d", name, n, keys)
+		}
+	}
+	// A requester and a unit that still have allowance (kept: live) ask
+	// for example.test: its limit was kept too, and refuses.
+	unit := netip.MustParsePrefix("10.0.0.1/32")
+	_, err := e.ts.Start(Request{IP: unit.Addr(), Unit: unit, Domain: "example.test", Requester: "198.51.100.1"})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Errorf("example.test after the flood: %v, want rate limited", err)
+	}
+	if _, err := e.ts.Start(Request{IP: unit.Addr(), Unit: unit, Domain: "d2.test", Requester: "198.51.100.1"}); err != nil {
+		t.Errorf("the same requester and unit for another known domain: %v", err)
+	}
+	if _, rcpt, _ := e.mx.seen(); len(rcpt) != 3 {
+		t.Errorf("example.test's MX was probed %d times, want 3", len(rcpt))
+	}
 }

@@ -331,7 +331,7 @@ func (s *Server) Delist(ctx context.Context, a netip.Addr, reason string, reques
 	// Check both allowances before taking either, so a refusal by one does
 	// not use up the other.
 	now, rk := s.now(), requesterKey(requester)
-	if !s.limReq.allowed(rk, now) || !s.limAddr.allowed(unit, now) || !s.limReq.take(rk, now) || !s.limAddr.take(unit, now) {
+	if !s.limReq.Allowed(rk, now) || !s.limAddr.Allowed(unit, now) || !s.limReq.Take(rk, now) || !s.limAddr.Take(unit, now) {
 		s.metrics.delists.WithLabelValues("rate_limited").Inc()
 		return http.StatusTooManyRequests, "too many delist requests; try again later"
 	}

@@ -316,7 +316,7 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, publicError(err))
 		return
 	}
-	if !s.limHist.take(requesterKey(s.requesterAddr(r)), s.now()) {
+	if !s.limHist.Take(requesterKey(s.requesterAddr(r)), s.now()) {
 		w.Header().Set("Retry-After", "60")
 		jsonError(w, http.StatusTooManyRequests, "too many requests; try again in a minute")
 		return

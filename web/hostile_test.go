@@ -203,17 +203,17 @@ func TestDelistLimiterPer64(t *testing.T) {
 	now := time.Now()
 	for i := range 100000 {
 		k := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
-		l.take(k, now)
+		l.Take(k, now)
 	}
-	if n := l.len(); n != 1000 {
+	if n := l.Len(); n != 1000 {
 		t.Errorf("limiter holds %d keys, want its capacity 1000", n)
 	}
 	k := netip.MustParsePrefix("192.0.2.1/32")
-	first, second, third := l.take(k, now), l.take(k, now), l.take(k, now)
+	first, second, third := l.Take(k, now), l.Take(k, now), l.Take(k, now)
 	if !first || !second || third {
 		t.Errorf("2 per hour not enforced: %v %v %v", first, second, third)
 	}
-	if !l.take(k, now.Add(31*time.Minute)) {
+	if !l.Take(k, now.Add(31*time.Minute)) {
 		t.Error("allowance does not recover")
 	}
 }

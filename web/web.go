@@ -32,6 +32,7 @@ import (
 	"github.com/blowback-dnsbl/blowback/forward"
 	"github.com/blowback-dnsbl/blowback/intake"
 	"github.com/blowback-dnsbl/blowback/internal/httpjson"
+	"github.com/blowback-dnsbl/blowback/internal/ratelimit"
 	"github.com/blowback-dnsbl/blowback/listing"
 	"github.com/blowback-dnsbl/blowback/store"
 	"github.com/blowback-dnsbl/blowback/zones"
@@ -118,7 +119,7 @@ type Server struct {
 
 	// Public delist limits: per requester (address, IPv6 /64) and per
 	// listed unit; history API requests per requester.
-	limReq, limAddr, limHist *limiter
+	limReq, limAddr, limHist *ratelimit.Limiter[netip.Prefix]
 
 	srv  *http.Server
 	addr net.Addr

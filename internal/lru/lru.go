@@ -1,5 +1,5 @@
 // Package lru is a map of bounded size that forgets its least recently
-// used key: the state of per-client limits and caps (web's delist limiter,
+// used key: the state of per-client limits and caps (internal/ratelimit,
 // forward's per-unit spool cap), where an attacker controls the keys and
 // memory must stay bounded whatever they send. Not safe for concurrent
 // use: its users hold their own lock around it.
@@ -48,6 +48,18 @@ func (c *Map[K, V]) Peek(k K) *V {
 		return &el.Value.(*entry[K, V]).v
 	}
 	return nil
+}
+
+// Oldest returns the least recently used key and its value, the one Use
+// would forget next, without marking it used; ok is false when the map is
+// empty.
+func (c *Map[K, V]) Oldest() (k K, v *V, ok bool) {
+	el := c.l.Back()
+	if el == nil {
+		return k, nil, false
+	}
+	e := el.Value.(*entry[K, V])
+	return e.k, &e.v, true
 }
 
 // Len is the number of keys held.

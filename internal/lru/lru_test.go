@@ -28,6 +28,15 @@ func TestMap(t *testing.T) {
 	if m.Peek("a") != nil { // a was the oldest now
 		t.Fatal("a not forgotten")
 	}
+	if k, v, ok := m.Oldest(); !ok || k != "c" || *v != 0 { // Oldest does not mark c used
+		t.Fatalf("oldest: %v %v %v", k, v, ok)
+	}
+	if k, _, _ := m.Oldest(); k != "c" {
+		t.Fatalf("oldest again: %v", k)
+	}
+	if _, _, ok := New[int, int](3).Oldest(); ok {
+		t.Fatal("oldest of an empty map")
+	}
 	if New[int, int](0).max != 1 {
 		t.Fatal("capacity below 1")
 	}
