@@ -276,6 +276,7 @@ type Tester struct {
 	tests   map[string]*test // by id
 	byLocal map[string]*test // by sender local part
 	running int
+	lastGC  time.Time // when gcLocked last scanned the tests
 
 	// Rate limits (see Config), used under mu so that every limit of a
 	// request is checked before any is taken.
@@ -406,9 +407,14 @@ func (t *Tester) Get(id string) (Result, bool) {
 	return r, true
 }
 
-// gcLocked forgets finished tests after Keep.
+// gcLocked forgets finished tests after Keep. It scans every kept test, so
+// it runs at most once a minute, not on every Start.
 func (t *Tester) gcLocked() {
 	now := t.now()
+	if !t.lastGC.IsZero() && now.Sub(t.lastGC) < time.Minute {
+		return
+	}
+	t.lastGC = now
 	for id, ts := range t.tests {
 		if ts.Ended != nil && now.Sub(*ts.Ended) > t.cfg.Keep {
 			delete(t.tests, id)

@@ -437,3 +437,22 @@ func TestLimitsBoundedUnderFlood(t *testing.T) {
 		t.Errorf("example.test's MX was probed %d times, want 3", len(rcpt))
 	}
 }
+
+// TestFinishedTestsForgotten: a finished test is kept for Keep, then
+// forgotten by a later Start; the scan runs at most once a minute.
+func TestFinishedTestsForgotten(t *testing.T) {
+	e := newTestEnv(t, true, func(c *Config) { c.Keep = time.Hour })
+	clk := testenv.NewManualClock(time.Now())
+	e.ts.now = clk.Now
+	first := e.run("example.test")
+	clk.Add(30 * time.Minute)
+	e.run("example.test") // within Keep: the first is kept
+	if _, ok := e.ts.Get(first.ID); !ok {
+		t.Fatal("a test finished 30 min ago was forgotten (Keep 1 h)")
+	}
+	clk.Add(45 * time.Minute) // 75 min after the first ended
+	e.run("example.test")
+	if _, ok := e.ts.Get(first.ID); ok {
+		t.Error("a test finished 75 min ago is still kept (Keep 1 h)")
+	}
+}

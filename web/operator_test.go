@@ -333,7 +333,7 @@ func TestSelfTestPages(t *testing.T) {
 	ft.mu.Lock()
 	req := ft.reqs[0]
 	ft.mu.Unlock()
-	if req.Unit.String() != "192.0.2.30/32" || req.Domain != "Example.ORG" || req.Requester != "127.0.0.1" || len(req.Hosts) == 0 || req.Hosts[0] != "mx.example.org" {
+	if req.Unit.String() != "192.0.2.30/32" || req.Domain != "Example.ORG" || req.Requester != "127.0.0.1/32" || len(req.Hosts) == 0 || req.Hosts[0] != "mx.example.org" {
 		t.Errorf("request %+v", req)
 	}
 	res := e.do(c, "GET", r.hdr.Get("Location"), "", nil)

@@ -151,7 +151,7 @@ func (s *Server) startSelfTest(r *http.Request, ipText, domain string) (string, 
 		s.log.Error("self-test evidence", "err", err)
 		return "", http.StatusInternalServerError, "internal error"
 	}
-	id, err := s.cfg.SelfTest.Start(selftest.Request{IP: a, Unit: unit, Domain: domain, Requester: s.requester(r), Hosts: hostsOf(evs)})
+	id, err := s.cfg.SelfTest.Start(selftest.Request{IP: a, Unit: unit, Domain: domain, Requester: s.selfTestRequester(r), Hosts: hostsOf(evs)})
 	switch {
 	case errors.Is(err, selftest.ErrBadDomain):
 		return "", http.StatusBadRequest, strings.TrimPrefix(err.Error(), selftest.ErrBadDomain.Error()+": ")
@@ -301,4 +301,14 @@ func (s *Server) apiSelfTest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// selfTestRequester is the self-test's rate-limit key of r's requester:
+// its listing unit (an IPv6 requester's /64, as for the delist limiter),
+// so one subscriber's allocation is one requester, not 2^64 of them.
+func (s *Server) selfTestRequester(r *http.Request) string {
+	if a := s.requesterAddr(r); a.IsValid() {
+		return requesterKey(a).String()
+	}
+	return s.requester(r)
 }

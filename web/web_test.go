@@ -388,6 +388,28 @@ func TestRequesterBehindProxy(t *testing.T) {
 	}
 }
 
+// TestSelfTestRequesterIsUnit: the self-test's per-requester limit keys an
+// IPv6 requester by its /64, so one allocation cannot pose as 2^64
+// requesters; a trusted proxy's forwarded address is keyed the same way.
+func TestSelfTestRequesterIsUnit(t *testing.T) {
+	s := New(Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil, nil, &zones.Current{}, nil, nil, nil, nil)
+	for _, c := range []struct{ remote, xff, want string }{
+		{"[2001:db8:1:2:aaaa::1]:5000", "", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::7]:5000", "", "2001:db8:1:2::/64"},
+		{"10.1.1.1:5000", "2001:db8:9:9::5", "2001:db8:9:9::/64"},
+		{"192.0.2.1:5000", "", "192.0.2.1/32"},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := s.selfTestRequester(r); got != c.want {
+			t.Errorf("selfTestRequester(%s, XFF %q) = %s, want %s", c.remote, c.xff, got, c.want)
+		}
+	}
+}
+
 var tokenRE = regexp.MustCompile(`name="token" value="([^"]+)"`)
 
 // TestDelistForm: the no-JavaScript form flow, CSRF checks and
