@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -316,13 +317,30 @@ func TestNetCap(t *testing.T) {
 			raw := make([]byte, 1000)
 			rand.Read(raw)
 			const perUnit = 50
-			for i := range tc.units {
-				ip := tc.unit(i).String()
-				for j := range perUnit {
-					if err := st.Put(ctx, capEvent(ip, base.Add(time.Duration(i*perUnit+j)*100*time.Millisecond), store.KindBounce), raw); err != nil {
-						t.Fatal(err)
-					}
+			// 50 units at a time (so the store commits in groups): the
+			// network is full after the first few waves, and the later
+			// units' first events are stored past its cap.
+			const wave = 50
+			for w := 0; w < tc.units; w += wave {
+				var wg sync.WaitGroup
+				for i := w; i < min(w+wave, tc.units); i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						ip := tc.unit(i).String()
+						for j := range perUnit {
+							r := raw
+							if j%5 != 0 {
+								r = nil // fewer to compress; 3000 raw messages are still far past NetMaxRawBytes
+							}
+							if err := st.Put(ctx, capEvent(ip, base.Add(time.Duration(i*perUnit+j)*100*time.Millisecond), store.KindBounce), r); err != nil {
+								t.Error(err)
+								return
+							}
+						}
+					}()
 				}
+				wg.Wait()
 			}
 			// A unit of another network, after the flood: unaffected.
 			for j := range perUnit {
@@ -335,8 +353,9 @@ func TestNetCap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(refs) > opts.NetMaxEvents+tc.units {
-				t.Errorf("%d events stored in %s, want at most NetMaxEvents + one per unit = %d", len(refs), tc.net, opts.NetMaxEvents+tc.units)
+			if len(refs) > opts.NetMaxEvents+tc.units || len(refs) <= opts.NetMaxEvents {
+				t.Errorf("%d events stored in %s, want more than NetMaxEvents (units' first events past the cap) and at most NetMaxEvents + one per unit = %d",
+					len(refs), tc.net, opts.NetMaxEvents+tc.units)
 			}
 			perUnitStored := map[netip.Prefix]int{}
 			rawKept := 0
