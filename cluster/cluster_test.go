@@ -32,6 +32,8 @@ type replicaNode struct {
 	rep   *cluster.Replica
 	// onSnap, when set, gets every snapshot the replica publishes.
 	onSnap func(*zones.Snapshot)
+	// storeOpts, when set, are the store's options (default: store.DefaultOptions).
+	storeOpts *store.Options
 }
 
 // startReplica starts replica name of cfg, stopped when the test ends.
@@ -60,7 +62,11 @@ func (r *replicaNode) start() {
 	if r.conn, err = cluster.Connect(r.cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.st, err = store.Open(r.dir, store.DefaultOptions(), nil); err != nil {
+	opts := store.DefaultOptions()
+	if r.storeOpts != nil {
+		opts = *r.storeOpts
+	}
+	if r.st, err = store.Open(r.dir, opts, nil); err != nil {
 		t.Fatal(err)
 	}
 	batch := 64 // several batches in the test

@@ -85,3 +85,64 @@ func TestClusterBatchBoundaries(t *testing.T) {
 		t.Errorf("zone: flood %v, delisted %v, other %v", s1.Lookup(flood), s1.Lookup(addr(10040)), s1.Lookup(addr(10080)))
 	}
 }
+
+// TestClusterNetCapDeterminism: the store's per-network caps share one
+// summary among the units of a /24, so two replicas cutting the log into
+// different batches must still commit a network's events in stream order:
+// they store the same events and keep the same network summaries. (Applied
+// unit by unit in parallel, the units of one network raced for its cap.)
+func TestClusterNetCapDeterminism(t *testing.T) {
+	_, cfg, admin := startLog(t, 1, 3*time.Second, 7000)
+	ctx := context.Background()
+	opts := store.DefaultOptions()
+	opts.UnitMaxEvents, opts.NetMaxEvents, opts.NetMaxRawBytes = 6, 40, 2000
+	r1 := runReplica(t, &replicaNode{name: "r1", cfg: cfg, batch: 3, storeOpts: &opts})
+	r2 := runReplica(t, &replicaNode{name: "r2", cfg: cfg, batch: 1000, storeOpts: &opts})
+
+	kinds := []store.Kind{store.KindBounce, store.KindBounce, store.KindAutoreply, store.KindBounce, store.KindCallout, store.KindBounce}
+	var n uint64
+	for i := range 600 {
+		ev := event(i, "trap1")
+		// 10 units of one /24, interleaved: which of them fill the network's
+		// last slots depends on the order the store commits them in.
+		ev.ClientIP = netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 10)})
+		ev.Kind = kinds[(i/100)%len(kinds)]
+		if _, err := admin.PublishEvent(ctx, ev, []byte("raw message")); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	waitFor(t, "both replicas applied everything", 120*time.Second, func() bool {
+		return r1.rep.Applied() == n && r2.rep.Applied() == n
+	})
+	ids := func(r *replicaNode) []store.EventID {
+		var out []store.EventID
+		r.st.ScanRefs(ctx, func(ref store.Ref) error { out = append(out, ref.ID); return nil })
+		slices.SortFunc(out, func(a, b store.EventID) int { return bytes.Compare(a[:], b[:]) })
+		return out
+	}
+	id1, id2 := ids(r1), ids(r2)
+	if !slices.Equal(id1, id2) {
+		t.Errorf("stored events differ: %d and %d", len(id1), len(id2))
+	}
+	if len(id1) >= int(n) || len(id1) <= opts.NetMaxEvents {
+		t.Errorf("%d events stored of %d: want more than the network's cap %d (first events of each kind) and fewer than all",
+			len(id1), n, opts.NetMaxEvents)
+	}
+	sums := func(r *replicaNode) string {
+		s, err := r.st.NetSummaries(ctx, netip.MustParsePrefix("192.0.2.0/24"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := r.st.Summaries(ctx, netip.MustParsePrefix("192.0.2.0/24"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal([]any{s, u})
+		return string(b)
+	}
+	if a, b := sums(r1), sums(r2); a != b {
+		t.Errorf("summaries differ:\n%s\n%s", a, b)
+	}
+	t.Logf("%d of %d events stored alike on both replicas", len(id1), n)
+}

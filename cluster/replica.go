@@ -471,8 +471,8 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 		ev  *store.Event
 		raw []byte
 	}
-	perUnit := map[netip.Prefix][]put{}
-	var units []netip.Prefix // in order of first appearance
+	perNet := map[netip.Prefix][]put{} // by store.Network
+	var nets []netip.Prefix            // in order of first appearance
 	prefix := r.conn.cfg.Subject + "."
 	var events, actions, ticks, rejected int
 	for _, m := range msgs {
@@ -500,12 +500,12 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 				ev.Node = rest // the subject the node may publish on (NATS permissions)
 			}
 			events++
-			u := scoring.Unit(ev.ClientIP)
-			touched[u] = struct{}{}
-			if perUnit[u] == nil {
-				units = append(units, u)
+			touched[scoring.Unit(ev.ClientIP)] = struct{}{}
+			n := store.Network(ev.ClientIP)
+			if perNet[n] == nil {
+				nets = append(nets, n)
 			}
-			perUnit[u] = append(perUnit[u], put{ev: &ev, raw: em.Raw})
+			perNet[n] = append(perNet[n], put{ev: &ev, raw: em.Raw})
 		case "action":
 			var am actionMsg
 			if err := json.Unmarshal(m.data, &am); err != nil || !am.Action.Prefix.IsValid() {
@@ -560,11 +560,12 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 			rejected++
 		}
 	}
-	// One goroutine per unit, its events in stream order: the store's
-	// per-unit caps decide in commit order (store/unitcap.go), so every
-	// replica stores and summarises the same events. Units run concurrently
-	// and share fsyncs (store group commit).
-	for _, u := range units {
+	// One goroutine per network (IPv4 /24, IPv6 /48: store.Network), its
+	// events in stream order: the store's per-unit and per-network caps
+	// decide in commit order (store/unitcap.go), so every replica stores
+	// and summarises the same events. Networks run concurrently and share
+	// fsyncs (store group commit).
+	for _, n := range nets {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(puts []put) {
@@ -585,10 +586,10 @@ func (r *Replica) apply(ctx context.Context, msgs []logMsg) (err error) {
 				}
 				mu.Unlock()
 				if failed {
-					return // the batch is applied again; the rest of this unit waits for it
+					return // the batch is applied again; the rest of this network waits for it
 				}
 			}
-		}(perUnit[u])
+		}(perNet[n])
 	}
 	wg.Wait()
 	if putErr != nil {

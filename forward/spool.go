@@ -86,6 +86,14 @@ type SpoolOptions struct {
 	UnitMaxRawBytes int64
 	UnitWindow      time.Duration
 	UnitMaxUnits    int
+	// Per-network caps (unitcap.go): the same per IPv4 /24 or IPv6 /48
+	// and UnitWindow, after the unit's: at most NetMaxEvents events are
+	// spooled (later ones are dropped, except each unit's first of each
+	// kind, spooled without its raw message) and NetMaxRawBytes of raw
+	// messages. Zero: no cap. As many network windows as UnitMaxUnits are
+	// tracked.
+	NetMaxEvents   int
+	NetMaxRawBytes int64
 	// Metrics, when set, registers the spool's own metrics
 	// (blowback_forward_spool_capped_total).
 	Metrics prometheus.Registerer
@@ -104,7 +112,7 @@ type Spool struct {
 	spaceShort bool
 	log        *slog.Logger
 
-	caps   *unitCap // nil: no per-unit caps
+	caps   *unitCap // nil: no per-unit or per-network caps
 	capped *prometheus.CounterVec
 
 	seq     atomic.Uint64
@@ -153,17 +161,29 @@ func OpenSpool(dir string, opts SpoolOptions, log *slog.Logger) (*Spool, error) 
 		opts.GCInterval = 5 * time.Minute
 	}
 	s := &Spool{db: db, dir: dir, opts: opts, log: log, notify: make(chan struct{}, 1), stop: make(chan struct{})}
-	// action: dropped (not spooled: past the unit's event cap),
-	// raw_dropped (spooled without its raw message: past the raw cap, or
-	// the first of its kind past the event cap).
+	// action: dropped (not spooled: past an event cap), raw_dropped
+	// (spooled without its raw message: past a raw cap, or the first of
+	// its kind past an event cap); cap: unit (the unit's caps), network
+	// (its network's; the unit's is named when both are reached).
 	s.capped = metric.New(opts.Metrics).CounterVec("blowback_forward_spool_capped_total",
-		"Events the spool's per-unit caps dropped or spooled without their raw message, by action.",
-		[]string{"action"}, "dropped", "raw_dropped")
-	if opts.UnitMaxEvents > 0 || opts.UnitMaxRawBytes > 0 {
-		s.caps = newUnitCap(opts.UnitMaxEvents, opts.UnitMaxRawBytes, opts.UnitWindow, opts.UnitMaxUnits)
+		"Events the spool's per-unit or per-network caps dropped or spooled without their raw message, by action and cap.",
+		[]string{"action", "cap"})
+	for _, action := range []string{"dropped", "raw_dropped"} {
+		for _, by := range []store.CapBy{store.CapUnit, store.CapNet} {
+			s.capped.WithLabelValues(action, by.String())
+		}
+	}
+	caps := store.Caps{UnitMaxEvents: opts.UnitMaxEvents, UnitMaxRawBytes: opts.UnitMaxRawBytes,
+		NetMaxEvents: opts.NetMaxEvents, NetMaxRawBytes: opts.NetMaxRawBytes}
+	if caps != (store.Caps{}) {
+		s.caps = newUnitCap(caps, opts.UnitWindow, opts.UnitMaxUnits)
 		s.caps.over = func(unit netip.Prefix, window time.Time) {
 			log.Info("unit over its spool cap: its further events this window are dropped", "unit", unit.String(),
 				"window", window, "max_events", opts.UnitMaxEvents)
+		}
+		s.caps.overNet = func(net netip.Prefix, window time.Time) {
+			log.Info("network over its spool cap: its units' further events this window are dropped, but for the first of each kind",
+				"network", net.String(), "window", window, "max_events", opts.NetMaxEvents)
 		}
 	}
 	if err := s.load(); err != nil {
@@ -325,8 +345,9 @@ func decodeRecord(k, v []byte) (Item, error) {
 }
 
 // Put spools ev (and up to RawMax bytes of raw) durably. It returns only
-// after the write is synced to disk. An event past its unit's cap
-// (SpoolOptions.UnitMaxEvents, unitcap.go) is dropped and Put returns nil:
+// after the write is synced to disk. An event past its unit's or its
+// network's cap (SpoolOptions.UnitMaxEvents, NetMaxEvents; unitcap.go) is
+// dropped and Put returns nil:
 // the sender gets its 250, the metric counts it.
 func (s *Spool) Put(ctx context.Context, ev *store.Event, raw []byte) error {
 	_, err := s.put(ctx, ev, raw)
@@ -359,12 +380,13 @@ func (s *Spool) put(ctx context.Context, ev *store.Event, raw []byte) (bool, err
 		capd = s.caps.admit(ev, raw)
 		switch {
 		case !capd.event:
-			// Past the unit's cap: dropped (unitcap.go says why that keeps
-			// the central listing decision). The sender gets its 250.
-			s.capped.WithLabelValues("dropped").Inc()
+			// Past the unit's or the network's cap: dropped (unitcap.go
+			// says why that keeps the central listing decision). The
+			// sender gets its 250.
+			s.capped.WithLabelValues("dropped", capd.by.String()).Inc()
 			return false, nil
 		case raw != nil && !capd.raw:
-			s.capped.WithLabelValues("raw_dropped").Inc()
+			s.capped.WithLabelValues("raw_dropped", capd.by.String()).Inc()
 			raw = nil
 		}
 	}

@@ -9,13 +9,13 @@ import (
 	"github.com/blowback-dnsbl/blowback/store"
 )
 
-// Per-unit caps at the spool.
+// Per-unit and per-network caps at the spool.
 //
 // The spool's own bound (MaxEvents) is global: without more, one flooding
 // source fills it and the trap answers 451 to every other source until the
 // forwarder has drained it, and the flood costs disk and bandwidth for
 // evidence the central store would only summarise (store/unitcap.go). So
-// the spool applies the store's rule itself (store.UnitSummary.Admit), per
+// the spool applies the store's rule itself (store.Caps.Admit), per
 // unit (IPv4 address, IPv6 /64) and window of event time (an hour): at most
 // UnitMaxEvents events are spooled one by one, at most UnitMaxRawBytes of
 // their raw messages (as spooled: uncompressed, so this cap bites before the
@@ -36,45 +36,62 @@ import (
 // least the central store's (the defaults are the same: 500 events, 16
 // MiB); smaller ones mean central stores fewer events than it would have.
 //
+// A second level, as in the store: per network (IPv4 /24, IPv6 /48:
+// store.Network) and window, at most NetMaxEvents
+// events are spooled in all of its units (past it an event is dropped,
+// except its unit's first of each kind in the window, spooled without its
+// raw message, so every unit that sends is still listed centrally) and at
+// most NetMaxRawBytes of raw messages. Without it a sender with a /48
+// would get the unit's allowance 65536 times over. The trap node's
+// network caps should be at least the central store's for the same reason
+// as the unit caps (the defaults are the same: 8000 events, 256 MiB).
+//
 // The decision uses the event's time (set by the trap, not by the sender),
 // so a unit's window starts over every hour, as in the store. The state is
-// bounded: at most MaxUnits unit windows in a bounded LRU map; past it
-// the least recently used one is forgotten (almost always a window that has
-// ended) and, should it come back, starts from zero: the cap fails open to
-// the global bound, never closed.
+// bounded: at most MaxUnits unit windows and as many network windows, each
+// in a bounded LRU map; past it the least recently used one is forgotten
+// (almost always a window that has ended) and, should it come back, starts
+// from zero: the cap fails open to the global bound, never closed.
 type unitCap struct {
-	maxEvents int
-	maxRaw    int64
-	window    time.Duration
+	caps   store.Caps
+	window time.Duration
 
-	mu   sync.Mutex
-	m    *lru.Map[unitWindow, store.UnitSummary]
-	over func(unit netip.Prefix, window time.Time)
+	mu      sync.Mutex
+	m       *lru.Map[unitWindow, store.UnitSummary]
+	nets    *lru.Map[unitWindow, store.UnitSummary]   // nil: no network caps
+	over    func(unit netip.Prefix, window time.Time) // a unit reached its event cap
+	overNet func(net netip.Prefix, window time.Time)  // a network reached its event cap
 }
 
 type unitWindow struct {
-	unit   netip.Prefix
-	window int64 // unix seconds of the window's start
+	unit   netip.Prefix // the unit, or the network in nets
+	window int64        // unix seconds of the window's start
 }
 
 // capDecision is what the cap decided for one event.
 type capDecision struct {
-	key      unitWindow
-	event    bool // spool the event
-	raw      bool // with its raw message
-	kind     store.Kind
-	newKind  bool // the event was the unit window's first of its kind
-	rawBytes int  // raw bytes counted
+	key, netKey unitWindow
+	event       bool        // spool the event
+	raw         bool        // with its raw message
+	by          store.CapBy // the cap that dropped the event or its raw message
+	kind        store.Kind
+	newKind     bool // the event was the unit window's first of its kind
+	netNewKind  bool // and the network window's
+	rawBytes    int  // raw bytes counted
 }
 
-func newUnitCap(maxEvents int, maxRaw int64, window time.Duration, maxUnits int) *unitCap {
+func newUnitCap(caps store.Caps, window time.Duration, maxUnits int) *unitCap {
 	if window <= 0 {
 		window = time.Hour
 	}
 	if maxUnits <= 0 {
 		maxUnits = 1 << 16
 	}
-	return &unitCap{maxEvents: maxEvents, maxRaw: maxRaw, window: window, m: lru.New[unitWindow, store.UnitSummary](maxUnits)}
+	c := &unitCap{caps: caps, window: window, m: lru.New[unitWindow, store.UnitSummary](maxUnits)}
+	if caps.NetMaxEvents > 0 || caps.NetMaxRawBytes > 0 {
+		c.nets = lru.New[unitWindow, store.UnitSummary](maxUnits)
+	}
+	return c
 }
 
 // admit decides for ev (with raw, nil: none) and counts it.
@@ -84,14 +101,25 @@ func (c *unitCap) admit(ev *store.Event, raw []byte) capDecision {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	u, _ := c.m.Use(k, func() store.UnitSummary { return store.UnitSummary{Unit: k.unit, Window: w} })
-	wasOver := u.Events >= c.maxEvents && c.maxEvents > 0
 	d := capDecision{key: k, kind: ev.Kind, newKind: !u.Kinds.Has(ev.Kind)}
-	d.event, d.raw = u.Admit(c.maxEvents, c.maxRaw, ev.Kind, ev.Time, raw)
+	var n *store.UnitSummary
+	if c.nets != nil {
+		d.netKey = unitWindow{unit: store.Network(ev.ClientIP), window: w.Unix()}
+		n, _ = c.nets.Use(d.netKey, func() store.UnitSummary { return store.UnitSummary{Unit: d.netKey.unit, Window: w} })
+		d.netNewKind = !n.Kinds.Has(ev.Kind)
+	}
+	unitWasOver := c.caps.UnitMaxEvents > 0 && u.Events >= c.caps.UnitMaxEvents
+	netWasOver := n != nil && c.caps.NetMaxEvents > 0 && n.Events >= c.caps.NetMaxEvents
+	a := c.caps.Admit(u, n, ev.Kind, ev.Time, raw)
+	d.event, d.raw, d.by = a.Event, a.Raw, a.By
 	if d.raw {
 		d.rawBytes = len(raw)
 	}
-	if !wasOver && u.Events >= c.maxEvents && c.maxEvents > 0 && c.over != nil {
+	if !unitWasOver && c.caps.UnitMaxEvents > 0 && u.Events >= c.caps.UnitMaxEvents && c.over != nil {
 		c.over(k.unit, w)
+	}
+	if n != nil && !netWasOver && c.caps.NetMaxEvents > 0 && n.Events >= c.caps.NetMaxEvents && c.overNet != nil {
+		c.overNet(d.netKey.unit, w)
 	}
 	return d
 }
@@ -104,14 +132,19 @@ func (c *unitCap) undo(d capDecision) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.m.Peek(d.key)
-	if u == nil {
-		return // forgotten meanwhile: nothing to take back
+	take := func(u *store.UnitSummary, newKind bool) {
+		if u == nil {
+			return // forgotten meanwhile: nothing to take back
+		}
+		u.Events = max(u.Events-1, 0)
+		u.RawBytes = max(u.RawBytes-int64(d.rawBytes), 0)
+		if newKind {
+			u.Kinds &^= store.KindSet(0).Add(d.kind)
+		}
 	}
-	u.Events = max(u.Events-1, 0)
-	u.RawBytes = max(u.RawBytes-int64(d.rawBytes), 0)
-	if d.newKind {
-		u.Kinds &^= store.KindSet(0).Add(d.kind)
+	take(c.m.Peek(d.key), d.newKind)
+	if c.nets != nil {
+		take(c.nets.Peek(d.netKey), d.netNewKind)
 	}
 }
 
@@ -120,4 +153,14 @@ func (c *unitCap) units() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m.Len()
+}
+
+// networks is the number of network windows held (tests).
+func (c *unitCap) networks() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nets == nil {
+		return 0
+	}
+	return c.nets.Len()
 }

@@ -32,9 +32,12 @@ type putReq struct {
 	rawKey, raw   []byte
 	done          chan error
 
-	// per-unit caps (unitcap.go); capKey nil: no caps
+	// per-unit caps (unitcap.go); capKey nil: no caps; netKey nil: no
+	// per-network caps
 	capKey []byte
 	unit   netip.Prefix
+	netKey []byte
+	net    netip.Prefix
 	window time.Time
 	time   time.Time
 	kind   Kind
@@ -42,10 +45,19 @@ type putReq struct {
 
 func (r *putReq) size() int { return len(r.key) + len(r.idx) + len(r.val) + len(r.rawKey) + len(r.raw) }
 
-// CapStats reports how many events the per-unit caps summarised instead of
-// storing, and how many were stored without their raw message (unitcap.go).
+// CapStats reports how many events the per-unit and per-network caps
+// summarised instead of storing, and how many were stored without their
+// raw message (unitcap.go).
 func (s *Store) CapStats() (summarised, rawDropped uint64) {
-	return s.summarised.Load(), s.rawDropped.Load()
+	return s.summarised[0].Load() + s.summarised[1].Load(), s.rawDropped[0].Load() + s.rawDropped[1].Load()
+}
+
+// CapStatsBy is CapStats for the events cap by (CapUnit or CapNet) decided.
+func (s *Store) CapStatsBy(by CapBy) (summarised, rawDropped uint64) {
+	if by != CapUnit && by != CapNet {
+		return 0, 0
+	}
+	return s.summarised[by-1].Load(), s.rawDropped[by-1].Load()
 }
 
 // GroupStats reports how many events were committed in how many
@@ -155,8 +167,10 @@ func (s *Store) writeGroup(group []*putReq, errs []error) error {
 		rawTTL = s.opts.Retention
 	}
 	var err error
-	summarised := make([]bool, len(group))
-	rawDropped := make([]bool, len(group))
+	// what the caps did, by event: the cap that summarised it or dropped
+	// its raw message
+	summarised := make([]CapBy, len(group))
+	rawDropped := make([]CapBy, len(group))
 	for attempt := 0; attempt < 5; attempt++ {
 		clear(summarised)
 		clear(rawDropped)
@@ -176,15 +190,15 @@ func (s *Store) writeGroup(group []*putReq, errs []error) error {
 				} else if !errors.Is(err, badger.ErrKeyNotFound) {
 					return err
 				}
-				event, raw := true, r.raw != nil
+				a := Admission{Event: true, Raw: r.raw != nil}
 				if r.capKey != nil {
 					var err error
-					if event, raw, err = caps.admit(r); err != nil {
+					if a, err = caps.admit(r); err != nil {
 						return err
 					}
 				}
-				if !event {
-					summarised[i] = true
+				if !a.Event {
+					summarised[i] = a.By
 					continue
 				}
 				if err := txn.SetEntry(s.ttlEntry(r.key, r.val, s.opts.Retention)); err != nil {
@@ -193,12 +207,12 @@ func (s *Store) writeGroup(group []*putReq, errs []error) error {
 				if err := txn.SetEntry(s.ttlEntry(r.idx, r.key, s.opts.Retention)); err != nil {
 					return err
 				}
-				if raw {
+				if a.Raw {
 					if err := txn.SetEntry(s.ttlEntry(r.rawKey, r.raw, rawTTL)); err != nil {
 						return err
 					}
 				} else if r.raw != nil {
-					rawDropped[i] = true
+					rawDropped[i] = a.By
 				}
 			}
 			return caps.flush()
@@ -214,21 +228,24 @@ func (s *Store) writeGroup(group []*putReq, errs []error) error {
 		return fmt.Errorf("store: put event: %w", err)
 	}
 	s.commits.Add(1)
-	n, sum, dropped := 0, 0, 0
+	n := 0
+	var sum, dropped [2]uint64
 	for i, e := range errs {
 		switch {
 		case e != nil:
-		case summarised[i]:
-			sum++
+		case summarised[i] != CapNone:
+			sum[summarised[i]-1]++
 		default:
 			n++
-			if rawDropped[i] {
-				dropped++
+			if rawDropped[i] != CapNone {
+				dropped[rawDropped[i]-1]++
 			}
 		}
 	}
 	s.puts.Add(uint64(n))
-	s.summarised.Add(uint64(sum))
-	s.rawDropped.Add(uint64(dropped))
+	for i := range sum {
+		s.summarised[i].Add(sum[i])
+		s.rawDropped[i].Add(dropped[i])
+	}
 	return nil
 }

@@ -18,6 +18,7 @@
 //	'a' time seq                            audit entry; value: version byte + JSON AuditEntry
 //	'M' name                                metadata (e.g. "serial": uint32)
 //	'u' fam unit window                     per-unit summary of one window (unitcap.go)
+//	'n' fam net window                      per-network summary of one window (unitcap.go)
 //
 // Values start with a version byte (currently 1); readers reject versions
 // they do not know rather than guess. Keys are not versioned: a change of
@@ -152,6 +153,13 @@ type Options struct {
 	UnitWindow      time.Duration
 	UnitMaxEvents   int
 	UnitMaxRawBytes int64
+	// Per-network caps (unitcap.go): the same per IPv4 /24 or IPv6 /48
+	// (Network) and UnitWindow, after the unit's: past NetMaxEvents stored
+	// events in the network an event is summarised unless it is its unit's
+	// first of its kind in the window (stored, so that every unit is still
+	// listed); past NetMaxRawBytes raw messages are dropped. Zero: no cap.
+	NetMaxEvents   int
+	NetMaxRawBytes int64
 }
 
 // DefaultBlockCache is the block cache of a store opened with
@@ -174,6 +182,8 @@ func DefaultOptions() Options {
 		UnitWindow:      time.Hour,
 		UnitMaxEvents:   500,
 		UnitMaxRawBytes: 16 << 20,
+		NetMaxEvents:    16 * 500,
+		NetMaxRawBytes:  256 << 20,
 	}
 }
 
@@ -195,9 +205,9 @@ type Store struct {
 	commits atomic.Uint64 // transactions committed by the committer
 	puts    atomic.Uint64 // events committed
 
-	// per-unit caps (unitcap.go)
-	summarised atomic.Uint64
-	rawDropped atomic.Uint64
+	// per-unit and per-network caps (unitcap.go), by CapBy-1
+	summarised [2]atomic.Uint64
+	rawDropped [2]atomic.Uint64
 
 	space *spaceGuard // nil in memory
 
@@ -467,9 +477,10 @@ func (s *Store) ttlEntry(k, v []byte, ttl time.Duration) *badger.Entry {
 // Put commits one event durably (the call returns after fsync). raw, if
 // not nil, is the message as received; it is stored gzip-compressed and
 // capped at Options.RawMax. An event whose id is already stored is not
-// written again: Put returns ErrDuplicate. Past the per-unit caps
-// (Options.UnitMaxEvents, UnitMaxRawBytes; unitcap.go) the event is
-// summarised or its raw message dropped; Put still returns nil.
+// written again: Put returns ErrDuplicate. Past the per-unit or
+// per-network caps (Options.UnitMaxEvents, UnitMaxRawBytes, NetMaxEvents,
+// NetMaxRawBytes; unitcap.go) the event is summarised or its raw message
+// dropped; Put still returns nil.
 //
 // Concurrent Puts are committed together (group commit, see commit.go):
 // one badger transaction and one fsync for every Put waiting at the time.
@@ -488,6 +499,10 @@ func (s *Store) Put(ctx context.Context, e *Event, raw []byte) error {
 	if s.capsOn() {
 		r.unit, r.window, r.time, r.kind = Unit(e.ClientIP), s.capWindow(e.Time), e.Time, e.Kind
 		r.capKey = unitCapKey(r.unit, r.window)
+		if s.netCapsOn() {
+			r.net = Network(e.ClientIP)
+			r.netKey = netCapKey(r.net, r.window)
+		}
 	}
 	if raw != nil {
 		r.raw, err = compress(raw, s.opts.RawMax)

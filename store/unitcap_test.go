@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -130,8 +131,8 @@ func TestUnitCapFlood(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	st.RegisterMetrics(reg)
-	summarised, err1 := metric.Value(reg, "blowback_store_summarised_events_total")
-	dropped, err2 := metric.Value(reg, "blowback_store_raw_dropped_total")
+	summarised, err1 := metric.Value(reg, "blowback_store_summarised_events_total", "cap", "unit")
+	dropped, err2 := metric.Value(reg, "blowback_store_raw_dropped_total", "cap", "unit")
 	if summarised != float64(bounces-opts.UnitMaxEvents+callouts-1) || dropped == 0 || err1 != nil || err2 != nil {
 		t.Errorf("metrics: summarised %v (%v), raw dropped %v (%v)", summarised, err1, dropped, err2)
 	}
@@ -205,20 +206,24 @@ func TestUnitCapWindowsAndV6(t *testing.T) {
 
 // TestUnitCapDeterministic: two stores given the same events in the same
 // order (a replica folding the same log) keep the same events and the same
-// summaries, whatever the host clock says.
+// summaries, unit and network, whatever the host clock says.
 func TestUnitCapDeterministic(t *testing.T) {
 	opts := store.DefaultOptions()
 	opts.InMemory = true
 	opts.UnitMaxEvents = 7
 	opts.UnitMaxRawBytes = 3000
+	opts.NetMaxEvents = 12
+	opts.NetMaxRawBytes = 7000
 	var evs []*store.Event
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC) // long ago: the host clock plays no part
-	for i := range 60 {
-		evs = append(evs, capEvent("198.51.100.7", base.Add(time.Duration(i)*97*time.Second), store.Kind(1+i%5)))
+	senders := []string{"198.51.100.7", "198.51.100.8", "198.51.100.9", "198.51.100.7", "198.51.100.200"}
+	for i := range 150 {
+		evs = append(evs, capEvent(senders[i%len(senders)], base.Add(time.Duration(i)*41*time.Second), store.Kind(1+i%5)))
 	}
 	raw := make([]byte, 1000)
 	rand.Read(raw)
-	run := func() (ids map[store.EventID]bool, sums []store.UnitSummary) {
+	network := netip.MustParsePrefix("198.51.100.0/24")
+	run := func() (ids map[store.EventID]bool, sums, nets []store.UnitSummary) {
 		st, err := store.Open("", opts, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -231,30 +236,247 @@ func TestUnitCapDeterministic(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		refs, _ := st.Refs(netip.MustParsePrefix("198.51.100.7/32"))
+		refs, _ := st.Refs(network)
 		ids = map[store.EventID]bool{}
 		for _, r := range refs {
 			_, err := st.Raw(r.ID)
 			ids[r.ID] = err == nil
 		}
-		sums, _ = st.Summaries(ctx, netip.MustParsePrefix("198.51.100.0/24"), 0)
-		return ids, sums
+		sums, _ = st.Summaries(ctx, network, 0)
+		nets, _ = st.NetSummaries(ctx, network, 0)
+		return ids, sums, nets
 	}
-	ids1, sums1 := run()
-	ids2, sums2 := run()
-	if len(ids1) != len(ids2) || len(sums1) != len(sums2) || len(sums1) < 2 {
-		t.Fatalf("runs differ or too few windows: %d/%d events, %d/%d summaries", len(ids1), len(ids2), len(sums1), len(sums2))
+	ids1, sums1, nets1 := run()
+	ids2, sums2, nets2 := run()
+	if len(ids1) != len(ids2) || len(sums1) != len(sums2) || len(sums1) < 2 || len(nets1) != len(nets2) || len(nets1) < 2 {
+		t.Fatalf("runs differ or too few windows: %d/%d events, %d/%d summaries, %d/%d network summaries",
+			len(ids1), len(ids2), len(sums1), len(sums2), len(nets1), len(nets2))
+	}
+	if len(ids1) >= len(evs) {
+		t.Fatalf("%d of %d events stored: the caps played no part", len(ids1), len(evs))
 	}
 	for id, raw := range ids1 {
 		if r2, ok := ids2[id]; !ok || r2 != raw {
 			t.Errorf("event %s: first run kept (raw %v), second %v/%v", id, raw, ok, r2)
 		}
 	}
-	for i := range sums1 {
-		a, b := sums1[i], sums2[i]
-		if a.Events != b.Events || a.RawBytes != b.RawBytes || a.SummarisedTotal() != b.SummarisedTotal() || a.RawDropped != b.RawDropped ||
-			!a.Window.Equal(b.Window) || !a.First.Equal(b.First) || !a.Last.Equal(b.Last) {
-			t.Errorf("window %d: %+v vs %+v", i, a, b)
+	same := func(what string, s1, s2 []store.UnitSummary) {
+		t.Helper()
+		summarised := 0
+		for i := range s1 {
+			a, b := s1[i], s2[i]
+			summarised += a.SummarisedTotal()
+			if a.Unit != b.Unit || a.Events != b.Events || a.RawBytes != b.RawBytes || a.SummarisedTotal() != b.SummarisedTotal() ||
+				a.RawDropped != b.RawDropped || !a.Window.Equal(b.Window) || !a.First.Equal(b.First) || !a.Last.Equal(b.Last) {
+				t.Errorf("%s %d: %+v vs %+v", what, i, a, b)
+			}
 		}
+		if summarised == 0 {
+			t.Errorf("%s: nothing summarised", what)
+		}
+	}
+	same("unit summary", sums1, sums2)
+	same("network summary", nets1, nets2)
+}
+
+// TestNetCap: a sender with a whole network (300 /64s of one IPv6 /48, or
+// 200 addresses of one IPv4 /24) cannot store its network's units' caps
+// added up: past NetMaxEvents per network and window an event is
+// summarised, except each unit's first of its kind, so every unit is still
+// stored (and listed); a unit of another network is unaffected. The
+// network's summary is the sum of its units'.
+//
+// Before: every /64 stored its own UnitMaxEvents, 300 × 50 events.
+func TestNetCap(t *testing.T) {
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name        string
+		units       int
+		unit        func(i int) netip.Addr // the i-th unit of the flooding network
+		net, other  netip.Prefix
+		otherSender netip.Addr // in the other network
+	}{
+		{"ipv6 /48", 300, func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 7, byte(i >> 8), byte(i), 15: 1}) // 2001:db8:7:N::1
+		}, netip.MustParsePrefix("2001:db8:7::/48"), netip.MustParsePrefix("2001:db8:8::/64"), netip.MustParseAddr("2001:db8:8::1")},
+		{"ipv4 /24", 200, func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}) },
+			netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.9/32"), netip.MustParseAddr("203.0.113.9")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := store.DefaultOptions()
+			opts.InMemory = true
+			opts.UnitMaxEvents = 100
+			opts.NetMaxEvents = 1000
+			opts.NetMaxRawBytes = 20 << 10
+			st, err := store.Open("", opts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ctx := context.Background()
+			raw := make([]byte, 1000)
+			rand.Read(raw)
+			const perUnit = 50
+			// 50 units at a time (so the store commits in groups): the
+			// network is full after the first few waves, and the later
+			// units' first events are stored past its cap.
+			const wave = 50
+			for w := 0; w < tc.units; w += wave {
+				var wg sync.WaitGroup
+				for i := w; i < min(w+wave, tc.units); i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						ip := tc.unit(i).String()
+						for j := range perUnit {
+							r := raw
+							if j%5 != 0 {
+								r = nil // fewer to compress; 3000 raw messages are still far past NetMaxRawBytes
+							}
+							if err := st.Put(ctx, capEvent(ip, base.Add(time.Duration(i*perUnit+j)*100*time.Millisecond), store.KindBounce), r); err != nil {
+								t.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			// A unit of another network, after the flood: unaffected.
+			for j := range perUnit {
+				if err := st.Put(ctx, capEvent(tc.otherSender.String(), base.Add(time.Duration(j)*time.Second), store.KindBounce), raw); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			refs, err := st.Refs(tc.net)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(refs) > opts.NetMaxEvents+tc.units || len(refs) <= opts.NetMaxEvents {
+				t.Errorf("%d events stored in %s, want more than NetMaxEvents (units' first events past the cap) and at most NetMaxEvents + one per unit = %d",
+					len(refs), tc.net, opts.NetMaxEvents+tc.units)
+			}
+			perUnitStored := map[netip.Prefix]int{}
+			rawKept := 0
+			for _, r := range refs {
+				perUnitStored[store.Unit(r.Addr)]++
+				if _, err := st.Raw(r.ID); err == nil {
+					rawKept++
+				}
+			}
+			for i := range tc.units {
+				if u := store.Unit(tc.unit(i)); perUnitStored[u] == 0 {
+					t.Errorf("unit %d (%s): no event stored: it would not be listed", i, u)
+				}
+			}
+			if want := int(opts.NetMaxRawBytes) / len(raw); rawKept > want || rawKept == 0 {
+				t.Errorf("%d raw messages kept in the network, want 1..%d (NetMaxRawBytes)", rawKept, want)
+			}
+			if refs, _ := st.Refs(tc.other); len(refs) != perUnit {
+				t.Errorf("the other network's unit: %d events stored, want all %d", len(refs), perUnit)
+			}
+
+			// The network's summary sums its units'.
+			nets, err := st.NetSummaries(ctx, netip.PrefixFrom(tc.unit(3), tc.unit(3).BitLen()), 0)
+			if err != nil || len(nets) != 1 || nets[0].Unit != tc.net || !nets[0].Window.Equal(base) {
+				t.Fatalf("network summaries: %+v, %v", nets, err)
+			}
+			n := nets[0]
+			units, err := st.Summaries(ctx, tc.net, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var events, summarised, rawDropped int
+			for _, u := range units {
+				events += u.Events
+				summarised += u.SummarisedTotal()
+				rawDropped += u.RawDropped
+			}
+			if n.Events != len(refs) || events != len(refs) || n.SummarisedTotal() != summarised ||
+				n.Events+n.SummarisedTotal() != tc.units*perUnit || n.RawDropped != rawDropped || n.RawBytes > opts.NetMaxRawBytes {
+				t.Errorf("network summary %+v; units: %d events, %d summarised, %d raw dropped; %d stored", n, events, summarised, rawDropped, len(refs))
+			}
+			if other, _ := st.NetSummaries(ctx, tc.other, 0); len(other) != 1 || other[0].Events != perUnit || other[0].SummarisedTotal() != 0 {
+				t.Errorf("other network's summary: %+v", other)
+			}
+			reg := prometheus.NewRegistry()
+			st.RegisterMetrics(reg)
+			byNet, err := metric.Value(reg, "blowback_store_summarised_events_total", "cap", "network")
+			if err != nil || byNet != float64(summarised) || summarised == 0 {
+				t.Errorf("blowback_store_summarised_events_total{cap=network} = %v (%v), want %d", byNet, err, summarised)
+			}
+			if err := metric.Lint(reg); err != nil {
+				t.Error(err)
+			}
+			t.Logf("%d units × %d events: %d stored, %d summarised, %d raw messages kept", tc.units, perUnit, len(refs), summarised, rawKept)
+		})
+	}
+}
+
+// TestNetCapFirstOfKind: a unit whose network is over its cap still gets
+// its first event of each kind stored (without its raw message), and only
+// that; with network caps off (0) nothing is counted per network.
+func TestNetCapFirstOfKind(t *testing.T) {
+	opts := store.DefaultOptions()
+	opts.InMemory = true
+	opts.NetMaxEvents = 10
+	st, err := store.Open("", opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		if err := st.Put(ctx, capEvent("192.0.2.1", at.Add(time.Duration(i)*time.Second), store.KindBounce), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The network is full: 192.0.2.2 gets one event per kind, without raw.
+	var kept []store.EventID
+	for i, k := range []store.Kind{store.KindBounce, store.KindBounce, store.KindCallout, store.KindAutoreply, store.KindCallout} {
+		e := capEvent("192.0.2.2", at.Add(time.Duration(20+i)*time.Second), k)
+		if err := st.Put(ctx, e, []byte("raw message")); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := st.Has(e.ID); ok {
+			kept = append(kept, e.ID)
+		}
+	}
+	if len(kept) != 3 {
+		t.Errorf("%d of 192.0.2.2's events stored, want 3 (one per kind)", len(kept))
+	}
+	for _, id := range kept {
+		if _, err := st.Raw(id); err == nil {
+			t.Errorf("event %s stored with its raw message past the network's cap", id)
+		}
+	}
+	// The next window starts over.
+	e := capEvent("192.0.2.2", at.Add(time.Hour), store.KindBounce)
+	if err := st.Put(ctx, e, []byte("raw")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Raw(e.ID); err != nil {
+		t.Errorf("next window: %v", err)
+	}
+
+	// Off: no network summary, every event stored.
+	opts.NetMaxEvents, opts.NetMaxRawBytes = 0, 0
+	st2, err := store.Open("", opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	for i := range 30 {
+		ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}).String()
+		if err := st2.Put(ctx, capEvent(ip, at, store.KindBounce), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refs, _ := st2.Refs(netip.MustParsePrefix("192.0.2.0/24"))
+	nets, _ := st2.NetSummaries(ctx, netip.MustParsePrefix("192.0.2.0/24"), 0)
+	if len(refs) != 30 || len(nets) != 0 {
+		t.Errorf("network caps off: %d events stored, %d network summaries; want 30, 0", len(refs), len(nets))
 	}
 }

@@ -74,10 +74,12 @@ func newTrapNode(cfg Config, log *slog.Logger) *trapNode {
 }
 
 // spoolOptions are the trap node's spool options: [forward], with the
-// per-unit caps' window from [store] unit_window (the central store's).
+// per-unit and per-network caps' window from [store] unit_window (the
+// central store's).
 func (c *Config) spoolOptions(reg prometheus.Registerer) forward.SpoolOptions {
 	return forward.SpoolOptions{MaxEvents: c.Forward.SpoolMaxEvents, RawMax: c.Forward.RawMax,
 		UnitMaxEvents: c.Forward.SpoolUnitMaxEvents, UnitMaxRawBytes: int64(c.Forward.SpoolUnitMaxRawMB) << 20,
+		NetMaxEvents: c.Forward.SpoolNetMaxEvents, NetMaxRawBytes: int64(c.Forward.SpoolNetMaxRawMB) << 20,
 		UnitWindow: time.Duration(c.Store.UnitWindow), Metrics: reg}
 }
 

@@ -52,6 +52,13 @@ type ForwardConfig struct {
 	// without its raw message (forward/unitcap.go). 0: no cap.
 	SpoolUnitMaxEvents int `toml:"spool_unit_max_events"`
 	SpoolUnitMaxRawMB  int `toml:"spool_unit_max_raw_mb"`
+	// SpoolNetMaxEvents and SpoolNetMaxRawMB are the same per network
+	// (IPv4 /24, IPv6 /48), like the central store's net_max_events and
+	// net_max_raw_mb (same defaults): past the event cap an event is
+	// dropped here, but for each unit's first of each kind in the window.
+	// 0: no cap.
+	SpoolNetMaxEvents int `toml:"spool_net_max_events"`
+	SpoolNetMaxRawMB  int `toml:"spool_net_max_raw_mb"`
 
 	// Central side.
 
@@ -80,6 +87,8 @@ func defaultForwardConfig() ForwardConfig {
 		// The central store's defaults (store.DefaultOptions).
 		SpoolUnitMaxEvents: 500,
 		SpoolUnitMaxRawMB:  16,
+		SpoolNetMaxEvents:  16 * 500,
+		SpoolNetMaxRawMB:   16 * 16,
 	}
 }
 
@@ -96,8 +105,8 @@ func (f *ForwardConfig) validate() error {
 	if f.BatchEvents <= 0 || f.Timeout <= 0 || f.BackoffMin <= 0 || f.BackoffMax < f.BackoffMin {
 		errs = append(errs, errors.New("forward: batch_events, timeout and backoff must be positive (backoff_max >= backoff_min)"))
 	}
-	if f.SpoolMaxEvents < 0 || f.RawMax < 0 || f.SpoolUnitMaxEvents < 0 || f.SpoolUnitMaxRawMB < 0 {
-		errs = append(errs, errors.New("forward: spool_max_events, raw_max, spool_unit_max_events and spool_unit_max_raw_mb must not be negative"))
+	if f.SpoolMaxEvents < 0 || f.RawMax < 0 || f.SpoolUnitMaxEvents < 0 || f.SpoolUnitMaxRawMB < 0 || f.SpoolNetMaxEvents < 0 || f.SpoolNetMaxRawMB < 0 {
+		errs = append(errs, errors.New("forward: spool_max_events, raw_max, spool_unit_max_* and spool_net_max_* must not be negative"))
 	}
 	if (f.ClientCert == "") != (f.ClientKey == "") {
 		errs = append(errs, errors.New("forward: client_cert and client_key go together"))

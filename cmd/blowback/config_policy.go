@@ -114,6 +114,12 @@ type StoreConfig struct {
 	UnitWindow    Duration `toml:"unit_window"`
 	UnitMaxEvents int      `toml:"unit_max_events"`
 	UnitMaxRawMB  int      `toml:"unit_max_raw_mb"`
+	// Per-network caps (IPv4 /24, IPv6 /48) per unit_window, after the
+	// unit's: events stored in all the network's units (past it summarised,
+	// but for each unit's first of each kind) and raw-message MiB kept; 0:
+	// no cap.
+	NetMaxEvents int `toml:"net_max_events"`
+	NetMaxRawMB  int `toml:"net_max_raw_mb"`
 }
 
 func defaultStoreConfig() StoreConfig {
@@ -127,6 +133,8 @@ func defaultStoreConfig() StoreConfig {
 		UnitWindow:    Duration(o.UnitWindow),
 		UnitMaxEvents: o.UnitMaxEvents,
 		UnitMaxRawMB:  int(o.UnitMaxRawBytes >> 20),
+		NetMaxEvents:  o.NetMaxEvents,
+		NetMaxRawMB:   int(o.NetMaxRawBytes >> 20),
 	}
 }
 
@@ -134,7 +142,8 @@ func (s *StoreConfig) validate() error {
 	if s.MinFreeMB < -1 {
 		return fmt.Errorf("store: min_free_mb must be -1 (off), 0 (default) or positive")
 	}
-	if s.RawMax < 0 || s.MemTableMB < 0 || s.BlockCacheMB < 0 || s.IndexCacheMB < 0 || s.UnitMaxEvents < 0 || s.UnitMaxRawMB < 0 || s.UnitWindow < 0 {
+	if s.RawMax < 0 || s.MemTableMB < 0 || s.BlockCacheMB < 0 || s.IndexCacheMB < 0 || s.UnitMaxEvents < 0 || s.UnitMaxRawMB < 0 || s.UnitWindow < 0 ||
+		s.NetMaxEvents < 0 || s.NetMaxRawMB < 0 {
 		return fmt.Errorf("store: sizes must not be negative")
 	}
 	return nil
@@ -165,5 +174,7 @@ func (c *Config) storeOptions() store.Options {
 	}
 	o.UnitMaxEvents = c.Store.UnitMaxEvents
 	o.UnitMaxRawBytes = int64(c.Store.UnitMaxRawMB) << 20
+	o.NetMaxEvents = c.Store.NetMaxEvents
+	o.NetMaxRawBytes = int64(c.Store.NetMaxRawMB) << 20
 	return o
 }

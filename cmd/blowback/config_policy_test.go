@@ -45,16 +45,19 @@ memtable_mb = 16
 		t.Fatalf("parsed: %+v", p)
 	}
 	if o := c.storeOptions(); o.MemTableSize != 16<<20 || o.Retention != 400*24*time.Hour ||
-		o.UnitWindow != time.Hour || o.UnitMaxEvents != 500 || o.UnitMaxRawBytes != 16<<20 {
+		o.UnitWindow != time.Hour || o.UnitMaxEvents != 500 || o.UnitMaxRawBytes != 16<<20 || o.NetMaxEvents != 8000 || o.NetMaxRawBytes != 256<<20 {
 		t.Fatalf("store options: %+v", o)
 	}
 	// Per-unit caps (issue 13): settable, 0 turns them off.
-	c = mustParse(t, "[store]\nunit_window = \"10m\"\nunit_max_events = 0\nunit_max_raw_mb = 2\n")
-	if o := c.storeOptions(); o.UnitWindow != 10*time.Minute || o.UnitMaxEvents != 0 || o.UnitMaxRawBytes != 2<<20 {
+	c = mustParse(t, "[store]\nunit_window = \"10m\"\nunit_max_events = 0\nunit_max_raw_mb = 2\nnet_max_events = 0\nnet_max_raw_mb = 3\n")
+	if o := c.storeOptions(); o.UnitWindow != 10*time.Minute || o.UnitMaxEvents != 0 || o.UnitMaxRawBytes != 2<<20 ||
+		o.NetMaxEvents != 0 || o.NetMaxRawBytes != 3<<20 {
 		t.Fatalf("store unit caps: %+v", o)
 	}
-	if _, err := parseConfig([]byte("[store]\nunit_max_events = -1\n")); err == nil {
-		t.Error("negative unit_max_events accepted")
+	for _, bad := range []string{"unit_max_events = -1", "net_max_events = -1", "net_max_raw_mb = -1"} {
+		if _, err := parseConfig([]byte("[store]\n" + bad + "\n")); err == nil {
+			t.Errorf("[store] %s accepted", bad)
+		}
 	}
 	refusedConfigs(t, "policy",
 		"[policy]\ndelist_threshold = 3",

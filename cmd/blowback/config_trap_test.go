@@ -55,3 +55,19 @@ proxy_trusted = ["10.0.0.0/8", "192.0.2.1"]
 	}
 	refusedConfigs(t, "trap", bad...)
 }
+
+// TestSpoolCapConfig: the spool's per-unit and per-network caps come from
+// [forward] (the central store's defaults) with [store] unit_window.
+func TestSpoolCapConfig(t *testing.T) {
+	c := mustParse(t, "")
+	o := c.spoolOptions(nil)
+	if o.UnitMaxEvents != 500 || o.UnitMaxRawBytes != 16<<20 || o.NetMaxEvents != 8000 || o.NetMaxRawBytes != 256<<20 || o.UnitWindow != time.Hour {
+		t.Errorf("defaults %+v", o)
+	}
+	c = mustParse(t, "[store]\nunit_window = \"10m\"\n[forward]\nspool_net_max_events = 0\nspool_net_max_raw_mb = 3\n")
+	o = c.spoolOptions(nil)
+	if o.NetMaxEvents != 0 || o.NetMaxRawBytes != 3<<20 || o.UnitMaxEvents != 500 || o.UnitWindow != 10*time.Minute {
+		t.Errorf("overrides %+v", o)
+	}
+	refusedConfigs(t, "forward", "[forward]\nspool_net_max_events = -1\n", "[forward]\nspool_net_max_raw_mb = -1\n")
+}

@@ -89,7 +89,7 @@ func TestTrapSpoolUnitCap(t *testing.T) {
 	if got := tn.spool.Len(); got != unitMax+3 {
 		t.Fatalf("backlog %d after the other source's 3, want %d", got, unitMax+3)
 	}
-	if v, err := metric.Value(tn.reg, "blowback_forward_spool_capped_total", "action", "dropped"); err != nil || v != offered-unitMax {
+	if v, err := metric.Value(tn.reg, "blowback_forward_spool_capped_total", "action", "dropped", "cap", "unit"); err != nil || v != offered-unitMax {
 		t.Fatalf("blowback_forward_spool_capped_total{action=dropped} = %v (%v), want %d", v, err, offered-unitMax)
 	}
 	t.Logf("flooding unit: %d of %d events spooled, %d dropped (250); other source: 3 of 3 spooled", unitMax, offered, offered-unitMax)

@@ -24,10 +24,10 @@ import (
 // Issue 13, item 4 and item 2 (store side): slow senders inside DATA, many
 // addresses in one prefix, and one unit flooding the store.
 
-// noCaps turns the store's per-unit caps off, for the scenarios whose
+// noCaps turns the store's per-unit and per-network caps off, for the scenarios whose
 // invariant is "every 250 is stored one by one" (a good client sending
 // for minutes from one address would pass the cap).
-const noCaps = "\n[store]\nunit_max_events = 0\nunit_max_raw_mb = 0\n"
+const noCaps = "\n[store]\nunit_max_events = 0\nunit_max_raw_mb = 0\nnet_max_events = 0\nnet_max_raw_mb = 0\n"
 
 // proxyV1 is a PROXY v1 header from a trusted proxy (127.0.9.0/24 in
 // baseConfig) naming src.
