@@ -75,17 +75,18 @@ one() { # server rate -> appends "server rate p50 p99 p999 p99all lost cpu" to r
 	port=$(freeport)
 	start "$1" "$port"
 	t0=$(awk '{print $14+$15}' "/proc/$SPID/stat")
-	# dnsperf's own CPU (its ticks, as its waiting subshell's children's): it
+	# dnsperf's own CPU, % of its run's wall time (its ticks, as its waiting
+	# subshell's children's; lost queries make it wait for their timeout): it
 	# shares one core between its sending and receiving threads, and near 100%
 	# its own queueing shows in every server's latencies.
-	cl=$( (taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
-		awk '{print $16+$17}' "/proc/$BASHPID/stat"))
+	cl=$( (w0=$(date +%s%N); taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true
+		awk -v w="$(($(date +%s%N) - w0))" -v hz="$HZ" '{printf "%.0f\n", ($16+$17)/hz/(w/1e9)*100}' "/proc/$BASHPID/stat"))
 	t1=$(awk '{print $14+$15}' "/proc/$SPID/stat")
 	kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=
 	awk -v rate="$2" -v warm="$WARM" -v timeout=2 -v lostfile="$WORK/lost" -f "$ROOT/bench/dns/steady.awk" "$raw" | sort -n >"$lat"
-	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" -v cl="$cl" -v secs="$((LATDUR + WARM))" -v round="$round" '{a[NR]=$1} END{
+	awk -v s="$1" -v r="$2" -v d="$((t1 - t0))" -v hz="$HZ" -v lost="$(cat "$WORK/lost")" -v answered="$(grep -c '^> [^T]' "$raw")" -v cl="$cl" -v round="$round" '{a[NR]=$1} END{
 		all = NR + lost; k = int(all*0.99); p99all = (k > NR) ? 1e9 : a[k > 0 ? k : 1]*1000
-		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f %.0f %d\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000, cl/hz/secs*100, round }' "$lat" | tee -a "$WORK/results" >&2
+		printf "%s %s %.3f %.3f %.3f %.3f %d %.3f %.0f %d\n", s, r, a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, p99all, lost, d/hz/answered*100000, cl, round }' "$lat" | tee -a "$WORK/results" >&2
 	awk -v s="$1" -v r="$2" -v b="$BUCKETS" 'BEGIN{ nb=split(b, ub, " ") } { ms=$1*1000; for (i=1; i<=nb && ms>ub[i]; i++); c[i]++ }
 		END{ printf "%s %s", s, r; for (i=1; i<=nb+1; i++) printf " %d", c[i]; printf "\n" }' "$lat" >>"$WORK/hist"
 }
