@@ -31,12 +31,19 @@ type udpSock struct {
 }
 
 func (u *udpSock) LocalAddr() net.Addr { return u.addr }
-func (u *udpSock) Close() error        { return unix.Close(u.fd) }
+
+// receiveBuffer is a socket's receive buffer as the kernel keeps it
+// (SO_RCVBUF read back: twice what was asked, capped by rmem_max).
+func receiveBuffer(u *udpSock) int {
+	n, _ := unix.GetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	return n
+}
+func (u *udpSock) Close() error { return unix.Close(u.fd) }
 
 // listenUDP opens n sockets on addr sharing the port with SO_REUSEPORT
 // (Linux spreads datagrams over them by a hash of the source). An empty
-// host is dual-stack, as in package net.
-func listenUDP(addr string, n int) ([]*udpSock, error) {
+// host is dual-stack, as in package net. rcvbuf is each socket's SO_RCVBUF.
+func listenUDP(addr string, n, rcvbuf int) ([]*udpSock, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -54,7 +61,7 @@ func listenUDP(addr string, n int) ([]*udpSock, error) {
 	}
 	port := ua.Port
 	for len(socks) < n {
-		s, err := listenOne(host == "", ua.IP, port, n > 1)
+		s, err := listenOne(host == "", ua.IP, port, n > 1, rcvbuf)
 		if err != nil {
 			return fail(err)
 		}
@@ -64,7 +71,7 @@ func listenUDP(addr string, n int) ([]*udpSock, error) {
 	return socks, nil
 }
 
-func listenOne(dual bool, ip net.IP, port int, share bool) (*udpSock, error) {
+func listenOne(dual bool, ip net.IP, port int, share bool, rcvbuf int) (*udpSock, error) {
 	fam := unix.AF_INET
 	var sa unix.Sockaddr
 	switch ip4 := ip.To4(); {
@@ -101,8 +108,9 @@ func listenOne(dual bool, ip net.IP, port int, share bool) (*udpSock, error) {
 			return fail("setsockopt", err)
 		}
 	}
-	// Room for bursts while a reload or GC holds the CPU (capped by net.core.rmem_max).
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	// Room for bursts while the server is off the CPU (Config.UDPReceiveBuffer;
+	// capped by net.core.rmem_max).
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
 	if err := unix.Bind(fd, sa); err != nil {
 		return fail("bind", err)

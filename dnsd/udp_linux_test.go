@@ -3,8 +3,12 @@
 package dnsd
 
 import (
+	"context"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -55,7 +59,7 @@ func TestReplyControl(t *testing.T) {
 func TestPktinfoSocket(t *testing.T) {
 	cur := serving(testSnapshot())
 	s := New(Config{}, cur, nil, nil)
-	conns, err := listenUDP("127.0.0.1:0", 1)
+	conns, err := listenUDP("127.0.0.1:0", 1, 4<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,4 +113,33 @@ func TestQueueDelay(t *testing.T) {
 		}
 	}
 	t.Fatal("no blowback_dns_udp_queue_delay_seconds")
+}
+
+// TestReceiveBuffer: Config.UDPReceiveBuffer reaches every UDP socket
+// (the kernel keeps twice what was asked), and the default is 4 MiB.
+func TestReceiveBuffer(t *testing.T) {
+	for _, c := range []struct{ ask, want int }{{64 << 10, 128 << 10}, {0, 2 * min(4<<20, rmemMax(t))}} {
+		s := New(Config{UDPReceiveBuffer: c.ask, UDPSockets: 2}, serving(testSnapshot()), nil, nil)
+		if err := s.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range s.udp {
+			if got := receiveBuffer(w.sock); got != c.want {
+				t.Errorf("UDPReceiveBuffer %d: socket %d keeps %d, want %d", c.ask, i, got, c.want)
+			}
+		}
+		s.Stop(context.Background())
+	}
+}
+
+func rmemMax(t *testing.T) int {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skip("no /proc/sys/net/core/rmem_max:", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

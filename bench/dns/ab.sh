@@ -18,18 +18,21 @@
 #
 # Usage: bench/dns/ab.sh [-n ENTRIES] [-r RATE[,RATE...]] [-l SECONDS] [-w WARM] [-k ROUNDS] [NAME=BLOWBACK_BINARY...]
 #   -w warm-up seconds before the measured -l seconds (default 1; 0 measures from the first query)
+#   -s KB also runs each blowback binary with [dns_server] udp_rcvbuf_kb = KB, as
+#      NAME+KBk: -s 64 gives it rbldnsd's receive buffer (like for like the other way)
 # Prints the medians, the rounds in which each blowback beat rbldnsd, and a
 # latency histogram of all rounds pooled.
 set -euo pipefail
-ENTRIES=1000000 RATES=30000,50000 LATDUR=5 ROUNDS=5 WARM=1
-while getopts "n:r:l:k:w:" o; do
+ENTRIES=1000000 RATES=30000,50000 LATDUR=5 ROUNDS=5 WARM=1 SMALLBUF=
+while getopts "n:r:l:k:w:s:" o; do
 	case $o in
 	n) ENTRIES=$OPTARG ;;
 	r) RATES=$OPTARG ;;
 	l) LATDUR=$OPTARG ;;
 	k) ROUNDS=$OPTARG ;;
 	w) WARM=$OPTARG ;;
-	*) sed -n '2,22p' "$0"; exit 2 ;;
+	s) SMALLBUF=$OPTARG ;;
+	*) sed -n '2,24p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -43,12 +46,18 @@ SPID=
 trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; rm -rf "$WORK"' EXIT
 ZONE=bl.bench.test
 HZ=$(getconf CLK_TCK)
-declare -a NAMES BINS
+declare -a NAMES BINS CFGS
 if [ $# -eq 0 ]; then
 	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$WORK/blowback" ./cmd/blowback)
 	set -- "blowback=$WORK/blowback"
 fi
-for nb in "$@"; do NAMES+=("${nb%%=*}"); BINS+=("${nb#*=}"); done
+for nb in "$@"; do
+	NAMES+=("${nb%%=*}") BINS+=("${nb#*=}") CFGS+=("")
+	if [ -n "$SMALLBUF" ]; then
+		printf '[dns_server]\nudp_rcvbuf_kb = %d\n' "$SMALLBUF" >"$WORK/rcvbuf.toml"
+		NAMES+=("${nb%%=*}+${SMALLBUF}k") BINS+=("${nb#*=}") CFGS+=("$WORK/rcvbuf.toml")
+	fi
+done
 (cd "$ROOT" && go run ./bench/dns/genzone -n "$ENTRIES" -zone $ZONE -out "$WORK/zone.rbldnsd" -queries "$WORK/queries.txt")
 PROBE=$(grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' "$WORK/zone.rbldnsd" | tail -1 | awk -F. '{print $4"."$3"."$2"."$1}').$ZONE
 freeport() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -58,7 +67,7 @@ start() { # server port
 	*)
 		local i
 		for i in "${!NAMES[@]}"; do [ "${NAMES[$i]}" = "$1" ] && break; done
-		taskset -c 0 "${BINS[$i]}" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$2" >"$WORK/srv.log" 2>&1 &
+		taskset -c 0 "${BINS[$i]}" dnsd --zone-file "$WORK/zone.rbldnsd" --zone $ZONE --dns "127.0.0.1:$2" ${CFGS[$i]:+--config "${CFGS[$i]}"} >"$WORK/srv.log" 2>&1 &
 		;;
 	esac
 	SPID=$!

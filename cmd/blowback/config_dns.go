@@ -19,6 +19,7 @@ type DNSConfig struct {
 	NegTTL        Duration `toml:"negative_ttl"`
 	UDPSize       int      `toml:"udp_size"`        // EDNS payload size advertised; default 1232
 	UDPSockets    int      `toml:"udp_sockets"`     // SO_REUSEPORT sockets; 0: one per CPU
+	UDPRcvBufKB   int      `toml:"udp_rcvbuf_kb"`   // each UDP socket's SO_RCVBUF, KiB; 0: 4096
 	TCPIdle       Duration `toml:"tcp_idle"`        // default 10s
 	MaxTCPQueries int      `toml:"max_tcp_queries"` // per connection; default 128
 	MaxTCPConns   int      `toml:"max_tcp_conns"`   // open at once; default 256
@@ -84,10 +85,13 @@ func (d *DNSConfig) validate() error {
 // dnsd turns the table into the server's configuration.
 func (d *DNSConfig) dnsd() (dnsd.Config, error) {
 	c := dnsd.Config{NS: d.NS, Hostmaster: d.Hostmaster, TTL: time.Duration(d.TTL), NegTTL: time.Duration(d.NegTTL),
-		UDPSockets: d.UDPSockets, TCPIdle: time.Duration(d.TCPIdle), MaxTCPQueries: d.MaxTCPQueries, MaxTCPConns: d.MaxTCPConns,
+		UDPSockets: d.UDPSockets, UDPReceiveBuffer: d.UDPRcvBufKB << 10, TCPIdle: time.Duration(d.TCPIdle), MaxTCPQueries: d.MaxTCPQueries, MaxTCPConns: d.MaxTCPConns,
 		Cookies: d.Cookies, MaxTCPConnsPerClient: d.MaxTCPConnsPerClient, TCPClientPrefix4: d.TCPClientPrefix4,
 		TCPClientPrefix6: d.TCPClientPrefix6, TCPTransferReserve: d.TCPTransferReserve, TCPLifetime: time.Duration(d.TCPLifetime)}
 	var errs []error
+	if d.UDPRcvBufKB < 0 || d.UDPRcvBufKB > 1<<20 {
+		errs = append(errs, fmt.Errorf("dns_server udp_rcvbuf_kb %d: want 0 (4096) or 1..1048576", d.UDPRcvBufKB))
+	}
 	if d.UDPSize != 0 {
 		if d.UDPSize < 512 || d.UDPSize > 4096 {
 			errs = append(errs, fmt.Errorf("dns_server udp_size %d: want 512..4096", d.UDPSize))
