@@ -49,9 +49,15 @@ func (x Answer) String() string {
 // command must run as root.
 func WithResolver(t testing.TB, dir, nameserver string, args ...string) []string {
 	t.Helper()
+	return BindMounted(t, map[string]string{"/etc/resolv.conf": ResolvConf(t, dir, nameserver)}, args...)
+}
+
+// ResolvConf writes dir/resolv.conf pointing at nameserver and returns its path.
+func ResolvConf(t testing.TB, dir, nameserver string) string {
+	t.Helper()
 	resolv := filepath.Join(dir, "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver "+nameserver+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return BindMounted(t, map[string]string{"/etc/resolv.conf": resolv}, args...)
+	return resolv
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +22,61 @@ type Exim struct {
 	Bin    string // the exim4 binary
 	Dir    string // configuration, spool and log live here
 	Config string // the configuration file
+	// mounts are bind-mounted over the host's files in a mount namespace
+	// of Exim's own for every run: a passwd and group naming Debian's
+	// compiled-in exim user when the host has none (Exim looks it up at
+	// start even when the configuration sets exim_user).
+	mounts map[string]string
+}
+
+// command is e's argv with args, in a mount namespace with e.mounts and
+// extra (when there are any).
+func (e *Exim) command(t testing.TB, extra map[string]string, args ...string) []string {
+	t.Helper()
+	files := maps.Clone(e.mounts)
+	if files == nil {
+		files = map[string]string{}
+	}
+	maps.Copy(files, extra)
+	argv := append([]string{e.Bin}, args...)
+	if len(files) == 0 {
+		return argv
+	}
+	return BindMounted(t, files, argv...)
+}
+
+// eximUserFiles returns passwd and group files for Exim's namespace when
+// the host lacks Debian's compiled-in exim user (Debian-exim, mapped to
+// nobody there); nil when the host has it.
+func eximUserFiles(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	const name = "Debian-exim"
+	_, uerr := user.Lookup(name)
+	_, gerr := user.LookupGroup(name)
+	if uerr == nil && gerr == nil {
+		return nil
+	}
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		Missing(t, "no /etc/passwd to give Exim its user: "+err.Error())
+	}
+	group, err := os.ReadFile("/etc/group")
+	if err != nil {
+		Missing(t, "no /etc/group to give Exim its user: "+err.Error())
+	}
+	if uerr != nil {
+		passwd = append(passwd, name+":x:65534:65534::/nonexistent:/usr/sbin/nologin\n"...)
+	}
+	if gerr != nil {
+		group = append(group, name+":x:65534:\n"...)
+	}
+	files := map[string]string{"/etc/passwd": filepath.Join(dir, "passwd"), "/etc/group": filepath.Join(dir, "group")}
+	for target, b := range map[string][]byte{"/etc/passwd": passwd, "/etc/group": group} {
+		if err := os.WriteFile(files[target], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
 }
 
 // EximBinary finds an exim4 binary: $BLOWBACK_EXIM, exim4 on PATH or in
@@ -129,8 +185,9 @@ log_file_path = %s/%%slog
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := &Exim{Bin: bin, Dir: dir, Config: path}
-	if out, err := exec.Command(bin, "-C", path, "-bV").CombinedOutput(); err != nil {
+	e := &Exim{Bin: bin, Dir: dir, Config: path, mounts: eximUserFiles(t, dir)}
+	argv := e.command(t, nil, "-C", path, "-bV")
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("exim -bV rejects the configuration: %v\n%s", err, out)
 	}
 	return e
@@ -145,10 +202,11 @@ log_file_path = %s/%%slog
 // its own (unshare -m), which only this Exim sees (WithResolver).
 func (e *Exim) HostCheck(t testing.TB, ip, nameserver string, dialogue ...string) (stdout, stderr string) {
 	t.Helper()
-	args := []string{e.Bin, "-C", e.Config, "-bh", ip}
+	var extra map[string]string
 	if nameserver != "" {
-		args = WithResolver(t, e.Dir, nameserver, args...)
+		extra = map[string]string{"/etc/resolv.conf": ResolvConf(t, e.Dir, nameserver)}
 	}
+	args := e.command(t, extra, "-C", e.Config, "-bh", ip)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
