@@ -47,19 +47,7 @@ func TestClusterBatchBoundaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	n++
-	waitFor(t, "both replicas applied everything", 120*time.Second, func() bool {
-		return r1.rep.Applied() == n && r2.rep.Applied() == n
-	})
-	ids := func(r *replicaNode) []store.EventID {
-		var out []store.EventID
-		r.st.ScanRefs(ctx, func(ref store.Ref) error { out = append(out, ref.ID); return nil })
-		slices.SortFunc(out, func(a, b store.EventID) int { return bytes.Compare(a[:], b[:]) })
-		return out
-	}
-	id1, id2 := ids(r1), ids(r2)
-	if !slices.Equal(id1, id2) {
-		t.Errorf("stored events differ: %d and %d", len(id1), len(id2))
-	}
+	id1 := sameStoredEvents(ctx, t, r1, r2, n)
 	if len(id1) >= int(n) {
 		t.Errorf("%d events stored of %d: the per-unit cap summarised none", len(id1), n)
 	}
@@ -112,19 +100,7 @@ func TestClusterNetCapDeterminism(t *testing.T) {
 		}
 		n++
 	}
-	waitFor(t, "both replicas applied everything", 120*time.Second, func() bool {
-		return r1.rep.Applied() == n && r2.rep.Applied() == n
-	})
-	ids := func(r *replicaNode) []store.EventID {
-		var out []store.EventID
-		r.st.ScanRefs(ctx, func(ref store.Ref) error { out = append(out, ref.ID); return nil })
-		slices.SortFunc(out, func(a, b store.EventID) int { return bytes.Compare(a[:], b[:]) })
-		return out
-	}
-	id1, id2 := ids(r1), ids(r2)
-	if !slices.Equal(id1, id2) {
-		t.Errorf("stored events differ: %d and %d", len(id1), len(id2))
-	}
+	id1 := sameStoredEvents(ctx, t, r1, r2, n)
 	if len(id1) >= int(n) || len(id1) <= opts.NetMaxEvents {
 		t.Errorf("%d events stored of %d: want more than the network's cap %d (first events of each kind) and fewer than all",
 			len(id1), n, opts.NetMaxEvents)
@@ -145,4 +121,24 @@ func TestClusterNetCapDeterminism(t *testing.T) {
 		t.Errorf("summaries differ:\n%s\n%s", a, b)
 	}
 	t.Logf("%d of %d events stored alike on both replicas", len(id1), n)
+}
+
+// sameStoredEvents waits until both replicas applied n messages and
+// checks they stored the same events; it returns their IDs, sorted.
+func sameStoredEvents(ctx context.Context, t *testing.T, r1, r2 *replicaNode, n uint64) []store.EventID {
+	t.Helper()
+	waitFor(t, "both replicas applied everything", 120*time.Second, func() bool {
+		return r1.rep.Applied() == n && r2.rep.Applied() == n
+	})
+	ids := func(r *replicaNode) []store.EventID {
+		var out []store.EventID
+		r.st.ScanRefs(ctx, func(ref store.Ref) error { out = append(out, ref.ID); return nil })
+		slices.SortFunc(out, func(a, b store.EventID) int { return bytes.Compare(a[:], b[:]) })
+		return out
+	}
+	id1, id2 := ids(r1), ids(r2)
+	if !slices.Equal(id1, id2) {
+		t.Errorf("stored events differ: %d and %d", len(id1), len(id2))
+	}
+	return id1
 }

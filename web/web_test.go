@@ -366,16 +366,22 @@ func TestPublicDelistAPI(t *testing.T) {
 	}
 }
 
+// TestRequesterBehindProxy: who asked, behind a trusted proxy or not; and
+// the self-test's rate-limit key of it, the listing unit (an IPv6
+// requester's /64, so one allocation cannot pose as 2^64 requesters).
 func TestRequesterBehindProxy(t *testing.T) {
 	s := New(Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil, nil, &zones.Current{}, nil, nil, nil, nil)
-	for _, c := range []struct{ remote, xff, want string }{
-		{"192.0.2.1:5000", "", "192.0.2.1"},
-		{"192.0.2.1:5000", "198.51.100.1", "192.0.2.1"},            // untrusted peer: header ignored
-		{"10.1.1.1:5000", "198.51.100.1", "198.51.100.1"},          // trusted proxy
-		{"10.1.1.1:5000", "6.6.6.6, 198.51.100.1", "198.51.100.1"}, // spoofed first hop ignored
-		{"10.1.1.1:5000", "198.51.100.1, 10.2.2.2", "198.51.100.1"},
-		{"10.1.1.1:5000", "junk", "10.1.1.1"},
-		{"[::ffff:192.0.2.9]:5000", "", "192.0.2.9"},
+	for _, c := range []struct{ remote, xff, want, unit string }{
+		{"192.0.2.1:5000", "", "192.0.2.1", "192.0.2.1/32"},
+		{"192.0.2.1:5000", "198.51.100.1", "192.0.2.1", "192.0.2.1/32"},               // untrusted peer: header ignored
+		{"10.1.1.1:5000", "198.51.100.1", "198.51.100.1", "198.51.100.1/32"},          // trusted proxy
+		{"10.1.1.1:5000", "6.6.6.6, 198.51.100.1", "198.51.100.1", "198.51.100.1/32"}, // spoofed first hop ignored
+		{"10.1.1.1:5000", "198.51.100.1, 10.2.2.2", "198.51.100.1", "198.51.100.1/32"},
+		{"10.1.1.1:5000", "junk", "10.1.1.1", "10.1.1.1/32"},
+		{"[::ffff:192.0.2.9]:5000", "", "192.0.2.9", "192.0.2.9/32"},
+		{"[2001:db8:1:2:aaaa::1]:5000", "", "2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::7]:5000", "", "2001:db8:1:2:bbbb::7", "2001:db8:1:2::/64"},
+		{"10.1.1.1:5000", "2001:db8:9:9::5", "2001:db8:9:9::5", "2001:db8:9:9::/64"},
 	} {
 		r, _ := http.NewRequest("GET", "/", nil)
 		r.RemoteAddr = c.remote
@@ -385,27 +391,8 @@ func TestRequesterBehindProxy(t *testing.T) {
 		if got := s.requester(r); got != c.want {
 			t.Errorf("requester(%s, XFF %q) = %s, want %s", c.remote, c.xff, got, c.want)
 		}
-	}
-}
-
-// TestSelfTestRequesterIsUnit: the self-test's per-requester limit keys an
-// IPv6 requester by its /64, so one allocation cannot pose as 2^64
-// requesters; a trusted proxy's forwarded address is keyed the same way.
-func TestSelfTestRequesterIsUnit(t *testing.T) {
-	s := New(Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil, nil, &zones.Current{}, nil, nil, nil, nil)
-	for _, c := range []struct{ remote, xff, want string }{
-		{"[2001:db8:1:2:aaaa::1]:5000", "", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:bbbb::7]:5000", "", "2001:db8:1:2::/64"},
-		{"10.1.1.1:5000", "2001:db8:9:9::5", "2001:db8:9:9::/64"},
-		{"192.0.2.1:5000", "", "192.0.2.1/32"},
-	} {
-		r, _ := http.NewRequest("GET", "/", nil)
-		r.RemoteAddr = c.remote
-		if c.xff != "" {
-			r.Header.Set("X-Forwarded-For", c.xff)
-		}
-		if got := s.selfTestRequester(r); got != c.want {
-			t.Errorf("selfTestRequester(%s, XFF %q) = %s, want %s", c.remote, c.xff, got, c.want)
+		if got := s.selfTestRequester(r); got != c.unit {
+			t.Errorf("selfTestRequester(%s, XFF %q) = %s, want %s", c.remote, c.xff, got, c.unit)
 		}
 	}
 }
