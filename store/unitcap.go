@@ -305,13 +305,6 @@ func (u *UnitSummary) summarise(kind Kind, t time.Time, raw []byte) {
 	}
 }
 
-// Admit is the per-unit cap's rule alone (Caps.Admit without network
-// caps): maxEvents and maxRawBytes <= 0 mean no cap.
-func (u *UnitSummary) Admit(maxEvents int, maxRawBytes int64, kind Kind, t time.Time, raw []byte) (event, keepRaw bool) {
-	a := Caps{UnitMaxEvents: maxEvents, UnitMaxRawBytes: maxRawBytes}.Admit(u, nil, kind, t, raw)
-	return a.Event, a.Raw
-}
-
 // flush writes the changed summaries into the transaction.
 func (c *capState) flush() error {
 	for k, u := range c.sums {
