@@ -103,7 +103,7 @@ one() { # server rate gen -> appends "server rate p50 p99 p999 p99all lost cpu g
 	cl=$( (w0=$(date +%s%N)
 		case $3 in
 		dnsperf) taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -Q "$2" -c 8 -q 2000 -t 2 -b 4096 -v >"$raw" 2>&1 || true ;;
-		udpload) taskset -c 1 "$WORK/udpload" -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -w "$WARM" -Q "$2" -c 4 -t 2s -o "$lat.u" >"$raw" 2>&1 || true ;;
+		udpload) taskset -c 1 "$WORK/udpload" -p "$port" -d "$WORK/queries.txt" -l "$((LATDUR + WARM))" -w "$WARM" -Q "$2" -c "$(( $2 * 4 / 65536 + 1 > 4 ? $2 * 4 / 65536 + 1 : 4 ))" -t 2s -o "$lat.u" >"$raw" 2>&1 || true ;;
 		esac
 		awk -v w="$(($(date +%s%N) - w0))" -v hz="$HZ" '{printf "%.0f\n", ($16+$17)/hz/(w/1e9)*100}' "/proc/$BASHPID/stat"))
 	t1=$(awk '{print $14+$15}' "/proc/$SPID/stat")

@@ -31,6 +31,7 @@ type config struct {
 
 type result struct {
 	sent, answered, lost, wrong int
+	late                        int // answers after the timeout (their queries count as lost)
 	steadySent, steadyLost      int
 	latencies                   []int64 // ns, answers to queries sent after the warm-up
 	behindMax                   int64   // ns the sender was at most behind its schedule
@@ -49,6 +50,13 @@ type sock struct {
 	sentAt   [1 << 16]atomic.Int64
 	query    [1 << 16]atomic.Int32
 }
+
+// steadyBit marks, in sock.query, a query due after the warm-up: the
+// warm-up is the first seconds of the schedule, whenever a query behind
+// it went out.
+const steadyBit = 1 << 30
+
+func (s *sock) steady(id uint16) bool { return s.query[id].Load()&steadyBit != 0 }
 
 // tally is what the receiver counted.
 type tally struct {
@@ -132,7 +140,7 @@ func run(c config) (*result, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		receive(epfd, socks, c, warmEnd, &done, &tl)
+		receive(epfd, socks, c, &done, &tl)
 	}()
 
 	r := &result{rcodes: map[int]int{}}
@@ -148,13 +156,13 @@ func run(c config) (*result, error) {
 		for id := range s.sentAt {
 			if t := s.sentAt[id].Swap(0); t != 0 {
 				r.lost++
-				if t >= warmEnd {
+				if s.steady(uint16(id)) {
 					r.steadyLost++
 				}
 			}
 		}
 	}
-	r.answered, r.wrong, r.noKernelTS, r.latencies = tl.answered, tl.wrong, tl.noKernelTS, tl.latencies
+	r.answered, r.wrong, r.late, r.noKernelTS, r.latencies = tl.answered, tl.wrong, tl.late, tl.noKernelTS, tl.latencies
 	for rc, n := range tl.rcodes {
 		if n > 0 {
 			r.rcodes[rc] += n
@@ -207,14 +215,19 @@ func send(socks []*sock, c config, start, warmEnd, end int64, r *result) {
 			// Unanswered for the whole ID space: lost (run refuses a
 			// socket count that wraps within twice the timeout).
 			r.lost++
-			if old >= warmEnd {
+			if s.steady(id) {
 				r.steadyLost++
 			}
 		}
 		qi := i % len(c.queries)
 		q := append(buf[:0], c.queries[qi]...)
 		binary.BigEndian.PutUint16(q, id)
-		s.query[id].Store(int32(qi))
+		steady := due >= warmEnd
+		if steady {
+			s.query[id].Store(int32(qi) | steadyBit)
+		} else {
+			s.query[id].Store(int32(qi))
+		}
 		t := realtime()
 		s.sentAt[id].Store(t)
 		s.inFlight.Add(1)
@@ -222,7 +235,7 @@ func send(socks []*sock, c config, start, warmEnd, end int64, r *result) {
 		// ICMP) it gets no answer: it stays in flight and counts as lost.
 		rawWrite(s.fd, q)
 		r.sent++
-		if t >= warmEnd {
+		if steady {
 			r.steadySent++
 		}
 	}
@@ -232,7 +245,7 @@ func send(socks []*sock, c config, start, warmEnd, end int64, r *result) {
 // kernel's receive timestamp. One thread for all sockets: it waits in
 // epoll and then reads each ready socket dry, so a burst of answers costs
 // one wake-up (a context switch costs ~5 µs on this VM).
-func receive(epfd int, socks []*sock, c config, warmEnd int64, done *atomic.Bool, t *tally) {
+func receive(epfd int, socks []*sock, c config, done *atomic.Bool, t *tally) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	buf := make([]byte, 4096)
@@ -253,13 +266,13 @@ func receive(epfd int, socks []*sock, c config, warmEnd int64, done *atomic.Bool
 				if err != nil {
 					continue // EINTR, ECONNREFUSED
 				}
-				t.answer(s, c, warmEnd, buf[:n], oob[:oobn])
+				t.answer(s, c, buf[:n], oob[:oobn])
 			}
 		}
 	}
 }
 
-func (t *tally) answer(s *sock, c config, warmEnd int64, buf, oob []byte) {
+func (t *tally) answer(s *sock, c config, buf, oob []byte) {
 	rx := kernelTime(oob)
 	if rx == 0 {
 		rx = realtime()
@@ -275,7 +288,8 @@ func (t *tally) answer(s *sock, c config, warmEnd int64, buf, oob []byte) {
 		t.wrong++ // not in flight: a duplicate, or after the count
 		return
 	}
-	q := c.queries[s.query[id].Load()]
+	qv := s.query[id].Load()
+	q := c.queries[qv&^steadyBit]
 	if buf[2]&0x80 == 0 || len(buf) < len(q) || !bytes.Equal(buf[12:len(q)], q[12:]) {
 		t.wrong++ // not an answer, or to another question
 		return
@@ -291,7 +305,7 @@ func (t *tally) answer(s *sock, c config, warmEnd int64, buf, oob []byte) {
 	s.inFlight.Add(-1)
 	t.answered++
 	t.rcodes[buf[3]&0x0f]++
-	if sent >= warmEnd {
+	if qv&steadyBit != 0 {
 		t.latencies = append(t.latencies, lat)
 	}
 }

@@ -17,7 +17,8 @@
 // counts as lost, as in dnsperf). Answers are matched by ID and checked
 // against the question sent; a datagram that does not match is counted as
 // wrong and its query stays in flight (lost, unless a right answer comes).
-// Queries sent in the first -w seconds are a warm-up and count in no figure.
+// Queries due in the first -w seconds of the schedule are a warm-up and
+// count in no figure.
 //
 // Usage: udpload -p PORT -d QUERIES [-s ADDR] [-Q RATE] [-l SECONDS] [-w WARM]
 //
@@ -149,8 +150,8 @@ func (r *result) summary() string {
 		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 		return fmt.Sprintf("%.3f", float64(s[min(len(s)-1, int(float64(len(s))*q))])/1e6)
 	}
-	return fmt.Sprintf("sent=%d answered=%d lost=%d wrong=%d steady_sent=%d steady_answered=%d steady_lost=%d p50_ms=%s p99_ms=%s p999_ms=%s behind_max_us=%d no_kernel_ts=%d noerror=%d nxdomain=%d other_rcode=%d cpu_pct=%.0f",
-		r.sent, r.answered, r.lost, r.wrong, r.steadySent, len(r.latencies), r.steadyLost,
+	return fmt.Sprintf("sent=%d answered=%d lost=%d late=%d wrong=%d steady_sent=%d steady_answered=%d steady_lost=%d p50_ms=%s p99_ms=%s p999_ms=%s behind_max_us=%d no_kernel_ts=%d noerror=%d nxdomain=%d other_rcode=%d cpu_pct=%.0f",
+		r.sent, r.answered, r.lost, r.late, r.wrong, r.steadySent, len(r.latencies), r.steadyLost,
 		p(0.5), p(0.99), p(0.999), r.behindMax/1000, r.noKernelTS, r.rcodes[dns.RcodeSuccess], r.rcodes[dns.RcodeNameError],
 		r.otherRcodes(), r.cpuPct)
 }
