@@ -465,6 +465,9 @@ func (s *Server) apiAdminAction(op string) http.HandlerFunc {
 	}
 }
 
+// apiAdminEvidence returns what the store holds for the unit of {ip}: its
+// newest events, its manual actions and what the per-unit and per-network
+// caps summarised instead of storing.
 func (s *Server) apiAdminEvidence(w http.ResponseWriter, r *http.Request) {
 	a, err := parseIP(r.PathValue("ip"))
 	if err != nil {
@@ -498,8 +501,33 @@ func (s *Server) apiAdminEvidence(w http.ResponseWriter, r *http.Request) {
 	if acts == nil {
 		acts = []store.Action{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"unit": d.Unit.String(), "events": evs, "actions": acts})
+	// What the caps did (store/unitcap.go): the unit's and its network's
+	// summaries, newest window first, at most maxCapWindows each; the
+	// network's exist only while network caps are on.
+	net := store.Network(a)
+	sums, err := s.st.Summaries(r.Context(), d.Unit, maxCapWindows)
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	nets, err := s.st.NetSummaries(r.Context(), net, maxCapWindows)
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if sums == nil {
+		sums = []store.UnitSummary{}
+	}
+	if nets == nil {
+		nets = []store.UnitSummary{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"unit": d.Unit.String(), "events": evs, "actions": acts,
+		"summaries": sums, "network": net.String(), "network_summaries": nets})
 }
+
+// maxCapWindows is how many cap windows (store.UnitSummary) the admin
+// evidence shows for a unit and for its network.
+const maxCapWindows = 168
 
 // apiAdminAudit returns the audit log: ?since=RFC3339&limit=N (default 1000).
 func (s *Server) apiAdminAudit(w http.ResponseWriter, r *http.Request) {

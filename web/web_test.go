@@ -619,3 +619,44 @@ func TestChartAxis(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminEvidenceCaps: the admin evidence of an address shows what the
+// caps summarised for its unit and its network (store.UnitSummary), not
+// only the events stored.
+func TestAdminEvidenceCaps(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	ip := netip.MustParseAddr("198.51.100.9")
+	max := store.DefaultOptions().UnitMaxEvents
+	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Hour)
+	for i := range max + 20 {
+		ev := &store.Event{ID: store.NewEventID(), Time: t0.Add(time.Duration(i) * time.Millisecond), ClientIP: ip, Kind: store.KindBounce,
+			Rcpts: []string{"x@trap.blowback.test"}, TrapDomain: "trap.blowback.test", HELO: "flood.example.net"}
+		if err := e.st.Put(ctx, ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.do(nil, "GET", "/api/v1/admin/evidence/198.51.100.9?limit=1", "", map[string]string{"Authorization": "Bearer " + testToken})
+	if r.code != 200 {
+		t.Fatalf("evidence: %d %s", r.code, r.body)
+	}
+	var out struct {
+		Events           []store.Event       `json:"events"`
+		Summaries        []store.UnitSummary `json:"summaries"`
+		Network          string              `json:"network"`
+		NetworkSummaries []store.UnitSummary `json:"network_summaries"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Events) != 1 || out.Network != "198.51.100.0/24" {
+		t.Errorf("events %d (want 1, ?limit=1), network %q", len(out.Events), out.Network)
+	}
+	if len(out.Summaries) != 1 || out.Summaries[0].Events != max || out.Summaries[0].Summarised[store.KindBounce] != 20 {
+		t.Errorf("unit summaries %+v, want %d stored and 20 bounces summarised", out.Summaries, max)
+	}
+	if len(out.NetworkSummaries) != 1 || out.NetworkSummaries[0].Unit.String() != "198.51.100.0/24" ||
+		out.NetworkSummaries[0].Events+out.NetworkSummaries[0].SummarisedTotal() != max+20 {
+		t.Errorf("network summaries %+v, want the network's %d events counted", out.NetworkSummaries, max+20)
+	}
+}
