@@ -188,6 +188,10 @@ type Decider struct {
 	refs []store.Ref
 	acts []store.Action
 	res  []residual
+	// resIdx indexes res by resKey once it holds linearResiduals or more
+	// (its first resIndexed entries); below that a scan is faster.
+	resIdx     map[uint64]int32
+	resIndexed int
 	// starts of listings, unix nanoseconds
 	starts []int64
 }
@@ -211,7 +215,24 @@ type residual struct {
 
 const eps = 1e-9
 
-// credit returns the index of the residual for key (appending may move the slice).
+// linearResiduals is how many residuals credit scans before it indexes
+// them: a unit hit at many distinct trap addresses (backscatter to random
+// recipients is the common case) has one residual per address, and a scan
+// per ref made a decision quadratic in them (2000 refs to distinct
+// addresses: 200 decisions of the public history took 33 ms).
+const linearResiduals = 32
+
+func resKey(key uint32, dom bool) uint64 {
+	k := uint64(key) << 1
+	if dom {
+		k |= 1
+	}
+	return k
+}
+
+// credit returns the index of the residual for key (appending may move
+// the slice), scanning: the common case, small enough to inline; run calls
+// creditIndexed instead once there are linearResiduals.
 func (d *Decider) credit(key uint32, dom bool, at int64) int {
 	for i := range d.res {
 		if r := &d.res[i]; r.key == key && r.dom == dom {
@@ -220,6 +241,31 @@ func (d *Decider) credit(key uint32, dom bool, at int64) int {
 	}
 	d.res = append(d.res, residual{key: key, dom: dom, t: at})
 	return len(d.res) - 1
+}
+
+// creditIndexed is credit through resIdx, indexing what is not yet.
+func (d *Decider) creditIndexed(key uint32, dom bool, at int64) int {
+	if d.resIdx == nil {
+		d.resIdx = make(map[uint64]int32, 2*linearResiduals)
+	}
+	for ; d.resIndexed < len(d.res); d.resIndexed++ {
+		r := &d.res[d.resIndexed]
+		d.resIdx[resKey(r.key, r.dom)] = int32(d.resIndexed)
+	}
+	if i, ok := d.resIdx[resKey(key, dom)]; ok {
+		return int(i)
+	}
+	d.res = append(d.res, residual{key: key, dom: dom, t: at})
+	return len(d.res) - 1
+}
+
+// resetResiduals forgets every residual (a new decision, or a delist).
+func (d *Decider) resetResiduals() {
+	d.res = d.res[:0]
+	if d.resIndexed > 0 {
+		clear(d.resIdx)
+		d.resIndexed = 0
+	}
 }
 
 func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Action, now time.Time, items *[]Item, counts bool) Decision {
@@ -299,7 +345,7 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		lastSeen  int64
 		lapseWhy  string
 	)
-	d.res = d.res[:0]
+	d.resetResiduals()
 	d.starts = d.starts[:0]
 	memory := int64(p.RepeatMemory)
 	startListing := func(at int64) {
@@ -362,7 +408,7 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 				}
 				listed, manual = false, false
 				score, scoreT = 0, at
-				d.res = d.res[:0]
+				d.resetResiduals()
 			case store.OpList:
 				if !listed {
 					startListing(at)
@@ -395,8 +441,12 @@ func (d *Decider) run(unit netip.Prefix, refs []store.Ref, actions []store.Actio
 		}
 		advance(rt)
 		score, scoreT = decayTo(score, scoreT, rt), rt
-		ia := d.credit(r.Rcpt, false, rt)
-		id := d.credit(r.Domain, true, rt)
+		var ia, id int
+		if len(d.res) < linearResiduals {
+			ia, id = d.credit(r.Rcpt, false, rt), d.credit(r.Domain, true, rt)
+		} else {
+			ia, id = d.creditIndexed(r.Rcpt, false, rt), d.creditIndexed(r.Domain, true, rt)
+		}
 		ra, rd := &d.res[ia], &d.res[id]
 		ra.v, ra.t = decayTo(ra.v, ra.t, rt), rt
 		rd.v, rd.t = decayTo(rd.v, rd.t, rt), rt

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -482,5 +483,52 @@ func TestPropertyReview(t *testing.T) {
 	}
 	if checked < propRuns/10 {
 		t.Fatalf("only %d listed histories checked", checked)
+	}
+}
+
+// TestManyTrapAddresses: past linearResiduals distinct trap addresses (each
+// in a domain of its own: two residuals per ref) the residuals are found
+// through an index. Every address hit a second time,
+// the first or the last of many, counts as "hit again"; after a delist the
+// index starts over, so the round after it counts as new. One Decider is
+// reused across decisions, as the engine does.
+func TestManyTrapAddresses(t *testing.T) {
+	p := DefaultPolicy()
+	const n = 3 * linearResiduals
+	round := func(r int) []store.Ref {
+		var out []store.Ref
+		for i := range n {
+			nn := string(rune('0'+i/10)) + string(rune('0'+i%10))
+			out = append(out, hit(time.Duration(r*n+i)*time.Second, store.KindBounce, "r"+nn, "d"+nn+".test"))
+		}
+		return out
+	}
+	refs := append(round(0), round(1)...)
+	delist := act(time.Duration(2*n)*time.Second-time.Millisecond, store.OpDelist)
+	withDelist := append(append([]store.Ref(nil), refs...), round(2)...)
+	dec := NewDecider(&p)
+	for range 2 {
+		d, items := Explain(&p, unit, refs, nil, t0.Add(time.Hour))
+		for i, it := range items {
+			want := "trap address hit again"
+			if i < n {
+				want = "new trap address"
+			}
+			if !it.Counted || !strings.HasPrefix(it.Why, want) {
+				t.Fatalf("ref %d: %q, want %q", i, it.Why, want)
+			}
+		}
+		if got := dec.Decide(unit, refs, nil, t0.Add(time.Hour)); got.Score != d.Score || got.Listed != d.Listed {
+			t.Fatalf("Decide %v/%v, Explain %v/%v", got.Score, got.Listed, d.Score, d.Listed)
+		}
+		d, items = Explain(&p, unit, withDelist, []store.Action{delist}, t0.Add(time.Hour))
+		for i, it := range items[2*n:] {
+			if want := "new trap address"; !it.Counted || !strings.HasPrefix(it.Why, want) {
+				t.Fatalf("after the delist, ref %d: %q, want %q", i, it.Why, want)
+			}
+		}
+		if got := dec.Decide(unit, withDelist, []store.Action{delist}, t0.Add(time.Hour)); got.Score != d.Score || got.Listed != d.Listed {
+			t.Fatalf("after the delist: Decide %v/%v, Explain %v/%v", got.Score, got.Listed, d.Score, d.Listed)
+		}
 	}
 }
