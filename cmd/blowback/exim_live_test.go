@@ -114,7 +114,7 @@ func (e *liveExim) start(t *testing.T) {
 		e.bin, "-C", e.conf, "-bdf", "-q2s")
 	e.daemon = testenv.StartGroup(t, cmd[0], cmd[1:]...)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
-	if err := testenv.WaitGreeting(addr); err != nil {
+	if err := testenv.WaitGreetingFrom(addr, "Exim"); err != nil {
 		t.Fatalf("no Exim greeting on %s: %v\n%s", addr, err, e.log())
 	}
 }
@@ -147,12 +147,15 @@ func (e *liveExim) log() string {
 // self-test fails, and after the fix passes and delists.
 func TestEximAdviceAndSelfTest(t *testing.T) {
 	const listed = "127.0.0.21"
-	eximPort := testenv.FreePort(t)
+	// Held until Exim starts: the node's listeners on :0 cannot get it (a
+	// trap once did, and answered the test's mail in Exim's place).
+	eximPort, release := testenv.ReservePort(t)
 	n, base := selfTestNode(t, listed, "ex.test", eximPort)
 	defer n.Stop()
 
 	ex := newLiveExim(t, n.trap.Addr().String(), eximPort)
 	ex.configure(t, false)
+	release()
 	ex.start(t)
 	eximAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(eximPort))
 	if err := smtpAttempt(eximAddr, "127.0.0.1", "victim@trap.blowback.test", "no-such-user@ex.test"); err != nil {

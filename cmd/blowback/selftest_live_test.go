@@ -206,13 +206,17 @@ func waitMTA(t *testing.T, log func() string, d time.Duration, what string, cond
 // routed to the trap (trap/postfix_test.go does the same).
 type livePostfix struct {
 	*testenv.Postfix
-	port int
-	trap string
+	port    int
+	release func() // the port's reservation, held until Postfix starts
+	trap    string
 }
 
 func newLivePostfix(t *testing.T) *livePostfix {
 	t.Helper()
-	return &livePostfix{Postfix: testenv.NewPostfix(t), port: testenv.FreePort(t)}
+	// The port is held until Postfix starts (testenv.ReservePort): the
+	// node made in between listens on :0 and must not be given it.
+	port, release := testenv.ReservePort(t)
+	return &livePostfix{Postfix: testenv.NewPostfix(t), port: port, release: release}
 }
 
 func (p *livePostfix) writeConfig(t *testing.T, recipients string) {
@@ -250,6 +254,7 @@ func (p *livePostfix) start(t *testing.T, trap, recipients string) {
 	t.Helper()
 	p.trap = trap
 	p.writeConfig(t, recipients)
+	p.release()
 	p.Start(t, p.addr())
 }
 

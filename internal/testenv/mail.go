@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -59,10 +60,18 @@ func DialFrom(src, addr string, timeout time.Duration) (net.Conn, error) {
 
 // WaitGreeting waits until an SMTP server on addr sends its 220 greeting,
 // trying for 30 s; it returns the last error if none came by then.
-func WaitGreeting(addr string) error {
+func WaitGreeting(addr string) error { return WaitGreetingFrom(addr, "") }
+
+// WaitGreetingFrom is WaitGreeting for a greeting line that contains want:
+// a daemon given a port number binds it after the test chose it, and in
+// between another server (a trap listening on :0) may have been given it.
+func WaitGreetingFrom(addr, want string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := greeting(addr)
+		line, err := greeting(addr)
+		if err == nil && !strings.Contains(line, want) {
+			return fmt.Errorf("%s greeted with %q, not a %q server: the port went to another server", addr, line, want)
+		}
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -70,22 +79,22 @@ func WaitGreeting(addr string) error {
 	}
 }
 
-// greeting connects to addr once and reads the first reply code.
-func greeting(addr string) error {
+// greeting connects to addr once and reads the first reply line, 220.
+func greeting(addr string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	b := make([]byte, 4)
-	if _, err := io.ReadFull(c, b); err != nil {
-		return err
+	line, err := bufio.NewReader(io.LimitReader(c, 1024)).ReadString('\n')
+	if err != nil {
+		return "", err
 	}
-	if string(b[:3]) != "220" {
-		return fmt.Errorf("greeted with %q", b)
+	if !strings.HasPrefix(line, "220") {
+		return "", fmt.Errorf("greeted with %q", line)
 	}
-	return nil
+	return strings.TrimSpace(line), nil
 }
 
 // PostfixCommand runs the postfix command bin on the instance configured

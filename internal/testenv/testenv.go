@@ -91,6 +91,32 @@ func Shared(t testing.TB, rel string) string {
 	return p
 }
 
+// ReservePort is FreePort with the port's TCP listener held open until
+// release: servers started in between on :0 (a node's trap, web and DNS
+// listeners) cannot be given it. Release it just before the daemon that
+// was told the port binds it.
+func ReservePort(t testing.TB) (port int, release func()) {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			pc.Close()
+			var once sync.Once
+			release := func() { once.Do(func() { l.Close() }) }
+			t.Cleanup(release)
+			return port, release
+		}
+		l.Close()
+	}
+	t.Fatal("no free port")
+	return 0, nil
+}
+
 // FreePort returns a port on 127.0.0.1 free for both TCP and UDP at the
 // time of the call, for daemons that take a port number (rbldnsd, NSD,
 // Knot, Postfix) rather than a listener.
