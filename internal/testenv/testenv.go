@@ -122,21 +122,9 @@ func ReservePort(t testing.TB) (port int, release func()) {
 // Knot, Postfix) rather than a listener.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
+	port, release := ReservePort(t)
+	release()
+	return port
 }
 
 // Output collects a daemon's stdout and stderr; safe to read while it runs.
