@@ -18,10 +18,10 @@
 #
 # Load generators (-g, default both, each server and rate run once with each):
 #   dnsperf  dnsperf -v; latency as dnsperf's receiving thread saw it. At 50k
-#            QPS it uses 94-99% of its core here, so its own queueing is in
+#            QPS it uses 80-98% of its core here, so its own queueing is in
 #            every server's figures.
 #   udpload  bench/dns/udpload: times each answer by the kernel's receive
-#            timestamp and keeps its figures in memory (~58% of its core at
+#            timestamp and keeps its figures in memory (55-79% of its core at
 #            50k QPS); the same queries, rate, warm-up and 2 s timeout.
 #
 # Usage: bench/dns/ab.sh [-n ENTRIES] [-r RATE[,RATE...]] [-l SECONDS] [-w WARM] [-k ROUNDS] [-g GEN[,GEN]] [NAME=BLOWBACK_BINARY...]
